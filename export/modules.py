@@ -1,0 +1,157 @@
+"""Torch modules as exported: each takes and returns exactly its spec's tensors, in order.
+
+Shapes use B for the (dynamic) batch; L = profile.seq_len, D = profile.text_dim.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MiniLMHidden(nn.Module):
+    """The text encoder: (input_ids int64 [B, L], attention_mask int64 [B, L]) -> float32 [B, L, D]."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """float32 [B, L, D], int64 [B, L] -> float32 [B, D] (sentence-transformers' mean pooling)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class PrototypeHead(nn.Module):
+    """Zero-shot multi-label head: cosine similarity of the pooled sentence embedding to labelled
+    prototype sentences, max per label, then a sigmoid around a per-label centre.
+
+    score_c = sigmoid(temperature * (max_{p in c} cos(e, proto_p) - centre_c))
+    """
+
+    def __init__(self, prototypes: torch.Tensor, labels: torch.Tensor, num_labels: int, centre: torch.Tensor,
+                 temperature: float):
+        super().__init__()
+        member = F.one_hot(labels, num_labels).T.bool()  # [C, P]
+        self.register_buffer("prototypes", F.normalize(prototypes, dim=-1))
+        self.register_buffer("exclude", (~member).float() * -1e4)
+        self.register_buffer("centre", centre)
+        self.temperature = temperature
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(pooled, dim=-1) @ self.prototypes.T  # [B, P]
+        best = (cos.unsqueeze(1) + self.exclude.unsqueeze(0)).amax(-1)  # [B, C]
+        return torch.sigmoid(self.temperature * (best - self.centre))
+
+
+class SentenceScorer(nn.Module):
+    """prompt_classifier / rewrite_tagger: tokens -> MiniLM -> mean pool -> head -> float32 [B, C]."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(masked_mean(hidden, attention_mask))
+
+
+class UNetEps(nn.Module):
+    """(sample [B, C, h, w], timestep float32 [B, 1], context [B, L, D]) -> eps [B, C, h, w]."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.unet(sample, timestep.reshape(-1), encoder_hidden_states=context, return_dict=False)[0]
+
+
+class VAEEncode(nn.Module):
+    """pixels float32 [B, 3, H, W] in [0, 1] -> latent mean * scaling_factor [B, C, h, w]."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+        self.scaling_factor = float(vae.config.scaling_factor)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(pixels * 2.0 - 1.0).latent_dist.mean * self.scaling_factor
+
+
+class VAEDecode(nn.Module):
+    """scaled latents [B, C, h, w] -> pixels float32 [B, 3, H, W] in [0, 1]."""
+
+    def __init__(self, vae: nn.Module):
+        super().__init__()
+        self.vae = vae
+        self.scaling_factor = float(vae.config.scaling_factor)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        x = self.vae.decode(latents / self.scaling_factor, return_dict=False)[0]
+        return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def prior_bias(p: float) -> float:
+    """Bias giving sigmoid output p at init (the focal-loss prior init): flagged rarely, not at random."""
+    return -math.log((1.0 - p) / p)
+
+
+class ImageTower(nn.Module):
+    """CLIP-style image tower: float32 [B, 3, S, S] -> unit embedding float32 [B, E]."""
+
+    def __init__(self, embed_dim: int, width: int = 32):
+        super().__init__()
+        chans = (3, width, 2 * width, 4 * width, 4 * width)
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.GELU()]
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Linear(chans[-1], embed_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(self.features(pixels).mean(dim=(2, 3))), dim=-1)
+
+
+class ImageClassifier(nn.Module):
+    """pixels [B, 3, S, S] -> (scores float32 [B, C] in [0, 1], embedding float32 [B, E])."""
+
+    def __init__(self, embed_dim: int, num_categories: int, prior: float = 0.01):
+        super().__init__()
+        self.tower = ImageTower(embed_dim)
+        self.heads = nn.Linear(embed_dim, num_categories)
+        nn.init.constant_(self.heads.bias, prior_bias(prior))
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.tower(pixels)
+        return torch.sigmoid(self.heads(emb)), emb
+
+
+class TransformClassifier(nn.Module):
+    """(source [B, 3, S, S], edited [B, 3, S, S], prompt embedding [B, D]) -> P(class) [B, K].
+
+    Both images go through one tower; the head sees both embeddings, their difference and the
+    projected prompt, so an edit that looks benign alone can still be judged against its source.
+    """
+
+    def __init__(self, embed_dim: int, text_dim: int, num_classes: int, safe_prior: float = 0.98):
+        super().__init__()
+        self.tower = ImageTower(embed_dim)
+        self.text = nn.Linear(text_dim, embed_dim)
+        self.head = nn.Sequential(nn.Linear(4 * embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, num_classes))
+        with torch.no_grad():
+            bias = torch.zeros(num_classes)
+            bias[0] = math.log(safe_prior * (num_classes - 1) / (1.0 - safe_prior))
+            self.head[-1].bias.copy_(bias)
+
+    def forward(self, source: torch.Tensor, edited: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        a, b = self.tower(source), self.tower(edited)
+        t = F.normalize(self.text(prompt), dim=-1)
+        return torch.softmax(self.head(torch.cat([a, b, b - a, t], dim=-1)), dim=-1)

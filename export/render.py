@@ -1,0 +1,70 @@
+"""Render a `ModelSpec` as a Triton `ModelConfig` for a target (`cpu`, `onnx`, `trt`).
+
+| target | network models                         | python models / ensembles |
+|--------|----------------------------------------|---------------------------|
+| cpu    | python backend running model.onnx (ORT) | python backend / ensemble |
+| onnx   | `onnxruntime_onnx`, model.onnx          | same                      |
+| trt    | `tensorrt_plan`, model.plan, KIND_GPU   | same                      |
+
+Names and tensor signatures are identical across targets.
+"""
+
+from __future__ import annotations
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+from t2iguard.specs import ModelSpec, Tensor
+
+TARGETS = ("cpu", "onnx", "trt")
+
+
+def _io(t: Tensor, cls):
+    msg = cls(name=t.name, data_type=pb.DataType.Value(f"TYPE_{'STRING' if t.dtype == 'BYTES' else t.dtype}"),
+              dims=list(t.dims))
+    if t.optional:
+        msg.optional = True
+    return msg
+
+
+def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = None) -> pb.ModelConfig:
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    cfg = pb.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
+    cfg.input.extend(_io(t, pb.ModelInput) for t in spec.inputs)
+    cfg.output.extend(_io(t, pb.ModelOutput) for t in spec.outputs)
+    if spec.kind == "ensemble":
+        cfg.platform = "ensemble"
+        for step in spec.steps:
+            s = cfg.ensemble_scheduling.step.add(model_name=step.model, model_version=-1)
+            s.input_map.update({n: n for n in step.inputs})
+            s.output_map.update({n: n for n in step.outputs})
+        return cfg
+    if spec.kind == "network" and target == "onnx":
+        cfg.platform = "onnxruntime_onnx"
+        cfg.default_model_filename = "model.onnx"
+    elif spec.kind == "network" and target == "trt":
+        cfg.platform = "tensorrt_plan"
+        cfg.default_model_filename = "model.plan"
+    else:
+        cfg.backend = "python"
+    kind = pb.ModelInstanceGroup.KIND_GPU if (target == "trt" and spec.kind == "network") else pb.ModelInstanceGroup.KIND_CPU
+    if target == "onnx" and spec.kind == "network":
+        kind = pb.ModelInstanceGroup.KIND_AUTO  # GPU when the container has one
+    cfg.instance_group.add(count=spec.instances, kind=kind)
+    if spec.batch_delay_us is not None and spec.max_batch_size > 0:
+        cfg.dynamic_batching.max_queue_delay_microseconds = spec.batch_delay_us
+    params = dict(parameters or {})
+    if spec.kind == "network" and target == "cpu":
+        params["intra_op_threads"] = str(spec.threads)
+    for k, v in sorted(params.items()):
+        cfg.parameters[k].string_value = v
+    return cfg
+
+
+def to_pbtxt(cfg: pb.ModelConfig) -> str:
+    return text_format.MessageToString(cfg)
+
+
+def parse_pbtxt(text: str) -> pb.ModelConfig:
+    return text_format.Parse(text, pb.ModelConfig())

@@ -1,0 +1,155 @@
+"""The policy: pure functions from detector scores to decisions (no I/O beyond loading the file).
+
+Detectors only score; this module decides; the orchestrator acts. An operator edits the versioned
+YAML (`t2iguard/policies/default.yaml`) without touching code; every report names its version.
+
+Precedence when several categories fire: block > rewrite/regenerate > log > allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
+
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
+
+PromptAction = Literal["block", "rewrite", "log"]
+ImageAction = Literal["block", "regenerate", "log"]
+_EDIT_CATEGORIES = TRANSFORM_CLASSES[1:]  # "safe-edit" is the complement, never a category
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    action: PromptAction
+
+
+class ImageRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    action: ImageAction
+
+
+class CategoryRule(_Strict):
+    concept: str = Field(default="", description="text the guided regeneration steers away from")
+    prompt: PromptRule | None = None
+    image: ImageRule | None = None
+
+
+class TagRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    enabled: bool = True
+
+
+class RewriteConfig(_Strict):
+    tags: dict[str, TagRule]
+    #: descriptor distributions for diversity augmentation: attribute -> {descriptor: weight}
+    diversity: dict[str, dict[str, float]]
+
+    @field_validator("tags")
+    @classmethod
+    def _known_tags(cls, v: dict[str, TagRule]) -> dict[str, TagRule]:
+        unknown = set(v) - set(REWRITE_TAGS)
+        if unknown:
+            raise ValueError(f"unknown rewrite tags {sorted(unknown)}; known: {list(REWRITE_TAGS)}")
+        return v
+
+
+class RegenerationConfig(_Strict):
+    max_attempts: int = Field(ge=0, le=8)
+    guidance: Literal["sld"] = "sld"
+    preset: Literal["weak", "medium", "strong", "max"] = "strong"
+
+
+class Policy(_Strict):
+    version: str
+    categories: dict[str, CategoryRule]
+    rewrite: RewriteConfig
+    regeneration: RegenerationConfig
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Policy:
+        known = set(CATEGORIES) | set(_EDIT_CATEGORIES)
+        unknown = set(self.categories) - known
+        if unknown:
+            raise ValueError(f"unknown categories {sorted(unknown)}; known: {sorted(known)}")
+        for name in _EDIT_CATEGORIES:
+            if name in self.categories and self.categories[name].prompt is not None:
+                raise ValueError(f"category {name!r} is an edit category: it has no prompt rule")
+        return self
+
+    # ------------------------------------------------------------------------------------------
+    def decide_prompt(self, scores: dict[str, float]) -> PromptDecision:
+        """Scores per category (prompt classifier) -> allow | rewrite | block."""
+        fired: dict[str, str] = {}
+        for cat, rule in self.categories.items():
+            if rule.prompt is not None and scores.get(cat, 0.0) >= rule.prompt.threshold:
+                fired[cat] = rule.prompt.action
+        action = _strongest(fired, ("block", "rewrite")) or "allow"
+        return PromptDecision(
+            action=action,
+            flagged=sorted(c for c, a in fired.items() if a in ("block", "rewrite")),
+            logged=sorted(c for c, a in fired.items() if a == "log"),
+        )
+
+    def decide_image(self, scores: dict[str, float]) -> ImageDecision:
+        """Scores per category (image classifier, plus transform classes for edits) -> pass |
+        regenerate | block. Categories without an image rule never fire."""
+        fired: dict[str, str] = {}
+        for cat, rule in self.categories.items():
+            if rule.image is not None and scores.get(cat, 0.0) >= rule.image.threshold:
+                fired[cat] = rule.image.action
+        action = _strongest(fired, ("block", "regenerate")) or "pass"
+        return ImageDecision(
+            action=action,
+            flagged=sorted(c for c, a in fired.items() if a in ("block", "regenerate")),
+            logged=sorted(c for c, a in fired.items() if a == "log"),
+        )
+
+    def concept_text(self, categories: list[str]) -> str:
+        """The safety concept for guided regeneration: the flagged categories' concepts joined."""
+        parts = [self.categories[c].concept for c in categories if self.categories[c].concept]
+        return ", ".join(parts)
+
+    def tag_fires(self, tag: str, score: float) -> bool:
+        rule = self.rewrite.tags.get(tag)
+        return rule is not None and rule.enabled and score >= rule.threshold
+
+
+@dataclass(frozen=True)
+class PromptDecision:
+    action: Literal["allow", "rewrite", "block"]
+    flagged: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageDecision:
+    action: Literal["pass", "regenerate", "block"]
+    flagged: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+
+
+def _strongest(fired: dict[str, str], order: tuple[str, ...]) -> str | None:
+    for action in order:
+        if action in fired.values():
+            return action
+    return None
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy YAML; raises ValueError naming the file and the problem."""
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Policy.model_validate(data)
+    except (OSError, yaml.YAMLError, ValueError) as e:
+        raise ValueError(f"invalid policy file {path}: {e}") from e

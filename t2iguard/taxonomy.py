@@ -1,0 +1,31 @@
+"""The one taxonomy: the order of every score vector the detectors emit.
+
+Prompt and image classifiers output `float32 [len(CATEGORIES)]` in this order; the transform
+classifier outputs `float32 [len(TRANSFORM_CLASSES)]`; the rewrite tagger `float32 [len(REWRITE_TAGS)]`.
+The policy file refers to these ids; a policy naming an unknown id is rejected at load.
+"""
+
+CATEGORIES: tuple[str, ...] = (
+    "sexual",
+    "sexual/minors",
+    "nudity",
+    "violence",
+    "violence/graphic",
+    "self-harm",
+    "hate",
+    "harassment",
+    "illicit",
+    "public-figures",
+    "election-misinformation",
+    "privacy",
+)
+
+#: transform classifier classes for edits (input image + prompt + output image)
+TRANSFORM_CLASSES: tuple[str, ...] = ("safe-edit", "unsafe-edit", "unintended-edit")
+
+#: rewrite tagger outputs: which rewrite a prompt needs
+REWRITE_TAGS: tuple[str, ...] = (
+    "person-unspecified",  # depicts people without stating gender/ethnicity/age -> diversity
+    "private-individual",  # names a private person, address, phone, email -> anonymise
+    "sexualisation-risk",  # under-specified prompt prone to unintended sexualisation -> ground
+)
