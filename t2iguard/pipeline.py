@@ -136,7 +136,7 @@ class SafeT2IPipeline:
             normalized_prompt=screen.normalized_prompt, prompt_scores=screen.scores, prompt_flagged=screen.flagged,
             prompt_logged=screen.logged, edit=req.is_edit, seed=req.seed, steps=req.steps,
             guidance_scale=req.guidance_scale, policy_version=self.policy.version, profile=self.profile.name,
-            weights=self.weights, timings_ms=timings,
+            weights=self.weights,
         )
         try:
             if screen.decision == "block":
@@ -160,6 +160,7 @@ class SafeT2IPipeline:
         except _Refused as r:
             report.decision, report.refusal, png = "refused", r.refusal, None
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 1)
+        report.timings_ms = timings
         return png, report
 
     def run(self, req: GenerateRequest) -> tuple[bytes | None, SafetyReport]:

@@ -107,14 +107,18 @@ class NetworkModel(_Configured):
 
 
 class BlsRunner:
-    """`Runner` over Triton BLS: each call is an in-server inference request with a timeout."""
+    """`Runner` over Triton BLS: each call is an in-server inference request with a timeout.
 
-    def __init__(self, timeout_us: int):
-        self.timeout_us = timeout_us
+    It asks for every output of the model: Triton 2.51 ensembles report a deadlock when a request
+    names only some of their outputs."""
+
+    def __init__(self, specs: dict[str, ModelSpec], timeout_us: int):
+        self.specs, self.timeout_us = specs, timeout_us
 
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         request = pb_utils.InferenceRequest(
-            model_name=model, requested_output_names=outputs, timeout=self.timeout_us,
+            model_name=model, requested_output_names=[t.name for t in self.specs[model].outputs],
+            timeout=self.timeout_us,
             inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
         response = request.exec()
         if response.has_error():
@@ -135,7 +139,7 @@ class SafeT2IModel(_Configured):
         assert self.spec.name == SAFE_T2I
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
         self.pipeline = SafeT2IPipeline(
-            BlsRunner(int(float(self.params.get("call_timeout_s", "120")) * 1e6)), self.profile,
+            BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6)), self.profile,
             load_policy(self.path_param("policy", "policy.yaml")), self.params.get("weights", "unknown"), self.audit)
 
     def execute(self, requests):
