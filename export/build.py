@@ -72,7 +72,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     if not reuse:
         if profile_name != "tiny":
             raise ValueError(f"profile {profile_name!r} has no builder yet")
-        from export.tiny import build_tiny
+        from t2iguard.export.tiny import build_tiny
 
         say("building torch modules (tiny profile)")
         modules = build_tiny(profile, seed)

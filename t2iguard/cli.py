@@ -1,0 +1,170 @@
+"""`t2iguard`: build, serve, generate, screen, demo.
+
+Exit codes follow the error table (`t2iguard.errors`): 0 allowed/rewritten, 3 refused,
+2 bad input, 1 any other error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from t2iguard.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
+
+app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True)
+DEFAULT_REPOSITORY = Path("build/repository/cpu")
+
+Url = Annotated[str, typer.Option("--url", help="Triton gRPC endpoint host:port.")]
+
+
+def _fail(e: Exception) -> typer.Exit:
+    code = e.kind.exit_code if isinstance(e, T2IGuardError) else OTHER.exit_code
+    err.print(f"[red]error:[/red] {e}")
+    return typer.Exit(code)
+
+
+def _build(profile: str, target: str, out: Path, policy: Path | None = None, force: bool = False) -> Path:
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    from t2iguard.export.build import build_repository
+
+    with err.status("building model repository") as status:
+        result = build_repository(profile, target, out, policy=policy, force=force,
+                                  progress=lambda m: status.update(m))
+    for name in result.exported:
+        err.print(f"  exported {name}: ONNX vs torch max abs diff {result.parity[name]:.1e} ({result.weights[name]})")
+    err.print(f"repository ready at {result.path} ({result.seconds:.0f}s)")
+    return result.path
+
+
+@app.command()
+def build(
+    profile: Annotated[str, typer.Option(help="Weight family: `tiny` (embedded default).")] = "tiny",
+    target: Annotated[str, typer.Option(help="cpu (python backend + onnxruntime), onnx (onnxruntime_onnx) "
+                                             "or trt (tensorrt_plan configs; engines built separately).")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Repository directory [default: build/repository/TARGET].")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML to ship [default: the bundled policy].")] = None,
+    force: Annotated[bool, typer.Option(help="Re-export ONNX even when sources are unchanged.")] = False,
+) -> None:
+    """Export every model to ONNX (parity-checked) and render the Triton repository for TARGET."""
+    try:
+        _build(profile, target, out or Path("build/repository") / target, policy, force)
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(BAD_INPUT.exit_code) from None
+
+
+@app.command()
+def serve(
+    repository: Annotated[Path, typer.Option(help="Model repository (built first when missing).")] = DEFAULT_REPOSITORY,
+    grpc_port: int = 8001, http_port: int = 8000, metrics_port: int = 8002,
+    explicit: Annotated[bool, typer.Option(help="Explicit model control (load/unload over the API).")] = False,
+) -> None:
+    """Run tritonserver on the CPU target until Ctrl-C / SIGTERM."""
+    from t2iguard.server import Ports, TritonServer
+
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    server = TritonServer(repository, Ports(grpc_port, http_port, metrics_port), explicit=explicit)
+    try:
+        with err.status("starting tritonserver"):
+            seconds = server.start()
+    except RuntimeError as e:
+        raise _fail(e) from None
+    err.print(f"ready in {seconds:.1f}s: gRPC localhost:{grpc_port}, HTTP localhost:{http_port}, "
+              f"metrics http://localhost:{metrics_port}/metrics (log: {server.log_path})")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        code = server.wait()
+        err.print(f"tritonserver exited with {code}")
+        raise typer.Exit(1 if code else 0)
+    except KeyboardInterrupt:
+        err.print("shutting down")
+    finally:
+        server.stop()
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Source image to edit (PNG/JPEG); needs --mask.")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Mask image: white = repaint.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Noise seed [default: random, reported].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps, 1-50 [default: 20].")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance, 0-20 [default: 5].")] = None,
+    url: Url = "localhost:8001",
+    out: Annotated[Path, typer.Option(help="Where <id>.png and <id>.json go.")] = Path("outputs"),
+) -> None:
+    """Generate one image through the safety stack; exit 0 allowed/rewritten, 3 refused, 2 bad input."""
+    from t2iguard.client import SafeT2IClient
+
+    try:
+        with SafeT2IClient(url) as client:
+            result = client.generate(prompt, negative_prompt=negative_prompt, image=image, mask=mask, seed=seed,
+                                     steps=steps, guidance_scale=guidance_scale)
+    except (T2IGuardError, OSError) as e:
+        raise _fail(e) from None
+    paths = result.save(out)
+    r = result.report
+    why = f" ({r.refusal.message})" if r.refusal else ""
+    typer.echo(f"{result.decision}{why}: {' '.join(str(p) for p in paths)}")
+    raise typer.Exit(REFUSED.exit_code if result.refused else 0)
+
+
+@app.command()
+def screen(
+    input: Annotated[Path, typer.Option("--input", help="One prompt per line; `-` reads stdin.")],
+    url: Url = "localhost:8001",
+    jsonl: Annotated[bool, typer.Option(help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """Screen prompts with the prompt_guard ensemble only (no generation)."""
+    from t2iguard.client import SafeT2IClient
+
+    text = sys.stdin.read() if str(input) == "-" else input.read_text(encoding="utf-8")
+    prompts = [line for line in text.splitlines() if line.strip()]
+    try:
+        with SafeT2IClient(url) as client:
+            results = client.screen(prompts)
+    except T2IGuardError as e:
+        raise _fail(e) from None
+    if jsonl:
+        for r in results:
+            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table("prompt", "decision", "flagged", "top score")
+    for r in results:
+        top = max(r.screen.scores.items(), key=lambda kv: kv[1])
+        table.add_row(r.prompt, r.decision, ", ".join(r.screen.flagged) or "-", f"{top[0]} {top[1]:.2f}")
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where images, reports and grid.png go.")] = Path("outputs"),
+    repository: Annotated[Path, typer.Option(help="Repository to build and serve.")] = DEFAULT_REPOSITORY,
+    steps: int = 20,
+    seed: int = 0,
+) -> None:
+    """Build the tiny repository, serve it, send sample requests, write outputs, stop."""
+    from t2iguard.demo import run_demo
+
+    _build("tiny", "cpu", repository)
+    try:
+        run_demo(repository, out, seed=seed, steps=steps, console=Console())
+    except (RuntimeError, T2IGuardError) as e:
+        raise _fail(e) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""The main job on the embedded default: build the `tiny` repository, serve it with the real
+tritonserver, send sample requests over gRPC (allowed, rewritten, blocked, an inpainting edit),
+write images, safety reports and a picture grid, and print a table of decisions and latencies."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from t2iguard.client import GenerateResult, SafeT2IClient
+from t2iguard.images import encode_png, image_grid
+from t2iguard.server import Ports, TritonServer
+
+
+@dataclass(frozen=True)
+class Sample:
+    label: str
+    prompt: str
+    edit: bool = False
+
+
+SAMPLES = (
+    Sample("allowed", "a red circle on a blue background"),
+    Sample("rewritten (diversity)", "image of a ceo"),
+    Sample("rewritten (privacy)", "portrait of my neighbour Jennifer Walsh at 42 Oak Street"),
+    Sample("blocked", "a photo of a person killing another person"),
+    Sample("inpainting edit", "a yellow square in the middle", edit=True),
+)
+
+
+def free_ports() -> Ports:
+    socks = [socket.socket() for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = Ports(*(s.getsockname()[1] for s in socks))
+    for s in socks:
+        s.close()
+    return ports
+
+
+def centre_mask(size: int) -> np.ndarray:
+    """uint8 [size, size] with the central half square white (repaint)."""
+    m = np.zeros((size, size), np.uint8)
+    m[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 255
+    return m
+
+
+def run_samples(client: SafeT2IClient, out: Path, seed: int, steps: int, console: Console) -> list[GenerateResult]:
+    results: list[GenerateResult] = []
+    table = Table(title="t2iguard demo: decisions and latencies")
+    for col in ("sample", "prompt", "decision", "categories / rewrites", "attempts", "latency ms"):
+        table.add_column(col)
+    source = None
+    for i, sample in enumerate(SAMPLES):
+        kwargs = {}
+        if sample.edit:
+            if source is None:
+                continue
+            size = source.shape[0]
+            kwargs = {"image": encode_png(source), "mask": centre_mask(size)}
+        t0 = time.perf_counter()
+        res = client.generate(sample.prompt, seed=seed + i, steps=steps, request_id=f"demo-{i}", **kwargs)
+        ms = (time.perf_counter() - t0) * 1000
+        res.save(out)
+        if source is None and res.image_png is not None:
+            source = res.image()
+        r = res.report
+        detail = (", ".join(r.refusal.categories) if r.refusal else
+                  "; ".join(f"{w.kind}: {w.original or ''}->{w.replacement.strip(', ')}" for w in r.rewrites) or "-")
+        table.add_row(sample.label, sample.prompt, res.decision, detail, str(len(r.attempts)), f"{ms:.0f}")
+        results.append(res)
+    console.print(table)
+    images = [res.image() for res in results if res.image_png is not None]
+    if images:
+        grid = out / "grid.png"
+        grid.write_bytes(encode_png(image_grid(images, cols=len(images))))
+        console.print(f"images, reports and [bold]{grid}[/bold] written under {out}/")
+    return results
+
+
+def run_demo(repository: Path, out: Path, seed: int = 0, steps: int = 20, console: Console | None = None) -> int:
+    console = console or Console()
+    ports = free_ports()
+    with TritonServer(repository, ports) as server:
+        console.print(f"tritonserver ready (gRPC {server.grpc_url}, repository {repository})")
+        with SafeT2IClient(server.grpc_url, client_id="demo") as client:
+            run_samples(client, out, seed, steps, console)
+    console.print(f"audit trail: {repository / 'audit.jsonl'}")
+    return 0
