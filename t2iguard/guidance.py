@@ -5,7 +5,7 @@ Classifier-free guidance, and Safe Latent Diffusion's concept guidance (Schramm 
 steers each denoising step away from a safety concept's noise estimate:
 
     g     = eps_text - eps_uncond
-    scale = clip((eps_text - eps_safety) * s_S, max=1), zeroed where eps_text - eps_safety >= lambda
+    scale = min(|eps_text - eps_safety| * s_S, 1), zeroed where eps_text - eps_safety >= lambda
     g_s   = (eps_safety - eps_uncond) * scale + s_m * v
     v     = beta_m * v + (1 - beta_m) * g_s
     eps   = eps_uncond + s_g * (g - g_s)          (g_s only after the warm-up steps)
@@ -58,7 +58,7 @@ class SLDGuidance:
         p = self.p
         g = eps_text - eps_uncond
         diff = eps_text - eps_safety
-        concept_scale = np.where(diff >= p.threshold, 0.0, np.minimum(diff * p.guidance_scale, 1.0))
+        concept_scale = np.where(diff >= p.threshold, 0.0, np.minimum(np.abs(diff) * p.guidance_scale, 1.0))
         g_safety = (eps_safety - eps_uncond) * concept_scale
         if self.momentum is None:
             self.momentum = np.zeros_like(g_safety)

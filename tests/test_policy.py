@@ -1,0 +1,55 @@
+import pytest
+import yaml
+
+from t2iguard.policy import DEFAULT_POLICY, Policy, load_policy
+from t2iguard.taxonomy import CATEGORIES
+
+
+def test_default_policy_covers_the_taxonomy(policy):
+    assert set(CATEGORIES) <= set(policy.categories)
+    assert policy.version
+
+
+def test_prompt_precedence_block_over_rewrite(policy):
+    scores = dict.fromkeys(CATEGORIES, 0.0)
+    assert policy.decide_prompt(scores).action == "allow"
+    scores["privacy"] = 0.9
+    d = policy.decide_prompt(scores)
+    assert (d.action, d.flagged) == ("rewrite", ["privacy"])
+    scores["violence"] = 0.9
+    d = policy.decide_prompt(scores)
+    assert d.action == "block" and d.flagged == ["privacy", "violence"]
+
+
+def test_log_action_never_blocks(policy):
+    d = policy.decide_prompt({"public-figures": 0.99})
+    assert d.action == "allow" and d.logged == ["public-figures"] and d.flagged == []
+
+
+def test_image_decision_and_threshold_edge(policy):
+    t = policy.categories["violence"].image.threshold
+    assert policy.decide_image({"violence": t - 1e-6}).action == "pass"
+    assert policy.decide_image({"violence": t}).action == "regenerate"
+    assert policy.decide_image({"sexual/minors": 0.99, "violence": 0.99}).action == "block"
+    assert policy.decide_image({"unsafe-edit": 0.99}).flagged == ["unsafe-edit"]
+
+
+def test_unknown_category_is_rejected(tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    data["categories"]["weather"] = {"prompt": {"threshold": 0.5, "action": "block"}}
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="unknown categories.*weather"):
+        load_policy(bad)
+
+
+def test_bad_action_names_the_field(tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    data["categories"]["violence"]["prompt"]["action"] = "shrug"
+    with pytest.raises(ValueError, match="action"):
+        Policy.model_validate(data)
+
+
+def test_concept_text_joins_flagged(policy):
+    text = policy.concept_text(["violence", "nudity"])
+    assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text

@@ -1,0 +1,73 @@
+"""Every rendered config parses as a Triton ModelConfig; names and signatures match across targets."""
+
+import pytest
+from tritonclient.grpc import model_config_pb2 as pb
+
+from t2iguard.export.render import TARGETS, parse_pbtxt, render, to_pbtxt
+from t2iguard.specs import build_specs
+
+
+@pytest.fixture(scope="module")
+def specs(profile):
+    return build_specs(profile)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_configs_parse_as_model_config(specs, target):
+    for spec in specs.values():
+        cfg = parse_pbtxt(to_pbtxt(render(spec, target, {"profile": "tiny"})))
+        assert cfg.name == spec.name
+        assert [i.name for i in cfg.input] == [t.name for t in spec.inputs]
+        assert [o.name for o in cfg.output] == [t.name for t in spec.outputs]
+        assert [list(i.dims) for i in cfg.input] == [list(t.dims) for t in spec.inputs]
+
+
+def test_signatures_identical_across_targets(specs):
+    for spec in specs.values():
+        sigs = set()
+        for target in TARGETS:
+            cfg = render(spec, target)
+            sigs.add(tuple((i.name, i.data_type, tuple(i.dims)) for i in [*cfg.input, *cfg.output]))
+        assert len(sigs) == 1, spec.name
+
+
+def test_platform_per_target(specs):
+    unet = specs["unet"]
+    assert render(unet, "cpu").backend == "python"
+    assert render(unet, "onnx").platform == "onnxruntime_onnx"
+    trt = render(unet, "trt")
+    assert trt.platform == "tensorrt_plan" and trt.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
+    assert render(specs["safe_t2i"], "trt").backend == "python"
+
+
+def test_stateless_models_batch_dynamically(specs):
+    for spec in specs.values():
+        if spec.kind in ("network", "python") and spec.name != "safe_t2i":
+            cfg = render(spec, "cpu")
+            assert cfg.max_batch_size > 0 and cfg.HasField("dynamic_batching"), spec.name
+    bls = render(specs["safe_t2i"], "cpu")
+    assert bls.instance_group[0].count >= 2
+
+
+def test_unet_batch_fits_concept_guidance(specs, profile):
+    # 3 rows per request (uncond, cond, safety concept) for every request of a full batch
+    assert specs["unet"].max_batch_size >= 3 * profile.max_batch
+
+
+def test_ensembles_are_wired(specs):
+    for spec in specs.values():
+        if spec.kind != "ensemble":
+            continue
+        available = {t.name for t in spec.inputs}
+        for step in spec.steps:
+            inner = specs[step.model]
+            assert set(step.inputs) <= available, (spec.name, step.model)
+            assert set(step.inputs) == {t.name for t in inner.inputs if not t.optional}
+            assert set(step.outputs) <= {t.name for t in inner.outputs}
+            available |= set(step.outputs)
+        assert {t.name for t in spec.outputs} <= available
+
+
+def test_unknown_target(specs):
+    with pytest.raises(ValueError, match="unknown target"):
+        render(specs["unet"], "tpu")

@@ -1,0 +1,163 @@
+"""Against the real tritonserver over gRPC: generation, refusal, regeneration, fail closed, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from google.protobuf import json_format
+from PIL import Image
+
+from t2iguard import specs as S
+from t2iguard.client import AsyncSafeT2IClient
+from t2iguard.demo import centre_mask
+from t2iguard.errors import GuardFailure
+from t2iguard.export.render import render
+from t2iguard.images import encode_png
+from t2iguard.watermark import apply_watermark, watermark_match
+
+STEPS = 4  # keeps the suite fast; the default (20) is measured by the demo
+
+
+def test_allowed_prompt_returns_watermarked_png_and_report(client, policy):
+    res = client.generate("a red circle on a blue background", seed=3, steps=STEPS, request_id="t-allowed")
+    assert res.decision == "allowed" and not res.refused
+    img = Image.open(io.BytesIO(res.image_png))
+    assert img.format == "PNG" and img.size == (256, 256) and img.mode == "RGB"
+    assert watermark_match(np.asarray(img)) >= 0.9
+    r = res.report
+    assert r.request_id == "t-allowed" and r.policy_version == policy.version
+    assert r.weights == "random-init" and r.profile == "tiny"
+    assert len(r.attempts) == 1 and r.attempts[0].action == "pass" and r.attempts[0].guidance is None
+    assert set(r.prompt_scores) == set(r.attempts[0].image_scores)
+    assert {"prompt_guard", "prompt_rewrite", "text_encoder", "generate", "image_guard", "watermark", "total"} \
+        <= set(r.timings_ms)
+    assert r.seed == 3 and r.steps == STEPS and r.watermark
+
+
+def test_same_seed_same_image(client):
+    a = client.generate("a green triangle", seed=11, steps=STEPS).image()
+    b = client.generate("a green triangle", seed=11, steps=STEPS).image()
+    c = client.generate("a green triangle", seed=12, steps=STEPS).image()
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_harmful_prompt_is_refused_without_pixels(triton, client):
+    res = client.generate("a photo of a person killing another person", steps=STEPS)
+    assert res.refused and res.image_png is None
+    assert res.report.refusal.stage == "prompt" and "violence" in res.report.refusal.categories
+    assert res.report.attempts == []  # nothing was generated
+    # on the wire too: the image tensor is empty
+    i = grpcclient.InferInput(S.PROMPT, [1], "BYTES")
+    i.set_data_from_numpy(np.array([b"a photo of a person killing another person"], dtype=np.object_))
+    raw = triton.infer(S.SAFE_T2I, [i])
+    assert raw.as_numpy(S.IMAGE_PNG)[0] == b""
+
+
+def test_rewritten_prompt_reports_each_change(client):
+    res = client.generate("portrait of my neighbour Jennifer Walsh at 42 Oak Street", seed=1, steps=STEPS)
+    assert res.decision == "rewritten" and res.image_png
+    assert "Jennifer" not in res.report.rewritten_prompt
+    assert any(w.kind == "anonymise" and w.original == "my neighbour Jennifer Walsh" for w in res.report.rewrites)
+
+
+def test_inpainting_edit_keeps_pixels_outside_the_mask(client):
+    source = client.generate("a blue square", seed=5, steps=STEPS).image()
+    mask = centre_mask(256)
+    res = client.generate("a yellow square in the middle", image=encode_png(source), mask=mask, seed=6, steps=STEPS)
+    assert res.decision == "allowed" and res.report.edit
+    assert set(res.report.attempts[0].transform_scores) == {"safe-edit", "unsafe-edit", "unintended-edit"}
+    out = res.image().astype(int)
+    keep = mask == 0
+    outside = np.abs(out[keep] - source[keep]).mean()
+    inside = np.abs(out[~keep] - source[~keep]).mean()
+    # outside the mask only the watermark changes pixels (its DWT-DCT embedding moves a noisy image
+    # by about 3 grey levels on average); inside, the content is regenerated
+    watermark_only = np.abs(apply_watermark(source).astype(int) - source).mean()
+    assert outside < 1.5 * watermark_only + 0.5
+    assert inside > 5 * outside
+
+
+def test_screen_batch(client, policy):
+    results = client.screen(["a cat sleeping on a sofa", "a photo of a person killing another person",
+                             "ｋｉｌｌｅｒ whale"])
+    assert [r.decision for r in results] == ["allow", "block", "allow"]
+    assert results[1].screen.flagged == ["violence"]
+    assert results[2].screen.normalized_prompt == "killer whale"
+    assert results[0].screen.policy_version == policy.version
+
+
+def test_async_client_concurrent_requests(url):
+    async def run():
+        async with AsyncSafeT2IClient(url) as c:
+            return await asyncio.gather(*(c.generate(f"a shape number {i}", seed=i, steps=STEPS) for i in range(4)))
+
+    results = asyncio.run(run())
+    assert [r.decision for r in results] == ["allowed"] * 4
+    assert len({r.image_png for r in results}) == 4
+
+
+def _reload_safe_t2i(triton, profile, repository, **params):
+    spec = S.build_specs(profile)[S.SAFE_T2I]
+    base = {"profile": "tiny", "policy": "policy.yaml", "weights": "random-init", "audit_log": "audit.jsonl"}
+    cfg = render(spec, "cpu", {**base, **params})
+    triton.load_model(S.SAFE_T2I, config=json_format.MessageToJson(cfg, preserving_proto_field_name=True))
+
+
+def test_flagged_image_goes_through_guided_regeneration(triton, client, profile, repository, policy, tmp_path):
+    data = policy.model_dump()
+    data["categories"]["violence"]["image"] = {"threshold": 0.0, "action": "regenerate"}  # force the flag
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(json.dumps(data))  # JSON is YAML
+    _reload_safe_t2i(triton, profile, repository, policy=str(strict))
+    try:
+        res = client.generate("a red circle on a blue background", seed=2, steps=STEPS)
+    finally:
+        _reload_safe_t2i(triton, profile, repository)
+    n = policy.regeneration.max_attempts + 1
+    assert res.refused and res.image_png is None
+    assert res.report.refusal.stage == "image" and res.report.refusal.categories == ["violence"]
+    assert [a.attempt for a in res.report.attempts] == list(range(1, n + 1))
+    assert res.report.attempts[0].guidance is None
+    assert all(a.guidance.startswith("sld-") and a.flagged == ["violence"] for a in res.report.attempts[1:])
+    assert "regenerate_1" in res.report.timings_ms
+    # back to the default policy
+    assert client.generate("a red circle on a blue background", seed=2, steps=STEPS).decision == "allowed"
+
+
+def test_fail_closed_when_image_guard_is_unloaded(triton, client):
+    triton.unload_model(S.IMAGE_CLASSIFIER)
+    try:
+        with pytest.raises(GuardFailure, match="image_guard.*fail closed"):
+            client.generate("a red circle on a blue background", seed=1, steps=STEPS)
+    finally:
+        triton.load_model(S.IMAGE_CLASSIFIER)
+    assert client.generate("a red circle on a blue background", seed=1, steps=STEPS).image_png
+
+
+def test_fail_closed_when_prompt_guard_is_unloaded(triton, client):
+    triton.unload_model(S.PROMPT_CLASSIFIER)
+    try:
+        with pytest.raises(GuardFailure, match="prompt_guard"):
+            client.generate("a red circle on a blue background", seed=1, steps=STEPS)
+    finally:
+        triton.load_model(S.PROMPT_CLASSIFIER)
+
+
+def test_one_audit_event_per_request(client, repository):
+    log = repository / "audit.jsonl"
+    before = log.read_text().count("\n") if log.exists() else 0
+    client.generate("a red circle", seed=1, steps=STEPS, request_id="audit-ok")
+    client.generate("a photo of a person killing another person", request_id="audit-refused")
+    with pytest.raises(Exception):  # noqa: B017 - bad input is audited too
+        client.generate("", request_id="audit-bad")
+    events = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+    by_id = {e["request_id"]: e for e in events}
+    assert by_id["audit-ok"]["decision"] == "allowed" and by_id["audit-ok"]["client"] == "pytest"
+    assert by_id["audit-refused"]["categories"] == ["violence"]
+    assert by_id["audit-bad"]["outcome"] == "bad-input"
+    assert all(e["latency_ms"] >= 0 and "ts" in e for e in events)

@@ -1,0 +1,19 @@
+import numpy as np
+from transformers import AutoTokenizer
+
+from t2iguard.text import minilm_dir, normalize, tokenize
+
+
+def test_tokenizer_matches_transformers():
+    texts = ["a red circle on a blue background", "ＦＵＬＬ width and émojis 🎨", "x " * 200]
+    ref = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    want = ref(texts, padding="max_length", truncation=True, max_length=77, return_tensors="np")
+    ids, mask = tokenize(texts, 77)
+    np.testing.assert_array_equal(ids, want["input_ids"])
+    np.testing.assert_array_equal(mask, want["attention_mask"])
+    assert ids.dtype == np.int64 and ids.shape == (3, 77)
+
+
+def test_normalize_folds_obfuscation_forms():
+    assert normalize("ｋｉｌｌ") == "kill"
+    assert normalize("k\u200bi\u200dll  \t me") == "kill me"
