@@ -77,7 +77,7 @@ def screen_request(prompts: list[str]) -> list[InferInput]:
 
 def screen_results(prompts: list[str], response) -> list[ScreenResult]:
     reports = response.as_numpy(S.PROMPT_REPORT).reshape(-1)
-    return [ScreenResult(p, PromptScreen.model_validate_json(bytes(r))) for p, r in zip(prompts, reports)]
+    return [ScreenResult(p, PromptScreen.model_validate_json(bytes(r))) for p, r in zip(prompts, reports, strict=True)]
 
 
 def translate(e: InferenceServerException) -> T2IGuardError:

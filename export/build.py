@@ -2,13 +2,15 @@
 
 Exports every network model to ONNX (checked against its torch module, max abs difference under
 `PARITY_TOLERANCE`), renders each spec's `config.pbtxt` for the target, copies the python models
-and the policy. Outputs are build artefacts; a rebuild with unchanged sources reuses the ONNX files.
+and the policy. Outputs are build artefacts. Exports are cached per source fingerprint, so the
+three targets (and rebuilds with unchanged sources) share one export.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -17,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from t2iguard.export.onnx_export import PARITY_TOLERANCE, export_onnx, parity
-from t2iguard.export.render import render, to_pbtxt
 from t2iguard import specs as S
+from t2iguard.export.onnx_export import PARITY_TOLERANCE, export_onnx, parity
+from t2iguard.export.render import TARGETS, render, to_pbtxt
 from t2iguard.policy import DEFAULT_POLICY, load_policy
 from t2iguard.profiles import get_profile
 
@@ -43,11 +45,56 @@ def _sources_dir() -> Path:
 def _fingerprint(profile: str, seed: int) -> str:
     """Changes whenever anything that shapes the exported graphs changes."""
     h = hashlib.sha256(f"{profile}:{seed}:{torch.__version__}".encode())
-    for pkg in ("t2iguard.export", "t2iguard"):
-        root = Path(str(resources.files(pkg)))
-        for f in sorted(root.glob("*.py")):
-            h.update(f.read_bytes())
+    core = Path(str(resources.files("t2iguard")))
+    shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
+    shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py")]
+    for f in shaping:
+        h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    """Where exported ONNX graphs are kept between builds ($T2IGUARD_CACHE or ~/.cache/t2iguard)."""
+    return Path(os.environ.get("T2IGUARD_CACHE", Path.home() / ".cache" / "t2iguard"))
+
+
+def export_networks(profile_name: str, seed: int, force: bool, say) -> tuple[Path, dict, list[str]]:
+    """Export every network model once per source fingerprint into the cache, parity-checked.
+
+    Returns (cache dir holding `<model>.onnx`, its export record, models exported now)."""
+    profile = get_profile(profile_name)
+    networks = [s for s in S.build_specs(profile).values() if s.kind == "network"]
+    cache = cache_root() / "onnx" / f"{profile_name}-{_fingerprint(profile_name, seed)}"
+    record_path = cache / "export.json"
+    if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
+        return cache, json.loads(record_path.read_text()), []
+    if profile_name != "tiny":
+        raise ValueError(f"profile {profile_name!r} has no builder yet")
+    from t2iguard.export.tiny import build_tiny
+
+    say("building torch modules (tiny profile)")
+    modules = build_tiny(profile, seed)
+    record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
+    for spec in networks:
+        path = cache / f"{spec.name}.onnx"
+        say(f"exporting {spec.name} -> ONNX")
+        export_onnx(modules[spec.name].module, spec, path)
+        diff = parity(modules[spec.name].module, spec, path)
+        if diff > PARITY_TOLERANCE:
+            raise RuntimeError(f"{spec.name}: ONNX differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
+        record["parity"][spec.name], record["weights"][spec.name] = diff, modules[spec.name].weights
+    record_path.write_text(json.dumps(record, indent=2))
+    return cache, record, [s.name for s in networks]
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link (or copy across filesystems) a cached artefact into the repository."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path | str = "build/repository/cpu",
@@ -57,34 +104,13 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     out = Path(out).resolve()
-    profile = get_profile(profile_name)
-    specs = S.build_specs(profile)
+    specs = S.build_specs(get_profile(profile_name))
     policy_path = Path(policy) if policy else DEFAULT_POLICY
     load_policy(policy_path)  # refuse to build with an invalid policy
-    fingerprint = _fingerprint(profile_name, seed)
-    info_path = out / BUILD_INFO
-    previous = json.loads(info_path.read_text()) if info_path.exists() else {}
-    networks = [s for s in specs.values() if s.kind == "network"]
-    reuse = (not force and previous.get("fingerprint") == fingerprint
-             and all((out / s.name / "1" / "model.onnx").exists() for s in networks))
-
-    exported, parities, weights = [], dict(previous.get("parity", {})), dict(previous.get("weights", {}))
-    if not reuse:
-        if profile_name != "tiny":
-            raise ValueError(f"profile {profile_name!r} has no builder yet")
-        from t2iguard.export.tiny import build_tiny
-
-        say("building torch modules (tiny profile)")
-        modules = build_tiny(profile, seed)
-        for spec in networks:
-            path = out / spec.name / "1" / "model.onnx"
-            say(f"exporting {spec.name} -> ONNX")
-            export_onnx(modules[spec.name].module, spec, path)
-            diff = parity(modules[spec.name].module, spec, path)
-            if diff > PARITY_TOLERANCE:
-                raise RuntimeError(f"{spec.name}: ONNX differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
-            parities[spec.name], weights[spec.name] = diff, modules[spec.name].weights
-            exported.append(spec.name)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    cache, record, exported = export_networks(profile_name, seed, force, say)
+    weights = record["weights"]
 
     say(f"rendering {len(specs)} model configs for target {target}")
     sources = _sources_dir()
@@ -101,6 +127,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
                 params.update(weights=image_weights, audit_log=audit_log)
         elif spec.kind == "network":
             params = {"profile": profile_name}
+            _place(cache / f"{spec.name}.onnx", version / "model.onnx")
             stale = version / "model.py"
             if target == "cpu":
                 shutil.copyfile(sources / "_network_cpu" / "model.py", stale)
@@ -108,10 +135,9 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
                 stale.unlink()
         (out / spec.name / "config.pbtxt").write_text(to_pbtxt(render(spec, target, params)))
     shutil.copyfile(policy_path, out / POLICY_FILE)
-    info = {"profile": profile_name, "target": target, "fingerprint": fingerprint, "seed": seed,
-            "parity": parities, "parity_tolerance": PARITY_TOLERANCE, "weights": weights,
-            "torch": torch.__version__, "models": sorted(specs)}
+    info = {"profile": profile_name, "target": target, "seed": seed, "onnx_cache": str(cache), **record,
+            "models": sorted(specs)}
     if target == "trt":
         info["engines"] = "not built: run the TensorRT engine build on a GPU machine (model.onnx -> model.plan)"
-    info_path.write_text(json.dumps(info, indent=2))
-    return BuildResult(out, exported, parities, weights, time.perf_counter() - t0)
+    (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
+    return BuildResult(out, exported, record["parity"], weights, time.perf_counter() - t0)

@@ -111,7 +111,7 @@ class ImageTower(nn.Module):
         super().__init__()
         chans = (3, width, 2 * width, 4 * width, 4 * width)
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.GroupNorm(8, cout), nn.GELU()]
         self.features = nn.Sequential(*layers)
         self.proj = nn.Linear(chans[-1], embed_dim)

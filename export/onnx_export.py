@@ -73,5 +73,5 @@ def parity(module: torch.nn.Module, spec: ModelSpec, path: Path, batches: tuple[
         inputs = sample_inputs(spec, batch=b, seed=b)
         got = sess.run([t.name for t in spec.outputs], inputs)
         want = torch_outputs(module, spec, inputs)
-        worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want)))
+        worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True)))
     return worst

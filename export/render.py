@@ -48,8 +48,10 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
         cfg.default_model_filename = "model.plan"
     else:
         cfg.backend = "python"
-    kind = pb.ModelInstanceGroup.KIND_GPU if (target == "trt" and spec.kind == "network") else pb.ModelInstanceGroup.KIND_CPU
-    if target == "onnx" and spec.kind == "network":
+    kind = pb.ModelInstanceGroup.KIND_CPU
+    if spec.kind == "network" and target == "trt":
+        kind = pb.ModelInstanceGroup.KIND_GPU
+    elif spec.kind == "network" and target == "onnx":
         kind = pb.ModelInstanceGroup.KIND_AUTO  # GPU when the container has one
     cfg.instance_group.add(count=spec.instances, kind=kind)
     if spec.batch_delay_us is not None and spec.max_batch_size > 0:

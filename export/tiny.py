@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from t2iguard import specs as S
 from t2iguard.export import modules as M
 from t2iguard.export.prototypes import CATEGORY_PROTOTYPES, TAG_PROTOTYPES
-from t2iguard import specs as S
 from t2iguard.profiles import Profile
 from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
 from t2iguard.text import minilm_dir, tokenize

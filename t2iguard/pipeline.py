@@ -280,14 +280,15 @@ class SafeT2IPipeline:
                     ) -> tuple[dict[str, float], dict[str, float] | None]:
         """image_guard scores per category; for edits also the transform classifier's classes."""
         out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]}, [S.IMAGE_SCORES])
-        scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0])}
+        scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0], strict=True)}
         if not req.is_edit:
             return scores, None
         px = self._call(S.IMAGE_PREPROCESS, {S.IMAGE: np.stack([req.init_image, image])},
                         [S.CLASSIFIER_PIXELS])[S.CLASSIFIER_PIXELS]
         probs = self._call(S.TRANSFORM_CLASSIFIER, {S.SOURCE_PIXELS: px[0:1], S.EDITED_PIXELS: px[1:2],
                                                     S.PROMPT_EMBEDDING: pooled}, [S.TRANSFORM_PROBS])
-        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, probs[S.TRANSFORM_PROBS][0])}
+        row = probs[S.TRANSFORM_PROBS][0]
+        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}
 
     def watermark(self, image: np.ndarray) -> np.ndarray:
         return self._call(S.WATERMARK, {S.IMAGE: image[None]}, [S.WATERMARKED_IMAGE])[S.WATERMARKED_IMAGE][0]

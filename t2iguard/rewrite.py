@@ -24,7 +24,8 @@ _PRIVATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("street address", re.compile(r"\b(?:at |on |from )?\d{1,5} [A-Z][a-z]+(?: [A-Z][a-z]+)? "
                                   r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl)\b\.?")),
     ("named private individual", re.compile(rf"\b(?:my|our|his|her|their) (?:{_RELATION}) {_NAME}")),
-    ("named private individual", re.compile(rf"\b{_NAME} (?=from (?:accounting|work|school|the office|next door|my class))")),
+    ("named private individual",
+     re.compile(rf"\b{_NAME} (?=from (?:accounting|work|school|the office|next door|my class))")),
 )
 _GENERIC_PERSON = "a person"
 

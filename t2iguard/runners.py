@@ -58,14 +58,15 @@ class LocalRunner:
         try:
             if spec.kind == "network":
                 values = self._session(spec).run(outputs, {k: v for k, v in inputs.items()})
-                return dict(zip(outputs, values))
+                return dict(zip(outputs, values, strict=True))
             if spec.kind == "python":
                 result = self._stages[model](inputs)
                 return {k: result[k] for k in outputs}
         except ModelCallError:
             raise
         except Exception as e:  # the served runner reports these as per-request errors
-            raise ModelCallError(model, str(e), getattr(getattr(e, "kind", None), "triton_code", None) or "INTERNAL") from e
+            code = getattr(getattr(e, "kind", None), "triton_code", None) or "INTERNAL"
+            raise ModelCallError(model, str(e), code) from e
         tensors = dict(inputs)
         for step in spec.steps:
             tensors.update(self.infer(step.model, {n: tensors[n] for n in step.inputs}, list(step.outputs)))

@@ -72,7 +72,8 @@ class StageModel(_Configured):
         for request in requests:
             try:
                 out = self.fn(self.inputs(request))
-                tensors = [pb_utils.Tensor(t.name, np.asarray(out[t.name], dtype=t.numpy_dtype)) for t in self.spec.outputs]
+                tensors = [pb_utils.Tensor(t.name, np.asarray(out[t.name], dtype=t.numpy_dtype))
+                           for t in self.spec.outputs]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except T2IGuardError as e:
                 responses.append(pb_utils.InferenceResponse(error=_error(str(e), e.kind.triton_code)))
@@ -100,7 +101,8 @@ class NetworkModel(_Configured):
             return [pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL")) for _ in requests]
         responses, start = [], 0
         for n in sizes:
-            tensors = [pb_utils.Tensor(name, r[start:start + n]) for name, r in zip(self.output_names, results)]
+            tensors = [pb_utils.Tensor(name, r[start:start + n])
+                       for name, r in zip(self.output_names, results, strict=True)]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += n
         return responses
@@ -138,9 +140,9 @@ class SafeT2IModel(_Configured):
         super().initialize(args)
         assert self.spec.name == SAFE_T2I
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
-        self.pipeline = SafeT2IPipeline(
-            BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6)), self.profile,
-            load_policy(self.path_param("policy", "policy.yaml")), self.params.get("weights", "unknown"), self.audit)
+        runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
+        self.pipeline = SafeT2IPipeline(runner, self.profile, load_policy(self.path_param("policy", "policy.yaml")),
+                                        self.params.get("weights", "unknown"), self.audit)
 
     def execute(self, requests):
         return [self._one(r) for r in requests]

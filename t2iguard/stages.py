@@ -63,8 +63,8 @@ class TextNormalize(Stage):
 class PromptPolicy(Stage):
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         decisions, reports = [], []
-        for scores_row, norm in zip(inputs[S.PROMPT_SCORES], inputs[S.NORMALIZED_PROMPT].reshape(-1)):
-            scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, scores_row)}
+        for scores_row, norm in zip(inputs[S.PROMPT_SCORES], inputs[S.NORMALIZED_PROMPT].reshape(-1), strict=True):
+            scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, scores_row, strict=True)}
             d = self.policy.decide_prompt(scores)
             screen = PromptScreen(normalized_prompt=bytes(norm).decode("utf-8"), decision=d.action, scores=scores,
                                   flagged=d.flagged, logged=d.logged, policy_version=self.policy.version)
@@ -77,9 +77,9 @@ class RewriteApply(Stage):
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         seeds = inputs[S.SEED].reshape(-1)
         out_prompts, out_rewrites = [], []
-        for raw, tags_row, seed in zip(inputs[S.PROMPT].reshape(-1), inputs[S.REWRITE_TAG_SCORES], seeds):
+        for raw, tags_row, seed in zip(inputs[S.PROMPT].reshape(-1), inputs[S.REWRITE_TAG_SCORES], seeds, strict=True):
             prompt = decode_text(raw, S.PROMPT)
-            tags = {t: float(s) for t, s in zip(REWRITE_TAGS, tags_row)}
+            tags = {t: float(s) for t, s in zip(REWRITE_TAGS, tags_row, strict=True)}
             text, rewrites = apply_rewrites(prompt, tags, int(seed), self.policy)
             out_prompts.append(text)
             out_rewrites.append(json.dumps([r.model_dump() for r in rewrites]))

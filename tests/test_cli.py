@@ -1,0 +1,83 @@
+"""The console script against the real server: files written and exit codes per the error table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from t2iguard.errors import BAD_INPUT, ERROR_TABLE, GUARD_FAILURE, OK, OTHER, OVERLOAD, REFUSED, kind_for_status
+
+
+def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "t2iguard.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+def test_error_table_is_one_to_one():
+    assert [k.exit_code for k in ERROR_TABLE] == [0, 3, 2, 1, 1, 1]
+    statuses = [k.grpc_status for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD)]
+    assert len(set(statuses)) == 3
+    for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD):
+        assert kind_for_status(k.grpc_status) is k
+    assert kind_for_status("DEADLINE_EXCEEDED") is OTHER
+
+
+def test_generate_allowed_writes_png_and_report(url, tmp_path):
+    r = t2iguard("generate", "a red circle on a blue background", "--seed", "1", "--steps", "2", "--url", url,
+                 "--out", str(tmp_path))
+    assert r.returncode == OK.exit_code, r.stderr
+    assert r.stdout.startswith("allowed")
+    pngs, reports = list(tmp_path.glob("*.png")), list(tmp_path.glob("*.json"))
+    assert len(pngs) == 1 and len(reports) == 1 and pngs[0].stem == reports[0].stem
+    assert json.loads(reports[0].read_text())["decision"] == "allowed"
+
+
+def test_generate_refused_exit_3_and_no_png(url, tmp_path):
+    r = t2iguard("generate", "a photo of a person killing another person", "--url", url, "--out", str(tmp_path))
+    assert r.returncode == REFUSED.exit_code, r.stderr
+    assert "violence" in r.stdout
+    assert not list(tmp_path.glob("*.png")) and len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_generate_bad_input_exit_2(url, tmp_path):
+    r = t2iguard("generate", "a red circle", "--steps", "0", "--url", url, "--out", str(tmp_path))
+    assert r.returncode == BAD_INPUT.exit_code
+    assert "`STEPS` is 0" in r.stderr and "INVALID_ARGUMENT" in r.stderr
+
+
+def test_generate_edit_needs_both_files(url, tmp_path):
+    from t2iguard.demo import centre_mask
+    from t2iguard.images import encode_png
+
+    mask = tmp_path / "mask.png"
+    mask.write_bytes(encode_png(__import__("numpy").repeat(centre_mask(256)[..., None], 3, -1)))
+    r = t2iguard("generate", "a yellow square", "--mask", str(mask), "--url", url, "--out", str(tmp_path))
+    assert r.returncode == BAD_INPUT.exit_code and "`MASK_IMAGE` was given without `INIT_IMAGE`" in r.stderr
+
+
+def test_generate_unreachable_server_exit_1(tmp_path):
+    r = t2iguard("generate", "a red circle", "--url", "localhost:1", "--out", str(tmp_path))
+    assert r.returncode == OTHER.exit_code and "error" in r.stderr
+
+
+@pytest.mark.parametrize("via_stdin", [False, True])
+def test_screen_jsonl(url, tmp_path, via_stdin):
+    prompts = "a cat on a sofa\na photo of a person killing another person\n\n"
+    src = tmp_path / "prompts.txt"
+    src.write_text(prompts)
+    args = ["screen", "--input", "-" if via_stdin else str(src), "--url", url, "--jsonl"]
+    r = t2iguard(*args, stdin=prompts if via_stdin else None)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["decision"] for d in lines] == ["allow", "block"]
+    assert {"prompt", "decision", "scores", "flagged"} <= set(lines[1]) and lines[1]["flagged"] == ["violence"]
+
+
+def test_help_explains_commands():
+    r = t2iguard("--help")
+    assert r.returncode == 0
+    for cmd in ("build", "serve", "generate", "screen", "demo"):
+        assert cmd in r.stdout
