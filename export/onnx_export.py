@@ -15,8 +15,6 @@ import torch
 from t2iguard.runners import ort_session
 from t2iguard.specs import ModelSpec
 
-log = logging.getLogger(__name__)
-
 #: max abs difference accepted between onnxruntime and torch outputs (float32, CPU)
 PARITY_TOLERANCE = 1e-3
 OPSET = 18
@@ -56,6 +54,9 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=spec.max_batch_size)
     sample = sample_inputs(spec, batch=2)
     args = tuple(torch.from_numpy(sample[t.name]) for t in spec.inputs)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" notes, once per export
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -63,6 +64,7 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
             input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
             dynamic_shapes=tuple({0: batch} for _ in spec.inputs), verbose=False,
         )
+    quiet.setLevel(level)
 
 
 def parity(module: torch.nn.Module, spec: ModelSpec, path: Path, batches: tuple[int, ...] = (1, 3)) -> float:
