@@ -20,7 +20,7 @@ from t2iguard.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
 
 app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # log lines stay whole for log collectors
 DEFAULT_REPOSITORY = Path("build/repository/cpu")
 
 Url = Annotated[str, typer.Option("--url", help="Triton gRPC endpoint host:port.")]
@@ -74,18 +74,21 @@ def serve(
     if not (repository / "build.json").exists():
         _build("tiny", "cpu", repository)
     server = TritonServer(repository, Ports(grpc_port, http_port, metrics_port), explicit=explicit)
+
+    def _terminate(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)  # before starting: a SIGTERM during start-up stops cleanly too
     try:
         with err.status("starting tritonserver"):
             seconds = server.start()
-    except RuntimeError as e:
-        raise _fail(e) from None
-    err.print(f"ready in {seconds:.1f}s: gRPC localhost:{grpc_port}, HTTP localhost:{http_port}, "
-              f"metrics http://localhost:{metrics_port}/metrics (log: {server.log_path})")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
+        err.print(f"ready in {seconds:.1f}s: gRPC localhost:{grpc_port}, HTTP localhost:{http_port}, "
+                  f"metrics http://localhost:{metrics_port}/metrics (log: {server.log_path})")
         code = server.wait()
         err.print(f"tritonserver exited with {code}")
         raise typer.Exit(1 if code else 0)
+    except RuntimeError as e:
+        raise _fail(e) from None
     except KeyboardInterrupt:
         err.print("shutting down")
     finally:

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -48,17 +47,14 @@ def test_serve_starts_and_stops_on_sigterm(repository):
                              "--metrics-port", str(ports.metrics)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        first = proc.stderr.readline()  # blocks until the CLI logs; it logs once Triton is ready
+        while first and not first.startswith("ready in"):
+            first = proc.stderr.readline()
         client = grpcclient.InferenceServerClient(f"localhost:{ports.grpc}")
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if client.is_server_ready():
-                    break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.5)
         assert client.is_server_ready()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=60)
+        err = first + rest
     finally:
         if proc.poll() is None:
             proc.kill()
