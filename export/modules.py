@@ -155,3 +155,18 @@ class TransformClassifier(nn.Module):
         a, b = self.tower(source), self.tower(edited)
         t = F.normalize(self.text(prompt), dim=-1)
         return torch.softmax(self.head(torch.cat([a, b, b - a, t], dim=-1)), dim=-1)
+
+
+class MLPHead(nn.Module):
+    """Trained multi-label head: pooled embedding float32 [B, D] -> sigmoid scores [B, C]."""
+
+    def __init__(self, dim: int, hidden: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, num_labels))
+
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.net(pooled)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(pooled))

@@ -13,19 +13,112 @@ from pathlib import Path
 
 import numpy as np
 
+from t2iguard.lexicon import KEEP_PATTERNS, SENSITIVE_TERMS, words
+
 #: characters that render as nothing and are used to split words past filters
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u034f"), None)
+#: Cyrillic and Greek letters that look like Latin ones
+_HOMOGLYPHS = str.maketrans("аеорсухкмтвніјѕԁɡαοερντκιυАЕОРСХКМТВНІЈЅ", "aeopcyxkmtbhijsdgaoepvtkiuAEOPCXKMTBHIJS")
+_LEET = str.maketrans("4@31!|05$7+89", "aaeiilossttbg")
+_LEET_ALT = str.maketrans("1|", "ll")  # "1" reads as "l" where "i" makes no word
+_LEET_CHARS = set("4@31!|05$7+89")
+_KEEP = re.compile(KEEP_PATTERNS, re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+_SEPARATED = re.compile(r"^(?:[^\W_][.\-_*]){2,}[^\W_]$")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_TOKEN = re.compile(r"(\s+)")
 
 #: prompts are limited in characters after decoding (documented in the README)
 MAX_PROMPT_CHARS = 1000
 
 
+def _is_word(w: str) -> bool:
+    return w.lower() in words()
+
+
+def _deleet(tok: str) -> str:
+    """`k1ll` -> `kill`, `n@k3d` -> `naked`; resolutions and ordinals (`4k`, `3d`, `2nd`) stay."""
+    core = tok.strip(".,;:?\"'()[]")
+    if not core or not (set(core) & _LEET_CHARS) or _KEEP.match(core) or core.isdigit():
+        return tok
+    if not any(c.isalpha() for c in core) and len(core) < 3:
+        return tok
+    for table in (_LEET, _LEET_ALT):
+        cand = core.translate(table)
+        if cand.isalpha() and (_is_word(cand) or not any(c.isalpha() for c in core)):
+            return tok.replace(core, cand)
+    cand = core.translate(_LEET)
+    return tok.replace(core, cand) if cand.isalpha() and any(c.isalpha() for c in core) else tok
+
+
+def _unrepeat(tok: str) -> str:
+    """`kiiiill` -> `kill`: collapse runs of 3+ and pick the spelling that is a word."""
+    if not _REPEATS.search(tok):
+        return tok
+    two = _REPEATS.sub(r"\1\1", tok)
+    if _is_word(two):
+        return two
+    one = _REPEATS.sub(r"\1", tok)
+    return one if _is_word(one) or not _is_word(two) else two
+
+
+def _segment(tok: str) -> str:
+    """`nakedwoman` -> `naked woman`: split an unknown run-together word into known words when one
+    of them is a sensitive term (so ordinary compounds and names are left alone)."""
+    low = tok.lower()
+    if len(low) < 6 or not low.isalpha() or _is_word(low):
+        return tok
+    best: dict[int, list[str]] = {0: []}
+    for end in range(1, len(low) + 1):
+        for start in range(max(0, end - 20), end):
+            if start in best and _is_word(low[start:end]) and (end - start > 1 or low[start:end] in ("a", "i")):
+                cand = best[start] + [low[start:end]]
+                if end not in best or len(cand) < len(best[end]):
+                    best[end] = cand
+    parts = best.get(len(low))
+    if parts and 1 < len(parts) <= 3 and any(p in SENSITIVE_TERMS for p in parts):
+        return " ".join(parts)
+    return tok
+
+
+def _join_spaced(tokens: list[str]) -> list[str]:
+    """`p o r n` / `s e x` -> one token: runs of 3+ single characters are a spelled-out word."""
+    out: list[str] = []
+    run: list[str] = []
+    for t in [*tokens, ""]:
+        if len(t) == 1 and not t.isspace():
+            run.append(t)
+            continue
+        if len(run) >= 3:
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run = []
+        if t:
+            out.append(t)
+    return out
+
+
 def normalize(text: str) -> str:
-    """NFKC (folds full-width and compatibility forms), strips invisible characters and
-    collapses whitespace. The original prompt is kept by callers; this is for detection only."""
+    """Undo common obfuscation for detection: NFKC (full-width and compatibility forms), invisible
+    characters, homoglyphs, spaced-out letters, separators (`p.o.r.n`), leetspeak, repeated
+    letters and run-together words; whitespace collapsed. Callers keep the original prompt."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    return _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text).strip()
+    tokens = [t.translate(_HOMOGLYPHS) if any(c.isascii() and c.isalpha() for c in t) or _mostly_ascii(text)
+              else t for t in text.split(" ")] if text else []
+    tokens = _join_spaced(tokens)
+    out = []
+    for t in tokens:
+        if _SEPARATED.match(t):
+            t = re.sub(r"[.\-_*]", "", t)
+        out.append(_segment(_unrepeat(_deleet(t))))
+    return " ".join(out)
+
+
+def _mostly_ascii(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return not letters or sum(c.isascii() for c in letters) / len(letters) > 0.7
 
 
 def minilm_dir() -> Path:

@@ -1,0 +1,1 @@
+"""Training and evaluation data the project writes itself (no outside data)."""
