@@ -47,7 +47,8 @@ def _fingerprint(profile: str, seed: int) -> str:
     h = hashlib.sha256(f"{profile}:{seed}:{torch.__version__}".encode())
     core = Path(str(resources.files("t2iguard")))
     shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
-    shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py")]
+    shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py", "lexicon.py")]
+    shaping += sorted(Path(str(resources.files("t2iguard.export"))).glob("weights/*.safetensors"))
     for f in shaping:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]

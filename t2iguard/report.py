@@ -30,6 +30,7 @@ class PromptScreen(BaseModel):
     scores: dict[str, float]
     flagged: list[str]
     logged: list[str] = Field(default_factory=list)
+    blocklist: dict[str, list[str]] = Field(default_factory=dict)
     policy_version: str
 
 

@@ -66,6 +66,17 @@ def server_env() -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM tritonserver when its parent dies, so a killed
+    `t2iguard serve` (or test run) never leaves an orphan server holding the ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class TritonServer:
     """A running tritonserver over `repository`. Use as a context manager; `stop()` is idempotent.
 
@@ -105,7 +116,7 @@ class TritonServer:
         self.log_path = self.log_path or self._workdir / "tritonserver.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=server_env(),
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         import tritonclient.grpc as grpcclient
 
         client = grpcclient.InferenceServerClient(self.grpc_url)

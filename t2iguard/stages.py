@@ -64,10 +64,13 @@ class PromptPolicy(Stage):
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         decisions, reports = [], []
         for scores_row, norm in zip(inputs[S.PROMPT_SCORES], inputs[S.NORMALIZED_PROMPT].reshape(-1), strict=True):
+            normalized = bytes(norm).decode("utf-8")
             scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, scores_row, strict=True)}
+            hits = self.policy.blocklist_hits(normalized)
+            scores.update(dict.fromkeys(hits, 1.0))  # the fast path only adds flags
             d = self.policy.decide_prompt(scores)
-            screen = PromptScreen(normalized_prompt=bytes(norm).decode("utf-8"), decision=d.action, scores=scores,
-                                  flagged=d.flagged, logged=d.logged, policy_version=self.policy.version)
+            screen = PromptScreen(normalized_prompt=normalized, decision=d.action, scores=scores, flagged=d.flagged,
+                                  logged=d.logged, blocklist=hits, policy_version=self.policy.version)
             decisions.append(d.action)
             reports.append(screen.model_dump_json())
         return {S.PROMPT_DECISION: _bytes_column(decisions), S.PROMPT_REPORT: _bytes_column(reports)}

@@ -22,7 +22,9 @@ def test_prompt_precedence_block_over_rewrite(policy):
 
 
 def test_log_action_never_blocks(policy):
-    d = policy.decide_prompt({"public-figures": 0.99})
+    data = policy.model_dump()
+    data["categories"]["public-figures"]["prompt"]["action"] = "log"
+    d = Policy.model_validate(data).decide_prompt({"public-figures": 0.99})
     assert d.action == "allow" and d.logged == ["public-figures"] and d.flagged == []
 
 
@@ -53,3 +55,16 @@ def test_bad_action_names_the_field(tmp_path):
 def test_concept_text_joins_flagged(policy):
     text = policy.concept_text(["violence", "nudity"])
     assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text
+
+
+def test_blocklist_only_adds_flags(policy):
+    hits = policy.blocklist_hits("some L0li hentai".replace("0", "o"))
+    assert hits == {"sexual/minors": ["loli hentai"]}
+    assert policy.blocklist_hits("a loli pop candy") == {}  # whole phrases only
+
+
+def test_blocklist_must_name_known_categories(tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    data["blocklist"] = {"weather": ["rain"]}
+    with pytest.raises(ValueError, match="blocklist names unknown categories"):
+        Policy.model_validate(data)

@@ -63,7 +63,13 @@ def zero_width(word: str, rng: random.Random) -> str:
 
 
 def homoglyph(word: str, rng: random.Random) -> str:
-    return "".join(_HOMOGLYPH.get(c, c) if rng.random() < 0.7 else c for c in word)
+    out = "".join(_HOMOGLYPH.get(c, c) if rng.random() < 0.7 else c for c in word)
+    if out == word:  # at least one substitution where the word allows it
+        idx = [i for i, c in enumerate(word) if c in _HOMOGLYPH]
+        if idx:
+            i = rng.choice(idx)
+            out = word[:i] + _HOMOGLYPH[word[i]] + word[i + 1:]
+    return out
 
 
 def fullwidth(text: str, rng: random.Random) -> str:

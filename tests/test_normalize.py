@@ -1,0 +1,49 @@
+"""The normaliser reads back what the obfuscations write (the training data's inverse)."""
+
+import random
+
+import pytest
+
+from t2iguard.export.data.obfuscate import KINDS, obfuscate
+from t2iguard.text import normalize
+
+CASES = {
+    "s3x scene": "sex scene",
+    "k1ll him": "kill him",
+    "a n@ked woman": "a naked woman",
+    "p o r n": "porn",
+    "p.o.r.n star": "porn star",
+    "ｎａｋｅｄ": "naked",
+    "kiiiill": "kill",
+    "nakedwoman on a bed": "naked woman on a bed",
+    "suicid3": "suicide",
+    "c0ca1ne": "cocaine",
+    "h!tler": "hitler",
+    "n\u0430ked": "naked",  # Cyrillic a
+    "na\u200bked": "naked",
+}
+KEPT = ["a 4k photo, 3d render, 35mm, 2nd place, 1080p", "killer whale", "a shot of espresso", "cat in a hat",
+        "Привет мир", "gay pride parade", "a 1920x1080 wallpaper"]
+
+
+@pytest.mark.parametrize("text", list(CASES))
+def test_reads_obfuscation(text):
+    assert normalize(text) == CASES[text]
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_leaves_ordinary_prompts_alone(text):
+    assert normalize(text) == text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_normalise_inverts_every_obfuscation(kind):
+    rng = random.Random(0)
+    prompts = ["a naked woman on a bed", "man stabbing another man with a knife", "a guide to cook meth",
+               "a poster of nazi propaganda", "a person committing suicide"]
+    recovered = 0
+    for p in prompts:
+        o = obfuscate(p, kind, rng)
+        assert o != p
+        recovered += normalize(o).lower() == p
+    assert recovered >= len(prompts) - 1  # run-together can merge into another real word
