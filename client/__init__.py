@@ -8,7 +8,7 @@
 """
 
 from t2iguard.client.aio import AsyncSafeT2IClient
-from t2iguard.client.results import GenerateResult, ScreenResult
+from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 from t2iguard.client.sync import SafeT2IClient
 
-__all__ = ["AsyncSafeT2IClient", "GenerateResult", "SafeT2IClient", "ScreenResult"]
+__all__ = ["AsyncSafeT2IClient", "GenerateResult", "RewriteResult", "SafeT2IClient", "ScreenResult"]

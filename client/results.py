@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.report import Decision, PromptScreen, SafetyReport
+from t2iguard.report import Decision, PromptScreen, Rewrite, SafetyReport
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,19 @@ class GenerateResult:
             paths.append(out / f"{self.request_id}.png")
             paths[1].write_bytes(self.image_png)
         return paths
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """One prompt through the prompt_rewrite ensemble; `rewritten == prompt` when nothing changed."""
+
+    prompt: str
+    rewritten: str
+    rewrites: list[Rewrite]
+
+    def as_json(self) -> dict:
+        return {"prompt": self.prompt, "rewritten": self.rewritten,
+                "rewrites": [r.model_dump() for r in self.rewrites]}
 
 
 @dataclass(frozen=True)

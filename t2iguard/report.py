@@ -13,9 +13,9 @@ Decision = Literal["allowed", "rewritten", "refused"]
 
 
 class Rewrite(BaseModel):
-    """One change the rewriter made: `span` is [start, end) in the text it was applied to."""
+    """One change the rewriter made: `span` is [start, end) in the original prompt."""
 
-    kind: Literal["diversity", "anonymise", "ground"]
+    kind: Literal["diversity", "anonymise", "neutralise", "ground"]
     span: tuple[int, int]
     original: str
     replacement: str

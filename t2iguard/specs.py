@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
 
 # --- tensor names -------------------------------------------------------------------------------
 PROMPT = "PROMPT"
@@ -28,6 +28,8 @@ PROMPT_SCORES = "PROMPT_SCORES"
 PROMPT_DECISION = "PROMPT_DECISION"
 PROMPT_REPORT = "PROMPT_REPORT"
 REWRITE_TAG_SCORES = "REWRITE_TAG_SCORES"
+TOKEN_TAG_PROBS = "TOKEN_TAG_PROBS"
+TOKEN_OFFSETS = "TOKEN_OFFSETS"
 REWRITTEN_PROMPT = "REWRITTEN_PROMPT"
 REWRITES = "REWRITES"
 SEED = "SEED"
@@ -56,6 +58,7 @@ SAFETY_REPORT = "SAFETY_REPORT"
 
 # --- model names --------------------------------------------------------------------------------
 TEXT_NORMALIZE = "text_normalize"
+TEXT_TOKENIZE = "text_tokenize"
 PROMPT_CLASSIFIER = "prompt_classifier"
 PROMPT_POLICY = "prompt_policy"
 PROMPT_GUARD = "prompt_guard"
@@ -148,7 +151,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     lat = (p.latent_channels, p.latent_size, p.latent_size)
     img_chw = (3, p.image_size, p.image_size)
     cls_chw = (3, p.classifier_size, p.classifier_size)
-    nc, nt, nx = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES)
+    nc, nt, nx, nk = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES), len(TOKEN_LABELS)
     b = p.max_batch
     tokens = (Tensor(INPUT_IDS, "INT64", seq), Tensor(ATTENTION_MASK, "INT64", seq))
     specs = [
@@ -190,14 +193,22 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             description="prompt screening: normalise -> classify -> policy decision",
         ),
         ModelSpec(
+            TEXT_TOKENIZE, "python",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)),),
+            outputs=(*tokens, Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2))),
+            max_batch_size=b, batch_delay_us=500,
+            description="tokenisation of the prompt as written, with character offsets (for span rewrites)",
+        ),
+        ModelSpec(
             REWRITE_TAGGER, "network", inputs=tokens,
-            outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)),),
+            outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)), Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk))),
             max_batch_size=b, batch_delay_us=1000,
-            description="MiniLM encoder + tag head: which rewrites a prompt needs",
+            description="MiniLM encoder + heads: which rewrites a prompt needs, and which words they touch",
         ),
         ModelSpec(
             REWRITE_APPLY, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)),
+                    Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk)), Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2)),
                     Tensor(SEED, "INT64", (1,))),
             outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
             max_batch_size=b, batch_delay_us=500,
@@ -209,11 +220,12 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
             max_batch_size=b,
             steps=(
-                EnsembleStep(TEXT_NORMALIZE, (PROMPT,), (INPUT_IDS, ATTENTION_MASK)),
-                EnsembleStep(REWRITE_TAGGER, (INPUT_IDS, ATTENTION_MASK), (REWRITE_TAG_SCORES,)),
-                EnsembleStep(REWRITE_APPLY, (PROMPT, REWRITE_TAG_SCORES, SEED), (REWRITTEN_PROMPT, REWRITES)),
+                EnsembleStep(TEXT_TOKENIZE, (PROMPT,), (INPUT_IDS, ATTENTION_MASK, TOKEN_OFFSETS)),
+                EnsembleStep(REWRITE_TAGGER, (INPUT_IDS, ATTENTION_MASK), (REWRITE_TAG_SCORES, TOKEN_TAG_PROBS)),
+                EnsembleStep(REWRITE_APPLY, (PROMPT, REWRITE_TAG_SCORES, TOKEN_TAG_PROBS, TOKEN_OFFSETS, SEED),
+                             (REWRITTEN_PROMPT, REWRITES)),
             ),
-            description="prompt rewriting: tag -> apply",
+            description="prompt rewriting: tokenise -> tag -> apply",
         ),
         ModelSpec(
             TEXT_ENCODER, "network", inputs=tokens,

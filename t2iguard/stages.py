@@ -19,7 +19,7 @@ from t2iguard.profiles import Profile
 from t2iguard.report import PromptScreen
 from t2iguard.rewrite import apply_rewrites
 from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS
-from t2iguard.text import MAX_PROMPT_CHARS, normalize, tokenize
+from t2iguard.text import MAX_PROMPT_CHARS, normalize, tokenize, tokenize_with_offsets
 from t2iguard.watermark import apply_watermark
 
 #: CLIP's pixel statistics, used by the CLIP-style classifiers
@@ -76,14 +76,24 @@ class PromptPolicy(Stage):
         return {S.PROMPT_DECISION: _bytes_column(decisions), S.PROMPT_REPORT: _bytes_column(reports)}
 
 
+class TextTokenize(Stage):
+    """The prompt as written (no normalisation), tokenised with character offsets."""
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]
+        ids, mask, offsets = tokenize_with_offsets(prompts, self.profile.seq_len)
+        return {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask, S.TOKEN_OFFSETS: offsets}
+
+
 class RewriteApply(Stage):
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        seeds = inputs[S.SEED].reshape(-1)
         out_prompts, out_rewrites = [], []
-        for raw, tags_row, seed in zip(inputs[S.PROMPT].reshape(-1), inputs[S.REWRITE_TAG_SCORES], seeds, strict=True):
+        rows = zip(inputs[S.PROMPT].reshape(-1), inputs[S.REWRITE_TAG_SCORES], inputs[S.TOKEN_TAG_PROBS],
+                   inputs[S.TOKEN_OFFSETS], inputs[S.SEED].reshape(-1), strict=True)
+        for raw, tag_row, probs, offsets, seed in rows:
             prompt = decode_text(raw, S.PROMPT)
-            tags = {t: float(s) for t, s in zip(REWRITE_TAGS, tags_row, strict=True)}
-            text, rewrites = apply_rewrites(prompt, tags, int(seed), self.policy)
+            tags = {t: float(v) for t, v in zip(REWRITE_TAGS, tag_row, strict=True)}
+            text, rewrites = apply_rewrites(prompt, tags, probs, offsets, int(seed), self.policy)
             out_prompts.append(text)
             out_rewrites.append(json.dumps([r.model_dump() for r in rewrites]))
         return {S.REWRITTEN_PROMPT: _bytes_column(out_prompts), S.REWRITES: _bytes_column(out_rewrites)}
@@ -111,6 +121,7 @@ def classifier_pixels(images: np.ndarray, size: int) -> np.ndarray:
 
 STAGES: dict[str, type[Stage]] = {
     S.TEXT_NORMALIZE: TextNormalize,
+    S.TEXT_TOKENIZE: TextTokenize,
     S.PROMPT_POLICY: PromptPolicy,
     S.REWRITE_APPLY: RewriteApply,
     S.IMAGE_PREPROCESS: ImagePreprocess,

@@ -23,9 +23,13 @@ CATEGORIES: tuple[str, ...] = (
 #: transform classifier classes for edits (input image + prompt + output image)
 TRANSFORM_CLASSES: tuple[str, ...] = ("safe-edit", "unsafe-edit", "unintended-edit")
 
-#: rewrite tagger outputs: which rewrite a prompt needs
+#: rewrite tagger sentence outputs: which rewrite a prompt needs
 REWRITE_TAGS: tuple[str, ...] = (
     "person-unspecified",  # depicts people without stating gender/ethnicity/age -> diversity
     "private-individual",  # names a private person, address, phone, email -> anonymise
     "sexualisation-risk",  # under-specified prompt prone to unintended sexualisation -> ground
+    "negative-group-framing",  # attaches a negative trait to a protected group -> neutralise
 )
+
+#: rewrite tagger token outputs (one softmax per token): which words a rewrite touches
+TOKEN_LABELS: tuple[str, ...] = ("O", "NAME", "ADDRESS", "CONTACT", "ROLE", "GROUP", "TRAIT")

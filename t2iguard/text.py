@@ -146,6 +146,18 @@ def tokenize(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
+def tokenize_with_offsets(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like `tokenize`, plus each token's [start, end) character offsets in its text:
+    int32 [B, seq_len, 2] ((0, 0) for special and padding tokens)."""
+    encs = _tokenizer(seq_len).encode_batch(texts)
+    ids = np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    mask = np.array([e.attention_mask for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    special = np.array([e.special_tokens_mask for e in encs], dtype=bool).reshape(len(texts), seq_len)
+    offsets = np.array([e.offsets for e in encs], dtype=np.int32).reshape(len(texts), seq_len, 2)
+    offsets[special] = 0
+    return ids, mask, offsets
+
+
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Masked mean of hidden states: float32 [B, L, D] x int64 [B, L] -> float32 [B, D]."""
     m = mask[..., None].astype(np.float32)

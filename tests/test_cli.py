@@ -81,3 +81,12 @@ def test_help_explains_commands():
     assert r.returncode == 0
     for cmd in ("build", "serve", "generate", "screen", "demo"):
         assert cmd in r.stdout
+
+
+def test_rewrite_jsonl(url):
+    r = t2iguard("rewrite", "--input", "-", "--url", url, "--jsonl", "--seed", "2",
+                 stdin="image of a ceo\na cat on a sofa\n")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert set(lines[0]) == {"prompt", "rewritten", "rewrites"}
+    assert lines[0]["rewrites"][0]["kind"] == "diversity" and lines[1]["rewritten"] == "a cat on a sofa"

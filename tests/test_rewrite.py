@@ -1,36 +1,101 @@
-from t2iguard.rewrite import apply_rewrites
-from t2iguard.taxonomy import REWRITE_TAGS
+"""rewrite_apply's logic on hand-built tagger outputs (the served tagger is tested in test_serving)."""
+
+import numpy as np
+
+from t2iguard.rewrite import apply_rewrites, token_spans
+from t2iguard.taxonomy import REWRITE_TAGS, TOKEN_LABELS
+from t2iguard.text import tokenize_with_offsets
 
 NONE = dict.fromkeys(REWRITE_TAGS, 0.0)
 
 
+def tagged(prompt: str, labels: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token probabilities that label every token inside the given substrings."""
+    _, _, offsets = tokenize_with_offsets([prompt], 77)
+    probs = np.zeros((77, len(TOKEN_LABELS)), np.float32)
+    probs[:, 0] = 1.0
+    for sub, label in labels.items():
+        s = prompt.index(sub)
+        for j, (a, b) in enumerate(offsets[0]):
+            if b > a and a >= s and b <= s + len(sub):
+                probs[j] = 0.0
+                probs[j, TOKEN_LABELS.index(label)] = 1.0
+    return probs, offsets[0]
+
+
 def test_no_tag_is_byte_identical(policy):
     prompt = "a red circle  on a blue background "
-    assert apply_rewrites(prompt, NONE, 0, policy) == (prompt, [])
+    probs, off = tagged(prompt, {})
+    assert apply_rewrites(prompt, NONE, probs, off, 0, policy) == (prompt, [])
 
 
-def test_anonymise_names_and_addresses(policy):
-    tags = {**NONE, "private-individual": 0.9}
-    text, rewrites = apply_rewrites("portrait of my neighbour Jennifer Walsh at 42 Oak Street, call 555-123-4567",
-                                    tags, 0, policy)
-    assert "Jennifer" not in text and "Oak Street" not in text and "555" not in text
-    assert "a person" in text
-    assert {r.kind for r in rewrites} == {"anonymise"}
-    assert any(r.original == "my neighbour Jennifer Walsh" for r in rewrites)
+def test_token_spans_merge_word_pieces():
+    prompt = "my neighbour Jennifer Walsh"
+    probs, off = tagged(prompt, {"Jennifer Walsh": "NAME"})
+    assert token_spans(probs, off, prompt) == [(13, 27, "NAME")]
 
 
-def test_diversity_is_seeded_and_skips_stated_demographics(policy):
+def test_anonymise_names_addresses_contacts(policy):
+    prompt = "portrait of my neighbour Jennifer Walsh at 42 Oak Street, call 555-123-4567"
+    probs, off = tagged(prompt, {"Jennifer Walsh": "NAME", "42 Oak Street": "ADDRESS"})
+    text, rewrites = apply_rewrites(prompt, {**NONE, "private-individual": 0.9}, probs, off, 0, policy)
+    assert text == "portrait of a person"
+    assert [r.original for r in rewrites] == ["my neighbour Jennifer Walsh", " at 42 Oak Street",
+                                              ", call 555-123-4567"]
+    assert all(prompt[r.span[0]:r.span[1]] == r.original for r in rewrites)
+
+
+def test_public_names_stay(policy):
+    prompt = "Barack Obama at the Eiffel Tower"
+    probs, off = tagged(prompt, {})
+    assert apply_rewrites(prompt, {**NONE, "private-individual": 0.9}, probs, off, 0, policy)[0] == prompt
+
+
+def test_neutralise_negative_group_framing(policy):
+    prompt = "a lazy mexican person taking a nap"
+    probs, off = tagged(prompt, {"lazy": "TRAIT", "mexican": "GROUP"})
+    text, rewrites = apply_rewrites(prompt, {**NONE, "negative-group-framing": 0.9}, probs, off, 0, policy)
+    assert text == "a person taking a nap" and {r.kind for r in rewrites} == {"neutralise"}
+
+
+def test_diversity_before_the_role_is_seeded(policy):
+    prompt = "image of a ceo"
+    probs, off = tagged(prompt, {"ceo": "ROLE"})
     tags = {**NONE, "person-unspecified": 0.9}
-    a = apply_rewrites("image of a ceo", tags, 7, policy)
-    assert a == apply_rewrites("image of a ceo", tags, 7, policy)
-    assert a[0].startswith("image of a ceo, depicted as a ") and a[1][0].kind == "diversity"
-    seen = {apply_rewrites("image of a ceo", tags, s, policy)[0] for s in range(40)}
-    assert len(seen) > 10  # a batch of seeds is diverse
-    assert apply_rewrites("a black woman ceo", tags, 7, policy) == ("a black woman ceo", [])
+    a = apply_rewrites(prompt, tags, probs, off, 7, policy)
+    assert a == apply_rewrites(prompt, tags, probs, off, 7, policy)
+    assert a[0].startswith("image of ") and a[0].endswith(" ceo") and a[1][0].kind == "diversity"
+    assert a[0].split()[2] in ("a", "an") and a[0].split()[2] == ("an" if a[0].split()[3][0] in "aeiou" else "a")
+    seen = {apply_rewrites(prompt, tags, probs, off, s, policy)[0] for s in range(60)}
+    assert len(seen) > 15
+
+
+def test_stated_demographics_are_left_alone(policy):
+    prompt = "a black woman ceo"
+    probs, off = tagged(prompt, {"ceo": "ROLE"})
+    assert apply_rewrites(prompt, {**NONE, "person-unspecified": 0.9}, probs, off, 0, policy) == (prompt, [])
+
+
+def test_grounding_appends_a_policy_scene(policy):
+    prompt = "woman dressed for a date"
+    probs, off = tagged(prompt, {})
+    text, rewrites = apply_rewrites(prompt, {**NONE, "sexualisation-risk": 0.9}, probs, off, 3, policy)
+    assert text.startswith(prompt + ", ") and text[len(prompt) + 2:] in policy.rewrite.grounding_scenes
+    assert rewrites[0].kind == "ground" and rewrites[0].span == (len(prompt), len(prompt))
 
 
 def test_disabled_tag_does_nothing(policy):
     data = policy.model_dump()
     data["rewrite"]["tags"]["person-unspecified"]["enabled"] = False
-    off = type(policy).model_validate(data)
-    assert apply_rewrites("image of a ceo", {**NONE, "person-unspecified": 0.9}, 0, off) == ("image of a ceo", [])
+    off_policy = type(policy).model_validate(data)
+    probs, off = tagged("image of a ceo", {"ceo": "ROLE"})
+    assert apply_rewrites("image of a ceo", {**NONE, "person-unspecified": 0.9}, probs, off, 0, off_policy)[1] == []
+
+
+def test_counter_stereotype_weights_shift_the_distribution(policy):
+    from t2iguard.rewrite import diversity_descriptor
+
+    rng = np.random.default_rng(0)
+    ceo = [diversity_descriptor("ceo", policy, rng)[0].endswith("female") for _ in range(3000)]
+    plain = [diversity_descriptor("pilot", policy, rng)[0].endswith("female") for _ in range(3000)]
+    assert abs(np.mean(plain) - 0.5) < 0.04 and abs(np.mean(ceo) - 0.6) < 0.04  # 1.5 : 1
