@@ -1,11 +1,11 @@
-"""Prompt screening speed: through Triton (gRPC, prompt_guard ensemble, dynamic batching) and the
+"""Prompt screening (and rewriting) speed: through Triton (gRPC, prompt_guard ensemble, dynamic batching) and the
 same ONNX classifier in-process with onnxruntime, in one run on one machine.
 
     .venv/bin/python benchmarks/prompt_guard.py [--seconds 20] [--concurrency 32]
 
-Reports p50 latency for one prompt per request, and throughput (prompts/s) at the given
-concurrency with one prompt per request (Triton's dynamic batcher forms the batches), against
-in-process onnxruntime on batches of the same size. Prints a Markdown table.
+Reports p50 latency for one prompt per request (prompt_guard and prompt_rewrite), and
+throughput (prompts/s) at the given concurrency with one prompt per request (Triton's dynamic
+batcher forms the batches), against in-process onnxruntime on batches of the same size. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -82,11 +82,15 @@ def main() -> None:
     try:
         with SafeT2IClient(server.grpc_url) as client:
             client.screen(prompts[:1])
-            lat = []
+            client.rewrite(prompts[:1])
+            lat, lat_rewrite = [], []
             for i in range(args.n):
                 t0 = time.perf_counter()
                 client.screen([prompts[i % len(prompts)]])
                 lat.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                client.rewrite([prompts[i % len(prompts)]], seed=i)
+                lat_rewrite.append((time.perf_counter() - t0) * 1000)
         done, secs = asyncio.run(_load(server.grpc_url, prompts, args.concurrency, args.seconds))
     finally:
         server.stop()
@@ -95,6 +99,7 @@ def main() -> None:
     print("|---|---|---|---|")
     print(f"| p50 latency, 1 prompt (ms) | {statistics.median(lat):.1f} | {statistics.median(lat_local):.1f} | "
           f"{statistics.median(lat) / statistics.median(lat_local):.2f} |")
+    print(f"| p50 latency of prompt_rewrite, 1 prompt (ms) | {statistics.median(lat_rewrite):.1f} | - | - |")
     print(f"| throughput at concurrency {args.concurrency} (prompts/s) | {tput:.0f} | {tput_local:.0f} "
           f"(batches of {args.concurrency}) | {tput / tput_local:.2f} |")
 

@@ -249,5 +249,23 @@ def eval_prompt_classifier(
     err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
 
 
+@eval_app.command("rewriter")
+def eval_rewriter(
+    repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
+    out: Annotated[Path, typer.Option(help="Where report.md, metrics.json, plot.png go.")] =
+        Path("build/eval/rewriter"),
+    seeds: Annotated[int, typer.Option(help="Seeded requests per occupation prompt.")] = 500,
+) -> None:
+    """Diversity, no-op precision, anonymisation recall and grounding of the rewriter (in-process)."""
+    from t2iguard.export.eval_rewriter import evaluate
+
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    with err.status("evaluating") as status:
+        evaluate(repository, out, seeds=seeds, say=lambda m: status.update(m))
+    typer.echo((out / "report.md").read_text())
+    err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
+
+
 if __name__ == "__main__":
     app()

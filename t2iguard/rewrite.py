@@ -24,9 +24,11 @@ from t2iguard.policy import Policy
 from t2iguard.report import Rewrite
 from t2iguard.taxonomy import TOKEN_LABELS
 
-#: PII with a fixed shape, removed whenever private-individual fires even if the tagger missed it
+#: contact details and street addresses with a fixed shape: removed whenever anonymisation is enabled
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{7,}\d\b")
+_STREET = re.compile(r"\b\d{1,5}(?: [A-Z][a-z]+){1,3} (?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|"
+                     r"Court|Ct|Way|Place|Pl|Terrace|Close|Square|Crescent)\b\.?")
 _RELATION_BEFORE = re.compile(r"\b(?:my|our|his|her|their)(?: [\w'-]+){1,2} $", re.IGNORECASE)
 _CONNECTOR_BEFORE = re.compile(
     r"(?:\s*,)?\s*(?:\(?contact:?|at|on|phone(?: number)?|call|email|e-mail|with the number|number|lives at)?\s*$",
@@ -39,30 +41,39 @@ _DEMOGRAPHIC = re.compile(
 )
 _GENDER_ADJECTIVE = {"woman": "female", "man": "male"}
 _PERSON_WORDS = {"person", "people", "someone", "human", "individual"}
+#: token-label probability above which tagged words alone trigger their rewrite
+EVIDENCE_PROB = 0.9
 
 
-def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple[int, int, str]]:
-    """float32 [L, K] label probabilities and int32 [L, 2] offsets -> merged (start, end, label)
-    character spans; consecutive tokens with one label join across whitespace only."""
+def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple[int, int, str, float]]:
+    """float32 [L, K] label probabilities and int32 [L, 2] offsets -> merged (start, end, label,
+    min probability) character spans, widened to whole words; consecutive tokens with one label
+    join across whitespace only. Addresses need a digit, roles are not capitalised names."""
     spans: list[list] = []
     for (start, end), row in zip(offsets, probs, strict=True):
         if end <= start:
             continue
-        label = TOKEN_LABELS[int(row.argmax())]
+        k = int(row.argmax())
+        label = TOKEN_LABELS[k]
         if label == "O":
             continue
         if spans and spans[-1][2] == label and not text[spans[-1][1]:start].strip():
             spans[-1][1] = int(end)
+            spans[-1][3] = min(spans[-1][3], float(row[k]))
         else:
-            spans.append([int(start), int(end), label])
-    # extend to whole words (a name split into word pieces ends mid-word only if the tagger split it)
+            spans.append([int(start), int(end), label, float(row[k])])
     out = []
-    for s, e, label in spans:
+    for s, e, label, p in spans:
         while s > 0 and (text[s - 1].isalnum() or text[s - 1] in "'-"):
             s -= 1
         while e < len(text) and (text[e].isalnum() or text[e] in "'-"):
             e += 1
-        out.append((s, e, label))
+        word = text[s:e]
+        if label == "ADDRESS" and not any(c.isdigit() for c in word):
+            continue
+        if label == "ROLE" and word[:1].isupper() and not word.isupper():
+            continue
+        out.append((s, e, label, p))
     return out
 
 
@@ -96,13 +107,28 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
     spans = token_spans(token_probs, offsets, prompt)
     edits: list[tuple[int, int, str, str, str]] = []  # start, end, replacement, kind, reason
 
-    def fires(tag: str) -> str | None:
+    def fires(tag: str, *evidence: str) -> str | None:
+        """The tag's reason when its sentence score passes the policy threshold, or when the token head
+        confidently labelled words of every `evidence` kind (it generalises better to unseen names)."""
         score = tags.get(tag, 0.0)
-        return f"{tag}={score:.2f}" if policy.tag_fires(tag, score) else None
+        rule = policy.rewrite.tags.get(tag)
+        if rule is None or not rule.enabled:
+            return None
+        if score >= rule.threshold:
+            return f"{tag}={score:.2f}"
+        sure = [(prompt[s:e], label) for s, e, label, p in spans if label in evidence and p >= EVIDENCE_PROB]
+        if evidence and set(evidence) <= {label for _, label in sure}:
+            return f"{tag}: tagged {', '.join(w for w, _ in sure)}"
+        return None
 
-    if reason := fires("private-individual"):
-        found = [(s, e, label) for s, e, label in spans if label in ("NAME", "ADDRESS", "CONTACT")]
-        found += [(m.start(), m.end(), "CONTACT") for pat in (_EMAIL, _PHONE) for m in pat.finditer(prompt)]
+    contacts = [(m.start(), m.end(), label) for pat, label in ((_EMAIL, "CONTACT"), (_PHONE, "CONTACT"),
+                                                              (_STREET, "ADDRESS")) for m in pat.finditer(prompt)]
+    reason = fires("private-individual", "NAME") or fires("private-individual", "ADDRESS") or \
+        fires("private-individual", "CONTACT")
+    if reason is None and contacts and policy.tag_fires("private-individual", 1.0):
+        reason = "private-individual: contact details"
+    if reason:
+        found = [(s, e, label) for s, e, label, _ in spans if label in ("NAME", "ADDRESS", "CONTACT")] + contacts
         for s, e, label in found:
             if label == "NAME":
                 cue = _RELATION_BEFORE.search(prompt[:s])
@@ -110,14 +136,14 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
             else:
                 s = _CONNECTOR_BEFORE.search(prompt[:s]).start()
                 edits.append((s, e, "", "anonymise", f"{reason}: {label.lower()}"))
-    if reason := fires("negative-group-framing"):
-        for s, e, label in spans:
+    if reason := fires("negative-group-framing", "TRAIT", "GROUP"):
+        for s, e, label, _ in spans:
             if label in ("TRAIT", "GROUP"):
                 e2 = e + 1 if prompt[e:e + 1] == " " else e
                 edits.append((s, e2, "", "neutralise", f"{reason}: {label.lower()} word"))
     rng = np.random.default_rng(seed)
-    if (reason := fires("person-unspecified")) and not _DEMOGRAPHIC.search(prompt):
-        role = next(((s, e) for s, e, label in spans if label == "ROLE"), None)
+    if (reason := fires("person-unspecified", "ROLE")) and not _DEMOGRAPHIC.search(prompt):
+        role = next(((s, e) for s, e, label, _ in spans if label == "ROLE"), None)
         if role is not None:
             s, e = role
             word = prompt[s:e]

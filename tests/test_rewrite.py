@@ -32,7 +32,7 @@ def test_no_tag_is_byte_identical(policy):
 def test_token_spans_merge_word_pieces():
     prompt = "my neighbour Jennifer Walsh"
     probs, off = tagged(prompt, {"Jennifer Walsh": "NAME"})
-    assert token_spans(probs, off, prompt) == [(13, 27, "NAME")]
+    assert token_spans(probs, off, prompt) == [(13, 27, "NAME", 1.0)]
 
 
 def test_anonymise_names_addresses_contacts(policy):
