@@ -9,7 +9,7 @@ from tritonclient.utils import InferenceServerException
 
 from t2iguard import specs as S
 from t2iguard.client import wire
-from t2iguard.client.results import GenerateResult, ScreenResult
+from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 from t2iguard.client.sync import SCREEN_BATCH
 
 
@@ -41,6 +41,19 @@ class AsyncSafeT2IClient:
         except InferenceServerException as e:
             raise wire.translate(e) from None
         return wire.generate_result(response, rid)
+
+    async def rewrite(self, prompts: list[str], seed: int = 0) -> list[RewriteResult]:
+        """See `SafeT2IClient.rewrite`; batches go out concurrently."""
+        async def one(chunk: list[str]) -> list[RewriteResult]:
+            try:
+                response = await self._client.infer(S.PROMPT_REWRITE, wire.rewrite_request(chunk, seed),
+                                                    client_timeout=self.timeout_s)
+            except InferenceServerException as e:
+                raise wire.translate(e) from None
+            return wire.rewrite_results(chunk, response)
+
+        chunks = [prompts[i:i + SCREEN_BATCH] for i in range(0, len(prompts), SCREEN_BATCH)]
+        return [r for batch in await asyncio.gather(*(one(c) for c in chunks)) for r in batch]
 
     async def screen(self, prompts: list[str]) -> list[ScreenResult]:
         """See `SafeT2IClient.screen`; batches go out concurrently."""

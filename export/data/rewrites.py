@@ -38,7 +38,7 @@ ROLES = ("ceo", "doctor", "nurse", "teacher", "engineer", "scientist", "pilot", 
          "surgeon", "cleaner", "banker", "gardener")
 HELDOUT_ROLES = ("architect", "pharmacist", "plumber", "librarian", "accountant", "electrician", "dentist",
                  "journalist", "receptionist", "software developer", "flight attendant", "taxi driver", "baker",
-                 "security guard", "hairdresser", "social worker", "bus driver", "veterinarian", "waiter", "CEO")
+                 "security guard", "hairdresser", "social worker", "bus driver", "veterinarian", "waiter", "nanny")
 ROLE_CONTEXTS = ("", " at work", " in an office", " smiling at the camera", " in a hospital", " giving a talk",
                  " standing in front of a building", " at a desk", " portrait", " walking to work", " having lunch")
 DEMOGRAPHIC = ("a black woman", "an old man", "a young asian woman", "a middle-aged white man", "an elderly woman",
