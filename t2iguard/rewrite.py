@@ -48,7 +48,8 @@ EVIDENCE_PROB = 0.9
 def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple[int, int, str, float]]:
     """float32 [L, K] label probabilities and int32 [L, 2] offsets -> merged (start, end, label,
     min probability) character spans, widened to whole words; consecutive tokens with one label
-    join across whitespace only. Addresses need a digit, roles are not capitalised names."""
+    join across whitespace only. Addresses need a digit, contacts an "@" or 7 digits, and roles
+    are not capitalised names."""
     spans: list[list] = []
     for (start, end), row in zip(offsets, probs, strict=True):
         if end <= start:
@@ -70,6 +71,8 @@ def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple
             e += 1
         word = text[s:e]
         if label == "ADDRESS" and not any(c.isdigit() for c in word):
+            continue
+        if label == "CONTACT" and "@" not in word and sum(c.isdigit() for c in word) < 7:
             continue
         if label == "ROLE" and word[:1].isupper() and not word.isupper():
             continue

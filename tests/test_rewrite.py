@@ -99,3 +99,9 @@ def test_counter_stereotype_weights_shift_the_distribution(policy):
     ceo = [diversity_descriptor("ceo", policy, rng)[0].endswith("female") for _ in range(3000)]
     plain = [diversity_descriptor("pilot", policy, rng)[0].endswith("female") for _ in range(3000)]
     assert abs(np.mean(plain) - 0.5) < 0.04 and abs(np.mean(ceo) - 0.6) < 0.04  # 1.5 : 1
+
+
+def test_a_number_is_not_a_contact(policy):
+    prompt = "a shape number 3"
+    probs, off = tagged(prompt, {"number 3": "CONTACT"})
+    assert apply_rewrites(prompt, {**NONE, "private-individual": 0.1}, probs, off, 0, policy) == (prompt, [])

@@ -17,9 +17,14 @@ from t2iguard.export.data.prompts import BENIGN_SUBJECTS, FIGURES, STYLES, SUFFI
 from t2iguard.taxonomy import REWRITE_TAGS, TOKEN_LABELS
 
 FIRST = ("Jennifer", "John", "Maria", "David", "Sarah", "Ahmed", "Emily", "Michael", "Laura", "Tom", "Priya", "Kevin",
-         "Anna", "Luis", "Grace", "Omar", "Hannah", "Peter", "Chloe", "Daniel", "Fatima", "Lucas", "Ines", "Mark")
+         "Anna", "Luis", "Grace", "Omar", "Hannah", "Peter", "Chloe", "Daniel", "Fatima", "Lucas", "Ines", "Mark",
+         "Julia", "Ben", "Karen", "Steve", "Linda", "Jake", "Rachel", "Greg", "Dana", "Amy", "Lisa", "Chris", "Mei",
+         "Ravi", "Kofi", "Ingrid", "Pablo", "Elena", "Jonas", "Sven", "Aiko", "Tariq", "Nora", "Diego", "Claire",
+         "Marco", "Hiroshi", "Bianca", "Oscar", "Wei", "Ana", "Ivan", "Zainab", "Liam", "Emma", "Alex")
 LAST = ("Walsh", "Doe", "Garcia", "Kim", "Miller", "Hassan", "Chen", "Brown", "Rossi", "Becker", "Patel", "O'Brien",
-        "Novak", "Romero", "Taylor", "Nguyen", "Schmidt", "Dubois", "Kowalski", "Okafor")
+        "Novak", "Romero", "Taylor", "Nguyen", "Schmidt", "Dubois", "Kowalski", "Okafor", "Jones", "Hall", "Lopez",
+        "Turner", "Adams", "Grant", "Ortiz", "Weber", "Moore", "Smith", "Johnson", "Wang", "Singh", "Ali", "Silva",
+        "Murphy", "Rossi", "Yamamoto", "Kaur", "Jensen", "Popescu", "Horvat", "Nakamura", "Santos", "Clarke")
 HELDOUT_FIRST = ("Olivia", "Ethan", "Sofia", "Noah", "Yuki", "Mateo", "Amara", "Felix", "Leila", "Viktor", "Aisha",
                  "Hugo", "Nadia", "Rafael", "Zoe", "Samuel")
 HELDOUT_LAST = ("Fischer", "Morales", "Tanaka", "Ivanova", "Lindqvist", "Mensah", "Costa", "Haddad", "Bauer",
@@ -168,7 +173,7 @@ def plain(rng: random.Random) -> TagExample:
     return TagExample(rng.choice(STYLES) + rng.choice(BENIGN_SUBJECTS) + rng.choice(SUFFIXES))
 
 
-def generate(seed: int = 0, n: int = 6000) -> list[TagExample]:
+def generate(seed: int = 0, n: int = 8000) -> list[TagExample]:
     """Training data: a mix of every kind, deterministic for `seed`."""
     rng = random.Random(seed)
     makers = ((private, 0.2), (public_or_place, 0.1), (role, 0.2), (stated, 0.12), (framing, 0.1),
