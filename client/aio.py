@@ -44,26 +44,20 @@ class AsyncSafeT2IClient:
 
     async def rewrite(self, prompts: list[str], seed: int = 0) -> list[RewriteResult]:
         """See `SafeT2IClient.rewrite`; batches go out concurrently."""
-        async def one(chunk: list[str]) -> list[RewriteResult]:
-            try:
-                response = await self._client.infer(S.PROMPT_REWRITE, wire.rewrite_request(chunk, seed),
-                                                    client_timeout=self.timeout_s)
-            except InferenceServerException as e:
-                raise wire.translate(e) from None
-            return wire.rewrite_results(chunk, response)
-
-        chunks = [prompts[i:i + SCREEN_BATCH] for i in range(0, len(prompts), SCREEN_BATCH)]
-        return [r for batch in await asyncio.gather(*(one(c) for c in chunks)) for r in batch]
+        return await self._batched(prompts, S.PROMPT_REWRITE, lambda c: wire.rewrite_request(c, seed),
+                                   wire.rewrite_results)
 
     async def screen(self, prompts: list[str]) -> list[ScreenResult]:
         """See `SafeT2IClient.screen`; batches go out concurrently."""
-        async def one(chunk: list[str]) -> list[ScreenResult]:
+        return await self._batched(prompts, S.PROMPT_GUARD, wire.screen_request, wire.screen_results)
+
+    async def _batched(self, prompts: list[str], model: str, request, results) -> list:
+        async def one(chunk: list[str]) -> list:
             try:
-                response = await self._client.infer(S.PROMPT_GUARD, wire.screen_request(chunk),
-                                                    client_timeout=self.timeout_s)
+                response = await self._client.infer(model, request(chunk), client_timeout=self.timeout_s)
             except InferenceServerException as e:
                 raise wire.translate(e) from None
-            return wire.screen_results(chunk, response)
+            return results(chunk, response)
 
         chunks = [prompts[i:i + SCREEN_BATCH] for i in range(0, len(prompts), SCREEN_BATCH)]
         return [r for batch in await asyncio.gather(*(one(c) for c in chunks)) for r in batch]

@@ -123,6 +123,25 @@ def generate(
     raise typer.Exit(REFUSED.exit_code if result.refused else 0)
 
 
+def _run_prompts(input: Path, url: str, call, jsonl: bool) -> list | None:
+    """Read one prompt per line (`-`: stdin), run `call(client, prompts)`; with `jsonl` print one
+    JSON object per result and return None, else return the results for a table."""
+    from t2iguard.client import SafeT2IClient
+
+    text = sys.stdin.read() if str(input) == "-" else input.read_text(encoding="utf-8")
+    prompts = [line for line in text.splitlines() if line.strip()]
+    try:
+        with SafeT2IClient(url) as client:
+            results = call(client, prompts)
+    except T2IGuardError as e:
+        raise _fail(e) from None
+    if not jsonl:
+        return results
+    for r in results:
+        typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+    return None
+
+
 @app.command()
 def screen(
     input: Annotated[Path, typer.Option("--input", help="One prompt per line; `-` reads stdin.")],
@@ -130,18 +149,8 @@ def screen(
     jsonl: Annotated[bool, typer.Option(help="One JSON object per line instead of a table.")] = False,
 ) -> None:
     """Screen prompts with the prompt_guard ensemble only (no generation)."""
-    from t2iguard.client import SafeT2IClient
-
-    text = sys.stdin.read() if str(input) == "-" else input.read_text(encoding="utf-8")
-    prompts = [line for line in text.splitlines() if line.strip()]
-    try:
-        with SafeT2IClient(url) as client:
-            results = client.screen(prompts)
-    except T2IGuardError as e:
-        raise _fail(e) from None
-    if jsonl:
-        for r in results:
-            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+    results = _run_prompts(input, url, lambda client, prompts: client.screen(prompts), jsonl)
+    if results is None:
         return
     from rich.table import Table
 
@@ -160,18 +169,8 @@ def rewrite(
     jsonl: Annotated[bool, typer.Option(help="One JSON object per line instead of a table.")] = False,
 ) -> None:
     """Run prompts through the prompt_rewrite ensemble only: diversity, anonymisation, grounding."""
-    from t2iguard.client import SafeT2IClient
-
-    text = sys.stdin.read() if str(input) == "-" else input.read_text(encoding="utf-8")
-    prompts = [line for line in text.splitlines() if line.strip()]
-    try:
-        with SafeT2IClient(url) as client:
-            results = client.rewrite(prompts, seed=seed)
-    except T2IGuardError as e:
-        raise _fail(e) from None
-    if jsonl:
-        for r in results:
-            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+    results = _run_prompts(input, url, lambda client, prompts: client.rewrite(prompts, seed=seed), jsonl)
+    if results is None:
         return
     from rich.table import Table
 
@@ -232,6 +231,16 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}; {json.dumps(result.val)}")
 
 
+def _evaluate(repository: Path, out: Path, evaluate) -> None:
+    """Build when needed, run `evaluate(repository, out, say=...)`, print the report it wrote."""
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    with err.status("evaluating") as status:
+        evaluate(repository, out, say=lambda m: status.update(m))
+    typer.echo((out / "report.md").read_text())
+    err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
+
+
 @eval_app.command("prompt-classifier")
 def eval_prompt_classifier(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
@@ -241,12 +250,7 @@ def eval_prompt_classifier(
     """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets."""
     from t2iguard.export.eval_prompt_classifier import evaluate
 
-    if not (repository / "build.json").exists():
-        _build("tiny", "cpu", repository)
-    with err.status("evaluating") as status:
-        evaluate(repository, out, say=lambda m: status.update(m))
-    typer.echo((out / "report.md").read_text())
-    err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
+    _evaluate(repository, out, evaluate)
 
 
 @eval_app.command("rewriter")
@@ -259,12 +263,7 @@ def eval_rewriter(
     """Diversity, no-op precision, anonymisation recall and grounding of the rewriter (in-process)."""
     from t2iguard.export.eval_rewriter import evaluate
 
-    if not (repository / "build.json").exists():
-        _build("tiny", "cpu", repository)
-    with err.status("evaluating") as status:
-        evaluate(repository, out, seeds=seeds, say=lambda m: status.update(m))
-    typer.echo((out / "report.md").read_text())
-    err.print(f"written: {out / 'report.md'}, {out / 'metrics.json'}, {out / 'plot.png'}")
+    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say))
 
 
 if __name__ == "__main__":

@@ -132,23 +132,17 @@ def test_flagged_image_goes_through_guided_regeneration(triton, client, profile,
     assert client.generate("a red circle on a blue background", seed=2, steps=STEPS).decision == "allowed"
 
 
-def test_fail_closed_when_image_guard_is_unloaded(triton, client):
-    triton.unload_model(S.IMAGE_CLASSIFIER)
+@pytest.mark.parametrize(("model", "guard"), [(S.IMAGE_CLASSIFIER, "image_guard"),
+                                              (S.PROMPT_CLASSIFIER, "prompt_guard"),
+                                              (S.REWRITE_TAGGER, "prompt_rewrite")])
+def test_fail_closed_when_a_guard_model_is_unloaded(triton, client, model, guard):
+    triton.unload_model(model)
     try:
-        with pytest.raises(GuardFailure, match="image_guard.*fail closed"):
+        with pytest.raises(GuardFailure, match=f"{guard}.*fail closed"):
             client.generate("a red circle on a blue background", seed=1, steps=STEPS)
     finally:
-        triton.load_model(S.IMAGE_CLASSIFIER)
+        triton.load_model(model)
     assert client.generate("a red circle on a blue background", seed=1, steps=STEPS).image_png
-
-
-def test_fail_closed_when_prompt_guard_is_unloaded(triton, client):
-    triton.unload_model(S.PROMPT_CLASSIFIER)
-    try:
-        with pytest.raises(GuardFailure, match="prompt_guard"):
-            client.generate("a red circle on a blue background", seed=1, steps=STEPS)
-    finally:
-        triton.load_model(S.PROMPT_CLASSIFIER)
 
 
 def test_one_audit_event_per_request(client, repository):
