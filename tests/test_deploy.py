@@ -1,0 +1,103 @@
+"""The Kubernetes manifests: every overlay renders with `kubectl kustomize` and validates against
+the Kubernetes JSON schemas offline (kubernetes-validate, strict: unknown fields fail)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+OVERLAYS = ["cpu", "gpu"]
+K8S_VERSION = "1.32.0"
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
+
+
+def render(overlay: str) -> dict[str, dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(out) if doc}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_validates_against_kubernetes_schemas(overlay):
+    docs = render(overlay)
+    assert {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor",
+            "ConfigMap"} <= set(docs)
+    for kind, doc in docs.items():
+        if kind == "ServiceMonitor":  # a CRD: no core schema; check what Prometheus Operator needs
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            assert doc["spec"]["endpoints"][0]["port"] == "metrics"
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_triton_container_is_probed_and_exposed(overlay):
+    docs = render(overlay)
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    triton = pod["containers"][0]
+    assert {p["containerPort"] for p in triton["ports"]} == {8000, 8001, 8002}
+    assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["startupProbe"]["periodSeconds"] * triton["startupProbe"]["failureThreshold"] >= 300
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert pod["initContainers"][0]["command"][:2] == ["t2iguard", "build"]
+    selector = docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert docs["Service"]["spec"]["selector"] == selector and docs["PodDisruptionBudget"]["spec"]["selector"][
+        "matchLabels"] == selector
+    assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8000, 8001, 8002}
+
+
+def test_gpu_overlay_requests_a_gpu_and_cpu_does_not():
+    gpu = render("gpu")["Deployment"]["spec"]["template"]["spec"]
+    cpu = render("cpu")["Deployment"]["spec"]["template"]["spec"]
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in str(cpu)
+    assert any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
+
+
+def test_hpa_scales_on_triton_queue_time():
+    hpa = render("cpu")["HorizontalPodAutoscaler"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "t2iguard"}
+    metric = hpa["spec"]["metrics"][0]["pods"]
+    assert metric["metric"]["name"] == "t2iguard_queue_us_per_request"
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+    assert hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    rules = yaml.safe_load(render("cpu")["ConfigMap"]["data"]["prometheus-adapter-rules.yaml"])
+    assert rules["rules"]["custom"][0]["name"]["as"] == metric["metric"]["name"]
+
+
+def test_perf_analyzer_inputs_match_the_specs(tmp_path, profile):
+    import base64
+    import importlib.util
+    import json
+
+    from t2iguard.specs import build_specs
+
+    spec_file = ROOT / "deploy" / "perf" / "inputs.py"
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location("perf_inputs", spec_file))
+    mod.__loader__.exec_module(mod)
+    specs = build_specs(profile)
+    for path in mod.write(tmp_path):
+        model = specs[path.stem]
+        rows = json.loads(path.read_text())["data"]
+        assert rows
+        for row in rows:
+            names = {t.name for t in model.inputs}
+            assert set(row) <= names and {t.name for t in model.inputs if not t.optional} <= set(row)
+            for name, value in row.items():
+                t = model.input(name)
+                if isinstance(value, dict) and "b64" in value:
+                    assert value["shape"] == list(t.dims)
+                    assert len(base64.b64decode(value["b64"])) == int(np.prod(t.dims))
+                elif t.dtype == "BYTES":
+                    content = value["content"] if isinstance(value, dict) else value
+                    assert all(isinstance(v, str) for v in content)
