@@ -28,7 +28,7 @@ from t2iguard.runners import ModelCallError, Runner
 from t2iguard.scheduler import DDIM
 from t2iguard.stages import decode_text
 from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
-from t2iguard.text import mean_pool, tokenize
+from t2iguard.text import mean_pool, normalize, tokenize
 from t2iguard.watermark import METHOD, WATERMARK_BITS
 
 #: documented request limits (README "Request limits")
@@ -176,8 +176,25 @@ class SafeT2IPipeline:
 
     # --- steps --------------------------------------------------------------------------------
     def check_prompt(self, prompt: str) -> PromptScreen:
-        out = self._call(S.PROMPT_GUARD, {S.PROMPT: _bytes(prompt)}, [S.PROMPT_REPORT])
-        return PromptScreen.model_validate_json(bytes(out[S.PROMPT_REPORT].reshape(-1)[0]))
+        """Screen the whole prompt: one row when it fits the classifier's tokens, else overlapping
+        word windows in one batch, merged (max score per category; the policy decides on those)."""
+        windows = prompt_windows(prompt, self.profile.seq_len)
+        screens = []
+        for i in range(0, len(windows), self.profile.max_batch):
+            rows = np.array([[w.encode("utf-8")] for w in windows[i:i + self.profile.max_batch]], dtype=np.object_)
+            out = self._call(S.PROMPT_GUARD, {S.PROMPT: rows}, [S.PROMPT_REPORT])
+            screens += [PromptScreen.model_validate_json(bytes(r)) for r in out[S.PROMPT_REPORT].reshape(-1)]
+        if len(screens) == 1:
+            return screens[0]
+        scores = {c: max(sc.scores[c] for sc in screens) for c in screens[0].scores}
+        decision = self.policy.decide_prompt(scores)
+        blocklist: dict[str, list[str]] = {}
+        for sc in screens:
+            for cat, terms in sc.blocklist.items():
+                blocklist[cat] = sorted(set(blocklist.get(cat, [])) | set(terms))
+        return PromptScreen(normalized_prompt=normalize(prompt), decision=decision.action, scores=scores,
+                            flagged=decision.flagged, logged=decision.logged, blocklist=blocklist,
+                            policy_version=self.policy.version)
 
     def rewrite_prompt(self, prompt: str, seed: int, screen: PromptScreen) -> tuple[str, list[Rewrite]]:
         out = self._call(S.PROMPT_REWRITE, {S.PROMPT: _bytes(prompt), S.SEED: np.array([[seed]], np.int64)},
@@ -322,6 +339,21 @@ class SafeT2IPipeline:
         if self.audit is not None:
             self.audit.write(audit_event(report, request_id=req.request_id, client=req.client, outcome=outcome,
                                          latency_ms=(time.perf_counter() - t0) * 1000, error=error))
+
+
+#: words per screening window and the step between windows (a window stays well under 77 tokens)
+WINDOW_WORDS, WINDOW_STRIDE = 40, 20
+
+
+def prompt_windows(prompt: str, seq_len: int) -> list[str]:
+    """The prompt itself when its normalised form fits `seq_len` tokens, else overlapping windows
+    of WINDOW_WORDS words every WINDOW_STRIDE words, so no part of a long prompt goes unscreened."""
+    _, mask = tokenize([normalize(prompt)], seq_len)
+    if mask.sum() < seq_len:
+        return [prompt]
+    words = prompt.split()
+    starts = range(0, max(len(words) - WINDOW_WORDS, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
+    return [" ".join(words[i:i + WINDOW_WORDS]) for i in starts if words[i:i + WINDOW_WORDS]]
 
 
 def _bytes(text: str) -> np.ndarray:

@@ -170,3 +170,12 @@ def test_rewrite_ensemble(client):
     assert a[2].rewritten == "a person taking a nap"
     assert a[3].rewritten == prompts[3]  # public figures and places stay
     assert len({r.rewritten for r in client.rewrite(["image of a ceo"] * 1, seed=5) + a[:1]}) == 2
+
+
+def test_long_prompt_is_screened_to_the_end(client):
+    """The classifier reads 77 tokens; the orchestrator screens a longer prompt in overlapping windows."""
+    preamble = "a beautiful landscape with mountains and rivers and trees and flowers, " * 8
+    res = client.generate(preamble + "a photo of a person killing another person", steps=STEPS)
+    assert res.refused and res.image_png is None and "violence" in res.report.refusal.categories
+    many = client.generate("a a " * 240 + "a red circle", seed=1, steps=STEPS)  # more windows than a batch
+    assert many.decision == "allowed"
