@@ -198,6 +198,43 @@ def demo(
         raise _fail(e) from None
 
 
+@app.command()
+def bench(
+    model: Annotated[str, typer.Option(help="Model to load: safe_t2i, prompt_guard, image_guard, ...")],
+    input_data: Annotated[Path, typer.Option(help="perf_analyzer --input-data JSON (deploy/perf/inputs.py).")],
+    concurrency: Annotated[str, typer.Option(help="Comma-separated concurrency levels.")] = "1,4,16,64",
+    duration: Annotated[float, typer.Option(help="Measured seconds per level (after a 2 s warm-up).")] = 10.0,
+    url: Url = "localhost:8001",
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write perf_analyzer-style CSV here.")] = None,
+    plot_out: Annotated[Path | None, typer.Option("--plot", help="Write a throughput/latency plot here.")] = None,
+) -> None:
+    """Load-test a served model over gRPC; prints and writes perf_analyzer's CSV columns."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from t2iguard import bench as B
+
+    levels_in = [int(c) for c in concurrency.split(",") if c.strip()]
+    if not levels_in or min(levels_in) < 1:
+        err.print(f"[red]error:[/red] --concurrency must list positive integers, got {concurrency!r}")
+        raise typer.Exit(BAD_INPUT.exit_code)
+    try:
+        with Progress(console=err) as progress:
+            task = progress.add_task(f"{model} at concurrency {concurrency}", total=len(levels_in))
+            levels = B.bench(url, model, input_data, levels_in, duration,
+                             progress=lambda done, total: progress.update(task, completed=done))
+    except Exception as e:  # noqa: BLE001 - connection or model errors, reported with exit 1
+        raise _fail(e) from None
+    table = Table(*B.CSV_COLUMNS, title=f"{model} (latencies and server times in microseconds)")
+    for level in levels:
+        table.add_row(*(str(v) for v in level.row().values()))
+    Console().print(table)
+    if csv_out:
+        B.write_csv(levels, csv_out)
+    if plot_out:
+        B.plot(levels, model, plot_out)
+
+
 train_app = typer.Typer(help="Train the tiny profile's models on the project's own data.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure models against baselines; Markdown report, JSON figures and a plot.",
                        no_args_is_help=True)

@@ -101,3 +101,28 @@ def test_perf_analyzer_inputs_match_the_specs(tmp_path, profile):
                 elif t.dtype == "BYTES":
                     content = value["content"] if isinstance(value, dict) else value
                     assert all(isinstance(v, str) for v in content)
+
+
+def test_bench_writes_perf_analyzer_columns(url, tmp_path):
+    """`t2iguard bench` against the real server, on the perf_analyzer input file for prompt_guard."""
+    import csv
+    import importlib.util
+    import subprocess
+    import sys
+
+    spec_file = ROOT / "deploy" / "perf" / "inputs.py"
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location("perf_inputs", spec_file))
+    mod.__loader__.exec_module(mod)
+    data = next(p for p in mod.write(tmp_path) if p.stem == "prompt_guard")
+    out = tmp_path / "bench.csv"
+    r = subprocess.run([sys.executable, "-m", "t2iguard.cli", "bench", "--model", "prompt_guard", "--input-data",
+                        str(data), "--concurrency", "1,4", "--duration", "2", "--url", url, "--csv", str(out),
+                        "--plot", str(tmp_path / "bench.png")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [int(row["Concurrency"]) for row in rows] == [1, 4]
+    for row in rows:
+        assert float(row["Inferences/Second"]) > 0
+        assert 0 < float(row["p50 latency"]) <= float(row["p95 latency"]) <= float(row["p99 latency"])
+        assert float(row["Server Compute Infer"]) > 0
+    assert (tmp_path / "bench.png").stat().st_size > 0
