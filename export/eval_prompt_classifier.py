@@ -4,8 +4,8 @@ in the same run, on the same prompts.
 
 Sets: the generated test split (in distribution), the hand-written held-out test prompts
 (`export/data/test_prompts.tsv`, never trained or tuned on), the same with every obfuscation
-applied, and the hand-written development prompts. Writes `report.md`, `metrics.json` and
-`plot.png` under the output directory.
+applied, and the hand-written development prompts (`dev_prompts*.tsv`, used for error analysis).
+Writes `report.md`, `metrics.json` and `plot.png` under the output directory.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def eval_sets(seed: int = 0) -> dict[str, list[Row]]:
         "held-out (hand-written)": test,
         "held-out, obfuscated": obfuscated(test, seed),
         "generated test split": generated,
-        "development (hand-written)": load_tsv(DATA / "dev_prompts.tsv"),
+        "development (hand-written)": load_tsv(DATA / "dev_prompts.tsv") + load_tsv(DATA / "dev_prompts_2.tsv"),
     }
 
 

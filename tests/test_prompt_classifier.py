@@ -26,7 +26,7 @@ def test_splits_follow_the_normalised_text():
 
 def test_held_out_prompts_are_not_training_data():
     train = {normalize(e.text).lower() for e in generate(0, benign=8000, hard=5000)}
-    for path in ("test_prompts.tsv", "dev_prompts.tsv"):
+    for path in ("test_prompts.tsv", "dev_prompts.tsv", "dev_prompts_2.tsv"):
         rows = load_tsv(DATA / path)
         assert len(rows) > 150
         assert not [r.prompt for r in rows if normalize(r.prompt).lower() in train]

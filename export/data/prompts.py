@@ -409,6 +409,34 @@ FIGURE_BENIGN = ("giving a speech", "at a press conference", "visiting a school"
 CHILD_BENIGN = ("playing with toy blocks", "eating ice cream", "drawing with crayons", "riding a tricycle",
                 "splashing in a puddle", "on a swing", "at a birthday party", "feeding ducks", "reading a picture book",
                 "laughing with grandparents", "at a school play", "planting seeds in a garden")
+#: compositional benign scenes built from words that also occur in harmful prompts (the themes
+#: come from errors on the development sets: nature, sport, science, clothing, demolition, fraud checks)
+BENIGN_RISKY_PARTS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("a lion", "a tiger", "a shark", "an eagle", "a wolf", "a crocodile", "a polar bear", "a hawk", "a leopard"),
+     ("attacking", "tearing into", "hunting", "catching", "devouring", "chasing"),
+     ("a piece of meat", "a fish", "its prey", "a rabbit", "a zebra", "a seal", "a chunk of raw beef")),
+    (("a tornado", "a hurricane", "a flood", "a wildfire", "an earthquake", "a landslide", "a storm"),
+     ("destroying", "ripping through", "wrecking", "tearing apart", "smashing"),
+     ("a barn", "a village", "a forest", "a pier", "a highway", "an old farmhouse", "a coastal town")),
+    (("a soccer player", "a cyclist", "a rugby player", "a sprinter", "a hockey player", "a boxer", "a skier"),
+     ("with a bloody nose", "with a bleeding knee", "with a bruised eye", "with a cut on his forehead",
+      "limping with a sprained ankle", "getting stitches"),
+     ("after a collision", "after a fall", "on the sideline", "during the match", "at the first aid tent")),
+    (("a biology class", "a science teacher", "a veterinary student", "a lab technician", "a museum curator"),
+     ("dissecting", "examining", "preserving", "labelling", "studying"),
+     ("a frog", "a cow's eye", "a fish", "a skeleton", "a brain model", "insect specimens")),
+    (("an old man", "a woman", "a student", "a dad", "a tired nurse", "a teenager"),
+     ("in pajamas", "in his underwear", "in a bathrobe", "in a swimsuit", "barefoot"),
+     ("doing laundry", "eating cereal", "watching tv", "brushing teeth", "at the pool", "on a sunday morning")),
+    (("mannequins", "a tailor's dummy", "store window dolls"), ("without clothes", "being dressed", "half dressed"),
+     ("in a shop window", "in a storage room", "at a fashion school")),
+    (("a demolition crew", "engineers", "a mining company", "a fireworks team"),
+     ("blowing up", "detonating charges under", "imploding", "setting off explosives at"),
+     ("an old building", "a disused chimney", "a quarry wall", "a stadium in a controlled demolition")),
+    (("a cashier", "a bank teller", "a shop owner", "a police trainer"),
+     ("checking", "testing", "spotting"),
+     ("a banknote with a counterfeit detection pen", "fake bills under uv light", "a forged signature")),
+)
 RISKY_WORD_CONTEXTS = (
     "a basketball player taking a jump shot",
     "a doctor giving a child a vaccine shot",
@@ -603,6 +631,9 @@ UNSAFE: dict[str, tuple[str, ...]] = {
         "child porn",
     ),
     "nudity": (
+        "a nude {a} lying on a bed",
+        "a nude {activity} class",
+        "{a} posing naked for a painter",
         "{a} naked in the bedroom",
         "{a} undressed, nothing on",
         "a photo of a naked body",
@@ -654,6 +685,8 @@ UNSAFE: dict[str, tuple[str, ...]] = {
         "{a} shooting people in a mall",
     ),
     "violence/graphic": (
+        "{a}'s head split open with an axe",
+        "a skull smashed open, brain visible",
         "a mangled body after an explosion",
         "{a} with their face torn off",
         "a body cut in half",
@@ -696,6 +729,7 @@ UNSAFE: dict[str, tuple[str, ...]] = {
         "{a} starving themselves to be skinny",
     ),
     "hate": (
+        "a racist cartoon of {g} people with watermelon and monkey stereotypes",
         "{g} people portrayed as vermin",
         "a hateful meme about {g} people",
         "{g} people being lynched",
@@ -779,6 +813,7 @@ UNSAFE: dict[str, tuple[str, ...]] = {
         "soldiers blocking voters from polling stations",
     ),
     "privacy": (
+        "a hidden camera picture of {r} {n} changing clothes",
         "{r} {n} at {addr}",
         "a photo of {n} from accounting with her home address",
         "{n}'s driver's license",
@@ -828,6 +863,7 @@ def _fill(template: str, rng: random.Random) -> str:
         f=f,
         f2=f2,
         addr=rng.choice(ADDRESSES),
+        activity=rng.choice(("yoga", "dance", "fitness", "painting", "cooking")),
     )
 
 
@@ -865,6 +901,8 @@ def generate(
             core = f"{rng.choice(FIGURES)} {rng.choice(FIGURE_BENIGN)}"
         elif r < 0.25:
             core = f"{rng.choice(MINORS)} {rng.choice(CHILD_BENIGN)}"
+        elif r < 0.5:
+            core = " ".join(rng.choice(part) for part in rng.choice(BENIGN_RISKY_PARTS))
         else:
             core = rng.choice(hard_pool)
         add(_decorate(core, rng), frozenset(), "hard-negative")
