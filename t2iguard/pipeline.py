@@ -341,8 +341,9 @@ class SafeT2IPipeline:
                                          latency_ms=(time.perf_counter() - t0) * 1000, error=error))
 
 
-#: words per screening window and the step between windows (a window stays well under 77 tokens)
-WINDOW_WORDS, WINDOW_STRIDE = 40, 20
+#: words per screening window and the step between windows: short enough that a harmful clause is not
+#: diluted by a long benign context (mean pooling), every 8-word span lies whole inside one window
+WINDOW_WORDS, WINDOW_STRIDE = 16, 8
 
 
 def prompt_windows(prompt: str, seq_len: int) -> list[str]:
