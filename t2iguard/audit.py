@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from t2iguard.report import SafetyReport
@@ -18,7 +18,7 @@ def audit_event(report: SafetyReport | None, *, request_id: str, client: str, ou
                 latency_ms: float, error: str | None = None) -> dict:
     """The event for one request; `report` is None when the request ended in an error."""
     event = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "request_id": request_id,
         "client": client,
         "outcome": outcome,

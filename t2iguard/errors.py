@@ -6,8 +6,8 @@
 | refused       | policy refused (prompt blocked / image still flagged) | OK, report says "refused", no image | 3 |
 | bad-input     | a field violates a documented limit                | INVALID_ARGUMENT   | 2        |
 | guard-failure | a safety component errored, timed out or is missing (fail closed) | INTERNAL | 1   |
-| overload      | queue full / server not ready                      | UNAVAILABLE        | 1        |
-| other         | anything else                                      | (as received)      | 1        |
+| overload      | queue full / server not ready or unreachable       | UNAVAILABLE        | 1        |
+| other         | anything else (NOT_FOUND: model not loaded)        | (as received)      | 1        |
 
 A refusal is a decision, not a failure: it returns OK with the safety report (categories,
 scores) and no image bytes, so that clients can show why. Tests cover every row.

@@ -138,7 +138,6 @@ class SafeT2IModel(_Configured):
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
-        assert self.spec.name == SAFE_T2I
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
         runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
         self.pipeline = SafeT2IPipeline(runner, self.profile, load_policy(self.path_param("policy", "policy.yaml")),

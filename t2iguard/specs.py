@@ -141,9 +141,6 @@ class ModelSpec:
     def input(self, name: str) -> Tensor:
         return next(t for t in self.inputs if t.name == name)
 
-    def output(self, name: str) -> Tensor:
-        return next(t for t in self.outputs if t.name == name)
-
 
 def build_specs(p: Profile) -> dict[str, ModelSpec]:
     """All models of the stack for profile `p`, keyed by model name."""

@@ -179,3 +179,24 @@ def test_long_prompt_is_screened_to_the_end(client):
     assert res.refused and res.image_png is None and "violence" in res.report.refusal.categories
     many = client.generate("a a " * 240 + "a red circle", seed=1, steps=STEPS)  # more windows than a batch
     assert many.decision == "allowed"
+
+
+def test_error_kinds_seen_by_the_client(triton, client):
+    """Unreachable or not-ready server -> UNAVAILABLE -> overload; an unloaded model -> NOT_FOUND -> other."""
+    from t2iguard.client import SafeT2IClient
+    from t2iguard.errors import OTHER, OVERLOAD, Overloaded, T2IGuardError
+
+    assert client.ready()
+    with SafeT2IClient("localhost:1", timeout_s=5) as down:
+        assert not down.ready()
+        with pytest.raises(Overloaded) as info:
+            down.screen(["a cat on a sofa"])
+    assert info.value.kind is OVERLOAD and info.value.status == "UNAVAILABLE"
+    triton.unload_model(S.PROMPT_GUARD)
+    try:
+        with pytest.raises(T2IGuardError) as info:
+            client.screen(["a cat on a sofa"])
+        assert info.value.kind is OTHER and info.value.status == "NOT_FOUND"
+    finally:
+        triton.load_model(S.PROMPT_GUARD)
+    assert client.screen(["a cat on a sofa"])[0].decision == "allow"
