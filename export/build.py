@@ -42,9 +42,9 @@ def _sources_dir() -> Path:
     return Path(str(resources.files("t2iguard.model_repository")))
 
 
-def _fingerprint(profile: str, seed: int) -> str:
+def _fingerprint(profile: str) -> str:
     """Changes whenever anything that shapes the exported graphs changes."""
-    h = hashlib.sha256(f"{profile}:{seed}:{torch.__version__}".encode())
+    h = hashlib.sha256(f"{profile}:{torch.__version__}".encode())
     core = Path(str(resources.files("t2iguard")))
     shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
     shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py", "lexicon.py")]
@@ -59,13 +59,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("T2IGUARD_CACHE", Path.home() / ".cache" / "t2iguard"))
 
 
-def export_networks(profile_name: str, seed: int, force: bool, say) -> tuple[Path, dict, list[str]]:
+def export_networks(profile_name: str, force: bool, say) -> tuple[Path, dict, list[str]]:
     """Export every network model once per source fingerprint into the cache, parity-checked.
 
     Returns (cache dir holding `<model>.onnx`, its export record, models exported now)."""
     profile = get_profile(profile_name)
     networks = [s for s in S.build_specs(profile).values() if s.kind == "network"]
-    cache = cache_root() / "onnx" / f"{profile_name}-{_fingerprint(profile_name, seed)}"
+    cache = cache_root() / "onnx" / f"{profile_name}-{_fingerprint(profile_name)}"
     record_path = cache / "export.json"
     if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
         return cache, json.loads(record_path.read_text()), []
@@ -74,7 +74,7 @@ def export_networks(profile_name: str, seed: int, force: bool, say) -> tuple[Pat
     from t2iguard.export.tiny import build_tiny
 
     say("building torch modules (tiny profile)")
-    modules = build_tiny(profile, seed)
+    modules = build_tiny(profile)
     record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
     for spec in networks:
         path = cache / f"{spec.name}.onnx"
@@ -99,7 +99,7 @@ def _place(src: Path, dst: Path) -> None:
 
 
 def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path | str = "build/repository/cpu",
-                     policy: Path | None = None, audit_log: str = "audit.jsonl", seed: int = 0,
+                     policy: Path | None = None, audit_log: str = "audit.jsonl",
                      force: bool = False, progress=None) -> BuildResult:
     """Build (or refresh) a Triton model repository at `out`. `progress(msg)` reports each step."""
     t0 = time.perf_counter()
@@ -110,12 +110,12 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     load_policy(policy_path)  # refuse to build with an invalid policy
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    cache, record, exported = export_networks(profile_name, seed, force, say)
+    cache, record, exported = export_networks(profile_name, force, say)
     weights = record["weights"]
 
     say(f"rendering {len(specs)} model configs for target {target}")
     sources = _sources_dir()
-    image_weights = "random-init" if "random-init" in weights.values() else "trained"
+    image_weights = weights.get(S.UNET, "trained")
     common = {"profile": profile_name, "policy": POLICY_FILE}
     for spec in specs.values():
         version = out / spec.name / "1"
@@ -136,7 +136,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
                 stale.unlink()
         (out / spec.name / "config.pbtxt").write_text(to_pbtxt(render(spec, target, params)))
     shutil.copyfile(policy_path, out / POLICY_FILE)
-    info = {"profile": profile_name, "target": target, "seed": seed, "onnx_cache": str(cache), **record,
+    info = {"profile": profile_name, "target": target, "onnx_cache": str(cache), **record,
             "models": sorted(specs)}
     if target == "trt":
         info["engines"] = "not built: run the TensorRT engine build on a GPU machine (model.onnx -> model.plan)"

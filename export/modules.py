@@ -42,14 +42,21 @@ class SentenceScorer(nn.Module):
 
 
 class UNetEps(nn.Module):
-    """(sample [B, C, h, w], timestep float32 [B, 1], context [B, L, D]) -> eps [B, C, h, w]."""
+    """(sample [B, C, h, w], timestep float32 [B, 1], context [B, L, D], inpaint_cond [B, C + 1, h, w]) -> eps.
+
+    `inpaint_cond` is the source image's latent and the latent-resolution mask (1 = repaint), as
+    channels appended to the sample (Stable Diffusion inpainting's layout); text-to-image passes a
+    zero latent and an all-ones mask.
+    """
 
     def __init__(self, unet: nn.Module):
         super().__init__()
         self.unet = unet
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.unet(sample, timestep.reshape(-1), encoder_hidden_states=context, return_dict=False)[0]
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
+                inpaint_cond: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([sample, inpaint_cond], dim=1)
+        return self.unet(x, timestep.reshape(-1), encoder_hidden_states=context, return_dict=False)[0]
 
 
 class VAEEncode(nn.Module):
@@ -161,3 +168,98 @@ class RewriteTagger(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         tags = self.sentence_head(masked_mean(hidden, attention_mask))
         return tags, torch.softmax(self.token_head(hidden), dim=-1)
+
+
+def timestep_features(timestep: torch.Tensor, dim: int = 32) -> torch.Tensor:
+    """float32 [B, 1] timesteps in [0, 1000) -> sinusoidal features float32 [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    angles = timestep.reshape(-1, 1) * freqs[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class LatentGuard(nn.Module):
+    """Noise-aware latent classifier: (x_t [B, C, h, w], timestep [B, 1], inpaint_cond [B, C + 1, h, w])
+    -> logits float32 [B, K], K = len(GUIDED_CLASSES).
+
+    Convolutions with SiLU and per-channel timestep biases, no normalisation, so that its input
+    gradient is written out in `LatentGuardGrad` with plain convolutions (the ONNX exporters do not
+    trace autograd).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (64, 128, 128),
+                 strides: tuple[int, ...] = (1, 2, 2)):
+        super().__init__()
+        chans = (in_channels, *widths)
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=s, padding=1)
+                                   for a, b, s in zip(chans[:-1], chans[1:], strides, strict=True))
+        self.time = nn.ModuleList(nn.Linear(32, w) for w in widths)
+        self.head = nn.Linear(widths[-1], num_classes)
+
+    def preactivations(self, x: torch.Tensor, timestep: torch.Tensor) -> list[torch.Tensor]:
+        temb = timestep_features(timestep)
+        pre, h = [], x
+        for conv, time in zip(self.convs, self.time, strict=True):
+            a = conv(h) + time(temb)[:, :, None, None]
+            pre.append(a)
+            h = F.silu(a)
+        return pre
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, inpaint_cond: torch.Tensor) -> torch.Tensor:
+        pre = self.preactivations(torch.cat([sample, inpaint_cond], dim=1), timestep)
+        return self.head(F.silu(pre[-1]).mean(dim=(2, 3)))
+
+
+def _silu_grad(a: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(a)
+    return s * (1.0 + a * (1.0 - s))
+
+
+class LatentGuardGrad(nn.Module):
+    """Classifier guidance as a served model: (x_t [B, C, h, w], timestep [B, 1], inpaint_cond [B, C+1, h, w],
+    weights float32 [B, K]) -> (gradient float32 [B, C, h, w], scores float32 [B, K]).
+
+    gradient = d/dx_t sum_k weights_k * log(1 - sigmoid(logit_k)): the direction that makes the
+    weighted classes less likely (DALL-E 3's classifier guidance steers each step along it).
+    Backpropagation is spelled out (conv_transpose for each conv), checked against autograd in tests.
+    """
+
+    def __init__(self, guard: LatentGuard, sample_channels: int):
+        super().__init__()
+        self.guard, self.c = guard, sample_channels
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, inpaint_cond: torch.Tensor,
+                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([sample, inpaint_cond], dim=1)
+        g = self.guard
+        pre = g.preactivations(x, timestep)
+        last = pre[-1]
+        logits = g.head(F.silu(last).mean(dim=(2, 3)))
+        scores = torch.sigmoid(logits)
+        d_logits = -weights * scores  # d/dl log(1 - sigmoid(l)) = -sigmoid(l)
+        d_h = (d_logits @ g.head.weight)[:, :, None, None] / float(last.shape[2] * last.shape[3])
+        d_h = d_h.expand_as(last)
+        inputs = [x] + [F.silu(a) for a in pre[:-1]]
+        for i in range(len(pre) - 1, -1, -1):
+            d_a = d_h * _silu_grad(pre[i])
+            conv = g.convs[i]
+            stride = conv.stride[0]
+            out_pad = inputs[i].shape[-1] - ((d_a.shape[-1] - 1) * stride - 2 + 3)
+            d_h = F.conv_transpose2d(d_a, conv.weight, stride=stride, padding=1, output_padding=out_pad)
+        return d_h[:, :self.c], scores
+
+
+class AttributeClassifier(nn.Module):
+    """The independent judge of prompt following: float32 [B, 3, S, S] -> logits per attribute.
+
+    Returns (shape [B, 4], colour [B, 6], position [B, 3]); trained on drawn ShapeWorld images only.
+    """
+
+    def __init__(self, num_shapes: int, num_colours: int, num_positions: int, width: int = 32):
+        super().__init__()
+        self.tower = ImageTower(4 * width, width)
+        self.heads = nn.ModuleList(nn.Linear(4 * width, n) for n in (num_shapes, num_colours, num_positions))
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        emb = self.tower(pixels)
+        return tuple(h(emb) for h in self.heads)

@@ -12,6 +12,7 @@ replaces them. Classifier heads start at a low prior (p=0.01 flagged) rather tha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -20,7 +21,7 @@ from t2iguard.export import modules as M
 from t2iguard.export.train_prompt_classifier import load_classifier
 from t2iguard.export.train_rewriter import load_tagger
 from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.text import minilm_dir
 
 
@@ -42,10 +43,54 @@ def _require(value, what: str, command: str):
     return value
 
 
-def build_tiny(profile: Profile, seed: int = 0) -> dict[str, Built]:
-    """Every network model of the `tiny` profile, keyed by model name, in eval mode."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+TRAINED = "trained (ShapeWorld)"
+WEIGHTS = Path(__file__).parent / "weights"
 
+
+def tiny_unet(p: Profile):
+    """The tiny text-conditioned UNet: latents plus inpainting channels (source latent, mask) in."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=p.latent_size, in_channels=2 * p.latent_channels + 1, out_channels=p.latent_channels,
+        layers_per_block=1, block_out_channels=(48, 96),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=p.text_dim, attention_head_dim=8, norm_num_groups=16,
+    )
+
+
+def tiny_vae(p: Profile):
+    """The tiny AutoencoderKL: 4 downsamplings (16x), 256x256 RGB <-> 4x16x16."""
+    from diffusers import AutoencoderKL
+
+    n_blocks = p.vae_factor.bit_length()  # 16x -> 4 downsamples -> 5 blocks
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=p.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * n_blocks, up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        block_out_channels=(16, 32, 64, 128, 128)[:n_blocks], layers_per_block=1, norm_num_groups=8,
+        sample_size=p.image_size,
+    )
+
+
+def load_trained(module: torch.nn.Module, name: str, weights: Path = WEIGHTS) -> torch.nn.Module:
+    """Load `weights`/<name>.safetensors (fp16) into `module` as float32; eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = weights / f"{name}.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"no trained {name} in export/weights/: run `t2iguard train shapeworld` first")
+    module.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if "scaling_factor" in meta:
+        module.register_to_config(scaling_factor=float(meta["scaling_factor"]))
+    return module.eval()
+
+
+def build_tiny(profile: Profile) -> dict[str, Built]:
+    """Every network model of the `tiny` profile, keyed by model name, in eval mode."""
     minilm = load_minilm()
     classifier = _require(load_classifier(), "prompt classifier", "t2iguard train prompt-classifier")
     tagger = _require(load_tagger(minilm), "rewrite tagger", "t2iguard train rewriter")
@@ -54,32 +99,18 @@ def build_tiny(profile: Profile, seed: int = 0) -> dict[str, Built]:
         S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier), "trained (MiniLM + LoRA, MLP head)"),
         S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=profile.latent_size, in_channels=profile.latent_channels, out_channels=profile.latent_channels,
-        layers_per_block=1, block_out_channels=(64, 128),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=profile.text_dim, attention_head_dim=8, norm_num_groups=16,
-    )
-    torch.manual_seed(seed + 1)
-    n_blocks = profile.vae_factor.bit_length()  # 16x -> 4 downsamples -> 5 blocks
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=profile.latent_channels,
-        down_block_types=("DownEncoderBlock2D",) * n_blocks, up_block_types=("UpDecoderBlock2D",) * n_blocks,
-        block_out_channels=(32, 64, 64, 128, 128)[:n_blocks], layers_per_block=1, norm_num_groups=16,
-        sample_size=profile.image_size,
-    )
-    torch.manual_seed(seed + 2)
-    image_classifier = M.ImageClassifier(profile.embed_dim, len(CATEGORIES))
-    torch.manual_seed(seed + 3)
-    transform = M.TransformClassifier(profile.embed_dim, profile.text_dim, len(TRANSFORM_CLASSES))
+    p = profile
     out.update({
-        S.UNET: Built(M.UNetEps(unet), "random-init"),
-        S.VAE_ENCODER: Built(M.VAEEncode(vae), "random-init"),
-        S.VAE_DECODER: Built(M.VAEDecode(vae), "random-init"),
-        S.IMAGE_CLASSIFIER: Built(image_classifier, "random-init"),
-        S.TRANSFORM_CLASSIFIER: Built(transform, "random-init"),
+        S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet")), TRAINED),
+        S.VAE_ENCODER: Built(M.VAEEncode(vae := load_trained(tiny_vae(p), "vae")), TRAINED),
+        S.VAE_DECODER: Built(M.VAEDecode(vae), TRAINED),
+        S.IMAGE_CLASSIFIER: Built(load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier"),
+                                  TRAINED),
+        S.TRANSFORM_CLASSIFIER: Built(load_trained(
+            M.TransformClassifier(p.embed_dim, p.text_dim, len(TRANSFORM_CLASSES)), "transform_classifier"), TRAINED),
+        S.LATENT_GUARD: Built(M.LatentGuardGrad(load_trained(
+            M.LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)), "latent_guard"), p.latent_channels),
+            TRAINED),
     })
     for b in out.values():
         b.module.eval()

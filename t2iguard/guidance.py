@@ -1,6 +1,12 @@
 """Guidance math on noise predictions (numpy, float32 [B, C, H, W]).
 
-Classifier-free guidance, and Safe Latent Diffusion's concept guidance (Schramm et al. 2023,
+Classifier-free guidance; classifier guidance (Dhariwal & Nichol 2021, as the DALL-E 3 system card
+describes for steering away from a flagged class): with g = d/dx_t log p(not flagged | x_t) from a
+noise-aware latent classifier,
+
+    eps = eps_cfg - s_c * sqrt(1 - alpha_bar_t) * g
+
+and Safe Latent Diffusion's concept guidance (Schramm et al. 2023,
 "Safe Latent Diffusion: Mitigating Inappropriate Degeneration in Diffusion Models"), which
 steers each denoising step away from a safety concept's noise estimate:
 
@@ -36,6 +42,18 @@ SLD_PRESETS: dict[str, SLDPreset] = {
     "strong": SLDPreset(7, 2000.0, 0.025, 0.5, 0.7),
     "max": SLDPreset(0, 5000.0, 1.0, 0.5, 0.7),
 }
+
+
+#: classifier-guidance scales s_c, escalating like SLD's presets
+CLASSIFIER_SCALES: dict[str, float] = {"weak": 20.0, "medium": 50.0, "strong": 100.0, "max": 200.0}
+PRESETS: tuple[str, ...] = tuple(SLD_PRESETS)
+
+
+def classifier_guided(eps: np.ndarray, gradient: np.ndarray, alpha_bar: float, preset: str) -> np.ndarray:
+    """Shift a (CFG) noise prediction along the latent guard's gradient of log p(not flagged)."""
+    if preset not in CLASSIFIER_SCALES:
+        raise ValueError(f"unknown classifier-guidance preset {preset!r}; known: {', '.join(CLASSIFIER_SCALES)}")
+    return (eps - CLASSIFIER_SCALES[preset] * np.sqrt(1.0 - alpha_bar) * gradient).astype(np.float32)
 
 
 def cfg(eps_uncond: np.ndarray, eps_text: np.ndarray, scale: float) -> np.ndarray:

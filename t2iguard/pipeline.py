@@ -19,7 +19,7 @@ import numpy as np
 from t2iguard import specs as S
 from t2iguard.audit import JsonlAuditSink, audit_event
 from t2iguard.errors import GuardFailure, InvalidInput, T2IGuardError
-from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg
+from t2iguard.guidance import PRESETS, SLDGuidance, cfg, classifier_guided
 from t2iguard.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
 from t2iguard.policy import Policy
 from t2iguard.profiles import Profile
@@ -27,7 +27,7 @@ from t2iguard.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyRepor
 from t2iguard.runners import ModelCallError, Runner
 from t2iguard.scheduler import DDIM
 from t2iguard.stages import decode_text
-from t2iguard.taxonomy import CATEGORIES, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.text import mean_pool, normalize, tokenize
 from t2iguard.watermark import METHOD, WATERMARK_BITS
 
@@ -38,7 +38,7 @@ GUIDANCE_RANGE = (0.0, 20.0)
 DEFAULT_GUIDANCE = 5.0
 SEED_RANGE = (0, 2**63 - 1)
 GUARD_MODELS = frozenset({S.PROMPT_GUARD, S.PROMPT_REWRITE, S.IMAGE_GUARD, S.IMAGE_PREPROCESS,
-                          S.TRANSFORM_CLASSIFIER, S.WATERMARK})
+                          S.TRANSFORM_CLASSIFIER, S.WATERMARK, S.LATENT_GUARD})
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,22 @@ def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_i
                            client=client)
 
 
-class _Refused(Exception):
+@dataclass(frozen=True)
+class Guidance:
+    """Safety guidance of one regeneration: method (`sld` | `classifier`), preset, flagged categories."""
+
+    method: str
+    preset: str
+    categories: list[str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}-{self.preset}"
+
+
+class Refused(Exception):
+    """Control flow inside the pipeline: the request ends with a refusal (a report, not an error)."""
+
     def __init__(self, refusal: Refusal):
         self.refusal = refusal
 
@@ -140,7 +155,7 @@ class SafeT2IPipeline:
         )
         try:
             if screen.decision == "block":
-                raise _Refused(Refusal(stage="prompt", categories=screen.flagged,
+                raise Refused(Refusal(stage="prompt", categories=screen.flagged,
                                        message=f"prompt refused by policy: {', '.join(screen.flagged)}"))
             # 3. Rewrite: diversity, anonymisation, grounding (re-screened when the policy asked for it)
             with self._timed(timings, "prompt_rewrite"):
@@ -157,7 +172,7 @@ class SafeT2IPipeline:
             with self._timed(timings, "watermark"):
                 png = encode_png(self.watermark(image))
             report.watermark = f"{METHOD}-{len(WATERMARK_BITS)}bit"
-        except _Refused as r:
+        except Refused as r:
             report.decision, report.refusal, png = "refused", r.refusal, None
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 1)
         report.timings_ms = timings
@@ -205,7 +220,7 @@ class SafeT2IPipeline:
             # the policy requires a rewrite: it must have happened and cleared the prompt
             again = self.check_prompt(rewritten) if rewrites else screen
             if again.decision != "allow":
-                raise _Refused(Refusal(stage="prompt", categories=screen.flagged,
+                raise Refused(Refusal(stage="prompt", categories=screen.flagged,
                                        message="prompt needs a rewrite for "
                                                f"{', '.join(screen.flagged)} and no rewrite cleared it"))
         return rewritten, rewrites
@@ -222,66 +237,98 @@ class SafeT2IPipeline:
 
     def concept_embedding(self, categories: list[str]) -> np.ndarray:
         """The safety concept of the flagged categories, encoded: float32 [1, L, D] (cached)."""
-        text = self.policy.concept_text(categories) or ", ".join(categories)
+        text = self.policy.concept_text(categories, self.profile.name) or ", ".join(categories)
         if text not in self._concepts:
             self._concepts[text] = self._encode([text])[0]
         return self._concepts[text]
 
     def generate_checked(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray, pooled: np.ndarray,
-                         report: SafetyReport, timings: dict[str, float]) -> np.ndarray:
+                         report: SafetyReport, timings: dict[str, float],
+                         trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
-        Safe-Latent-Diffusion guidance away from everything flagged so far, escalating the preset."""
-        presets = list(SLD_PRESETS)
-        start = presets.index(self.policy.regeneration.preset)
+        safety guidance (the policy's method) away from everything flagged so far, escalating the preset.
+        `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
+        regen = self.policy.regeneration
+        start = PRESETS.index(regen.preset)
         flagged_so_far: list[str] = []
-        for attempt in range(1, self.policy.regeneration.max_attempts + 2):
+        for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
-            preset = None if attempt == 1 else presets[min(start + attempt - 2, len(presets) - 1)]
-            concept = self.concept_embedding(flagged_so_far) if preset else None
+            guidance = None
+            if attempt > 1:
+                guidance = Guidance(regen.guidance, PRESETS[min(start + attempt - 2, len(PRESETS) - 1)],
+                                    flagged_so_far)
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
-                image = self.generate(req, cond, uncond, concept, preset)
+                image = self.generate(req, cond, uncond, guidance)
+            if trace is not None:
+                trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
                 scores, tscores = self.check_image(image, req, pooled)
             decision = self.policy.decide_image({**scores, **(tscores or {})})
             report.attempts.append(Attempt(
-                attempt=attempt, guidance=f"sld-{preset}" if preset else None, seed=req.seed, image_scores=scores,
+                attempt=attempt, guidance=guidance.label if guidance else None, seed=req.seed, image_scores=scores,
                 transform_scores=tscores, flagged=decision.flagged, action=decision.action,
                 ms=round((time.perf_counter() - t0) * 1000, 1)))
             report.image_logged = decision.logged
             if decision.action == "pass":
                 return image
             if decision.action == "block":
-                raise _Refused(Refusal(stage="image", categories=decision.flagged,
+                raise Refused(Refusal(stage="image", categories=decision.flagged,
                                        message=f"image refused by policy: {', '.join(decision.flagged)}"))
             flagged_so_far = sorted(set(flagged_so_far) | set(decision.flagged))
-        raise _Refused(Refusal(stage="image", categories=flagged_so_far,
+        raise Refused(Refusal(stage="image", categories=flagged_so_far,
                                message=f"image still flagged after {len(report.attempts)} attempts: "
                                        f"{', '.join(flagged_so_far)}"))
 
-    def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray, concept: np.ndarray | None,
-                 preset: str | None) -> np.ndarray:
-        """Denoise from seeded noise (DDIM, classifier-free guidance, optional SLD concept as a
-        third UNet row; edits re-impose the noised source outside the mask each step) and decode.
-        Returns uint8 [H, W, 3]."""
+    def inpaint_condition(self, req: GenerateRequest) -> np.ndarray:
+        """float32 [1, C + 1, h, w]: the source latent and the latent mask; zeros and an all-ones mask
+        (repaint everything) for text-to-image."""
+        p = self.profile
+        h = p.latent_size
+        if not req.is_edit:
+            return np.concatenate([np.zeros((1, p.latent_channels, h, h), np.float32),
+                                   np.ones((1, 1, h, h), np.float32)], axis=1)
+        source = self._call(S.VAE_ENCODER, {S.PIXELS: to_pixels(req.init_image[None])}, [S.LATENTS])[S.LATENTS]
+        mask = downsample_mask(req.mask, p.vae_factor)[None, None]
+        return np.concatenate([source, mask], axis=1).astype(np.float32)
+
+    def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
+                 guidance: Guidance | None = None) -> np.ndarray:
+        """Denoise from seeded noise (DDIM, classifier-free guidance) and decode; uint8 [H, W, 3].
+
+        Safety guidance: `sld` adds the concept as a third UNet row; `classifier` shifts each step
+        along the served latent guard's gradient. Edits condition the UNet on the source latent and
+        mask and re-impose the noised source outside the mask each step; pixels outside the mask are
+        the source's exactly."""
         p = self.profile
         rng = np.random.default_rng(req.seed)
         latents = rng.standard_normal((1, p.latent_channels, p.latent_size, p.latent_size)).astype(np.float32)
+        inpaint = self.inpaint_condition(req)
+        sld = concept = weights = None
+        if guidance is not None and guidance.method == "sld":
+            concept, sld = self.concept_embedding(guidance.categories), SLDGuidance(guidance.preset, req.steps)
+        elif guidance is not None:
+            weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
         context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
-        sld = SLDGuidance(preset, req.steps) if concept is not None else None
         if req.is_edit:
-            source = self._call(S.VAE_ENCODER, {S.PIXELS: to_pixels(req.init_image[None])}, [S.LATENTS])[S.LATENTS]
-            source_noise = rng.standard_normal(source.shape).astype(np.float32)
-            keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
+            source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
+            keep = 1.0 - inpaint[:, p.latent_channels:]
         n = context.shape[0]
         stride = self.scheduler.config.num_train_timesteps // req.steps
         for i, t in enumerate(self.scheduler.timesteps(req.steps)):
             eps = self._call(S.UNET, {S.SAMPLE: np.repeat(latents, n, axis=0),
                                       S.TIMESTEP: np.full((n, 1), t, np.float32),
-                                      S.ENCODER_HIDDEN_STATES: context}, [S.NOISE_PRED])[S.NOISE_PRED]
-            if sld is None:
-                eps_hat = cfg(eps[0:1], eps[1:2], req.guidance_scale)
-            else:
+                                      S.ENCODER_HIDDEN_STATES: context,
+                                      S.INPAINT_COND: np.repeat(inpaint, n, axis=0)}, [S.NOISE_PRED])[S.NOISE_PRED]
+            if sld is not None:
                 eps_hat = sld(i, eps[0:1], eps[1:2], eps[2:3], req.guidance_scale)
+            else:
+                eps_hat = cfg(eps[0:1], eps[1:2], req.guidance_scale)
+            if weights is not None:
+                grad = self._call(S.LATENT_GUARD, {S.SAMPLE: latents, S.TIMESTEP: np.full((1, 1), t, np.float32),
+                                                   S.INPAINT_COND: inpaint, S.GUIDE_WEIGHTS: weights},
+                                  [S.GUIDE_GRADIENT])[S.GUIDE_GRADIENT]
+                eps_hat = classifier_guided(eps_hat, grad, float(self.scheduler.alphas_cumprod[int(t)]),
+                                            guidance.preset)
             latents = self.scheduler.step(eps_hat, int(t), latents, req.steps)
             if req.is_edit:
                 t_prev = int(t) - stride

@@ -71,7 +71,8 @@ class RewriteConfig(_Strict):
 
 class RegenerationConfig(_Strict):
     max_attempts: int = Field(ge=0, le=8)
-    guidance: Literal["sld"] = "sld"
+    #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style)
+    guidance: Literal["sld", "classifier"] = "sld"
     preset: Literal["weak", "medium", "strong", "max"] = "strong"
 
 
@@ -83,6 +84,9 @@ class Policy(_Strict):
     blocklist: dict[str, list[str]] = Field(default_factory=dict)
     rewrite: RewriteConfig
     regeneration: RegenerationConfig
+    #: concept texts in the vocabulary of one profile's text encoder/UNet, overriding `concept` there
+    #: (the tiny UNet knows ShapeWorld's words, not the real categories' descriptions)
+    profile_concepts: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_categories(self) -> Policy:
@@ -96,6 +100,10 @@ class Policy(_Strict):
         unknown = set(self.blocklist) - set(CATEGORIES)
         if unknown:
             raise ValueError(f"blocklist names unknown categories {sorted(unknown)}")
+        for profile, concepts in self.profile_concepts.items():
+            unknown = set(concepts) - known
+            if unknown:
+                raise ValueError(f"profile_concepts.{profile} names unknown categories {sorted(unknown)}")
         return self
 
     def blocklist_hits(self, normalized: str) -> dict[str, list[str]]:
@@ -137,10 +145,12 @@ class Policy(_Strict):
             logged=sorted(c for c, a in fired.items() if a == "log"),
         )
 
-    def concept_text(self, categories: list[str]) -> str:
-        """The safety concept for guided regeneration: the flagged categories' concepts joined."""
-        parts = [self.categories[c].concept for c in categories if self.categories[c].concept]
-        return ", ".join(parts)
+    def concept_text(self, categories: list[str], profile: str) -> str:
+        """The safety concept for guided regeneration: the flagged categories' concepts joined,
+        in `profile`'s vocabulary where the policy gives one."""
+        own = self.profile_concepts.get(profile, {})
+        parts = [own.get(c) or self.categories[c].concept for c in categories]
+        return ", ".join(p for p in parts if p)
 
     def tag_fires(self, tag: str, score: float) -> bool:
         rule = self.rewrite.tags.get(tag)

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
 
 # --- tensor names -------------------------------------------------------------------------------
 PROMPT = "PROMPT"
@@ -40,6 +40,10 @@ SAMPLE = "SAMPLE"
 TIMESTEP = "TIMESTEP"
 ENCODER_HIDDEN_STATES = "ENCODER_HIDDEN_STATES"
 NOISE_PRED = "NOISE_PRED"
+INPAINT_COND = "INPAINT_COND"
+GUIDE_WEIGHTS = "GUIDE_WEIGHTS"
+GUIDE_GRADIENT = "GUIDE_GRADIENT"
+LATENT_SCORES = "LATENT_SCORES"
 PIXELS = "PIXELS"
 LATENTS = "LATENTS"
 IMAGE = "IMAGE"
@@ -67,6 +71,7 @@ REWRITE_APPLY = "rewrite_apply"
 PROMPT_REWRITE = "prompt_rewrite"
 TEXT_ENCODER = "text_encoder"
 UNET = "unet"
+LATENT_GUARD = "latent_guard"
 VAE_ENCODER = "vae_encoder"
 VAE_DECODER = "vae_decoder"
 IMAGE_PREPROCESS = "image_preprocess"
@@ -146,6 +151,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     """All models of the stack for profile `p`, keyed by model name."""
     seq = (p.seq_len,)
     lat = (p.latent_channels, p.latent_size, p.latent_size)
+    cond = (p.latent_channels + 1, p.latent_size, p.latent_size)
     img_chw = (3, p.image_size, p.image_size)
     cls_chw = (3, p.classifier_size, p.classifier_size)
     nc, nt, nx, nk = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES), len(TOKEN_LABELS)
@@ -233,10 +239,19 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             UNET, "network",
             inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)),
-                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim))),
+                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)), Tensor(INPAINT_COND, "FP32", cond)),
             outputs=(Tensor(NOISE_PRED, "FP32", lat),),
             max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2,
-            description="text-conditioned denoiser: epsilon prediction",
+            description="text-conditioned denoiser: epsilon prediction (inpainting: source latent + mask channels)",
+        ),
+        ModelSpec(
+            LATENT_GUARD, "network",
+            inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)), Tensor(INPAINT_COND, "FP32", cond),
+                    Tensor(GUIDE_WEIGHTS, "FP32", (len(GUIDED_CLASSES),))),
+            outputs=(Tensor(GUIDE_GRADIENT, "FP32", lat), Tensor(LATENT_SCORES, "FP32", (len(GUIDED_CLASSES),))),
+            max_batch_size=b, batch_delay_us=1000,
+            description="noise-aware latent classifier and its input gradient: classifier guidance away from "
+                        "the weighted classes",
         ),
         ModelSpec(
             VAE_ENCODER, "network",

@@ -23,6 +23,9 @@ CATEGORIES: tuple[str, ...] = (
 #: transform classifier classes for edits (input image + prompt + output image)
 TRANSFORM_CLASSES: tuple[str, ...] = ("safe-edit", "unsafe-edit", "unintended-edit")
 
+#: what the latent guard (classifier guidance) scores: every image category and the two edit harms
+GUIDED_CLASSES: tuple[str, ...] = CATEGORIES + TRANSFORM_CLASSES[1:]
+
 #: rewrite tagger sentence outputs: which rewrite a prompt needs
 REWRITE_TAGS: tuple[str, ...] = (
     "person-unspecified",  # depicts people without stating gender/ethnicity/age -> diversity

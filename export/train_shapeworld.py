@@ -1,0 +1,444 @@
+"""`t2iguard train shapeworld`: train the tiny profile's image side on ShapeWorld (export/data/shapeworld.py).
+
+Stages (each writes fp16 safetensors to export/weights/, with the recipe and seed in its metadata):
+
+| stage | trains | needs |
+| --- | --- | --- |
+| `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | - |
+| `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
+| `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
+| `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
+
+`classifiers` and `vae` can run side by side (`--threads 1` each), then `unet` and `guard`. Held-out
+metrics come from a split drawn with another seed and land in export/weights/shapeworld.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch.nn import functional as F
+
+from t2iguard.export.data import shapeworld as W
+from t2iguard.images import downsample_mask, to_pixels
+from t2iguard.profiles import get_profile
+from t2iguard.scheduler import DDIM
+from t2iguard.stages import classifier_pixels
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
+
+WEIGHTS = Path(__file__).parent / "weights"
+METRICS = WEIGHTS / "shapeworld.json"
+STAGES = ("classifiers", "vae", "unet", "guard")
+HELD_OUT_SEED_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What is drawn and how long each model trains (steps, not seconds: reproducible)."""
+
+    seed: int = 0
+    t2i: int = 8000
+    edits: int = 4000
+    held_out: int = 1000
+    vae_steps: int = 1500
+    unet_steps: int = 3000
+    guard_steps: int = 1500
+    classifier_steps: int = 800
+    batch: int = 32
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def quick(self) -> Recipe:
+        """A few steps of everything on little data: checks the script, trains nothing useful."""
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_steps=2, guard_steps=2,
+                       classifier_steps=2, batch=8)
+
+
+@dataclass
+class World:
+    """Drawn data: images uint8 [N, 256, 256, 3] with their scenes/edits and prompts."""
+
+    scenes: list[W.Scene]
+    captions: list[str]
+    images: np.ndarray
+    edits: list[W.Edit]
+    sources: np.ndarray
+    targets: np.ndarray
+
+
+def draw(seed: int, n_t2i: int, n_edits: int) -> World:
+    rng = np.random.default_rng(seed)
+    pairs = [W.sample_t2i(rng) for _ in range(n_t2i)]
+    edits = [W.sample_edit(rng, realised=bool(rng.random() > 0.1)) for _ in range(n_edits)]
+    return World(scenes=[s for s, _ in pairs], captions=[c for _, c in pairs],
+                 images=np.stack([W.render(s) for s, _ in pairs]), edits=edits,
+                 sources=np.stack([W.render(e.source) for e in edits]),
+                 targets=np.stack([W.render(e.target) for e in edits]))
+
+
+def _save(name: str, module: torch.nn.Module, recipe: Recipe, out: Path, extra: dict | None = None) -> Path:
+    path = out / f"{name}.safetensors"
+    meta = {"recipe": json.dumps(asdict(recipe)), "recipe_sha256_16": recipe.digest(), **(extra or {})}
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
+    return path
+
+
+def _write_metrics(section: str, figures: dict, out: Path) -> None:
+    path = out / METRICS.name
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[section] = figures
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int = 50):
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(i, steps) / steps)))
+
+
+def _loop(steps: int, step_fn: Callable[[int], float], say, what: str) -> float:
+    loss, t0 = float("nan"), time.perf_counter()
+    for i in range(steps):
+        loss = step_fn(i)
+        if i % 25 == 0 or i == steps - 1:
+            say(f"{what}: step {i + 1}/{steps} loss {loss:.4f} ({time.perf_counter() - t0:.0f} s)")
+    return loss
+
+
+def _blur(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Half the batch box-blurred 3x3: drawn images are crisper than decoded ones."""
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    pick = (torch.rand(x.shape[0], 1, 1, 1, generator=gen) < 0.5).to(x.dtype)
+    return pick * blurred + (1 - pick) * x
+
+
+# --- classifiers --------------------------------------------------------------------------------
+def _image_labels(scenes: list[W.Scene]) -> np.ndarray:
+    y = np.zeros((len(scenes), len(CATEGORIES)), np.float32)
+    for i, s in enumerate(scenes):
+        for cat, v in s.categories().items():
+            y[i, CATEGORIES.index(cat)] = v
+    return y
+
+
+def _attribute_labels(scenes: list[W.Scene]) -> np.ndarray:
+    """int64 [N, 3]: shape, colour (-100 for bare figures: no shirt), position."""
+    return np.array([[W.SHAPES.index(s.shape), -100 if s.bare else list(W.COLOURS).index(s.colour),
+                      list(W.POSITIONS).index(s.position)] for s in scenes], np.int64)
+
+
+def pooled_prompts(prompts: list[str]) -> np.ndarray:
+    """Mean-pooled MiniLM embeddings float32 [N, 384], as the pipeline passes to transform_classifier."""
+    from t2iguard.export.tiny import load_minilm
+    from t2iguard.text import mean_pool
+
+    hidden, mask = text_hidden(load_minilm(), prompts, get_profile("tiny").seq_len)
+    return mean_pool(hidden.astype(np.float32), mask)
+
+
+@torch.no_grad()
+def text_hidden(encoder: torch.nn.Module, texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """MiniLM last hidden states float16 [N, L, D] and masks int64 [N, L] (the text_encoder's output)."""
+    from t2iguard.text import tokenize
+
+    ids, mask = tokenize(texts, seq_len)
+    out = [encoder(input_ids=torch.from_numpy(ids[i:i + 128]), attention_mask=torch.from_numpy(mask[i:i + 128]))
+           .last_hidden_state.to(torch.float16).numpy() for i in range(0, len(texts), 128)]
+    return np.concatenate(out), mask
+
+
+def _binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tp = float((pred & truth).sum())
+    return {"precision": round(tp / max(pred.sum(), 1), 4), "recall": round(tp / max(truth.sum(), 1), 4),
+            "positives": int(truth.sum()), "n": int(len(truth))}
+
+
+def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export import modules as M
+
+    size = get_profile("tiny").classifier_size
+    world = draw(recipe.seed, recipe.t2i, recipe.edits)
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    say(f"drew {len(world.images)} images and {len(world.edits)} edits")
+
+    # image classifier: every drawn image (edit sources/targets are benign figures)
+    images = np.concatenate([world.images, world.sources, world.targets])
+    labels = np.concatenate([_image_labels(world.scenes), _image_labels([e.source for e in world.edits]),
+                             _image_labels([e.target for e in world.edits])])
+    torch.manual_seed(recipe.seed)
+    image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
+    _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
+         lambda out, idx: F.binary_cross_entropy(out[0], torch.from_numpy(labels[idx])), len(images), recipe,
+         gen, say, "image_classifier")
+    with torch.no_grad():
+        scores = image_cls(torch.from_numpy(classifier_pixels(held.images, size)))[0].numpy()
+    truth = _image_labels(held.scenes)
+    figures = {"image_classifier": {c: _binary_metrics(scores[:, CATEGORIES.index(c)] >= 0.5,
+                                                       truth[:, CATEGORIES.index(c)] > 0)
+                                    for c in ("violence/graphic", "nudity")}}
+    _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES)})
+
+    # transform classifier (source, prompt, output) and the output-only baseline
+    pooled = pooled_prompts([e.prompt for e in world.edits] + [e.prompt for e in held.edits])
+    p_train, p_held = pooled[:len(world.edits)], pooled[len(world.edits):]
+    y = np.array([TRANSFORM_CLASSES.index(e.label) for e in world.edits])
+    src, tgt = classifier_pixels(world.sources, size), classifier_pixels(world.targets, size)
+    torch.manual_seed(recipe.seed + 1)
+    transform = M.TransformClassifier(get_profile("tiny").embed_dim, p_train.shape[1], len(TRANSFORM_CLASSES))
+    _fit(transform, lambda idx: (transform(_blur(torch.from_numpy(src[idx]), gen),
+                                           _blur(torch.from_numpy(tgt[idx]), gen), torch.from_numpy(p_train[idx])),),
+         lambda out, idx: F.nll_loss(torch.log(out[0] + 1e-8), torch.from_numpy(y[idx])), len(y), recipe, gen, say,
+         "transform_classifier")
+    torch.manual_seed(recipe.seed + 2)
+    output_only = M.ImageClassifier(get_profile("tiny").embed_dim, len(TRANSFORM_CLASSES))
+    _fit(output_only, lambda idx: (output_only.heads(output_only.tower(_blur(torch.from_numpy(tgt[idx]), gen))),),
+         lambda out, idx: F.cross_entropy(out[0], torch.from_numpy(y[idx])), len(y), recipe, gen, say,
+         "output-only baseline")
+    hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held.targets, size)
+    hy = np.array([TRANSFORM_CLASSES.index(e.label) for e in held.edits])
+    with torch.no_grad():
+        full = transform(torch.from_numpy(hs), torch.from_numpy(ht), torch.from_numpy(p_held)).numpy().argmax(1)
+        alone = output_only.heads(output_only.tower(torch.from_numpy(ht))).numpy().argmax(1)
+    figures["transform_classifier"] = {c: _binary_metrics(full == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)}
+    figures["output_only_baseline"] = {c: _binary_metrics(alone == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)}
+    _save("transform_classifier", transform, recipe, out, {"classes": json.dumps(TRANSFORM_CLASSES)})
+
+    # attribute classifier: the independent judge of prompt following in `eval regeneration`
+    attrs = _attribute_labels(world.scenes)
+    px = world.images
+    torch.manual_seed(recipe.seed + 3)
+    judge = M.AttributeClassifier(len(W.SHAPES), len(W.COLOURS), len(W.POSITIONS))
+    _fit(judge, lambda idx: judge(_blur(torch.from_numpy(classifier_pixels(px[idx], size)), gen)),
+         lambda out, idx: sum(F.cross_entropy(o, torch.from_numpy(attrs[idx, j]), ignore_index=-100)
+                              for j, o in enumerate(out)), len(px), recipe, gen, say, "attribute_classifier")
+    held_attrs = _attribute_labels(held.scenes)
+    with torch.no_grad():
+        out = judge(torch.from_numpy(classifier_pixels(held.images, size)))
+    figures["attribute_classifier"] = {
+        name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
+        for j, (name, o) in enumerate(zip(("shape", "colour", "position"), out, strict=True))}
+    _save("attribute_classifier", judge, recipe, out)
+    return figures
+
+
+def _fit(module: torch.nn.Module, forward, loss_fn, n: int, recipe: Recipe, gen: torch.Generator, say,
+         what: str) -> None:
+    module.train()
+    opt = torch.optim.AdamW(module.parameters(), lr=2e-3, weight_decay=0.01)
+    sched = _schedule(opt, recipe.classifier_steps)
+
+    def step(i: int) -> float:
+        idx = torch.randint(0, n, (recipe.batch * 2,), generator=gen).numpy()
+        loss = loss_fn(forward(idx), idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss.item()
+
+    _loop(recipe.classifier_steps, step, say, what)
+    module.eval()
+
+
+# --- VAE ----------------------------------------------------------------------------------------
+def train_vae(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.tiny import tiny_vae
+
+    world = draw(recipe.seed, recipe.t2i // 2, recipe.edits // 4)
+    images = np.concatenate([world.images, world.targets])
+    torch.manual_seed(recipe.seed)
+    vae = tiny_vae(get_profile("tiny")).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    sched = _schedule(opt, recipe.vae_steps)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    crop = 64
+
+    def step(i: int) -> float:
+        idx = torch.randint(0, len(images), (recipe.batch // 2,), generator=gen).numpy()
+        ys, xs = (torch.randint(0, W.SIZE - crop + 1, (2,), generator=gen) // 16 * 16).tolist()
+        x = torch.from_numpy(to_pixels(images[idx, ys:ys + crop, xs:xs + crop])) * 2 - 1
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample(generator=gen)).sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        return float(loss)
+
+    _loop(recipe.vae_steps, step, say, "vae")
+    vae.eval()
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
+    with torch.no_grad():
+        z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
+        scaling = float(1.0 / z.std())
+        rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
+    mae = float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255)
+    vae.register_to_config(scaling_factor=scaling)
+    _save("vae", vae, recipe, out, {"scaling_factor": scaling})
+    return {"vae": {"held_out_mae_0_255": round(mae, 2), "scaling_factor": round(scaling, 4)}}
+
+
+# --- latents for the UNet and the latent guard --------------------------------------------------
+@dataclass
+class LatentSet:
+    """x0 latents [N, 4, h, w], inpainting conditions [N, 5, h, w], context indices, guard labels [N, K]."""
+
+    x0: torch.Tensor
+    cond: torch.Tensor
+    context: np.ndarray  # index into texts
+    texts: list[str]
+    guard: torch.Tensor
+
+
+@torch.no_grad()
+def encode_latents(seed: int, n_t2i: int, n_edits: int, weights: Path, say) -> LatentSet:
+    from t2iguard.export.modules import VAEEncode
+    from t2iguard.export.tiny import load_trained, tiny_vae
+
+    p = get_profile("tiny")
+    vae = load_trained(tiny_vae(p), "vae", weights)
+    enc = VAEEncode(vae).eval()
+    world = draw(seed, n_t2i, n_edits)
+
+    def encode(imgs: np.ndarray) -> torch.Tensor:
+        out = []
+        for i in range(0, len(imgs), 64):
+            out.append(enc(torch.from_numpy(to_pixels(imgs[i:i + 64]))))
+            say(f"encoding latents {min(i + 64, len(imgs))}/{len(imgs)}")
+        return torch.cat(out)
+
+    x_t2i, x_src, x_tgt = encode(world.images), encode(world.sources), encode(world.targets)
+    h = p.latent_size
+    cond_t2i = torch.cat([torch.zeros_like(x_t2i), torch.ones(len(x_t2i), 1, h, h)], dim=1)
+    masks = torch.from_numpy(np.stack([downsample_mask(e.mask(), p.vae_factor) for e in world.edits]))[:, None]
+    cond_edit = torch.cat([x_src, masks], dim=1)
+    texts = sorted(set(world.captions) | {e.prompt for e in world.edits} | {""})
+    index = {t: i for i, t in enumerate(texts)}
+    guard = torch.zeros(len(x_t2i) + len(x_tgt), len(GUIDED_CLASSES))
+    guard[:len(x_t2i)] = torch.from_numpy(_guided_labels(world.scenes))
+    for j, e in enumerate(world.edits):  # the latent guard sees no prompt: both edit classes mark a tone change
+        if e.tone_changed:
+            guard[len(x_t2i) + j, GUIDED_CLASSES.index("unsafe-edit")] = 1.0
+            guard[len(x_t2i) + j, GUIDED_CLASSES.index("unintended-edit")] = 1.0
+    return LatentSet(x0=torch.cat([x_t2i, x_tgt]), cond=torch.cat([cond_t2i, cond_edit]),
+                     context=np.array([index[c] for c in world.captions] + [index[e.prompt] for e in world.edits]),
+                     texts=texts, guard=guard)
+
+
+def _guided_labels(scenes: list[W.Scene]) -> np.ndarray:
+    y = np.zeros((len(scenes), len(GUIDED_CLASSES)), np.float32)
+    y[:, :len(CATEGORIES)] = _image_labels(scenes)
+    return y
+
+
+def _noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_t, noise, t float32 [B, 1]) at uniform timesteps of the DDIM training schedule."""
+    alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
+    t = torch.randint(0, len(alphas), (x0.shape[0],), generator=gen)
+    a = alphas[t][:, None, None, None]
+    noise = torch.randn(x0.shape, generator=gen)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t.float()[:, None]
+
+
+def train_unet(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.modules import UNetEps
+    from t2iguard.export.tiny import load_minilm, tiny_unet
+
+    p = get_profile("tiny")
+    data = encode_latents(recipe.seed, recipe.t2i, recipe.edits, out, say)
+    say(f"encoding {len(data.texts)} prompts")
+    hidden, _ = text_hidden(load_minilm(), data.texts, p.seq_len)
+    hidden_t = torch.from_numpy(hidden)
+    empty = data.texts.index("")
+    torch.manual_seed(recipe.seed)
+    model = UNetEps(tiny_unet(p)).train()
+    ema = UNetEps(tiny_unet(p))
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
+    sched = _schedule(opt, recipe.unet_steps, warmup=100)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    n = len(data.x0)
+
+    def step(i: int) -> float:
+        idx = torch.randint(0, n, (recipe.batch,), generator=gen)
+        ctx = data.context[idx.numpy()].copy()
+        ctx[torch.rand(len(idx), generator=gen).numpy() < 0.1] = empty  # for classifier-free guidance
+        x_t, noise, t = _noised(data.x0[idx], gen)
+        loss = F.mse_loss(model(x_t, t, hidden_t[ctx].float(), data.cond[idx]), noise)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        decay = min(0.999, (1 + i) / (10 + i))
+        with torch.no_grad():
+            for e, m in zip(ema.parameters(), model.parameters(), strict=True):
+                e.lerp_(m, 1 - decay)
+        return float(loss)
+
+    loss = _loop(recipe.unet_steps, step, say, "unet")
+    _save("unet", ema.unet, recipe, out)
+    return {"unet": {"final_loss": round(loss, 4), "examples": n, "prompts": len(data.texts)}}
+
+
+def train_guard(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.modules import LatentGuard
+
+    p = get_profile("tiny")
+    data = encode_latents(recipe.seed, recipe.t2i // 2, recipe.edits // 2, out, say)
+    held = encode_latents(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out, out, say)
+    torch.manual_seed(recipe.seed)
+    guard = LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)).train()
+    opt = torch.optim.AdamW(guard.parameters(), lr=1e-3, weight_decay=0.01)
+    sched = _schedule(opt, recipe.guard_steps)
+    gen = torch.Generator().manual_seed(recipe.seed)
+
+    def step(i: int) -> float:
+        idx = torch.randint(0, len(data.x0), (recipe.batch * 2,), generator=gen)
+        x_t, _, t = _noised(data.x0[idx], gen)
+        loss = F.binary_cross_entropy_with_logits(guard(x_t, t, data.cond[idx]), data.guard[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss)
+
+    _loop(recipe.guard_steps, step, say, "latent_guard")
+    guard.eval()
+    figures = {}
+    with torch.no_grad():
+        for t in (100, 500, 900):
+            alphas = DDIM().alphas_cumprod
+            a = float(alphas[t])
+            noise = torch.randn(held.x0.shape, generator=gen)
+            x_t = a ** 0.5 * held.x0 + (1 - a) ** 0.5 * noise
+            pred = torch.sigmoid(guard(x_t, torch.full((len(x_t), 1), float(t)), held.cond)).numpy() >= 0.5
+            figures[f"t={t}"] = {c: _binary_metrics(pred[:, k], held.guard[:, k].numpy() > 0)
+                                 for k, c in enumerate(GUIDED_CLASSES)
+                                 if c in ("violence/graphic", "nudity", "unintended-edit")}
+    _save("latent_guard", guard, recipe, out, {"classes": json.dumps(GUIDED_CLASSES)})
+    return {"latent_guard": figures}
+
+
+def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
+    """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
+    fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet, "guard": train_guard}[stage]
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    figures = fn(recipe, out, say)
+    for section, values in figures.items():
+        _write_metrics(section, {**values, "seconds": round(time.perf_counter() - t0), "recipe": recipe.digest()}
+                       if isinstance(values, dict) else values, out)
+    return figures
