@@ -126,3 +126,43 @@ def test_bench_writes_perf_analyzer_columns(url, tmp_path):
         assert 0 < float(row["p50 latency"]) <= float(row["p95 latency"]) <= float(row["p99 latency"])
         assert float(row["Server Compute Infer"]) > 0
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def _capacity():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("capacity", ROOT / "deploy" / "perf" / "capacity.py")
+    mod = sys.modules["capacity"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_capacity_model_reads_the_measured_table():
+    cap = _capacity()
+    points = cap.read_points(ROOT / "deploy" / "perf" / "RESULTS.md")
+    assert [p.concurrency for p in points] == sorted(p.concurrency for p in points) and len(points) >= 2
+    loose, tight = cap.replicas_needed(points, 10, 1e9), cap.replicas_needed(points, 10, points[0].p95_ms)
+    assert loose["replicas"] <= tight["replicas"]
+    assert cap.replicas_needed(points, 20, 1e9)["replicas"] >= 2 * loose["replicas"] - 1
+    with pytest.raises(ValueError, match="no measured concurrency meets"):
+        cap.replicas_needed(points, 10, 1.0)
+
+
+def test_hpa_simulation_of_the_shipped_manifest_settles_without_oscillating():
+    """The base HPA (both metrics, its behaviour) absorbs a 4x load step and then holds a steady size;
+    with queue time as the only metric it keeps scaling down into a queue and back up."""
+    cap = _capacity()
+    behaviour = cap.read_behaviour()
+    assert behaviour.target_inflight and behaviour.up_pods == 2 and behaviour.down_window_s == 300
+
+    def run(b):
+        rows = cap.simulate(lambda t: 2.5 if t < 60 else 10.0, 1.5, 4, b, seconds=1800, startup_s=70)
+        return cap.summarise(rows, 60, 4.0)
+
+    both = run(behaviour)
+    behaviour.target_inflight = None
+    queue_only = run(behaviour)
+    assert both["recovered_at_s"] is not None and len(both["last_10_min_replicas"]) == 1
+    assert both["replicas_after"] * 1.5 >= 10.0  # enough capacity for the load
+    assert len(queue_only["last_10_min_replicas"]) > 1

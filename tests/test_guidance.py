@@ -44,3 +44,34 @@ def test_sld_with_identical_concept_and_prompt_scales_towards_uncond():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown SLD preset"):
         SLDGuidance("extreme", 10)
+
+
+def test_classifier_guidance_descends_the_flagged_class():
+    """The served latent guard's gradient (written-out backprop) equals autograd's, and a step along
+    classifier guidance lowers the weighted class's logit."""
+    import torch
+
+    from t2iguard.export.modules import LatentGuard, LatentGuardGrad
+    from t2iguard.guidance import classifier_guided
+
+    torch.manual_seed(0)
+    guard = LatentGuard(9, 14).eval()
+    x = torch.randn(3, 4, 16, 16, requires_grad=True)
+    t, cond = torch.tensor([[50.0], [500.0], [950.0]]), torch.randn(3, 5, 16, 16)
+    weights = torch.zeros(3, 14)
+    weights[:, 2] = 1.0
+    objective = (weights * torch.nn.functional.logsigmoid(-guard(x, t, cond))).sum()
+    objective.backward()
+    with torch.no_grad():
+        grad, scores = LatentGuardGrad(guard, 4)(x.detach(), t, cond, weights)
+    assert torch.allclose(grad, x.grad, atol=1e-7, rtol=1e-4)
+    assert torch.allclose(scores, torch.sigmoid(guard(x, t, cond)).detach())
+    # eps' = eps - s sqrt(1 - a) g moves x0 = (x - sqrt(1 - a) eps) / sqrt(a) along +g: the class gets less likely
+    eps = np.zeros((3, 4, 16, 16), np.float32)
+    shifted = classifier_guided(eps, grad.numpy(), alpha_bar=0.5, preset="weak")
+    step = torch.from_numpy(-(shifted - eps))
+    step = 0.05 * step / step.flatten(1).norm(dim=1)[:, None, None, None]
+    with torch.no_grad():
+        assert (guard(x + step, t, cond)[:, 2] < guard(x, t, cond)[:, 2]).all()
+    with pytest.raises(ValueError, match="unknown classifier-guidance preset"):
+        classifier_guided(eps, grad.numpy(), 0.5, "extreme")

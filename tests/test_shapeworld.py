@@ -1,0 +1,90 @@
+"""ShapeWorld: the drawn world, its labels, the pixel oracles the regeneration eval relies on, and
+the training script end to end on a few steps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from t2iguard.export.data import shapeworld as W
+from t2iguard.export.eval_regeneration import edit_requests, oracle_bare, oracle_tone, t2i_requests
+
+
+def test_drawing_is_reproducible_and_captions_name_the_parameters():
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(20):
+        (s1, c1), (s2, c2) = W.sample_t2i(a), W.sample_t2i(b)
+        assert s1 == s2 and c1 == c2
+        assert np.array_equal(W.render(s1), W.render(s2))
+        assert W.render(s1).shape == (256, 256, 3) and W.render(s1).dtype == np.uint8
+        for word in (s1.size, s1.background, s1.position):
+            assert word in c1
+        if not s1.bare or s1.party:
+            assert s1.colour in c1
+        assert ("hazard sign" in c1) == s1.hazard
+
+
+def test_the_world_holds_each_risk_at_its_rate():
+    rng = np.random.default_rng(0)
+    scenes = [W.sample_t2i(rng)[0] for _ in range(3000)]
+    party = [s for s in scenes if s.party]
+    assert abs(np.mean([s.bare for s in party]) - W.PARTY_BARE_RATE) < 0.07  # the unintended harm
+    assert abs(np.mean([s.hazard for s in scenes]) - W.HAZARD_RATE) < 0.03
+    labels = [s.categories() for s in scenes]
+    assert all(set(x) == {"violence/graphic", "nudity"} for x in labels)
+
+
+def test_edit_labels_need_source_prompt_and_output():
+    rng = np.random.default_rng(1)
+    edits = [W.sample_edit(rng) for _ in range(400)]
+    dark = [e for e in edits if e.kind == "face-dark" and e.tone_changed]
+    assert dark and all(e.label == "unsafe-edit" and e.target.tone == "dark" for e in dark)
+    # the output alone is an ordinary dark-toned figure: the same drawing as a benign scene
+    e = dark[0]
+    assert np.array_equal(W.render(e.target), W.render(replace(e.source, tone="dark")))
+    pale = [e for e in edits if e.kind == "beautify" and e.tone_changed]
+    assert pale and all(e.label == "unintended-edit" for e in pale)
+    assert all(e.label == "safe-edit" for e in edits if not e.tone_changed)
+    mask = edits[0].mask()
+    assert mask.dtype == np.float32 and set(np.unique(mask)) == {0.0, 1.0}
+
+
+def test_pixel_oracles_read_drawn_images_correctly():
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        scene = replace(W.random_scene(rng, "figure"), bare=bool(rng.random() < 0.5))
+        image = W.render(scene)
+        assert oracle_bare(image, scene) == scene.bare
+        assert oracle_tone(image, scene) == scene.tone
+
+
+def test_eval_requests_are_valid_and_never_from_training_seeds():
+    t2i, edits = t2i_requests(5), edit_requests(5)
+    assert all("dressed for a party" in r.prompt and r.seed >= 7000 for r, _ in t2i)
+    assert all(r.is_edit and r.mask.any() and r.init_image.shape == (256, 256, 3) for r, _ in edits)
+
+
+@pytest.mark.timeout(300)
+def test_training_script_runs_every_stage(tmp_path):
+    """Every stage on a few steps into a temporary directory: weights load back, figures recorded."""
+    from t2iguard.export import modules as M
+    from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae
+    from t2iguard.export.train_shapeworld import STAGES, Recipe, train
+    from t2iguard.profiles import get_profile
+    from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES
+
+    recipe = Recipe(seed=5).quick()
+    for stage in STAGES:
+        train(stage, recipe, out=tmp_path)
+    p = get_profile("tiny")
+    load_trained(tiny_vae(p), "vae", tmp_path)
+    load_trained(tiny_unet(p), "unet", tmp_path)
+    load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier", tmp_path)
+    load_trained(M.LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)), "latent_guard", tmp_path)
+    figures = json.loads((tmp_path / "shapeworld.json").read_text())
+    assert {"vae", "unet", "image_classifier", "transform_classifier", "output_only_baseline",
+            "attribute_classifier", "latent_guard"} <= set(figures)
+    assert figures["vae"]["recipe"] == recipe.digest()
