@@ -138,7 +138,10 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     shutil.copyfile(policy_path, out / POLICY_FILE)
     info = {"profile": profile_name, "target": target, "onnx_cache": str(cache), **record,
             "models": sorted(specs)}
-    if target == "trt":
-        info["engines"] = "not built: run the TensorRT engine build on a GPU machine (model.onnx -> model.plan)"
     (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
+    if target == "trt":
+        from t2iguard.export.trt import build_engines
+
+        networks = [s for s in specs.values() if s.kind == "network"]
+        build_engines(out, networks, cache_root() / "trt" / "timing.cache", say)
     return BuildResult(out, exported, record["parity"], weights, time.perf_counter() - t0)

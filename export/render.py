@@ -54,6 +54,10 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
     elif spec.kind == "network" and target == "onnx":
         kind = pb.ModelInstanceGroup.KIND_AUTO  # GPU when the container has one
     cfg.instance_group.add(count=spec.instances, kind=kind)
+    if spec.kind == "network" and target == "trt":  # CUDA graphs for the batch sizes the profile optimises
+        cfg.optimization.cuda.graphs = True
+        for b in sorted({1, spec.opt_batch, spec.max_batch_size}):
+            cfg.optimization.cuda.graph_spec.add(batch_size=b)
     if spec.batch_delay_us is not None and spec.max_batch_size > 0:
         cfg.dynamic_batching.max_queue_delay_microseconds = spec.batch_delay_us
     params = dict(parameters or {})

@@ -49,17 +49,23 @@ def _build(profile: str, target: str, out: Path, policy: Path | None = None, for
 def build(
     profile: Annotated[str, typer.Option(help="Weight family: `tiny` (embedded default).")] = "tiny",
     target: Annotated[str, typer.Option(help="cpu (python backend + onnxruntime), onnx (onnxruntime_onnx) "
-                                             "or trt (tensorrt_plan configs; engines built separately).")] = "cpu",
+                                             "or trt (tensorrt_plan: fp16 engines built on this machine's GPU "
+                                             "with the `tensorrt` package).")] = "cpu",
     out: Annotated[Path | None, typer.Option(help="Repository directory [default: build/repository/TARGET].")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy YAML to ship [default: the bundled policy].")] = None,
     force: Annotated[bool, typer.Option(help="Re-export ONNX even when sources are unchanged.")] = False,
 ) -> None:
     """Export every model to ONNX (parity-checked) and render the Triton repository for TARGET."""
+    from t2iguard.export.trt import TensorRTUnavailable
+
     try:
         _build(profile, target, out or Path("build/repository") / target, policy, force)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(BAD_INPUT.exit_code) from None
+    except TensorRTUnavailable as e:
+        err.print(f"[red]error:[/red] configs rendered, TensorRT engines not built: {e}")
+        raise typer.Exit(OTHER.exit_code) from None
 
 
 @app.command()

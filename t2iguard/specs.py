@@ -137,6 +137,8 @@ class ModelSpec:
     batch_delay_us: int | None = None
     steps: tuple[EnsembleStep, ...] = ()
     threads: int = 1
+    #: the batch one request sends (the optimum of a TensorRT profile and a CUDA graph)
+    opt_batch: int = 1
     description: str = ""
 
     @property
@@ -241,7 +243,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)),
                     Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)), Tensor(INPAINT_COND, "FP32", cond)),
             outputs=(Tensor(NOISE_PRED, "FP32", lat),),
-            max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2,
+            max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2, opt_batch=3,
             description="text-conditioned denoiser: epsilon prediction (inpainting: source latent + mask channels)",
         ),
         ModelSpec(

@@ -38,6 +38,35 @@ def test_platform_per_target(specs):
     trt = render(unet, "trt")
     assert trt.platform == "tensorrt_plan" and trt.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
     assert render(specs["safe_t2i"], "trt").backend == "python"
+    assert trt.optimization.cuda.graphs and [g.batch_size for g in trt.optimization.cuda.graph_spec] == [
+        1, 3, unet.max_batch_size]
+
+
+def test_tensorrt_profiles_come_from_the_specs(specs):
+    from t2iguard.export.trt import profile_shapes
+
+    shapes = profile_shapes(specs["unet"])
+    assert shapes["SAMPLE"] == [[1, *specs["unet"].input("SAMPLE").dims], [3, *specs["unet"].input("SAMPLE").dims],
+                                [specs["unet"].max_batch_size, *specs["unet"].input("SAMPLE").dims]]
+    assert set(shapes) == {t.name for t in specs["unet"].inputs}
+    assert all(v[0][0] == 1 and v[1][0] == 1 for v in profile_shapes(specs["image_classifier"]).values())
+
+
+def test_engine_metadata_is_checked_before_reuse(tmp_path, specs):
+    import json
+    from dataclasses import asdict
+
+    from t2iguard.export.trt import ENGINE_META, EngineMeta, check_engine, profile_shapes
+
+    want = EngineMeta(tensorrt="10.5.0", gpu="NVIDIA H100", precision="fp16", onnx_sha256="ab",
+                      profile=profile_shapes(specs["unet"]))
+    plan = tmp_path / "model.plan"
+    assert check_engine(plan, want) == "no engine yet"
+    plan.write_bytes(b"engine")
+    (tmp_path / ENGINE_META).write_text(json.dumps(asdict(want)))
+    assert check_engine(plan, want) is None
+    other = EngineMeta(**{**asdict(want), "tensorrt": "11.4.0"})
+    assert "tensorrt changed" in check_engine(plan, other)
 
 
 def test_stateless_models_batch_dynamically(specs):
