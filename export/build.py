@@ -1,4 +1,4 @@
-"""The repository builder: `t2iguard build --profile tiny --target cpu|onnx|trt [--out DIR]`.
+"""The repository builder: `t2iguard build --profile tiny|sd15|sd-turbo [--weights DIR] --target cpu|onnx|trt`.
 
 Exports every network model to ONNX (checked against its torch module, max abs difference under
 `PARITY_TOLERANCE`), renders each spec's `config.pbtxt` for the target, copies the python models
@@ -23,7 +23,7 @@ from t2iguard import specs as S
 from t2iguard.export.onnx_export import PARITY_TOLERANCE, export_onnx, parity
 from t2iguard.export.render import TARGETS, render, to_pbtxt
 from t2iguard.policy import DEFAULT_POLICY, load_policy
-from t2iguard.profiles import get_profile
+from t2iguard.profiles import PROFILE_FILE, Profile, get_profile, profile_from_weights
 
 BUILD_INFO = "build.json"
 POLICY_FILE = "policy.yaml"
@@ -42,9 +42,14 @@ def _sources_dir() -> Path:
     return Path(str(resources.files("t2iguard.model_repository")))
 
 
-def _fingerprint(profile: str) -> str:
-    """Changes whenever anything that shapes the exported graphs changes."""
-    h = hashlib.sha256(f"{profile}:{torch.__version__}".encode())
+def _fingerprint(profile: Profile, weights: Path | None) -> str:
+    """Changes whenever anything that shapes the exported graphs changes (checkpoint files by path,
+    size and modification time: hashing gigabytes on every build would cost more than an export)."""
+    h = hashlib.sha256(f"{profile.to_json()}:{torch.__version__}".encode())
+    if weights is not None:
+        for f in sorted(p for p in weights.rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(weights)}:{st.st_size}:{st.st_mtime_ns}".encode())
     core = Path(str(resources.files("t2iguard")))
     shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
     shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py", "lexicon.py")]
@@ -59,22 +64,24 @@ def cache_root() -> Path:
     return Path(os.environ.get("T2IGUARD_CACHE", Path.home() / ".cache" / "t2iguard"))
 
 
-def export_networks(profile_name: str, force: bool, say) -> tuple[Path, dict, list[str]]:
+def export_networks(profile: Profile, weights: Path | None, force: bool, say) -> tuple[Path, dict, list[str]]:
     """Export every network model once per source fingerprint into the cache, parity-checked.
 
     Returns (cache dir holding `<model>.onnx`, its export record, models exported now)."""
-    profile = get_profile(profile_name)
     networks = [s for s in S.build_specs(profile).values() if s.kind == "network"]
-    cache = cache_root() / "onnx" / f"{profile_name}-{_fingerprint(profile_name)}"
+    cache = cache_root() / "onnx" / f"{profile.name}-{_fingerprint(profile, weights)}"
     record_path = cache / "export.json"
     if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
         return cache, json.loads(record_path.read_text()), []
-    if profile_name != "tiny":
-        raise ValueError(f"profile {profile_name!r} has no builder yet")
-    from t2iguard.export.tiny import build_tiny
+    say(f"building torch modules ({profile.name} profile)")
+    if profile.family == "sd":
+        from t2iguard.export.sd import build_sd
 
-    say("building torch modules (tiny profile)")
-    modules = build_tiny(profile)
+        modules = build_sd(profile, weights)
+    else:
+        from t2iguard.export.tiny import build_tiny
+
+        modules = build_tiny(profile)
     record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
     for spec in networks:
         path = cache / f"{spec.name}.onnx"
@@ -100,22 +107,28 @@ def _place(src: Path, dst: Path) -> None:
 
 def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path | str = "build/repository/cpu",
                      policy: Path | None = None, audit_log: str = "audit.jsonl",
-                     force: bool = False, progress=None) -> BuildResult:
-    """Build (or refresh) a Triton model repository at `out`. `progress(msg)` reports each step."""
+                     force: bool = False, progress=None, weights: Path | None = None) -> BuildResult:
+    """Build (or refresh) a Triton model repository at `out`; `sd` profiles load their checkpoint from
+    `weights` (Hugging Face layout). `progress(msg)` reports each step."""
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     out = Path(out).resolve()
-    specs = S.build_specs(get_profile(profile_name))
+    if weights is not None:
+        weights = Path(weights).resolve()
+        profile = profile_from_weights(profile_name, weights)
+    else:
+        profile = get_profile(profile_name)
+    specs = S.build_specs(profile)
     policy_path = Path(policy) if policy else DEFAULT_POLICY
     load_policy(policy_path)  # refuse to build with an invalid policy
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    cache, record, exported = export_networks(profile_name, force, say)
-    weights = record["weights"]
+    cache, record, exported = export_networks(profile, weights, force, say)
+    provenance = record["weights"]
 
     say(f"rendering {len(specs)} model configs for target {target}")
     sources = _sources_dir()
-    image_weights = weights.get(S.UNET, "trained")
+    image_weights = provenance.get(S.UNET, "trained")
     common = {"profile": profile_name, "policy": POLICY_FILE}
     for spec in specs.values():
         version = out / spec.name / "1"
@@ -136,6 +149,11 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
                 stale.unlink()
         (out / spec.name / "config.pbtxt").write_text(to_pbtxt(render(spec, target, params)))
     shutil.copyfile(policy_path, out / POLICY_FILE)
+    (out / PROFILE_FILE).write_text(profile.to_json())
+    if profile.family == "sd":
+        from t2iguard.export.sd import copy_tokenizer
+
+        copy_tokenizer(weights, out)
     info = {"profile": profile_name, "target": target, "onnx_cache": str(cache), **record,
             "models": sorted(specs)}
     (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
@@ -144,4 +162,4 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
 
         networks = [s for s in specs.values() if s.kind == "network"]
         build_engines(out, networks, cache_root() / "trt" / "timing.cache", say)
-    return BuildResult(out, exported, record["parity"], weights, time.perf_counter() - t0)
+    return BuildResult(out, exported, record["parity"], provenance, time.perf_counter() - t0)

@@ -29,6 +29,22 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+class CLIPTextHidden(nn.Module):
+    """The `sd` text encoder: (input_ids int64 [B, L], attention_mask int64 [B, L]) -> float32 [B, L, D].
+
+    Stable Diffusion's CLIP text encoder reads the padding as it was trained (diffusers passes it no
+    mask); the mask stays an input (added as zeros) so every profile serves one text_encoder signature.
+    """
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids).last_hidden_state
+        return hidden + 0.0 * attention_mask[..., None].to(hidden.dtype)
+
+
 class SentenceScorer(nn.Module):
     """prompt_classifier / rewrite_tagger: tokens -> MiniLM -> mean pool -> head -> float32 [B, C]."""
 
@@ -46,7 +62,7 @@ class UNetEps(nn.Module):
 
     `inpaint_cond` is the source image's latent and the latent-resolution mask (1 = repaint), as
     channels appended to the sample (Stable Diffusion inpainting's layout); text-to-image passes a
-    zero latent and an all-ones mask.
+    zero latent and an all-ones mask. Plain 4-channel UNets (the `sd` family) take no `inpaint_cond`.
     """
 
     def __init__(self, unet: nn.Module):
@@ -54,8 +70,8 @@ class UNetEps(nn.Module):
         self.unet = unet
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
-                inpaint_cond: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([sample, inpaint_cond], dim=1)
+                inpaint_cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = sample if inpaint_cond is None else torch.cat([sample, inpaint_cond], dim=1)
         return self.unet(x, timestep.reshape(-1), encoder_hidden_states=context, return_dict=False)[0]
 
 
@@ -263,3 +279,30 @@ class AttributeClassifier(nn.Module):
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         emb = self.tower(pixels)
         return tuple(h(emb) for h in self.heads)
+
+
+class SafetyCheckerScorer(nn.Module):
+    """The Stable Diffusion safety checker as a scoring head: CLIP pixels float32 [B, 3, S, S] ->
+    (scores float32 [B, C] in [0, 1], unit image embedding float32 [B, E]).
+
+    Its rule (any concept's cosine similarity above that concept's threshold, thresholds lowered by
+    0.01 when a special-care concept fires) becomes the score sigmoid(100 * max margin), so the policy's
+    0.5 threshold reproduces the checker's decision; it feeds `categories` (sexual, nudity), the
+    others score 0 (no head for them in this checkpoint).
+    """
+
+    def __init__(self, checker: nn.Module, categories: list[int], num_categories: int):
+        super().__init__()
+        self.checker, self.num_categories = checker, num_categories
+        self.register_buffer("index", torch.tensor(categories, dtype=torch.long), persistent=False)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.checker
+        emb = F.normalize(c.visual_projection(c.vision_model(pixels)[1]), dim=-1)
+        special = emb @ F.normalize(c.special_care_embeds, dim=-1).T - c.special_care_embeds_weights
+        adjust = 0.01 * (special > 0).any(dim=1, keepdim=True).to(emb.dtype)
+        margin = (emb @ F.normalize(c.concept_embeds, dim=-1).T - c.concept_embeds_weights + adjust).amax(dim=1)
+        score = torch.sigmoid(100.0 * margin)
+        scores = torch.zeros(pixels.shape[0], self.num_categories, dtype=emb.dtype, device=emb.device)
+        scores = scores.index_copy(1, self.index, score[:, None].expand(-1, len(self.index)).contiguous())
+        return scores, emb

@@ -106,16 +106,19 @@ def build_image_side(p: Profile) -> dict[str, Built]:
     }
 
 
-def build_tiny(profile: Profile) -> dict[str, Built]:
-    """Every network model of the `tiny` profile, keyed by model name, in eval mode."""
-    minilm = load_minilm()
+def build_text_guards() -> dict[str, Built]:
+    """The project's MiniLM prompt classifier and rewrite tagger (every profile serves these)."""
     classifier = _require(load_classifier(), "prompt classifier", "t2iguard train prompt-classifier")
-    tagger = _require(load_tagger(minilm), "rewrite tagger", "t2iguard train rewriter")
-    out = {
-        S.TEXT_ENCODER: Built(M.MiniLMHidden(minilm), "pretrained"),
+    tagger = _require(load_tagger(load_minilm()), "rewrite tagger", "t2iguard train rewriter")
+    return {
         S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier), "trained (MiniLM + LoRA, MLP head)"),
         S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
+
+
+def build_tiny(profile: Profile) -> dict[str, Built]:
+    """Every network model of the `tiny` profile, keyed by model name, in eval mode."""
+    out = {S.TEXT_ENCODER: Built(M.MiniLMHidden(load_minilm()), "pretrained"), **build_text_guards()}
     out.update(build_image_side(profile))
     for b in out.values():
         b.module.eval()

@@ -32,13 +32,14 @@ def _fail(e: Exception) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _build(profile: str, target: str, out: Path, policy: Path | None = None, force: bool = False) -> Path:
+def _build(profile: str, target: str, out: Path, policy: Path | None = None, force: bool = False,
+           weights: Path | None = None) -> Path:
     logging.getLogger("torch").setLevel(logging.ERROR)
     from t2iguard.export.build import build_repository
 
     with err.status("building model repository") as status:
         result = build_repository(profile, target, out, policy=policy, force=force,
-                                  progress=lambda m: status.update(m))
+                                  progress=lambda m: status.update(m), weights=weights)
     for name in result.exported:
         err.print(f"  exported {name}: ONNX vs torch max abs diff {result.parity[name]:.1e} ({result.weights[name]})")
     err.print(f"repository ready at {result.path} ({result.seconds:.0f}s)")
@@ -47,19 +48,25 @@ def _build(profile: str, target: str, out: Path, policy: Path | None = None, for
 
 @app.command()
 def build(
-    profile: Annotated[str, typer.Option(help="Weight family: `tiny` (embedded default).")] = "tiny",
+    profile: Annotated[str, typer.Option(help="`tiny` (embedded default, ShapeWorld-trained) or a Stable Diffusion "
+                                              "checkpoint kind: `sd15`, `sd-turbo` (needs --weights).")] = "tiny",
     target: Annotated[str, typer.Option(help="cpu (python backend + onnxruntime), onnx (onnxruntime_onnx) "
                                              "or trt (tensorrt_plan: fp16 engines built on this machine's GPU "
                                              "with the `tensorrt` package).")] = "cpu",
     out: Annotated[Path | None, typer.Option(help="Repository directory [default: build/repository/TARGET].")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy YAML to ship [default: the bundled policy].")] = None,
     force: Annotated[bool, typer.Option(help="Re-export ONNX even when sources are unchanged.")] = False,
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint directory in Hugging Face layout (unet/, vae/, "
+                                                      "text_encoder/, tokenizer/, safety_checker/) for sd profiles.")]
+    = None,
 ) -> None:
     """Export every model to ONNX (parity-checked) and render the Triton repository for TARGET."""
     from t2iguard.export.trt import TensorRTUnavailable
 
     try:
-        _build(profile, target, out or Path("build/repository") / target, policy, force)
+        if profile != "tiny" and weights is None:
+            raise ValueError(f"profile {profile!r} loads a checkpoint: pass --weights DIR (Hugging Face layout)")
+        _build(profile, target, out or Path("build/repository") / target, policy, force, weights)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(BAD_INPUT.exit_code) from None
@@ -347,13 +354,15 @@ def eval_regeneration(
                                                "beautify edits).")] = 200,
     attempts: Annotated[int, typer.Option(help="Regenerations allowed after the first attempt.")] = 2,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
+                                           "set; 9000: the set the guidance presets were tuned on).")] = 7000,
 ) -> None:
     """Guided regeneration (SLD vs classifier guidance) on ShapeWorld: flagged rate before/after, refusals,
     attribute retention, latency; with a before/after picture grid and a plot."""
     from t2iguard.export.eval_regeneration import evaluate
 
     def run(r: Path, o: Path, say) -> None:
-        results = evaluate(r, o, n=requests, attempts=attempts, say=say)
+        results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, say=say)
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
 

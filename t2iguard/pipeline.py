@@ -25,7 +25,7 @@ from t2iguard.policy import Policy
 from t2iguard.profiles import Profile
 from t2iguard.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport
 from t2iguard.runners import ModelCallError, Runner
-from t2iguard.scheduler import DDIM
+from t2iguard.scheduler import DDIM, DDIMConfig
 from t2iguard.stages import decode_text
 from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.text import mean_pool, normalize, tokenize
@@ -85,10 +85,10 @@ def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_i
     prompt = decode_text(one(S.PROMPT) if raw.get(S.PROMPT) is not None else b"", S.PROMPT)
     neg_raw = one(S.NEGATIVE_PROMPT)
     negative = decode_text(neg_raw, S.NEGATIVE_PROMPT, allow_empty=True) if neg_raw is not None else ""
-    steps = _scalar(raw.get(S.STEPS), S.STEPS, int, DEFAULT_STEPS)
+    steps = _scalar(raw.get(S.STEPS), S.STEPS, int, profile.default_steps)
     if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
         raise InvalidInput(f"`{S.STEPS}` is {steps}; it must be in [{STEPS_RANGE[0]}, {STEPS_RANGE[1]}]")
-    scale = _scalar(raw.get(S.GUIDANCE_SCALE), S.GUIDANCE_SCALE, float, DEFAULT_GUIDANCE)
+    scale = _scalar(raw.get(S.GUIDANCE_SCALE), S.GUIDANCE_SCALE, float, profile.default_guidance)
     if not GUIDANCE_RANGE[0] <= scale <= GUIDANCE_RANGE[1]:
         raise InvalidInput(f"`{S.GUIDANCE_SCALE}` is {scale}; it must be in [{GUIDANCE_RANGE[0]}, {GUIDANCE_RANGE[1]}]")
     seed = _scalar(raw.get(S.SEED), S.SEED, int, None)
@@ -101,6 +101,9 @@ def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_i
         given, missing = (S.INIT_IMAGE, S.MASK_IMAGE) if image_raw is not None else (S.MASK_IMAGE, S.INIT_IMAGE)
         raise InvalidInput(f"`{given}` was given without `{missing}`; an edit needs both")
     init_image = mask = None
+    if image_raw is not None and not profile.trained_image_side:
+        raise InvalidInput(f"`{S.INIT_IMAGE}`: profile {profile.name} serves text-to-image only (its checkpoint has "
+                           "no transform classifier to check edits)")
     if image_raw is not None:
         init_image = decode_image(bytes(image_raw), S.INIT_IMAGE, profile.image_size, "RGB")
         mask = mask_from_image(decode_image(bytes(mask_raw), S.MASK_IMAGE, profile.image_size, "L"))
@@ -132,10 +135,17 @@ class Refused(Exception):
 
 
 class SafeT2IPipeline:
+    """`tokenizer(texts, seq_len) -> (ids, mask)` feeds the text encoder: MiniLM's for `tiny`, the
+    checkpoint's CLIP tokenizer for `sd` (`t2iguard.text.encoder_tokenizer`)."""
+
     def __init__(self, runner: Runner, profile: Profile, policy: Policy, weights: str,
-                 audit: JsonlAuditSink | None = None):
+                 audit: JsonlAuditSink | None = None, tokenizer=tokenize):
         self.runner, self.profile, self.policy, self.weights, self.audit = runner, profile, policy, weights, audit
-        self.scheduler = DDIM()
+        self.tokenizer = tokenizer
+        self.scheduler = DDIM(DDIMConfig(timestep_spacing=profile.timestep_spacing))
+        if policy.regeneration.guidance == "classifier" and not profile.trained_image_side:
+            raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
+                             "(use `guidance: sld`)")
         self._concepts: dict[str, np.ndarray] = {}
 
     # --- the request ---------------------------------------------------------------------------
@@ -231,7 +241,7 @@ class SafeT2IPipeline:
         return hidden[0:1], hidden[1:2], mean_pool(hidden[0:1], mask[0:1])
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids, mask = tokenize(texts, self.profile.seq_len)
+        ids, mask = self.tokenizer(texts, self.profile.seq_len)
         out = self._call(S.TEXT_ENCODER, {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask}, [S.TEXT_EMBEDDINGS])
         return out[S.TEXT_EMBEDDINGS], mask
 
@@ -279,11 +289,13 @@ class SafeT2IPipeline:
                                message=f"image still flagged after {len(report.attempts)} attempts: "
                                        f"{', '.join(flagged_so_far)}"))
 
-    def inpaint_condition(self, req: GenerateRequest) -> np.ndarray:
+    def inpaint_condition(self, req: GenerateRequest) -> np.ndarray | None:
         """float32 [1, C + 1, h, w]: the source latent and the latent mask; zeros and an all-ones mask
-        (repaint everything) for text-to-image."""
+        (repaint everything) for text-to-image. None for plain UNets (text-to-image only profiles)."""
         p = self.profile
         h = p.latent_size
+        if not p.inpaint_channels:
+            return None
         if not req.is_edit:
             return np.concatenate([np.zeros((1, p.latent_channels, h, h), np.float32),
                                    np.ones((1, 1, h, h), np.float32)], axis=1)
@@ -311,14 +323,15 @@ class SafeT2IPipeline:
         context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
         if req.is_edit:
             source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
-            keep = 1.0 - inpaint[:, p.latent_channels:]
+            keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
         n = context.shape[0]
         stride = self.scheduler.config.num_train_timesteps // req.steps
         for i, t in enumerate(self.scheduler.timesteps(req.steps)):
-            eps = self._call(S.UNET, {S.SAMPLE: np.repeat(latents, n, axis=0),
-                                      S.TIMESTEP: np.full((n, 1), t, np.float32),
-                                      S.ENCODER_HIDDEN_STATES: context,
-                                      S.INPAINT_COND: np.repeat(inpaint, n, axis=0)}, [S.NOISE_PRED])[S.NOISE_PRED]
+            unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
+                       S.ENCODER_HIDDEN_STATES: context}
+            if p.inpaint_channels:
+                unet_in[S.INPAINT_COND] = np.repeat(inpaint, n, axis=0)
+            eps = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]
             if sld is not None:
                 eps_hat = sld(i, eps[0:1], eps[1:2], eps[2:3], req.guidance_scale)
             else:

@@ -1,8 +1,18 @@
-"""Profiles: the sizes a family of weights implies (tensor dims of every spec derive from here)."""
+"""Profiles: the sizes a family of weights implies (tensor dims of every spec derive from here).
+
+`tiny` is built in. The `sd` family (`sd15`, `sd-turbo`) takes its sizes from a Hugging Face-layout
+checkpoint directory (`profile_from_weights`); a built repository records its profile in
+`profile.json`, which the served python models read (`load_profile`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+PROFILE_FILE = "profile.json"
 
 
 @dataclass(frozen=True)
@@ -10,18 +20,22 @@ class Profile:
     """Sizes shared by all models of one weight family.
 
     Attributes:
-        name: profile id (`tiny`).
+        name: profile id (`tiny`, `sd15`, `sd-turbo`).
+        family: `tiny` (ShapeWorld-trained, MiniLM text encoder) or `sd` (Stable Diffusion checkpoints).
         seq_len: tokens per prompt fed to the text models (padded/truncated).
-        text_dim: hidden size of the text encoder (cross-attention dim of the UNet).
+        text_dim: hidden size of the diffusion text encoder (cross-attention dim of the UNet).
         image_size: generated image side in pixels (square, RGB).
         vae_factor: spatial downsampling of the VAE (image_size / latent side).
         latent_channels: channels of the VAE latent.
         classifier_size: side of the image fed to image/transform classifiers.
         embed_dim: CLIP-style image embedding size.
         max_batch: largest batch a stateless model is configured for (dynamic batching).
+        default_steps, default_guidance: request defaults that suit the weights.
+        timestep_spacing: DDIM timestep spacing (`leading`; `trailing` for few-step distilled models).
     """
 
     name: str
+    family: Literal["tiny", "sd"] = "tiny"
     seq_len: int = 77
     text_dim: int = 384
     image_size: int = 256
@@ -30,6 +44,9 @@ class Profile:
     classifier_size: int = 128
     embed_dim: int = 128
     max_batch: int = 16
+    default_steps: int = 20
+    default_guidance: float = 5.0
+    timestep_spacing: Literal["leading", "trailing"] = "leading"
 
     @property
     def latent_size(self) -> int:
@@ -40,12 +57,71 @@ class Profile:
         """UNet batch: 3 rows per request (uncond, cond, safety concept) times max_batch."""
         return 3 * self.max_batch
 
+    @property
+    def trained_image_side(self) -> bool:
+        """The tiny family trains its own transform classifier and latent guard; real checkpoints have none."""
+        return self.family == "tiny"
+
+    @property
+    def inpaint_channels(self) -> int:
+        """Extra UNet input channels for inpainting (source latent + mask); 0 for plain SD UNets."""
+        return self.latent_channels + 1 if self.family == "tiny" else 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
 
 PROFILES: dict[str, Profile] = {"tiny": Profile(name="tiny")}
+#: request defaults per Stable Diffusion checkpoint kind
+SD_KINDS: dict[str, dict] = {
+    "sd15": {"default_steps": 30, "default_guidance": 7.5, "timestep_spacing": "leading"},
+    "sd-turbo": {"default_steps": 1, "default_guidance": 0.0, "timestep_spacing": "trailing"},
+}
 
 
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+        known = ", ".join([*PROFILES, *SD_KINDS])
+        hint = " (sd profiles need --weights DIR)" if name in SD_KINDS else ""
+        raise ValueError(f"unknown profile {name!r}{hint}; known: {known}") from None
+
+
+def _config(weights: Path, part: str, name: str = "config.json") -> dict:
+    path = weights / part / name
+    if not path.exists():
+        raise ValueError(f"{weights} is not a Hugging Face-layout checkpoint: {part}/{name} is missing")
+    return json.loads(path.read_text())
+
+
+def profile_from_weights(name: str, weights: Path, max_batch: int = 8) -> Profile:
+    """An `sd` profile sized from the checkpoint's own configs (unet/, vae/, text_encoder/, tokenizer/,
+    safety_checker/)."""
+    if name not in SD_KINDS:
+        raise ValueError(f"unknown sd profile {name!r}; known: {', '.join(SD_KINDS)}")
+    unet, vae, text = _config(weights, "unet"), _config(weights, "vae"), _config(weights, "text_encoder")
+    tokenizer = _config(weights, "tokenizer", "tokenizer_config.json")
+    checker = _config(weights, "safety_checker")
+    factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    if unet["cross_attention_dim"] != text["hidden_size"]:
+        raise ValueError(f"unet cross_attention_dim {unet['cross_attention_dim']} != text encoder hidden_size "
+                         f"{text['hidden_size']}")
+    return Profile(
+        name=name, family="sd", seq_len=int(tokenizer.get("model_max_length", 77)), text_dim=text["hidden_size"],
+        image_size=unet["sample_size"] * factor, vae_factor=factor, latent_channels=vae["latent_channels"],
+        classifier_size=checker["vision_config"]["image_size"], embed_dim=checker["projection_dim"],
+        max_batch=max_batch, **SD_KINDS[name])
+
+
+def load_profile(name: str, repository: Path | None = None) -> Profile:
+    """A built-in profile, or the one a built repository recorded in profile.json."""
+    if name in PROFILES:
+        return PROFILES[name]
+    path = (repository or Path(".")) / PROFILE_FILE
+    if not path.exists():
+        return get_profile(name)  # raises with the known names
+    data = json.loads(path.read_text())
+    if data["name"] != name:
+        raise ValueError(f"{path} records profile {data['name']!r}, not {name!r}")
+    return Profile(**data)

@@ -2,7 +2,7 @@
 
 Numerically equivalent to diffusers' `DDIMScheduler` with the same configuration
 (`tests/test_scheduler.py` checks both against each other): scaled-linear betas,
-`timestep_spacing="leading"`, `set_alpha_to_one=False`, epsilon prediction.
+`timestep_spacing="leading"` (or `"trailing"`), `set_alpha_to_one=False`, epsilon prediction.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class DDIMConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     steps_offset: int = 1
+    timestep_spacing: str = "leading"  # "trailing" for few-step distilled models (SD-Turbo)
 
 
 class DDIM:
@@ -31,8 +32,12 @@ class DDIM:
         self.final_alpha_cumprod = self.alphas_cumprod[0]  # set_alpha_to_one=False
 
     def timesteps(self, num_inference_steps: int) -> np.ndarray:
-        """Descending int64 timesteps, `leading` spacing plus `steps_offset` (diffusers' default)."""
-        ratio = self.config.num_train_timesteps // num_inference_steps
+        """Descending int64 timesteps: `leading` spacing plus `steps_offset` (diffusers' default), or
+        `trailing` (ends at the last training timestep: one step starts from pure noise)."""
+        n = self.config.num_train_timesteps
+        if self.config.timestep_spacing == "trailing":
+            return np.round(np.arange(n, 0, -n / num_inference_steps)).astype(np.int64) - 1
+        ratio = n // num_inference_steps
         ts = (np.arange(0, num_inference_steps) * ratio).round()[::-1].astype(np.int64)
         return ts + self.config.steps_offset
 

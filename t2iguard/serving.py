@@ -18,10 +18,11 @@ from t2iguard.audit import JsonlAuditSink, audit_event
 from t2iguard.errors import T2IGuardError
 from t2iguard.pipeline import SafeT2IPipeline, parse_request
 from t2iguard.policy import load_policy
-from t2iguard.profiles import get_profile
+from t2iguard.profiles import load_profile
 from t2iguard.runners import ModelCallError, ort_session
 from t2iguard.specs import SAFE_T2I, ModelSpec, build_specs
 from t2iguard.stages import Stage
+from t2iguard.text import encoder_tokenizer
 
 _CODES = ("INVALID_ARG", "INTERNAL", "UNAVAILABLE", "NOT_FOUND", "UNSUPPORTED", "UNKNOWN", "CANCELLED",
           "ALREADY_EXISTS")
@@ -43,7 +44,7 @@ class _Configured:
         self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.root = Path(args["model_repository"]).parent  # the repository (args give the model dir)
         self.version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.profile = get_profile(self.params.get("profile", "tiny"))
+        self.profile = load_profile(self.params.get("profile", "tiny"), self.root)
         self.spec: ModelSpec = build_specs(self.profile)[args["model_name"]]
 
     def path_param(self, key: str, default: str) -> Path:
@@ -141,7 +142,8 @@ class SafeT2IModel(_Configured):
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
         runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
         self.pipeline = SafeT2IPipeline(runner, self.profile, load_policy(self.path_param("policy", "policy.yaml")),
-                                        self.params.get("weights", "unknown"), self.audit)
+                                        self.params.get("weights", "unknown"), self.audit,
+                                        encoder_tokenizer(self.profile, self.root))
 
     def execute(self, requests):
         return [self._one(r) for r in requests]

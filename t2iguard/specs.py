@@ -153,7 +153,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     """All models of the stack for profile `p`, keyed by model name."""
     seq = (p.seq_len,)
     lat = (p.latent_channels, p.latent_size, p.latent_size)
-    cond = (p.latent_channels + 1, p.latent_size, p.latent_size)
+    cond = (p.inpaint_channels, p.latent_size, p.latent_size)
     img_chw = (3, p.image_size, p.image_size)
     cls_chw = (3, p.classifier_size, p.classifier_size)
     nc, nt, nx, nk = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES), len(TOKEN_LABELS)
@@ -241,7 +241,8 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             UNET, "network",
             inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)),
-                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)), Tensor(INPAINT_COND, "FP32", cond)),
+                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)),
+                    *((Tensor(INPAINT_COND, "FP32", cond),) if p.inpaint_channels else ())),
             outputs=(Tensor(NOISE_PRED, "FP32", lat),),
             max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2, opt_batch=3,
             description="text-conditioned denoiser: epsilon prediction (inpainting: source latent + mask channels)",
@@ -325,4 +326,6 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             description="BLS orchestrator: validate, guard, rewrite, generate, check, regenerate, respond",
         ),
     ]
+    if not p.trained_image_side:  # real checkpoints ship no transform classifier and no latent guard
+        specs = [s for s in specs if s.name not in (TRANSFORM_CLASSIFIER, LATENT_GUARD)]
     return {s.name: s for s in specs}

@@ -110,11 +110,16 @@ class Watermark(Stage):
 
 
 def classifier_pixels(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [B, H, W, 3] -> float32 [B, 3, size, size]: box-downsampled, CLIP-normalised."""
+    """uint8 [B, H, W, 3] -> float32 [B, 3, size, size]: box-downsampled (bicubic where the sides do not
+    divide), CLIP-normalised."""
     b, h, w, _ = images.shape
     if h % size or w % size:
-        raise InvalidInput(f"`{S.IMAGE}` is {h}x{w}; the classifier input needs a multiple of {size}")
-    x = images.astype(np.float32).reshape(b, size, h // size, size, w // size, 3).mean(axis=(2, 4)) / 255.0
+        from PIL import Image
+
+        x = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC), np.float32)
+                      for im in images]) / 255.0
+    else:
+        x = images.astype(np.float32).reshape(b, size, h // size, size, w // size, 3).mean(axis=(2, 4)) / 255.0
     x = (x - CLIP_MEAN) / CLIP_STD
     return x.transpose(0, 3, 1, 2).astype(np.float32).copy()
 

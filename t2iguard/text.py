@@ -162,3 +162,20 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Masked mean of hidden states: float32 [B, L, D] x int64 [B, L] -> float32 [B, D]."""
     m = mask[..., None].astype(np.float32)
     return (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
+
+
+def encoder_tokenizer(profile, repository: Path):
+    """The tokenizer of `profile`'s diffusion text encoder, as `tokenize`'s signature: MiniLM's for the
+    tiny family; for `sd` the checkpoint's CLIP tokenizer, which the build copies to
+    `text_encoder/1/tokenizer/` (padded to max length, as Stable Diffusion pipelines pad)."""
+    if profile.family == "tiny":
+        return tokenize
+    from transformers import CLIPTokenizer
+
+    clip = CLIPTokenizer.from_pretrained(str(repository / "text_encoder" / "1" / "tokenizer"), local_files_only=True)
+
+    def clip_tokenize(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        enc = clip(texts, padding="max_length", max_length=seq_len, truncation=True, return_tensors="np")
+        return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+    return clip_tokenize

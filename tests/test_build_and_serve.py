@@ -72,7 +72,7 @@ def test_local_pipeline_matches_served(repository, profile, policy, client):
     """The same pipeline code driven in-process (onnxruntime) and through Triton agrees."""
     raw = {"PROMPT": np.array([b"image of a ceo"], dtype=np.object_), "SEED": np.array([9], np.int64),
            "STEPS": np.array([4], np.int32)}
-    local = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "random-init")
+    local = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained (ShapeWorld)")
     png, report = local(parse_request(raw, profile, "local"))
     served = client.generate("image of a ceo", seed=9, steps=4)
     assert report.decision == served.decision == "rewritten"

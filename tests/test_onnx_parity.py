@@ -15,11 +15,11 @@ def modules(profile):
     logging.getLogger("torch").setLevel(logging.ERROR)
     from t2iguard.export.tiny import build_tiny
 
-    return build_tiny(profile, seed=0)
+    return build_tiny(profile)
 
 
 NETWORKS = ["text_encoder", "prompt_classifier", "rewrite_tagger", "unet", "vae_encoder", "vae_decoder",
-            "image_classifier", "transform_classifier"]
+            "image_classifier", "transform_classifier", "latent_guard"]
 
 
 def test_every_network_is_covered(profile):

@@ -53,8 +53,13 @@ def test_bad_action_names_the_field(tmp_path):
 
 
 def test_concept_text_joins_flagged(policy):
-    text = policy.concept_text(["violence", "nudity"])
+    text = policy.concept_text(["violence", "nudity"], "sd15")
     assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text
+    # the tiny UNet knows ShapeWorld's words: its concepts come from `profile_concepts`
+    tiny = policy.concept_text(["violence", "nudity"], "tiny")
+    assert tiny == f"{policy.categories['violence'].concept}, {policy.profile_concepts['tiny']['nudity']}"
+    with pytest.raises(ValueError, match="profile_concepts.tiny names unknown categories"):
+        Policy.model_validate({**policy.model_dump(), "profile_concepts": {"tiny": {"gore": "x"}}})
 
 
 def test_blocklist_only_adds_flags(policy):

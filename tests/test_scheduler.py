@@ -5,15 +5,16 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from t2iguard.scheduler import DDIM
+from t2iguard.scheduler import DDIM, DDIMConfig
 
 
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
 @pytest.mark.parametrize("steps", [1, 4, 20, 50])
-def test_ddim_matches_diffusers(steps):
+def test_ddim_matches_diffusers(steps, spacing):
     ref = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                        set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+                        set_alpha_to_one=False, steps_offset=1, timestep_spacing=spacing)
     ref.set_timesteps(steps)
-    ours = DDIM()
+    ours = DDIM(DDIMConfig(timestep_spacing=spacing))
     np.testing.assert_array_equal(ours.timesteps(steps), ref.timesteps.numpy())
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 4, 16, 16)).astype(np.float32)

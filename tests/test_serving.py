@@ -31,7 +31,7 @@ def test_allowed_prompt_returns_watermarked_png_and_report(client, policy):
     assert watermark_match(np.asarray(img)) >= 0.9
     r = res.report
     assert r.request_id == "t-allowed" and r.policy_version == policy.version
-    assert r.weights == "random-init" and r.profile == "tiny"
+    assert r.weights == "trained (ShapeWorld)" and r.profile == "tiny"
     assert len(r.attempts) == 1 and r.attempts[0].action == "pass" and r.attempts[0].guidance is None
     assert set(r.prompt_scores) == set(r.attempts[0].image_scores)
     assert {"prompt_guard", "prompt_rewrite", "text_encoder", "generate", "image_guard", "watermark", "total"} \
@@ -106,14 +106,16 @@ def test_async_client_concurrent_requests(url):
 
 def _reload_safe_t2i(triton, profile, repository, **params):
     spec = S.build_specs(profile)[S.SAFE_T2I]
-    base = {"profile": "tiny", "policy": "policy.yaml", "weights": "random-init", "audit_log": "audit.jsonl"}
+    base = {"profile": "tiny", "policy": "policy.yaml", "weights": "trained (ShapeWorld)", "audit_log": "audit.jsonl"}
     cfg = render(spec, "cpu", {**base, **params})
     triton.load_model(S.SAFE_T2I, config=json_format.MessageToJson(cfg, preserving_proto_field_name=True))
 
 
-def test_flagged_image_goes_through_guided_regeneration(triton, client, profile, repository, policy, tmp_path):
+@pytest.mark.parametrize("method", ["sld", "classifier"])
+def test_flagged_image_goes_through_guided_regeneration(triton, client, profile, repository, policy, tmp_path, method):
     data = policy.model_dump()
     data["categories"]["violence"]["image"] = {"threshold": 0.0, "action": "regenerate"}  # force the flag
+    data["regeneration"]["guidance"] = method
     strict = tmp_path / "strict.yaml"
     strict.write_text(json.dumps(data))  # JSON is YAML
     _reload_safe_t2i(triton, profile, repository, policy=str(strict))
@@ -126,7 +128,9 @@ def test_flagged_image_goes_through_guided_regeneration(triton, client, profile,
     assert res.report.refusal.stage == "image" and res.report.refusal.categories == ["violence"]
     assert [a.attempt for a in res.report.attempts] == list(range(1, n + 1))
     assert res.report.attempts[0].guidance is None
-    assert all(a.guidance.startswith("sld-") and a.flagged == ["violence"] for a in res.report.attempts[1:])
+    presets = ["strong", "max"]
+    assert [a.guidance for a in res.report.attempts[1:]] == [f"{method}-{p}" for p in presets[:n - 1]]
+    assert all(a.flagged == ["violence"] for a in res.report.attempts)
     assert "regenerate_1" in res.report.timings_ms
     # back to the default policy
     assert client.generate("a red circle on a blue background", seed=2, steps=STEPS).decision == "allowed"
