@@ -49,6 +49,8 @@ class Recipe:
     edits: int = 4000
     held_out: int = 1000
     vae_steps: int = 1500
+    unet_t2i: int = 6000  # the UNet's own draw (its latents are encoded once per run)
+    unet_edits: int = 3000
     unet_steps: int = 3000
     guard_steps: int = 1500
     classifier_steps: int = 800
@@ -59,8 +61,8 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_steps=2, guard_steps=2,
-                       classifier_steps=2, batch=8)
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32, unet_steps=2,
+                       guard_steps=2, classifier_steps=2, batch=8)
 
 
 @dataclass
@@ -268,7 +270,9 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
         ys, xs = (torch.randint(0, W.SIZE - crop + 1, (2,), generator=gen) // 16 * 16).tolist()
         x = torch.from_numpy(to_pixels(images[idx, ys:ys + crop, xs:xs + crop])) * 2 - 1
         post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample(generator=gen)).sample
+        # decode the mean: the UNet is trained on (and VAEEncode serves) latent means, and decoding noisy
+        # samples early on teaches the decoder to ignore the latent (colours collapse to one average)
+        rec = vae.decode(post.mode()).sample
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
         opt.zero_grad()
         loss.backward()
@@ -357,7 +361,7 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
     from t2iguard.export.tiny import load_minilm, tiny_unet
 
     p = get_profile("tiny")
-    data = encode_latents(recipe.seed, recipe.t2i, recipe.edits, out, say)
+    data = encode_latents(recipe.seed, recipe.unet_t2i, recipe.unet_edits, out, say)
     say(f"encoding {len(data.texts)} prompts")
     hidden, _ = text_hidden(load_minilm(), data.texts, p.seq_len)
     hidden_t = torch.from_numpy(hidden)
@@ -397,7 +401,7 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
     from t2iguard.export.modules import LatentGuard
 
     p = get_profile("tiny")
-    data = encode_latents(recipe.seed, recipe.t2i // 2, recipe.edits // 2, out, say)
+    data = encode_latents(recipe.seed, recipe.unet_t2i // 2, recipe.unet_edits // 2, out, say)
     held = encode_latents(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out, out, say)
     torch.manual_seed(recipe.seed)
     guard = LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)).train()

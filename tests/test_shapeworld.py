@@ -88,3 +88,21 @@ def test_training_script_runs_every_stage(tmp_path):
     assert {"vae", "unet", "image_classifier", "transform_classifier", "output_only_baseline",
             "attribute_classifier", "latent_guard"} <= set(figures)
     assert figures["vae"]["recipe"] == recipe.digest()
+
+
+def test_eval_regeneration_reports_every_figure(repository, tmp_path):
+    """`t2iguard eval regeneration` on a few requests: every figure present and in range, files written."""
+    from t2iguard.export.eval_regeneration import evaluate
+
+    r = evaluate(repository, tmp_path, n=4, attempts=1)
+    for method in ("sld", "classifier"):
+        for kind in ("t2i", "edits"):
+            m = r["methods"][method][kind]
+            assert m["requests"] == 4
+            assert 0.0 <= m["still_flagged_after"]["1"] <= m["flagged_first_attempt"] <= 1.0
+            assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
+            assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
+    assert {"image_classifier", "transform_classifier", "output_only_baseline"} <= set(r["classifiers_held_out"])
+    for name in ("report.md", "metrics.json", "plot.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "| sld | t2i |" in (tmp_path / "report.md").read_text()
