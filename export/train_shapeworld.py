@@ -4,13 +4,13 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 
 | stage | trains | needs |
 | --- | --- | --- |
-| `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | - |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
+| `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-`classifiers` and `vae` can run side by side (`--threads 1` each), then `unet` and `guard`. Held-out
-metrics come from a split drawn with another seed and land in export/weights/shapeworld.json.
+After `vae`, the other three can run side by side (`--threads 1` each). Held-out metrics come from a
+split drawn with another seed and land in export/weights/shapeworld.json.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from t2iguard.export.data import shapeworld as W
-from t2iguard.images import downsample_mask, to_pixels
+from t2iguard.images import downsample_mask, from_pixels, to_pixels
 from t2iguard.profiles import get_profile
 from t2iguard.scheduler import DDIM
 from t2iguard.stages import classifier_pixels
@@ -36,7 +36,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-STAGES = ("classifiers", "vae", "unet", "guard")
+STAGES = ("vae", "classifiers", "unet", "guard")
 HELD_OUT_SEED_OFFSET = 1000
 
 
@@ -48,12 +48,15 @@ class Recipe:
     t2i: int = 8000
     edits: int = 4000
     held_out: int = 1000
-    vae_steps: int = 1500
-    unet_t2i: int = 6000  # the UNet's own draw (its latents are encoded once per run)
-    unet_edits: int = 3000
-    unet_steps: int = 3000
+    vae_steps: int = 2500
+    vae_lr: float = 1e-4  # 1e-3 and 3e-4 learn nothing in 300 steps (GroupNorm VAEs want small steps)
+    unet_t2i: int = 4000  # the UNet's (and latent guard's) draw, encoded once and cached
+    unet_edits: int = 2000
+    unet_steps: int = 2200
+    unet_lr: float = 2e-4
     guard_steps: int = 1500
-    classifier_steps: int = 800
+    classifier_steps: int = 500
+    decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
     batch: int = 32
 
     def digest(self) -> str:
@@ -62,7 +65,7 @@ class Recipe:
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
         return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32, unet_steps=2,
-                       guard_steps=2, classifier_steps=2, batch=8)
+                       guard_steps=2, classifier_steps=2, decoded=16, batch=8)
 
 
 @dataclass
@@ -164,37 +167,60 @@ def _binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "positives": int(truth.sum()), "n": int(len(truth))}
 
 
+@torch.no_grad()
+def decoded(images: np.ndarray, weights: Path) -> np.ndarray:
+    """uint8 [N, 256, 256, 3] through the trained VAE (encode the mean, decode): what generated images look like."""
+    from t2iguard.export.modules import VAEDecode, VAEEncode
+    from t2iguard.export.tiny import load_trained, tiny_vae
+
+    vae = load_trained(tiny_vae(get_profile("tiny")), "vae", weights)
+    enc, dec = VAEEncode(vae), VAEDecode(vae)
+    return np.concatenate([from_pixels(dec(enc(torch.from_numpy(to_pixels(images[i:i + 32])))).numpy())
+                           for i in range(0, len(images), 32)])
+
+
 def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
+    """Classifiers on drawn images and on the same images through the VAE (the generated domain); held-out
+    figures on the VAE-decoded held-out split."""
     from t2iguard.export import modules as M
 
     size = get_profile("tiny").classifier_size
     world = draw(recipe.seed, recipe.t2i, recipe.edits)
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
     gen = torch.Generator().manual_seed(recipe.seed)
-    say(f"drew {len(world.images)} images and {len(world.edits)} edits")
+    n, m = recipe.decoded, recipe.decoded // 2
+    say(f"drew {len(world.images)} images and {len(world.edits)} edits; decoding {n + m} through the VAE")
+    rec_images, rec_targets = decoded(world.images[:n], out), decoded(world.targets[:m], out)
+    held_images, held_targets = decoded(held.images, out), decoded(held.targets, out)
+    edit_sources = [e.source for e in world.edits]
+    edit_targets = [e.target for e in world.edits]
 
-    # image classifier: every drawn image (edit sources/targets are benign figures)
-    images = np.concatenate([world.images, world.sources, world.targets])
-    labels = np.concatenate([_image_labels(world.scenes), _image_labels([e.source for e in world.edits]),
-                             _image_labels([e.target for e in world.edits])])
+    # image classifier: every drawn image (edit sources/targets are benign figures), drawn and decoded
+    images = np.concatenate([world.images, rec_images, world.sources, world.targets, rec_targets])
+    labels = np.concatenate([_image_labels(world.scenes), _image_labels(world.scenes[:n]),
+                             _image_labels(edit_sources), _image_labels(edit_targets),
+                             _image_labels(edit_targets[:m])])
     torch.manual_seed(recipe.seed)
     image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
     _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
          lambda out, idx: F.binary_cross_entropy(out[0], torch.from_numpy(labels[idx])), len(images), recipe,
          gen, say, "image_classifier")
     with torch.no_grad():
-        scores = image_cls(torch.from_numpy(classifier_pixels(held.images, size)))[0].numpy()
+        scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
     truth = _image_labels(held.scenes)
     figures = {"image_classifier": {c: _binary_metrics(scores[:, CATEGORIES.index(c)] >= 0.5,
                                                        truth[:, CATEGORIES.index(c)] > 0)
                                     for c in ("violence/graphic", "nudity")}}
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES)})
 
-    # transform classifier (source, prompt, output) and the output-only baseline
+    # transform classifier (drawn source, prompt, drawn or decoded output) and the output-only baseline
     pooled = pooled_prompts([e.prompt for e in world.edits] + [e.prompt for e in held.edits])
     p_train, p_held = pooled[:len(world.edits)], pooled[len(world.edits):]
+    p_train = np.concatenate([p_train, p_train[:m]])
     y = np.array([TRANSFORM_CLASSES.index(e.label) for e in world.edits])
-    src, tgt = classifier_pixels(world.sources, size), classifier_pixels(world.targets, size)
+    y = np.concatenate([y, y[:m]])
+    src = classifier_pixels(np.concatenate([world.sources, world.sources[:m]]), size)
+    tgt = classifier_pixels(np.concatenate([world.targets, rec_targets]), size)
     torch.manual_seed(recipe.seed + 1)
     transform = M.TransformClassifier(get_profile("tiny").embed_dim, p_train.shape[1], len(TRANSFORM_CLASSES))
     _fit(transform, lambda idx: (transform(_blur(torch.from_numpy(src[idx]), gen),
@@ -206,7 +232,7 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     _fit(output_only, lambda idx: (output_only.heads(output_only.tower(_blur(torch.from_numpy(tgt[idx]), gen))),),
          lambda out, idx: F.cross_entropy(out[0], torch.from_numpy(y[idx])), len(y), recipe, gen, say,
          "output-only baseline")
-    hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held.targets, size)
+    hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held_targets, size)
     hy = np.array([TRANSFORM_CLASSES.index(e.label) for e in held.edits])
     with torch.no_grad():
         full = transform(torch.from_numpy(hs), torch.from_numpy(ht), torch.from_numpy(p_held)).numpy().argmax(1)
@@ -216,8 +242,8 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     _save("transform_classifier", transform, recipe, out, {"classes": json.dumps(TRANSFORM_CLASSES)})
 
     # attribute classifier: the independent judge of prompt following in `eval regeneration`
-    attrs = _attribute_labels(world.scenes)
-    px = world.images
+    attrs = np.concatenate([_attribute_labels(world.scenes), _attribute_labels(world.scenes[:n])])
+    px = np.concatenate([world.images, rec_images])
     torch.manual_seed(recipe.seed + 3)
     judge = M.AttributeClassifier(len(W.SHAPES), len(W.COLOURS), len(W.POSITIONS))
     _fit(judge, lambda idx: judge(_blur(torch.from_numpy(classifier_pixels(px[idx], size)), gen)),
@@ -225,7 +251,7 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
                               for j, o in enumerate(out)), len(px), recipe, gen, say, "attribute_classifier")
     held_attrs = _attribute_labels(held.scenes)
     with torch.no_grad():
-        out = judge(torch.from_numpy(classifier_pixels(held.images, size)))
+        out = judge(torch.from_numpy(classifier_pixels(held_images, size)))
     figures["attribute_classifier"] = {
         name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
         for j, (name, o) in enumerate(zip(("shape", "colour", "position"), out, strict=True))}
@@ -260,7 +286,7 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
     images = np.concatenate([world.images, world.targets])
     torch.manual_seed(recipe.seed)
     vae = tiny_vae(get_profile("tiny")).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
     sched = _schedule(opt, recipe.vae_steps)
     gen = torch.Generator().manual_seed(recipe.seed)
     crop = 64
@@ -306,8 +332,22 @@ class LatentSet:
     guard: torch.Tensor
 
 
-@torch.no_grad()
 def encode_latents(seed: int, n_t2i: int, n_edits: int, weights: Path, say) -> LatentSet:
+    """The draw's latents, cached under the export cache per (draw, VAE weights): unet and guard share them."""
+    from t2iguard.export.build import cache_root
+
+    vae_digest = hashlib.sha256((weights / "vae.safetensors").read_bytes()).hexdigest()[:16]
+    path = cache_root() / "shapeworld" / f"latents-{seed}-{n_t2i}-{n_edits}-{vae_digest}.pt"
+    if path.exists():
+        return LatentSet(**torch.load(path, weights_only=False))
+    data = _encode_latents(seed, n_t2i, n_edits, weights, say)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data.__dict__, path)
+    return data
+
+
+@torch.no_grad()
+def _encode_latents(seed: int, n_t2i: int, n_edits: int, weights: Path, say) -> LatentSet:
     from t2iguard.export.modules import VAEEncode
     from t2iguard.export.tiny import load_trained, tiny_vae
 
@@ -370,7 +410,7 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
     model = UNetEps(tiny_unet(p)).train()
     ema = UNetEps(tiny_unet(p))
     ema.load_state_dict(model.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.unet_lr, weight_decay=0.0)
     sched = _schedule(opt, recipe.unet_steps, warmup=100)
     gen = torch.Generator().manual_seed(recipe.seed)
     n = len(data.x0)
@@ -401,8 +441,8 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
     from t2iguard.export.modules import LatentGuard
 
     p = get_profile("tiny")
-    data = encode_latents(recipe.seed, recipe.unet_t2i // 2, recipe.unet_edits // 2, out, say)
-    held = encode_latents(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out, out, say)
+    data = encode_latents(recipe.seed, recipe.unet_t2i, recipe.unet_edits, out, say)  # the UNet's, cached
+    held = encode_latents(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out // 2, recipe.held_out // 2, out, say)
     torch.manual_seed(recipe.seed)
     guard = LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)).train()
     opt = torch.optim.AdamW(guard.parameters(), lr=1e-3, weight_decay=0.01)

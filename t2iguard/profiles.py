@@ -40,7 +40,7 @@ class Profile:
     text_dim: int = 384
     image_size: int = 256
     vae_factor: int = 16
-    latent_channels: int = 4
+    latent_channels: int = 8
     classifier_size: int = 128
     embed_dim: int = 128
     max_batch: int = 16
