@@ -251,10 +251,10 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
                               for j, o in enumerate(out)), len(px), recipe, gen, say, "attribute_classifier")
     held_attrs = _attribute_labels(held.scenes)
     with torch.no_grad():
-        out = judge(torch.from_numpy(classifier_pixels(held_images, size)))
+        logits = judge(torch.from_numpy(classifier_pixels(held_images, size)))
     figures["attribute_classifier"] = {
         name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
-        for j, (name, o) in enumerate(zip(("shape", "colour", "position"), out, strict=True))}
+        for j, (name, o) in enumerate(zip(("shape", "colour", "position"), logits, strict=True))}
     _save("attribute_classifier", judge, recipe, out)
     return figures
 
