@@ -102,7 +102,7 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
             assert 0.0 <= m["still_flagged_after"]["1"] <= m["flagged_first_attempt"] <= 1.0
             assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
             assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
-    assert {"image_classifier", "transform_classifier", "output_only_baseline"} <= set(r["classifiers_held_out"])
+    assert {"image_classifier", "transform_classifier"} <= set(r["classifiers_held_out"])
     for name in ("report.md", "metrics.json", "plot.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| sld | t2i |" in (tmp_path / "report.md").read_text()
