@@ -305,7 +305,7 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         sched.step()
-        return float(loss)
+        return loss.item()
 
     _loop(recipe.vae_steps, step, say, "vae")
     vae.eval()
@@ -430,7 +430,7 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
         with torch.no_grad():
             for e, m in zip(ema.parameters(), model.parameters(), strict=True):
                 e.lerp_(m, 1 - decay)
-        return float(loss)
+        return loss.item()
 
     loss = _loop(recipe.unet_steps, step, say, "unet")
     _save("unet", ema.unet, recipe, out)
@@ -457,7 +457,7 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
         loss.backward()
         opt.step()
         sched.step()
-        return float(loss)
+        return loss.item()
 
     _loop(recipe.guard_steps, step, say, "latent_guard")
     guard.eval()
