@@ -355,7 +355,7 @@ def eval_regeneration(
     attempts: Annotated[int, typer.Option(help="Regenerations allowed after the first attempt.")] = 2,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
-                                           "set; 9000: the set the guidance presets were tuned on).")] = 7000,
+                                           "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
 ) -> None:
     """Guided regeneration (SLD vs classifier guidance) on ShapeWorld: flagged rate before/after, refusals,
     attribute retention, latency; with a before/after picture grid and a plot."""

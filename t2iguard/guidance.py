@@ -44,7 +44,7 @@ SLD_PRESETS: dict[str, SLDPreset] = {
 }
 
 
-#: classifier-guidance scales s_c, escalating like SLD's presets
+#: classifier-guidance scales s_c, escalating like SLD's presets (first guesses, not yet tuned)
 CLASSIFIER_SCALES: dict[str, float] = {"weak": 20.0, "medium": 50.0, "strong": 100.0, "max": 200.0}
 PRESETS: tuple[str, ...] = tuple(SLD_PRESETS)
 
