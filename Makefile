@@ -8,12 +8,15 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 first: its CPU build lies on this machine's disk (see pyproject.toml)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# NudeNet's detector graph (320n.onnx, MIT) for `build --nudenet installed`; --no-deps: its opencv
+	# pre/post-processing is replaced by graph nodes (export/nudenet.py), and opencv wants numpy>=2
+	$(BIN)/pip install --quiet --no-deps nudenet==3.4.2
 	touch $(STAMP)
 
 demo: $(STAMP)

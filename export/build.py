@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -42,14 +42,15 @@ def _sources_dir() -> Path:
     return Path(str(resources.files("t2iguard.model_repository")))
 
 
-def _fingerprint(profile: Profile, weights: Path | None) -> str:
+def _fingerprint(profile: Profile, weights: Path | None, nudenet: Path | None = None) -> str:
     """Changes whenever anything that shapes the exported graphs changes (checkpoint files by path,
     size and modification time: hashing gigabytes on every build would cost more than an export)."""
     h = hashlib.sha256(f"{profile.to_json()}:{torch.__version__}".encode())
-    if weights is not None:
-        for f in sorted(p for p in weights.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(weights)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    files = sorted(p for p in weights.rglob("*") if p.is_file()) if weights is not None else []
+    for f in files + ([nudenet] if nudenet else []):
+        st = f.stat()
+        h.update(f"{f.relative_to(weights) if weights and f.is_relative_to(weights) else f}:{st.st_size}:"
+                 f"{st.st_mtime_ns}".encode())
     core = Path(str(resources.files("t2iguard")))
     shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
     shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py", "lexicon.py")]
@@ -64,12 +65,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("T2IGUARD_CACHE", Path.home() / ".cache" / "t2iguard"))
 
 
-def export_networks(profile: Profile, weights: Path | None, force: bool, say) -> tuple[Path, dict, list[str]]:
+def export_networks(profile: Profile, weights: Path | None, force: bool, say,
+                    nudenet: Path | None = None) -> tuple[Path, dict, list[str]]:
     """Export every network model once per source fingerprint into the cache, parity-checked.
 
     Returns (cache dir holding `<model>.onnx`, its export record, models exported now)."""
     networks = [s for s in S.build_specs(profile).values() if s.kind == "network"]
-    cache = cache_root() / "onnx" / f"{profile.name}-{_fingerprint(profile, weights)}"
+    cache = cache_root() / "onnx" / f"{profile.name}-{_fingerprint(profile, weights, nudenet)}"
     record_path = cache / "export.json"
     if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
         return cache, json.loads(record_path.read_text()), []
@@ -85,12 +87,18 @@ def export_networks(profile: Profile, weights: Path | None, force: bool, say) ->
     record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
     for spec in networks:
         path = cache / f"{spec.name}.onnx"
-        say(f"exporting {spec.name} -> ONNX")
-        export_onnx(modules[spec.name].module, spec, path)
-        diff = parity(modules[spec.name].module, spec, path)
+        if spec.name == S.NUDE_DETECTOR:  # an ONNX graph already: wrapped, checked against the original
+            from t2iguard.export.nudenet import SOURCE, export_detector
+
+            say(f"wrapping {nudenet.name} as {spec.name}")
+            diff, source = export_detector(nudenet, profile.image_size, path), SOURCE
+        else:
+            say(f"exporting {spec.name} -> ONNX")
+            export_onnx(modules[spec.name].module, spec, path)
+            diff, source = parity(modules[spec.name].module, spec, path), modules[spec.name].weights
         if diff > PARITY_TOLERANCE:
-            raise RuntimeError(f"{spec.name}: ONNX differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
-        record["parity"][spec.name], record["weights"][spec.name] = diff, modules[spec.name].weights
+            raise RuntimeError(f"{spec.name}: ONNX differs from its source by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
+        record["parity"][spec.name], record["weights"][spec.name] = diff, source
     record_path.write_text(json.dumps(record, indent=2))
     return cache, record, [s.name for s in networks]
 
@@ -107,9 +115,11 @@ def _place(src: Path, dst: Path) -> None:
 
 def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path | str = "build/repository/cpu",
                      policy: Path | None = None, audit_log: str = "audit.jsonl",
-                     force: bool = False, progress=None, weights: Path | None = None) -> BuildResult:
+                     force: bool = False, progress=None, weights: Path | None = None,
+                     nudenet: Path | None = None) -> BuildResult:
     """Build (or refresh) a Triton model repository at `out`; `sd` profiles load their checkpoint from
-    `weights` (Hugging Face layout). `progress(msg)` reports each step."""
+    `weights` (Hugging Face layout); `nudenet` (NudeNet's 320n.onnx) adds its detector to image_guard.
+    `progress(msg)` reports each step."""
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     out = Path(out).resolve()
@@ -118,12 +128,17 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
         profile = profile_from_weights(profile_name, weights)
     else:
         profile = get_profile(profile_name)
+    if nudenet is not None:
+        nudenet = Path(nudenet).resolve()
+        if not nudenet.is_file():
+            raise FileNotFoundError(f"--nudenet: no file {nudenet}")
+        profile = replace(profile, nude_detector=True)
     specs = S.build_specs(profile)
     policy_path = Path(policy) if policy else DEFAULT_POLICY
     load_policy(policy_path)  # refuse to build with an invalid policy
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    cache, record, exported = export_networks(profile, weights, force, say)
+    cache, record, exported = export_networks(profile, weights, force, say, nudenet)
     provenance = record["weights"]
 
     say(f"rendering {len(specs)} model configs for target {target}")

@@ -5,12 +5,16 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | stage | trains | needs |
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
+| `decoder` | the VAE's decoder alone, encoder frozen: sharper images, the same latents | vae |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
+| `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-After `vae`, the other three can run side by side (`--threads 1` each). Held-out metrics come from a
-split drawn with another seed and land in export/weights/shapeworld.json.
+The committed weights come from `vae`, `decoder`, `unet`, `unet-more`, `guard`, `classifiers` in that
+order. The UNet and the guard read latents from the encoder only (cached per encoder digest), so
+`decoder` invalidates neither. After `vae`, stages can run side by side (`--threads 1` each). Held-out
+metrics come from a split drawn with another seed and land in export/weights/shapeworld.json.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-STAGES = ("vae", "classifiers", "unet", "guard")
+STAGES = ("vae", "decoder", "unet", "unet-more", "guard", "classifiers")
 HELD_OUT_SEED_OFFSET = 1000
 
 
@@ -54,8 +58,11 @@ class Recipe:
     unet_edits: int = 2000
     unet_steps: int = 2200
     unet_lr: float = 2e-4
+    unet_more_steps: int = 3000  # `unet-more`: a second cosine cycle from the saved UNet
+    unet_min_snr: float = 5.0  # `unet-more` weights the eps loss by min(SNR, 5) / SNR (Hang et al. 2023)
+    decoder_steps: int = 1500
     guard_steps: int = 1500
-    classifier_steps: int = 500
+    classifier_steps: int = 1000
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
     batch: int = 32
 
@@ -64,8 +71,9 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32, unet_steps=2,
-                       guard_steps=2, classifier_steps=2, decoded=16, batch=8)
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, decoder_steps=2, unet_t2i=64,
+                       unet_edits=32, unet_steps=2, unet_more_steps=2, guard_steps=2, classifier_steps=2,
+                       decoded=16, batch=8)
 
 
 @dataclass
@@ -202,9 +210,16 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
                              _image_labels(edit_targets[:m])])
     torch.manual_seed(recipe.seed)
     image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
+    # positives are rare (bare figures ~6% of images): weight them up to balance each category, at most 10x
+    rate = labels.mean(0)
+    pos_weight = torch.from_numpy(np.clip((1 - rate) / np.maximum(rate, 1e-6), 1.0, 10.0).astype(np.float32))
+
+    def weighted_bce(out, idx):
+        y = torch.from_numpy(labels[idx])
+        return F.binary_cross_entropy(out[0], y, weight=1 + (pos_weight - 1) * y)
+
     _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
-         lambda out, idx: F.binary_cross_entropy(out[0], torch.from_numpy(labels[idx])), len(images), recipe,
-         gen, say, "image_classifier")
+         weighted_bce, len(images), recipe, gen, say, "image_classifier")
     with torch.no_grad():
         scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
     truth = _image_labels(held.scenes)
@@ -279,15 +294,15 @@ def _fit(module: torch.nn.Module, forward, loss_fn, n: int, recipe: Recipe, gen:
 
 
 # --- VAE ----------------------------------------------------------------------------------------
-def train_vae(recipe: Recipe, out: Path, say) -> dict:
-    from t2iguard.export.tiny import tiny_vae
-
+def _vae_data(recipe: Recipe) -> np.ndarray:
     world = draw(recipe.seed, recipe.t2i // 2, recipe.edits // 4)
-    images = np.concatenate([world.images, world.targets])
-    torch.manual_seed(recipe.seed)
-    vae = tiny_vae(get_profile("tiny")).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
-    sched = _schedule(opt, recipe.vae_steps)
+    return np.concatenate([world.images, world.targets])
+
+
+def _fit_vae(vae: torch.nn.Module, params, steps: int, images: np.ndarray, recipe: Recipe, say, what: str) -> None:
+    """L1 + MSE reconstruction of the latent *mean* on 64-pixel crops (batch/2 of them), AdamW, cosine."""
+    opt = torch.optim.AdamW(params, lr=recipe.vae_lr, weight_decay=0.0)
+    sched = _schedule(opt, steps)
     gen = torch.Generator().manual_seed(recipe.seed)
     crop = 64
 
@@ -302,22 +317,54 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         return loss.item()
 
-    _loop(recipe.vae_steps, step, say, "vae")
+    _loop(steps, step, say, what)
     vae.eval()
+
+
+@torch.no_grad()
+def _vae_held_out(vae: torch.nn.Module, recipe: Recipe) -> tuple[float, float]:
+    """(reconstruction MAE on 0..255 over 64 held-out images, 1 / std of their latent means)."""
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
-    with torch.no_grad():
-        z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
-        scaling = float(1.0 / z.std())
-        rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
-    mae = float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255)
+    z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
+    rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
+    return float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255), float(1.0 / z.std())
+
+
+def train_vae(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.tiny import tiny_vae
+
+    torch.manual_seed(recipe.seed)
+    vae = tiny_vae(get_profile("tiny")).train()
+    _fit_vae(vae, list(vae.parameters()), recipe.vae_steps, _vae_data(recipe), recipe, say, "vae")
+    mae, scaling = _vae_held_out(vae, recipe)
     vae.register_to_config(scaling_factor=scaling)
     _save("vae", vae, recipe, out, {"scaling_factor": scaling})
     return {"vae": {"held_out_mae_0_255": round(mae, 2), "scaling_factor": round(scaling, 4)}}
+
+
+def train_decoder(recipe: Recipe, out: Path, say) -> dict:
+    """Fine-tune decoder + post_quant_conv with the encoder frozen: the latents (and every model trained on
+    them) stay valid, the images get sharper. Keeps the scaling factor."""
+    from t2iguard.export.tiny import load_trained, tiny_vae
+
+    vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
+    before, _ = _vae_held_out(vae, recipe)
+    vae.train()
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for module in (vae.encoder, vae.quant_conv):
+        module.requires_grad_(False)
+    _fit_vae(vae, params, recipe.decoder_steps, _vae_data(recipe), replace(recipe, seed=recipe.seed + 1), say,
+             "decoder")
+    after, _ = _vae_held_out(vae, recipe)
+    scaling = float(vae.config.scaling_factor)
+    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "decoder_fine_tuned": 1})
+    return {"vae": {"held_out_mae_0_255": round(after, 2), "before_decoder_fine_tune": round(before, 2),
+                    "scaling_factor": round(scaling, 4)}}
 
 
 # --- latents for the UNet and the latent guard --------------------------------------------------
@@ -332,12 +379,23 @@ class LatentSet:
     guard: torch.Tensor
 
 
+def encoder_digest(weights: Path) -> str:
+    """sha256[:16] of the VAE's encoder-side tensors (encoder.*, quant_conv.*): what latents depend on."""
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    with safe_open(str(weights / "vae.safetensors"), "pt") as f:
+        for key in sorted(k for k in f.keys() if k.startswith(("encoder.", "quant_conv."))):
+            h.update(key.encode())
+            h.update(f.get_tensor(key).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def encode_latents(seed: int, n_t2i: int, n_edits: int, weights: Path, say) -> LatentSet:
     """The draw's latents, cached under the export cache per (draw, VAE weights): unet and guard share them."""
     from t2iguard.export.build import cache_root
 
-    vae_digest = hashlib.sha256((weights / "vae.safetensors").read_bytes()).hexdigest()[:16]
-    path = cache_root() / "shapeworld" / f"latents-{seed}-{n_t2i}-{n_edits}-{vae_digest}.pt"
+    path = cache_root() / "shapeworld" / f"latents-{seed}-{n_t2i}-{n_edits}-{encoder_digest(weights)}.pt"
     if path.exists():
         return LatentSet(**torch.load(path, weights_only=False))
     data = _encode_latents(seed, n_t2i, n_edits, weights, say)
@@ -396,7 +454,10 @@ def _noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch
     return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t.float()[:, None]
 
 
-def train_unet(recipe: Recipe, out: Path, say) -> dict:
+def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, out: Path, say,
+              what: str) -> tuple[torch.nn.Module, dict]:
+    """Eps-prediction training on the cached latents with 10% empty prompts (for classifier-free guidance),
+    EMA 0.999; `min_snr` weights each sample's loss by min(SNR, min_snr) / SNR. Returns the EMA model."""
     from t2iguard.export.modules import UNetEps
     from t2iguard.export.tiny import load_minilm, tiny_unet
 
@@ -406,13 +467,13 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
     hidden, _ = text_hidden(load_minilm(), data.texts, p.seq_len)
     hidden_t = torch.from_numpy(hidden)
     empty = data.texts.index("")
-    torch.manual_seed(recipe.seed)
-    model = UNetEps(tiny_unet(p)).train()
     ema = UNetEps(tiny_unet(p))
     ema.load_state_dict(model.state_dict())
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.unet_lr, weight_decay=0.0)
-    sched = _schedule(opt, recipe.unet_steps, warmup=100)
-    gen = torch.Generator().manual_seed(recipe.seed)
+    sched = _schedule(opt, steps, warmup=100)
+    gen = torch.Generator().manual_seed(recipe.seed + (1 if min_snr else 0))
+    alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
     n = len(data.x0)
 
     def step(i: int) -> float:
@@ -420,7 +481,11 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
         ctx = data.context[idx.numpy()].copy()
         ctx[torch.rand(len(idx), generator=gen).numpy() < 0.1] = empty  # for classifier-free guidance
         x_t, noise, t = _noised(data.x0[idx], gen)
-        loss = F.mse_loss(model(x_t, t, hidden_t[ctx].float(), data.cond[idx]), noise)
+        per_sample = (model(x_t, t, hidden_t[ctx].float(), data.cond[idx]) - noise).pow(2).mean((1, 2, 3))
+        if min_snr:
+            snr = alphas[t[:, 0].long()] / (1 - alphas[t[:, 0].long()])
+            per_sample = per_sample * snr.clamp(max=min_snr) / snr
+        loss = per_sample.mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -432,9 +497,38 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
                 e.lerp_(m, 1 - decay)
         return loss.item()
 
-    loss = _loop(recipe.unet_steps, step, say, "unet")
+    loss = _loop(steps, step, say, what)
+    return ema, {"final_loss": round(loss, 4), "examples": n, "prompts": len(data.texts)}
+
+
+def train_unet(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.modules import UNetEps
+    from t2iguard.export.tiny import tiny_unet
+
+    torch.manual_seed(recipe.seed)
+    ema, figures = _fit_unet(UNetEps(tiny_unet(get_profile("tiny"))), recipe, recipe.unet_steps, None, out, say,
+                             "unet")
     _save("unet", ema.unet, recipe, out)
-    return {"unet": {"final_loss": round(loss, 4), "examples": n, "prompts": len(data.texts)}}
+    return {"unet": figures}
+
+
+def train_unet_more(recipe: Recipe, out: Path, say) -> dict:
+    """Continue the saved UNet for `unet_more_steps` (fresh optimiser, warm-up and cosine: a warm restart)."""
+    from safetensors import safe_open
+
+    from t2iguard.export.modules import UNetEps
+    from t2iguard.export.tiny import load_trained, tiny_unet
+
+    path = out / "unet.safetensors"
+    with safe_open(str(path), "pt") as f:
+        before = f.metadata() or {}
+    start = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    model = UNetEps(load_trained(tiny_unet(get_profile("tiny")), "unet", out))
+    ema, figures = _fit_unet(model, recipe, recipe.unet_more_steps, recipe.unet_min_snr, out, say, "unet-more")
+    phases = json.loads(before.get("phases", "[]")) or [before.get("recipe_sha256_16", "unknown")]
+    _save("unet", ema.unet, recipe, out, {"continued_from_sha256_16": start,
+                                          "phases": json.dumps([*phases, recipe.digest()])})
+    return {"unet": {**figures, "continued_from": start, "steps": recipe.unet_steps + recipe.unet_more_steps}}
 
 
 def train_guard(recipe: Recipe, out: Path, say) -> dict:
@@ -478,7 +572,8 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
-    fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet, "guard": train_guard}[stage]
+    fn = {"classifiers": train_classifiers, "vae": train_vae, "decoder": train_decoder, "unet": train_unet,
+          "unet-more": train_unet_more, "guard": train_guard}[stage]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     figures = fn(recipe, out, say)

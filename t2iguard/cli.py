@@ -33,13 +33,13 @@ def _fail(e: Exception) -> typer.Exit:
 
 
 def _build(profile: str, target: str, out: Path, policy: Path | None = None, force: bool = False,
-           weights: Path | None = None) -> Path:
+           weights: Path | None = None, nudenet: Path | None = None) -> Path:
     logging.getLogger("torch").setLevel(logging.ERROR)
     from t2iguard.export.build import build_repository
 
     with err.status("building model repository") as status:
         result = build_repository(profile, target, out, policy=policy, force=force,
-                                  progress=lambda m: status.update(m), weights=weights)
+                                  progress=lambda m: status.update(m), weights=weights, nudenet=nudenet)
     for name in result.exported:
         err.print(f"  exported {name}: ONNX vs torch max abs diff {result.parity[name]:.1e} ({result.weights[name]})")
     err.print(f"repository ready at {result.path} ({result.seconds:.0f}s)")
@@ -59,15 +59,20 @@ def build(
     weights: Annotated[Path | None, typer.Option(help="Checkpoint directory in Hugging Face layout (unet/, vae/, "
                                                       "text_encoder/, tokenizer/, safety_checker/) for sd profiles.")]
     = None,
+    nudenet: Annotated[str | None, typer.Option(
+        help="Add NudeNet's detector to image_guard: the path of its 320n.onnx, or `installed` for the one in the "
+             "`nudenet` package (`pip install --no-deps nudenet==3.4.2`). Its scores count as `nudity`.")] = None,
 ) -> None:
     """Export every model to ONNX (parity-checked) and render the Triton repository for TARGET."""
+    from t2iguard.export.nudenet import installed_detector
     from t2iguard.export.trt import TensorRTUnavailable
 
     try:
         if profile != "tiny" and weights is None:
             raise ValueError(f"profile {profile!r} loads a checkpoint: pass --weights DIR (Hugging Face layout)")
-        _build(profile, target, out or Path("build/repository") / target, policy, force, weights)
-    except ValueError as e:
+        detector = None if nudenet is None else installed_detector() if nudenet == "installed" else Path(nudenet)
+        _build(profile, target, out or Path("build/repository") / target, policy, force, weights, detector)
+    except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(BAD_INPUT.exit_code) from None
     except TensorRTUnavailable as e:
@@ -284,9 +289,9 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
 @train_app.command("shapeworld")
 def train_shapeworld(
     stage: Annotated[list[str], typer.Option(
-        help="Stages in order: classifiers, vae, unet, guard (unet and guard need vae).")] = None,
+        help="Stages, run in the order given [default: all, in the order the committed weights came from].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ShapeWorld draw and of training.")] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (run `classifiers` and `vae` side by side with 1).")] = 2,
+    threads: Annotated[int, typer.Option(help="torch threads (run independent stages side by side with 1 each).")] = 2,
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
 ) -> None:
     """Train the tiny image side on ShapeWorld; write export/weights/*.safetensors (fp16) and the held-out
@@ -301,8 +306,8 @@ def train_shapeworld(
     for name in stage or list(STAGES):
         if name not in STAGES:
             raise typer.BadParameter(f"unknown stage {name!r}; known: {', '.join(STAGES)}", param_hint="--stage")
-        with err.status(f"training {name}") as status:
-            figures = train(name, recipe, say=lambda m: status.update(m))
+        with err.status(f"training {name}") as status:  # a log line per message when stderr is not a terminal
+            figures = train(name, recipe, say=status.update if err.is_terminal else err.print)
         err.print(f"{name}: {json.dumps(figures)}")
 
 

@@ -27,7 +27,7 @@ from t2iguard.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyRepor
 from t2iguard.runners import ModelCallError, Runner
 from t2iguard.scheduler import DDIM, DDIMConfig
 from t2iguard.stages import decode_text
-from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, TRANSFORM_CLASSES
 from t2iguard.text import mean_pool, normalize, tokenize
 from t2iguard.watermark import METHOD, WATERMARK_BITS
 
@@ -272,11 +272,11 @@ class SafeT2IPipeline:
             if trace is not None:
                 trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
-                scores, tscores = self.check_image(image, req, pooled)
+                scores, tscores, nude = self.check_image(image, req, pooled)
             decision = self.policy.decide_image({**scores, **(tscores or {})})
             report.attempts.append(Attempt(
                 attempt=attempt, guidance=guidance.label if guidance else None, seed=req.seed, image_scores=scores,
-                transform_scores=tscores, flagged=decision.flagged, action=decision.action,
+                transform_scores=tscores, detector_scores=nude, flagged=decision.flagged, action=decision.action,
                 ms=round((time.perf_counter() - t0) * 1000, 1)))
             report.image_logged = decision.logged
             if decision.action == "pass":
@@ -354,18 +354,25 @@ class SafeT2IPipeline:
         return image
 
     def check_image(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray
-                    ) -> tuple[dict[str, float], dict[str, float] | None]:
-        """image_guard scores per category; for edits also the transform classifier's classes."""
-        out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]}, [S.IMAGE_SCORES])
+                    ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
+        """image_guard scores per category (`nudity` is the larger of the classifier's and, when built with
+        it, NudeNet's score); the detector's classes; for edits the transform classifier's classes."""
+        detector = self.profile.nude_detector
+        out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
+                         [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
         scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0], strict=True)}
+        nude = None
+        if detector:
+            nude = {c: round(float(s), 4) for c, s in zip(NUDE_CLASSES, out[S.NUDE_SCORES][0], strict=True)}
+            scores["nudity"] = max(scores["nudity"], *nude.values())
         if not req.is_edit:
-            return scores, None
+            return scores, None, nude
         px = self._call(S.IMAGE_PREPROCESS, {S.IMAGE: np.stack([req.init_image, image])},
                         [S.CLASSIFIER_PIXELS])[S.CLASSIFIER_PIXELS]
         probs = self._call(S.TRANSFORM_CLASSIFIER, {S.SOURCE_PIXELS: px[0:1], S.EDITED_PIXELS: px[1:2],
                                                     S.PROMPT_EMBEDDING: pooled}, [S.TRANSFORM_PROBS])
         row = probs[S.TRANSFORM_PROBS][0]
-        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}
+        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}, nude
 
     def watermark(self, image: np.ndarray) -> np.ndarray:
         return self._call(S.WATERMARK, {S.IMAGE: image[None]}, [S.WATERMARKED_IMAGE])[S.WATERMARKED_IMAGE][0]

@@ -32,6 +32,7 @@ class Profile:
         max_batch: largest batch a stateless model is configured for (dynamic batching).
         default_steps, default_guidance: request defaults that suit the weights.
         timestep_spacing: DDIM timestep spacing (`leading`; `trailing` for few-step distilled models).
+        nude_detector: image_guard also runs NudeNet's detector (`t2iguard build --nudenet`).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Profile:
     default_steps: int = 20
     default_guidance: float = 5.0
     timestep_spacing: Literal["leading", "trailing"] = "leading"
+    nude_detector: bool = False
 
     @property
     def latent_size(self) -> int:

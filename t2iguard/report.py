@@ -42,6 +42,8 @@ class Attempt(BaseModel):
     seed: int
     image_scores: dict[str, float]
     transform_scores: dict[str, float] | None = None
+    #: NudeNet's exposed-class scores, when the repository was built with its detector
+    detector_scores: dict[str, float] | None = None
     flagged: list[str]
     action: Literal["pass", "regenerate", "block"]
     ms: float

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
+from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
 
 # --- tensor names -------------------------------------------------------------------------------
 PROMPT = "PROMPT"
@@ -50,6 +50,7 @@ IMAGE = "IMAGE"
 CLASSIFIER_PIXELS = "CLASSIFIER_PIXELS"
 IMAGE_SCORES = "IMAGE_SCORES"
 IMAGE_EMBEDDING = "IMAGE_EMBEDDING"
+NUDE_SCORES = "NUDE_SCORES"
 SOURCE_PIXELS = "SOURCE_PIXELS"
 EDITED_PIXELS = "EDITED_PIXELS"
 PROMPT_EMBEDDING = "PROMPT_EMBEDDING"
@@ -77,6 +78,7 @@ VAE_DECODER = "vae_decoder"
 IMAGE_PREPROCESS = "image_preprocess"
 IMAGE_CLASSIFIER = "image_classifier"
 IMAGE_GUARD = "image_guard"
+NUDE_DETECTOR = "nude_detector"
 TRANSFORM_CLASSIFIER = "transform_classifier"
 WATERMARK = "watermark"
 SAFE_T2I = "safe_t2i"
@@ -285,15 +287,25 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             description="CLIP-style image tower -> unit embedding -> a score per policy category",
         ),
         ModelSpec(
+            NUDE_DETECTOR, "network",
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            outputs=(Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="NudeNet 320n detector with resize and per-class max over anchors as graph nodes: "
+                        "a score per exposed-body-part class",
+        ),
+        ModelSpec(
             IMAGE_GUARD, "ensemble",
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
-            outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,))),
+            outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,)),
+                     *((Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),) if p.nude_detector else ())),
             max_batch_size=b,
             steps=(
                 EnsembleStep(IMAGE_PREPROCESS, (IMAGE,), (CLASSIFIER_PIXELS,)),
                 EnsembleStep(IMAGE_CLASSIFIER, (CLASSIFIER_PIXELS,), (IMAGE_SCORES, IMAGE_EMBEDDING)),
+                *((EnsembleStep(NUDE_DETECTOR, (IMAGE,), (NUDE_SCORES,)),) if p.nude_detector else ()),
             ),
-            description="image screening: preprocess -> classify",
+            description="image screening: preprocess -> classify (and the NudeNet detector, when built with it)",
         ),
         ModelSpec(
             TRANSFORM_CLASSIFIER, "network",
@@ -328,4 +340,6 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     ]
     if not p.trained_image_side:  # real checkpoints ship no transform classifier and no latent guard
         specs = [s for s in specs if s.name not in (TRANSFORM_CLASSIFIER, LATENT_GUARD)]
+    if not p.nude_detector:
+        specs = [s for s in specs if s.name != NUDE_DETECTOR]
     return {s.name: s for s in specs}

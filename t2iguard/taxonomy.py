@@ -23,6 +23,10 @@ CATEGORIES: tuple[str, ...] = (
 #: transform classifier classes for edits (input image + prompt + output image)
 TRANSFORM_CLASSES: tuple[str, ...] = ("safe-edit", "unsafe-edit", "unintended-edit")
 
+#: NudeNet detector classes the optional `nude_detector` scores (NUDE_SCORES columns); each counts as `nudity`
+NUDE_CLASSES: tuple[str, ...] = ("FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
+                                 "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
+
 #: what the latent guard (classifier guidance) scores: every image category and the two edit harms
 GUIDED_CLASSES: tuple[str, ...] = CATEGORIES + TRANSFORM_CLASSES[1:]
 

@@ -16,6 +16,7 @@ from t2iguard.demo import free_ports
 from t2iguard.images import encode_png
 from t2iguard.profiles import load_profile, profile_from_weights
 from t2iguard.server import TritonServer
+from t2iguard.taxonomy import NUDE_CLASSES
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789,.'"
 
@@ -66,10 +67,11 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sd_repository(checkpoint, tmp_path_factory) -> Path:
     from t2iguard.export.build import build_repository
+    from t2iguard.export.nudenet import installed_detector
 
     out = tmp_path_factory.mktemp("sd-repo")
-    result = build_repository("sd15", "cpu", out, weights=checkpoint)
-    assert set(result.parity) >= {"unet", "vae_decoder", "text_encoder", "image_classifier"}
+    result = build_repository("sd15", "cpu", out, weights=checkpoint, nudenet=installed_detector())
+    assert set(result.parity) >= {"unet", "vae_decoder", "text_encoder", "image_classifier", "nude_detector"}
     return result.path
 
 
@@ -88,12 +90,16 @@ def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
     from t2iguard.errors import InvalidInput
 
     profile = load_profile("sd15", sd_repository)
-    assert profile.family == "sd" and not (sd_repository / "latent_guard").exists()
+    assert profile.family == "sd" and profile.nude_detector and not (sd_repository / "latent_guard").exists()
     assert (sd_repository / "text_encoder" / "1" / "tokenizer" / "tokenizer_config.json").exists()
     with TritonServer(sd_repository, free_ports()) as server, SafeT2IClient(server.grpc_url) as client:
         res = client.generate("a red circle on a blue background", seed=1, steps=2)
         assert res.report.profile == "sd15" and res.report.steps == 2 and res.report.attempts
-        assert set(res.report.attempts[0].image_scores) >= {"sexual", "nudity"}
+        first = res.report.attempts[0]
+        assert set(first.image_scores) >= {"sexual", "nudity"}
+        # NudeNet ran inside image_guard; its largest exposed-class score counts as nudity
+        assert set(first.detector_scores) == set(NUDE_CLASSES)
+        assert first.image_scores["nudity"] >= max(first.detector_scores.values())
         if res.image_png is not None:
             assert res.image().shape == (256, 256, 3)
         blank = encode_png(np.zeros((256, 256, 3), np.uint8))
