@@ -53,8 +53,8 @@ def build(
     target: Annotated[str, typer.Option(help="cpu (python backend + onnxruntime), onnx (onnxruntime_onnx) "
                                              "or trt (tensorrt_plan: fp16 engines built on this machine's GPU "
                                              "with the `tensorrt` package).")] = "cpu",
-    out: Annotated[Path | None, typer.Option(help="Repository directory [default: build/repository/TARGET].")] = None,
-    policy: Annotated[Path | None, typer.Option(help="Policy YAML to ship [default: the bundled policy].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Repository directory (default: build/repository/TARGET).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML to ship (default: the bundled policy).")] = None,
     force: Annotated[bool, typer.Option(help="Re-export ONNX even when sources are unchanged.")] = False,
     weights: Annotated[Path | None, typer.Option(help="Checkpoint directory in Hugging Face layout (unet/, vae/, "
                                                       "text_encoder/, tokenizer/, safety_checker/) for sd profiles.")]
@@ -119,9 +119,9 @@ def generate(
     negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
     image: Annotated[Path | None, typer.Option(help="Source image to edit (PNG/JPEG); needs --mask.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Mask image: white = repaint.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Noise seed [default: random, reported].")] = None,
-    steps: Annotated[int | None, typer.Option(help="Denoising steps, 1-50 [default: 20].")] = None,
-    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance, 0-20 [default: 5].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Noise seed (default: random, reported).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps, 1-50 (default: 20).")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance, 0-20 (default: 5).")] = None,
     url: Url = "localhost:8001",
     out: Annotated[Path, typer.Option(help="Where <id>.png and <id>.json go.")] = Path("outputs"),
 ) -> None:
@@ -289,7 +289,7 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
 @train_app.command("shapeworld")
 def train_shapeworld(
     stage: Annotated[list[str], typer.Option(
-        help="Stages, run in the order given [default: all, in the order the committed weights came from].")] = None,
+        help="Stages, run in the order given (default: all, in the order the committed weights came from).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ShapeWorld draw and of training.")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (run independent stages side by side with 1 each).")] = 2,
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
