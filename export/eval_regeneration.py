@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from t2iguard.export.data import shapeworld as W
 from t2iguard.images import image_grid
@@ -110,6 +111,34 @@ def _truth(scene: W.Scene) -> np.ndarray:
 
 
 # --- the run ------------------------------------------------------------------------------------
+def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge, say) -> dict:
+    """Does the UNet draw what the prompt says? `n` ordinary prompts (every shape, no hazard, clothed
+    figures), generated once without any guard; the judge's shape/colour/position accuracy on them, next
+    to its accuracy on the same scenes drawn (its ceiling) and on a seed-shuffled pairing (chance)."""
+    profile = get_profile("tiny")
+    policy = load_policy(repository / "policy.yaml")
+    pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")
+    rng = np.random.default_rng(seed)
+    scenes = [W.random_scene(rng) for _ in range(n)]
+    images = []
+    for i, scene in enumerate(scenes):
+        req = GenerateRequest(request_id=f"follow-{i}", prompt=W.caption(scene, rng), seed=seed + i)
+        cond, uncond, _ = pipe.encode_prompt(req.prompt, "")
+        images.append(pipe.generate(req, cond, uncond))
+        if i % 10 == 0:
+            say(f"prompt following: {i + 1}/{n}")
+    truth = np.stack([_truth(s) for s in scenes])
+    names = ("shape", "colour", "position")
+
+    def acc(pred: np.ndarray, t: np.ndarray) -> dict[str, float]:
+        return {a: round(float((pred[:, j] == t[:, j]).mean()), 4) for j, a in enumerate(names)}
+
+    generated = judge(np.stack(images))
+    return {"requests": n, "generated": acc(generated, truth),
+            "drawn": acc(judge(np.stack([W.render(s) for s in scenes])), truth),
+            "chance": acc(generated, np.roll(truth, 1, axis=0)), "images": images[:16]}
+
+
 def run_method(repository: Path, method: str, attempts: int, requests, say) -> list[dict]:
     profile = get_profile("tiny")
     policy = load_policy(repository / "policy.yaml")
@@ -199,6 +228,9 @@ def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 2, seed:
             rows = run_method(repository, method, attempts, reqs, lambda m, k=kind: say(f"{k} {m}"))
             results["methods"][method][kind] = summarise(rows, attempts, kind, judge)
             examples[(method, kind)] = rows
+    follow = prompt_following(repository, min(n, 100), seed + 2 * n, judge, say)
+    Image.fromarray(image_grid(follow.pop("images"), 8)).save(out / "samples.png")
+    results["prompt_following"] = follow
     weights_json = Path(__file__).parent / "weights" / "shapeworld.json"
     if weights_json.exists():
         results["classifiers_held_out"] = json.loads(weights_json.read_text())
@@ -211,8 +243,6 @@ def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 2, seed:
 
 def grid(examples: dict, path: Path, per_set: int = 6) -> None:
     """Rows: requests flagged at attempt 1. Columns: source (blank for t2i), first attempt, each method's final."""
-    from PIL import Image
-
     tiles = []
     for kind in ("t2i", "edits"):
         methods = [m for m, k in examples if k == kind]
@@ -273,6 +303,16 @@ def render(r: dict) -> str:
               "skin-toned; edits: the face tone differs from the source).",
               "Retention: attribute accuracy on regenerated images relative to unflagged first attempts.", "",
               "![before/after](grid.png)", "", "![flagged rate](plot.png)", ""]
+    f = r.get("prompt_following")
+    if f:
+        lines += ["## Prompt following (unguarded text-to-image, every shape)", "",
+                  f"{f['requests']} ordinary prompts; the attribute judge's accuracy on the generated images, on the "
+                  "same scenes drawn (its ceiling) and on generated images paired with another request's "
+                  "attributes (chance).", "", "| images | shape | colour | position |", "| --- | --- | --- | --- |"]
+        for row in ("generated", "drawn", "chance"):
+            lines.append(f"| {row} | " + " | ".join(f"{f[row][a]:.1%}" for a in ("shape", "colour", "position"))
+                         + " |")
+        lines += ["", "![samples](samples.png)", ""]
     held = r.get("classifiers_held_out")
     if held:
         lines += ["## Image-side classifiers on the held-out ShapeWorld split", "",

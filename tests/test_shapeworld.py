@@ -110,6 +110,9 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
             assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
             assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
     assert {"image_classifier", "transform_classifier"} <= set(r["classifiers_held_out"])
-    for name in ("report.md", "metrics.json", "plot.png"):
+    follow = r["prompt_following"]
+    assert follow["requests"] == 4 and set(follow["generated"]) == {"shape", "colour", "position"}
+    assert all(0.0 <= v <= 1.0 for row in ("generated", "drawn", "chance") for v in follow[row].values())
+    for name in ("report.md", "metrics.json", "plot.png", "samples.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| sld | t2i |" in (tmp_path / "report.md").read_text()
