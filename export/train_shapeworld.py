@@ -5,16 +5,15 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | stage | trains | needs |
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
-| `decoder` | the VAE's decoder alone, encoder frozen: sharper images, the same latents | vae |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-The committed weights come from `vae`, `decoder`, `unet`, `unet-more`, `guard`, `classifiers` in that
-order. The UNet and the guard read latents from the encoder only (cached per encoder digest), so
-`decoder` invalidates neither. After `vae`, stages can run side by side (`--threads 1` each). Held-out
-metrics come from a split drawn with another seed and land in export/weights/shapeworld.json.
+The committed weights come from `vae`, `unet`, `unet-more`, `guard`, `classifiers` in that order (the
+default). The UNet and the guard read latents cached per draw and VAE-encoder digest. After `vae`,
+independent stages can run side by side (`--threads 1` each). Held-out metrics come from a split drawn
+with another seed and land in export/weights/shapeworld.json.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-STAGES = ("vae", "decoder", "unet", "unet-more", "guard", "classifiers")
+STAGES = ("vae", "unet", "unet-more", "guard", "classifiers")
 HELD_OUT_SEED_OFFSET = 1000
 
 
@@ -60,7 +59,6 @@ class Recipe:
     unet_lr: float = 2e-4
     unet_more_steps: int = 3000  # `unet-more`: a second cosine cycle from the saved UNet
     unet_min_snr: float = 5.0  # `unet-more` weights the eps loss by min(SNR, 5) / SNR (Hang et al. 2023)
-    decoder_steps: int = 1500
     guard_steps: int = 1500
     classifier_steps: int = 1000
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
@@ -71,7 +69,7 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, decoder_steps=2, unet_t2i=64,
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64,
                        unet_edits=32, unet_steps=2, unet_more_steps=2, guard_steps=2, classifier_steps=2,
                        decoded=16, batch=8)
 
@@ -306,8 +304,9 @@ def _vae_data(recipe: Recipe) -> np.ndarray:
     return np.concatenate([world.images, world.targets])
 
 
-def _fit_vae(vae: torch.nn.Module, params, steps: int, images: np.ndarray, recipe: Recipe, say, what: str) -> None:
+def _fit_vae(vae: torch.nn.Module, steps: int, images: np.ndarray, recipe: Recipe, say) -> None:
     """L1 + MSE reconstruction of the latent *mean* on 64-pixel crops (batch/2 of them), AdamW, cosine."""
+    params = list(vae.parameters())
     opt = torch.optim.AdamW(params, lr=recipe.vae_lr, weight_decay=0.0)
     sched = _schedule(opt, steps)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -329,7 +328,7 @@ def _fit_vae(vae: torch.nn.Module, params, steps: int, images: np.ndarray, recip
         sched.step()
         return loss.item()
 
-    _loop(steps, step, say, what)
+    _loop(steps, step, say, "vae")
     vae.eval()
 
 
@@ -347,31 +346,11 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
 
     torch.manual_seed(recipe.seed)
     vae = tiny_vae(get_profile("tiny")).train()
-    _fit_vae(vae, list(vae.parameters()), recipe.vae_steps, _vae_data(recipe), recipe, say, "vae")
+    _fit_vae(vae, recipe.vae_steps, _vae_data(recipe), recipe, say)
     mae, scaling = _vae_held_out(vae, recipe)
     vae.register_to_config(scaling_factor=scaling)
     _save("vae", vae, recipe, out, {"scaling_factor": scaling})
     return {"vae": {"held_out_mae_0_255": round(mae, 2), "scaling_factor": round(scaling, 4)}}
-
-
-def train_decoder(recipe: Recipe, out: Path, say) -> dict:
-    """Fine-tune decoder + post_quant_conv with the encoder frozen: the latents (and every model trained on
-    them) stay valid, the images get sharper. Keeps the scaling factor."""
-    from t2iguard.export.tiny import load_trained, tiny_vae
-
-    vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
-    before, _ = _vae_held_out(vae, recipe)
-    vae.train()
-    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
-    for module in (vae.encoder, vae.quant_conv):
-        module.requires_grad_(False)
-    _fit_vae(vae, params, recipe.decoder_steps, _vae_data(recipe), replace(recipe, seed=recipe.seed + 1), say,
-             "decoder")
-    after, _ = _vae_held_out(vae, recipe)
-    scaling = float(vae.config.scaling_factor)
-    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "decoder_fine_tuned": 1})
-    return {"vae": {"held_out_mae_0_255": round(after, 2), "before_decoder_fine_tune": round(before, 2),
-                    "scaling_factor": round(scaling, 4)}}
 
 
 # --- latents for the UNet and the latent guard --------------------------------------------------
@@ -581,7 +560,7 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
-    fn = {"classifiers": train_classifiers, "vae": train_vae, "decoder": train_decoder, "unet": train_unet,
+    fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet,
           "unet-more": train_unet_more, "guard": train_guard}[stage]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,8 @@ def _build(profile: str, target: str, out: Path, policy: Path | None = None, for
         result = build_repository(profile, target, out, policy=policy, force=force,
                                   progress=lambda m: status.update(m), weights=weights, nudenet=nudenet)
     for name in result.exported:
-        err.print(f"  exported {name}: ONNX vs its source, max abs diff {result.parity[name]:.1e} ({result.weights[name]})")
+        err.print(f"  exported {name}: ONNX vs its source max abs diff {result.parity[name]:.1e} "
+                  f"({result.weights[name]})")
     err.print(f"repository ready at {result.path} ({result.seconds:.0f}s)")
     return result.path
 
