@@ -13,8 +13,9 @@ For each guidance method (SLD concept guidance, classifier guidance through the 
 `latent_guard`) with `max_attempts` regenerations: flagged rate at the first attempt, still flagged
 after 1..N regenerations, refusals, a pixel oracle independent of every model (shirt region skin-toned
 for t2i; face tone changed for edits), prompt-attribute retention by the independent attribute
-classifier, and latency relative to unflagged requests. Writes report.md, metrics.json (or --json),
-grid.png (before/after) and plot.png.
+classifier, and latency relative to unflagged requests. A third set measures prompt following of the
+unguarded UNet (every shape). Writes report.md, metrics.json (or --json), grid.png (before/after),
+plot.png and samples.png.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
 The committed weights come from `vae`, `unet`, `unet-more`, `guard`, `classifiers` in that order (the
-default). The UNet and the guard read latents cached per draw and VAE-encoder digest. After `vae`,
+default). The UNet and the guard read latents cached per draw and VAE digest. After `vae`,
 independent stages can run side by side (`--threads 1` each). Held-out metrics come from a split drawn
 with another seed and land in export/weights/shapeworld.json.
 """
@@ -299,16 +299,15 @@ def _fit(module: torch.nn.Module, forward, loss_fn, n: int, recipe: Recipe, gen:
 
 
 # --- VAE ----------------------------------------------------------------------------------------
-def _vae_data(recipe: Recipe) -> np.ndarray:
+def train_vae(recipe: Recipe, out: Path, say) -> dict:
+    from t2iguard.export.tiny import tiny_vae
+
     world = draw(recipe.seed, recipe.t2i // 2, recipe.edits // 4)
-    return np.concatenate([world.images, world.targets])
-
-
-def _fit_vae(vae: torch.nn.Module, steps: int, images: np.ndarray, recipe: Recipe, say) -> None:
-    """L1 + MSE reconstruction of the latent *mean* on 64-pixel crops (batch/2 of them), AdamW, cosine."""
-    params = list(vae.parameters())
-    opt = torch.optim.AdamW(params, lr=recipe.vae_lr, weight_decay=0.0)
-    sched = _schedule(opt, steps)
+    images = np.concatenate([world.images, world.targets])
+    torch.manual_seed(recipe.seed)
+    vae = tiny_vae(get_profile("tiny")).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
+    sched = _schedule(opt, recipe.vae_steps)
     gen = torch.Generator().manual_seed(recipe.seed)
     crop = 64
 
@@ -323,31 +322,19 @@ def _fit_vae(vae: torch.nn.Module, steps: int, images: np.ndarray, recipe: Recip
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         sched.step()
         return loss.item()
 
-    _loop(steps, step, say, "vae")
+    _loop(recipe.vae_steps, step, say, "vae")
     vae.eval()
-
-
-@torch.no_grad()
-def _vae_held_out(vae: torch.nn.Module, recipe: Recipe) -> tuple[float, float]:
-    """(reconstruction MAE on 0..255 over 64 held-out images, 1 / std of their latent means)."""
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
-    z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
-    rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
-    return float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255), float(1.0 / z.std())
-
-
-def train_vae(recipe: Recipe, out: Path, say) -> dict:
-    from t2iguard.export.tiny import tiny_vae
-
-    torch.manual_seed(recipe.seed)
-    vae = tiny_vae(get_profile("tiny")).train()
-    _fit_vae(vae, recipe.vae_steps, _vae_data(recipe), recipe, say)
-    mae, scaling = _vae_held_out(vae, recipe)
+    with torch.no_grad():
+        z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
+        scaling = float(1.0 / z.std())
+        rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
+    mae = float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255)
     vae.register_to_config(scaling_factor=scaling)
     _save("vae", vae, recipe, out, {"scaling_factor": scaling})
     return {"vae": {"held_out_mae_0_255": round(mae, 2), "scaling_factor": round(scaling, 4)}}
@@ -365,23 +352,12 @@ class LatentSet:
     guard: torch.Tensor
 
 
-def encoder_digest(weights: Path) -> str:
-    """sha256[:16] of the VAE's encoder-side tensors (encoder.*, quant_conv.*): what latents depend on."""
-    from safetensors import safe_open
-
-    h = hashlib.sha256()
-    with safe_open(str(weights / "vae.safetensors"), "pt") as f:
-        for key in sorted(k for k in f.keys() if k.startswith(("encoder.", "quant_conv."))):
-            h.update(key.encode())
-            h.update(f.get_tensor(key).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def encode_latents(seed: int, n_t2i: int, n_edits: int, weights: Path, say) -> LatentSet:
     """The draw's latents, cached under the export cache per (draw, VAE weights): unet and guard share them."""
     from t2iguard.export.build import cache_root
 
-    path = cache_root() / "shapeworld" / f"latents-{seed}-{n_t2i}-{n_edits}-{encoder_digest(weights)}.pt"
+    vae_digest = hashlib.sha256((weights / "vae.safetensors").read_bytes()).hexdigest()[:16]
+    path = cache_root() / "shapeworld" / f"latents-{seed}-{n_t2i}-{n_edits}-{vae_digest}.pt"
     if path.exists():
         return LatentSet(**torch.load(path, weights_only=False))
     data = _encode_latents(seed, n_t2i, n_edits, weights, say)
@@ -458,7 +434,7 @@ def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, out: Pat
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.unet_lr, weight_decay=0.0)
     sched = _schedule(opt, steps, warmup=100)
-    gen = torch.Generator().manual_seed(recipe.seed + (1 if min_snr else 0))
+    gen = torch.Generator().manual_seed(recipe.seed + (1 if min_snr else 0))  # unet-more draws other batches
     alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
     n = len(data.x0)
 
