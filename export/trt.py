@@ -1,12 +1,17 @@
 """TensorRT engines from the exported ONNX, one per network spec (`t2iguard build --target trt`).
 
 Per model: an optimisation profile from its spec (batch 1 .. max_batch_size, optimum at the
-rows one request sends: 3 for the UNet with concept guidance), fp16 where the TensorRT version has
-weakly typed fp16 builds (TensorRT 10, the one in Triton 24.10; TensorRT 11 builds the graph's own
-types: fp32 from our export), a timing cache shared by all builds, and `model.plan.json` beside each
-`model.plan` with what the engine is bound to (TensorRT version, GPU, profile, ONNX digest). An
-engine is reused only when all of that still matches; Triton's tensorrt backend refuses a plan from
-another TensorRT version, so `check_engine` says why before a server ever tries.
+rows one request sends: 3 for the UNet with concept guidance), a timing cache shared by all builds,
+and `model.plan.json` beside each `model.plan` with what the engine is bound to (TensorRT version,
+GPU, profile, ONNX digest). An engine is reused only when all of that still matches; Triton's
+tensorrt backend refuses a plan from another TensorRT version, so `check_engine` says why before a
+server ever tries.
+
+Precision: engines are built strongly typed from an fp16 copy of the exported graph (weights and
+compute float16, float32 inputs and outputs, so the Triton config does not change). TensorRT 10
+deprecated the weakly typed FP16 builder flag and TensorRT 11 builds the graph's own types, so the
+fp16 graph is what decides precision in both, and it is checked here, on CPU, against the float32
+graph before any GPU sees it (`fp16_parity`).
 """
 
 from __future__ import annotations
@@ -15,13 +20,21 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from t2iguard.specs import ModelSpec
 
 ENGINE_META = "model.plan.json"
 WORKSPACE_BYTES = 8 << 30
+PRECISION = "fp16"
+#: max abs difference accepted between the fp16 graph and its float32 source on the same inputs,
+#: relative to the largest float32 output magnitude (at least 1): float16 keeps 11 significant bits
+#: (about 3 decimal digits), and errors add up over the layers
+FP16_TOLERANCE = 1e-2
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -63,9 +76,32 @@ def require_tensorrt():
     return tensorrt
 
 
-def _precision(trt) -> str:
-    """fp16 where TensorRT still builds weakly typed fp16 (10.x); 11.x builds the ONNX graph's types."""
-    return "fp16" if hasattr(trt.BuilderFlag, "FP16") else "fp32"
+def fp16_onnx(src: Path, dst: Path) -> None:
+    """Write a float16 copy of the ONNX graph `src` to `dst` (weights in `dst`.data): initializers and
+    compute float16, inputs and outputs still float32 (Cast nodes at the edges)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save_model(half, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{dst.name}.data", size_threshold=1 << 16)
+
+
+def fp16_parity(fp32: Path, fp16: Path, spec: ModelSpec, batches: tuple[int, ...] = (1, 2)) -> float:
+    """Max abs difference between the fp16 and fp32 graphs on onnxruntime (CPU), over the spec's sample
+    inputs, divided by max(1, largest |fp32 output|)."""
+    from t2iguard.export.onnx_export import sample_inputs
+    from t2iguard.runners import ort_session
+
+    a, b = ort_session(fp32, threads=2), ort_session(fp16, threads=2)
+    names = [t.name for t in spec.outputs]
+    worst = 0.0
+    for batch in batches:
+        inputs = sample_inputs(spec, batch=batch, seed=batch)
+        for want, got in zip(a.run(names, inputs), b.run(names, inputs), strict=True):
+            scale = max(1.0, float(np.abs(want).max()))
+            worst = max(worst, float(np.abs(got.astype(np.float32) - want).max()) / scale)
+    return worst
 
 
 def profile_shapes(spec: ModelSpec) -> dict[str, list[list[int]]]:
@@ -100,20 +136,39 @@ def check_engine(plan: Path, want: EngineMeta) -> str | None:
 
 
 def build_engine(onnx: Path, spec: ModelSpec, plan: Path, timing_cache: Path, say=lambda m: None) -> EngineMeta:
-    """Parse `onnx`, build a serialized engine for `spec`'s profile, write `plan` and its metadata."""
+    """Convert `onnx` to fp16 (checked against it), build a strongly typed serialized engine for
+    `spec`'s profile, write `plan` and its metadata."""
     trt = require_tensorrt()
+    with tempfile.TemporaryDirectory() as tmp:
+        half = Path(tmp) / "model.fp16.onnx"
+        fp16_onnx(onnx, half)
+        diff = fp16_parity(onnx, half, spec)
+        if diff > FP16_TOLERANCE:
+            raise RuntimeError(f"{spec.name}: the fp16 graph differs from the fp32 one by {diff:.2e} (relative; "
+                               f"limit {FP16_TOLERANCE:.0e}): not building an engine from it")
+        say(f"{spec.name}: fp16 graph within {diff:.1e} of fp32")
+        serialized, config = _build(trt, half, spec, timing_cache, say)
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    plan.write_bytes(bytes(serialized))
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
+    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    meta = expected_meta(trt.__version__, gpu_name() or "unknown", onnx, spec, PRECISION)
+    plan.with_name(ENGINE_META).write_text(json.dumps(asdict(meta), indent=2))
+    return meta
+
+
+def _build(trt, onnx: Path, spec: ModelSpec, timing_cache: Path, say):
+    """(serialized engine, builder config) of the fp16 graph `onnx`, strongly typed."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    network = builder.create_network(0 if strongly_typed is None else 1 << int(strongly_typed))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"{spec.name}: TensorRT cannot parse {onnx}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    precision = _precision(trt)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     profile = builder.create_optimization_profile()
@@ -121,17 +176,11 @@ def build_engine(onnx: Path, spec: ModelSpec, plan: Path, timing_cache: Path, sa
     for name, (lo, opt, hi) in shapes.items():
         profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(profile)
-    say(f"building TensorRT engine for {spec.name} ({precision})")
+    say(f"building TensorRT engine for {spec.name} ({PRECISION}, strongly typed)")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"{spec.name}: TensorRT engine build failed (see the TensorRT log above)")
-    plan.parent.mkdir(parents=True, exist_ok=True)
-    plan.write_bytes(bytes(serialized))
-    timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
-    meta = expected_meta(trt.__version__, gpu_name() or "unknown", onnx, spec, precision)
-    plan.with_name(ENGINE_META).write_text(json.dumps(asdict(meta), indent=2))
-    return meta
+    return serialized, config
 
 
 def build_engines(repository: Path, specs: list[ModelSpec], timing_cache: Path, say=lambda m: None) -> list[str]:
@@ -142,7 +191,7 @@ def build_engines(repository: Path, specs: list[ModelSpec], timing_cache: Path, 
     for spec in specs:
         version = repository / spec.name / "1"
         onnx, plan = version / "model.onnx", version / "model.plan"
-        reason = check_engine(plan, expected_meta(trt.__version__, gpu, onnx, spec, _precision(trt)))
+        reason = check_engine(plan, expected_meta(trt.__version__, gpu, onnx, spec, PRECISION))
         if reason is None:
             continue
         say(f"{spec.name}: {reason}")

@@ -362,13 +362,19 @@ def eval_regeneration(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
+    methods: Annotated[str, typer.Option(help="Comma-separated: sld, classifier, reseed (unguided, fresh "
+                                              "noise: the baseline).")] = "sld,classifier,reseed",
 ) -> None:
-    """Guided regeneration (SLD vs classifier guidance) on ShapeWorld: flagged rate before/after, refusals,
-    attribute retention, latency; with a before/after picture grid and a plot."""
-    from t2iguard.export.eval_regeneration import evaluate
+    """Guided regeneration (SLD vs classifier guidance vs unguided reseeding) on ShapeWorld: flagged rate
+    before/after, refusals, attribute retention, latency; with a before/after picture grid and a plot."""
+    from t2iguard.export.eval_regeneration import METHODS, evaluate
+
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    if not chosen or set(chosen) - set(METHODS):
+        raise typer.BadParameter(f"{methods!r}: choose from {', '.join(METHODS)}", param_hint="--methods")
 
     def run(r: Path, o: Path, say) -> None:
-        results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, say=say)
+        results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, methods=chosen, say=say)
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
 

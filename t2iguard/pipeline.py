@@ -12,14 +12,14 @@ import json
 import secrets
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from t2iguard import specs as S
 from t2iguard.audit import JsonlAuditSink, audit_event
 from t2iguard.errors import GuardFailure, InvalidInput, T2IGuardError
-from t2iguard.guidance import PRESETS, SLDGuidance, cfg, classifier_guided
+from t2iguard.guidance import SLDGuidance, cfg, classifier_guided, regeneration_ladder
 from t2iguard.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
 from t2iguard.policy import Policy
 from t2iguard.profiles import Profile
@@ -116,15 +116,16 @@ def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_i
 
 @dataclass(frozen=True)
 class Guidance:
-    """Safety guidance of one regeneration: method (`sld` | `classifier`), preset, flagged categories."""
+    """One regeneration: method (`sld` | `classifier` | `reseed`), preset (None for `reseed`), flagged
+    categories."""
 
     method: str
-    preset: str
+    preset: str | None
     categories: list[str]
 
     @property
     def label(self) -> str:
-        return f"{self.method}-{self.preset}"
+        return self.method if self.preset is None else f"{self.method}-{self.preset}"
 
 
 class Refused(Exception):
@@ -256,17 +257,16 @@ class SafeT2IPipeline:
                          report: SafetyReport, timings: dict[str, float],
                          trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
-        safety guidance (the policy's method) away from everything flagged so far, escalating the preset.
+        safety guidance (the policy's method) away from everything flagged so far, escalating the preset
+        on the request's seed, then on fresh seeds once at `max` (`guidance.regeneration_ladder`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
-        start = PRESETS.index(regen.preset)
+        ladder = [(None, req.seed)] + regeneration_ladder(regen.guidance, regen.preset, regen.max_attempts, req.seed)
         flagged_so_far: list[str] = []
-        for attempt in range(1, regen.max_attempts + 2):
+        for attempt, (preset, seed) in enumerate(ladder, start=1):
             t0 = time.perf_counter()
-            guidance = None
-            if attempt > 1:
-                guidance = Guidance(regen.guidance, PRESETS[min(start + attempt - 2, len(PRESETS) - 1)],
-                                    flagged_so_far)
+            guidance = None if attempt == 1 else Guidance(regen.guidance, preset, flagged_so_far)
+            req = replace(req, seed=seed)
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
                 image = self.generate(req, cond, uncond, guidance)
             if trace is not None:
@@ -275,7 +275,7 @@ class SafeT2IPipeline:
                 scores, tscores, nude = self.check_image(image, req, pooled)
             decision = self.policy.decide_image({**scores, **(tscores or {})})
             report.attempts.append(Attempt(
-                attempt=attempt, guidance=guidance.label if guidance else None, seed=req.seed, image_scores=scores,
+                attempt=attempt, guidance=guidance.label if guidance else None, seed=seed, image_scores=scores,
                 transform_scores=tscores, detector_scores=nude, flagged=decision.flagged, action=decision.action,
                 ms=round((time.perf_counter() - t0) * 1000, 1)))
             report.image_logged = decision.logged
@@ -318,7 +318,7 @@ class SafeT2IPipeline:
         sld = concept = weights = None
         if guidance is not None and guidance.method == "sld":
             concept, sld = self.concept_embedding(guidance.categories), SLDGuidance(guidance.preset, req.steps)
-        elif guidance is not None:
+        elif guidance is not None and guidance.method == "classifier":
             weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
         context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
         if req.is_edit:

@@ -71,8 +71,9 @@ class RewriteConfig(_Strict):
 
 class RegenerationConfig(_Strict):
     max_attempts: int = Field(ge=0, le=8)
-    #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style)
-    guidance: Literal["sld", "classifier"] = "sld"
+    #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style);
+    #: reseed: no guidance, fresh noise each attempt (the baseline the guided methods are measured against)
+    guidance: Literal["sld", "classifier", "reseed"] = "sld"
     preset: Literal["weak", "medium", "strong", "max"] = "strong"
 
 

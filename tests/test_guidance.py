@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg
+from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_ladder
 
 
 def _eps(seed):
@@ -75,3 +75,21 @@ def test_classifier_guidance_descends_the_flagged_class():
         assert (guard(x + step, t, cond)[:, 2] < guard(x, t, cond)[:, 2]).all()
     with pytest.raises(ValueError, match="unknown classifier-guidance preset"):
         classifier_guided(eps, grad.numpy(), 0.5, "extreme")
+
+
+def test_regeneration_ladder_escalates_then_reseeds():
+    ladder = regeneration_ladder("sld", "strong", 4, seed=7)
+    assert [p for p, _ in ladder] == ["strong", "max", "max", "max"]
+    seeds = [s for _, s in ladder]
+    # escalation keeps the request's seed (the same composition, steered); a repeat of `max` on that seed
+    # would draw the same image again, so those attempts draw fresh noise, each its own
+    assert seeds[:2] == [7, 7] and len({7, *seeds[2:]}) == 3
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert regeneration_ladder("sld", "strong", 4, seed=7) == ladder  # reproducible
+    assert regeneration_ladder("classifier", "max", 2, seed=7)[0] == ("max", 7)
+
+
+def test_reseed_baseline_has_no_preset_and_fresh_noise_every_attempt():
+    ladder = regeneration_ladder("reseed", "strong", 3, seed=7)
+    assert [p for p, _ in ladder] == [None] * 3
+    assert len({7, *(s for _, s in ladder)}) == 4

@@ -3,10 +3,12 @@ sizes (dynamic batch), within PARITY_TOLERANCE (max abs difference, float32 on C
 
 import logging
 
+import numpy as np
 import onnx
 import pytest
 
 from t2iguard.export.onnx_export import PARITY_TOLERANCE, parity
+from t2iguard.export.trt import FP16_TOLERANCE, fp16_onnx, fp16_parity
 from t2iguard.specs import build_specs
 
 
@@ -38,3 +40,20 @@ def test_onnx_matches_torch(name, modules, repository, profile):
         assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == list(spec.input(i.name).dims)
     diff = parity(modules[name].module, spec, path, batches=(1, 3, 5))
     assert diff < PARITY_TOLERANCE, f"{name}: max abs diff {diff:.2e}"
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_fp16_graph_for_tensorrt_matches_fp32(name, repository, profile, tmp_path):
+    """What `build --target trt` feeds TensorRT's strongly typed builder: float16 weights and compute,
+    the spec's float32 inputs/outputs unchanged (same Triton config), close to the float32 graph."""
+    spec = build_specs(profile)[name]
+    src, half = repository / name / "1" / "model.onnx", tmp_path / "model.fp16.onnx"
+    fp16_onnx(src, half)
+    graph = onnx.load(str(half)).graph
+    size = {t: sum(int(np.prod(i.dims)) for i in graph.initializer if i.data_type == t)
+            for t in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    assert size[onnx.TensorProto.FLOAT16] > 0.99 * sum(size.values())  # a few constants feed Casts
+    assert {i.name: i.type.tensor_type.elem_type for i in graph.input} == {
+        i.name: i.type.tensor_type.elem_type for i in onnx.load(str(src), load_external_data=False).graph.input}
+    diff = fp16_parity(src, half, spec)
+    assert 0 < diff < FP16_TOLERANCE, f"{name}: fp16 vs fp32 {diff:.2e}"

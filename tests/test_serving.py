@@ -111,11 +111,11 @@ def _reload_safe_t2i(triton, profile, repository, **params):
     triton.load_model(S.SAFE_T2I, config=json_format.MessageToJson(cfg, preserving_proto_field_name=True))
 
 
-@pytest.mark.parametrize("method", ["sld", "classifier"])
+@pytest.mark.parametrize("method", ["sld", "classifier", "reseed"])
 def test_flagged_image_goes_through_guided_regeneration(triton, client, profile, repository, policy, tmp_path, method):
     data = policy.model_dump()
     data["categories"]["violence"]["image"] = {"threshold": 0.0, "action": "regenerate"}  # force the flag
-    data["regeneration"]["guidance"] = method
+    data["regeneration"].update(guidance=method, max_attempts=3)
     strict = tmp_path / "strict.yaml"
     strict.write_text(json.dumps(data))  # JSON is YAML
     _reload_safe_t2i(triton, profile, repository, policy=str(strict))
@@ -123,15 +123,19 @@ def test_flagged_image_goes_through_guided_regeneration(triton, client, profile,
         res = client.generate("a red circle on a blue background", seed=2, steps=STEPS)
     finally:
         _reload_safe_t2i(triton, profile, repository)
-    n = policy.regeneration.max_attempts + 1
     assert res.refused and res.image_png is None
     assert res.report.refusal.stage == "image" and res.report.refusal.categories == ["violence"]
-    assert [a.attempt for a in res.report.attempts] == list(range(1, n + 1))
+    assert [a.attempt for a in res.report.attempts] == [1, 2, 3, 4]
     assert res.report.attempts[0].guidance is None
-    presets = ["strong", "max"]
-    assert [a.guidance for a in res.report.attempts[1:]] == [f"{method}-{p}" for p in presets[:n - 1]]
+    seeds = [a.seed for a in res.report.attempts]
+    if method == "reseed":  # the baseline: no guidance, fresh noise every attempt
+        assert [a.guidance for a in res.report.attempts[1:]] == ["reseed"] * 3
+        assert seeds[0] == 2 and len(set(seeds)) == 4
+    else:  # escalate on the request's seed; a second `max` would repeat the image, so it reseeds
+        assert [a.guidance for a in res.report.attempts[1:]] == [f"{method}-{p}" for p in ("strong", "max", "max")]
+        assert seeds[:3] == [2, 2, 2] and seeds[3] != 2
     assert all(a.flagged == ["violence"] for a in res.report.attempts)
-    assert "regenerate_1" in res.report.timings_ms
+    assert "regenerate_3" in res.report.timings_ms and res.report.seed == 2
     # back to the default policy
     assert client.generate("a red circle on a blue background", seed=2, steps=STEPS).decision == "allowed"
 

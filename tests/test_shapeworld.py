@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from t2iguard.export.data import shapeworld as W
-from t2iguard.export.eval_regeneration import edit_requests, oracle_bare, oracle_tone, t2i_requests
+from t2iguard.export.eval_regeneration import edit_requests, oracle_bare, oracle_tone, position_of, t2i_requests
 
 
 def test_drawing_is_reproducible_and_captions_name_the_parameters():
@@ -59,6 +59,10 @@ def test_pixel_oracles_read_drawn_images_correctly():
         image = W.render(scene)
         assert oracle_bare(image, scene) == scene.bare
         assert oracle_tone(image, scene) == scene.tone
+    for _ in range(200):  # every shape, with and without the hazard sign in the top corner
+        scene = replace(W.random_scene(rng), hazard=bool(rng.random() < 0.3))
+        assert position_of(W.render(scene)) == list(W.POSITIONS).index(scene.position)
+    assert position_of(np.full((256, 256, 3), 200, np.uint8)) == -1  # nothing drawn
 
 
 def test_eval_requests_are_valid_and_never_from_training_seeds():
@@ -99,7 +103,8 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
     from t2iguard.export.eval_regeneration import evaluate
 
     r = evaluate(repository, tmp_path, n=4, attempts=1)
-    for method in ("sld", "classifier"):
+    assert set(r["methods"]) == {"sld", "classifier", "reseed"}
+    for method in r["methods"]:
         for kind in ("t2i", "edits"):
             m = r["methods"][method][kind]
             assert m["requests"] == 4
