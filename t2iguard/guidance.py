@@ -52,19 +52,18 @@ CLASSIFIER_SCALES: dict[str, float] = {"weak": 10.0, "medium": 25.0, "strong": 5
 PRESETS: tuple[str, ...] = tuple(SLD_PRESETS)
 
 
-def regeneration_ladder(method: str, preset: str, regenerations: int, seed: int) -> list[tuple[str | None, int]]:
-    """(preset, seed) of each regeneration, in order. Guided methods escalate from `preset` to `max` on
-    the request's seed; an attempt that would repeat the one before it (same seed, same preset: the same
-    image) draws fresh noise instead, seeded from (seed, attempt). `reseed` is the unguided baseline:
-    no preset, fresh noise every time."""
-    start = PRESETS.index(preset)
-    ladder = []
-    for k in range(regenerations):
-        step = None if method == "reseed" else PRESETS[min(start + k, len(PRESETS) - 1)]
-        repeat = step is None or start + k >= len(PRESETS)
-        fresh = int(np.random.SeedSequence([seed, k + 2]).generate_state(1, np.uint64)[0]) >> 1
-        ladder.append((step, fresh if repeat else seed))
-    return ladder
+def regeneration_step(method: str, preset: str, ceiling: str, k: int, seed: int) -> tuple[str | None, int]:
+    """(preset, seed) of regeneration `k` (0-based: attempt k + 2). Guided methods escalate from `preset`
+    to `ceiling` on the request's seed; a regeneration that would repeat the one before it (same seed,
+    same preset: the same image) draws fresh noise instead, seeded from (seed, attempt). `reseed` is the
+    unguided baseline: no preset, fresh noise every time."""
+    start, top = PRESETS.index(preset), PRESETS.index(ceiling)
+    if top < start:
+        raise ValueError(f"regeneration ceiling {ceiling!r} is below the starting preset {preset!r}")
+    if method != "reseed" and start + k <= top:
+        return PRESETS[start + k], seed
+    fresh = int(np.random.SeedSequence([seed, k + 2]).generate_state(1, np.uint64)[0]) >> 1
+    return (None if method == "reseed" else PRESETS[top]), fresh
 
 
 def classifier_guided(eps: np.ndarray, gradient: np.ndarray, alpha_bar: float, preset: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from t2iguard import specs as S
 from t2iguard.audit import JsonlAuditSink, audit_event
 from t2iguard.errors import GuardFailure, InvalidInput, T2IGuardError
-from t2iguard.guidance import SLDGuidance, cfg, classifier_guided, regeneration_ladder
+from t2iguard.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
 from t2iguard.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
 from t2iguard.policy import Policy
 from t2iguard.profiles import Profile
@@ -258,14 +258,18 @@ class SafeT2IPipeline:
                          trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
         safety guidance (the policy's method) away from everything flagged so far, escalating the preset
-        on the request's seed, then on fresh seeds once at `max` (`guidance.regeneration_ladder`).
+        on the request's seed, then on fresh seeds once at the flagged categories' ceiling
+        (`guidance.regeneration_step`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
-        ladder = [(None, req.seed)] + regeneration_ladder(regen.guidance, regen.preset, regen.max_attempts, req.seed)
         flagged_so_far: list[str] = []
-        for attempt, (preset, seed) in enumerate(ladder, start=1):
+        for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
-            guidance = None if attempt == 1 else Guidance(regen.guidance, preset, flagged_so_far)
+            guidance, seed = None, req.seed
+            if attempt > 1:
+                ceiling = self.policy.regeneration_ceiling(flagged_so_far)
+                preset, seed = regeneration_step(regen.guidance, regen.preset, ceiling, attempt - 2, req.seed)
+                guidance = Guidance(regen.guidance, preset, flagged_so_far)
             req = replace(req, seed=seed)
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
                 image = self.generate(req, cond, uncond, guidance)

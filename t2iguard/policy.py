@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from t2iguard.guidance import PRESETS
 from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
@@ -35,9 +36,15 @@ class PromptRule(_Strict):
     action: PromptAction
 
 
+Preset = Literal["weak", "medium", "strong", "max"]
+
+
 class ImageRule(_Strict):
     threshold: float = Field(ge=0.0, le=1.0)
     action: ImageAction
+    #: for `regenerate`: the strongest guidance preset this category escalates to (default:
+    #: regeneration.ceiling); stronger guidance removes more and keeps less of the prompt
+    ceiling: Preset | None = None
 
 
 class CategoryRule(_Strict):
@@ -74,7 +81,10 @@ class RegenerationConfig(_Strict):
     #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style);
     #: reseed: no guidance, fresh noise each attempt (the baseline the guided methods are measured against)
     guidance: Literal["sld", "classifier", "reseed"] = "sld"
-    preset: Literal["weak", "medium", "strong", "max"] = "strong"
+    preset: Preset = "strong"
+    #: the strongest preset the escalation reaches (categories may set their own); attempts past it
+    #: draw fresh noise at it
+    ceiling: Preset = "max"
 
 
 class Policy(_Strict):
@@ -105,6 +115,13 @@ class Policy(_Strict):
             unknown = set(concepts) - known
             if unknown:
                 raise ValueError(f"profile_concepts.{profile} names unknown categories {sorted(unknown)}")
+        start = PRESETS.index(self.regeneration.preset)
+        ceilings = {"regeneration.ceiling": self.regeneration.ceiling} | {
+            f"categories.{c}.image.ceiling": r.image.ceiling for c, r in self.categories.items()
+            if r.image is not None and r.image.ceiling is not None}
+        for where, ceiling in ceilings.items():
+            if PRESETS.index(ceiling) < start:
+                raise ValueError(f"{where} {ceiling!r} is below regeneration.preset {self.regeneration.preset!r}")
         return self
 
     def blocklist_hits(self, normalized: str) -> dict[str, list[str]]:
@@ -145,6 +162,13 @@ class Policy(_Strict):
             flagged=sorted(c for c, a in fired.items() if a in ("block", "regenerate")),
             logged=sorted(c for c, a in fired.items() if a == "log"),
         )
+
+    def regeneration_ceiling(self, categories: list[str]) -> str:
+        """The strongest guidance preset a regeneration away from `categories` may use: the highest of
+        their own ceilings, each defaulting to regeneration.ceiling."""
+        own = [self.categories[c].image.ceiling if c in self.categories and self.categories[c].image else None
+               for c in categories]
+        return max((c or self.regeneration.ceiling for c in own or [None]), key=PRESETS.index)
 
     def concept_text(self, categories: list[str], profile: str) -> str:
         """The safety concept for guided regeneration: the flagged categories' concepts joined,

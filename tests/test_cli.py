@@ -48,6 +48,13 @@ def test_generate_bad_input_exit_2(url, tmp_path):
     assert "`STEPS` is 0" in r.stderr and "INVALID_ARGUMENT" in r.stderr
 
 
+def test_eval_regeneration_names_an_unknown_method(tmp_path):
+    r = t2iguard("eval", "regeneration", "--methods", "sld,nothing", "--out", str(tmp_path))
+    assert r.returncode == BAD_INPUT.exit_code
+    assert "--methods" in r.stderr and "sld, classifier, reseed" in r.stderr
+    assert not list(tmp_path.iterdir())  # checked before anything is built or run
+
+
 def test_generate_edit_needs_both_files(url, tmp_path):
     from t2iguard.demo import centre_mask
     from t2iguard.images import encode_png

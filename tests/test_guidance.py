@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_ladder
+from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step
 
 
 def _eps(seed):
@@ -77,19 +77,28 @@ def test_classifier_guidance_descends_the_flagged_class():
         classifier_guided(eps, grad.numpy(), 0.5, "extreme")
 
 
-def test_regeneration_ladder_escalates_then_reseeds():
-    ladder = regeneration_ladder("sld", "strong", 4, seed=7)
+def _ladder(method, preset, ceiling, n, seed=7):
+    return [regeneration_step(method, preset, ceiling, k, seed) for k in range(n)]
+
+
+def test_regeneration_escalates_then_reseeds():
+    ladder = _ladder("sld", "strong", "max", 4)
     assert [p for p, _ in ladder] == ["strong", "max", "max", "max"]
     seeds = [s for _, s in ladder]
     # escalation keeps the request's seed (the same composition, steered); a repeat of `max` on that seed
     # would draw the same image again, so those attempts draw fresh noise, each its own
     assert seeds[:2] == [7, 7] and len({7, *seeds[2:]}) == 3
     assert all(0 <= s < 2**63 for s in seeds)
-    assert regeneration_ladder("sld", "strong", 4, seed=7) == ladder  # reproducible
-    assert regeneration_ladder("classifier", "max", 2, seed=7)[0] == ("max", 7)
+    assert _ladder("sld", "strong", "max", 4) == ladder  # reproducible
+    assert regeneration_step("classifier", "max", "max", 0, seed=7) == ("max", 7)
+    capped = _ladder("sld", "medium", "strong", 3)
+    assert [p for p, _ in capped] == ["medium", "strong", "strong"] and [s for _, s in capped][:2] == [7, 7]
+    assert capped[2][1] == ladder[2][1]  # attempt 4's fresh noise, whatever the preset
+    with pytest.raises(ValueError, match="below the starting preset"):
+        regeneration_step("sld", "max", "strong", 0, seed=7)
 
 
 def test_reseed_baseline_has_no_preset_and_fresh_noise_every_attempt():
-    ladder = regeneration_ladder("reseed", "strong", 3, seed=7)
+    ladder = _ladder("reseed", "strong", "max", 3)
     assert [p for p, _ in ladder] == [None] * 3
     assert len({7, *(s for _, s in ladder)}) == 4

@@ -52,6 +52,27 @@ def test_bad_action_names_the_field(tmp_path):
         Policy.model_validate(data)
 
 
+def test_regeneration_ceiling_per_category(policy):
+    data = policy.model_dump()
+    data["regeneration"].update(preset="strong", ceiling="max")
+    data["categories"]["nudity"]["image"]["ceiling"] = "strong"
+    p = Policy.model_validate(data)
+    assert p.regeneration_ceiling(["nudity"]) == "strong"
+    assert p.regeneration_ceiling(["nudity", "violence"]) == "max"  # the highest of the flagged
+    assert p.regeneration_ceiling([]) == "max"
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("regeneration", "regeneration.ceiling 'medium' is below regeneration.preset 'strong'"),
+    ("nudity", "categories.nudity.image.ceiling 'medium' is below regeneration.preset 'strong'")])
+def test_regeneration_ceiling_below_the_starting_preset_is_named(policy, where, message):
+    data = policy.model_dump()
+    data["regeneration"]["preset"] = "strong"
+    (data["regeneration"] if where == "regeneration" else data["categories"][where]["image"])["ceiling"] = "medium"
+    with pytest.raises(ValueError, match=message):
+        Policy.model_validate(data)
+
+
 def test_concept_text_joins_flagged(policy):
     text = policy.concept_text(["violence", "nudity"], "sd15")
     assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text
