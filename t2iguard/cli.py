@@ -347,10 +347,6 @@ def eval_rewriter(
     _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say))
 
 
-if __name__ == "__main__":
-    app()
-
-
 @eval_app.command("regeneration")
 def eval_regeneration(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
@@ -379,3 +375,7 @@ def eval_regeneration(
             json_out.write_text(json.dumps(results, indent=2))
 
     _evaluate(repository, out, run)
+
+
+if __name__ == "__main__":
+    app()
