@@ -231,7 +231,7 @@ def summarise(rows: list[dict], attempts: int, kind: str, judge: AttributeJudge)
     }
 
 
-def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 2, seed: int = EVAL_SEED,
+def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed: int = EVAL_SEED,
              methods: tuple[str, ...] = METHODS, say=lambda m: None) -> dict:
     """`seed`: where the ShapeWorld draws start (report on EVAL_SEED; tune presets on a disjoint range)."""
     out.mkdir(parents=True, exist_ok=True)

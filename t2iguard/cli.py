@@ -354,7 +354,7 @@ def eval_regeneration(
         Path("build/eval/regeneration")),
     requests: Annotated[int, typer.Option(help="Requests per set (benign prompts with the unintended harm; "
                                                "beautify edits).")] = 200,
-    attempts: Annotated[int, typer.Option(help="Regenerations allowed after the first attempt.")] = 2,
+    attempts: Annotated[int, typer.Option(help="Regenerations allowed after the first attempt.")] = 4,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
