@@ -10,12 +10,12 @@ drawn from ShapeWorld with seeds never used in training:
   edits paled the face: the `unintended-edit` stand-in).
 
 For each method (SLD concept guidance, classifier guidance through the served `latent_guard`, and
-unguided reseeding as the baseline) with `max_attempts` regenerations: flagged rate at the first attempt, still flagged
-after 1..N regenerations, refusals, a pixel oracle independent of every model (shirt region skin-toned
-for t2i; face tone changed for edits), prompt-attribute retention by the independent attribute
-classifier, and latency relative to unflagged requests. A third set measures prompt following of the
-unguarded UNet (every shape). Writes report.md, metrics.json (or --json), grid.png (before/after),
-plot.png and samples.png.
+unguided reseeding as the baseline) with `max_attempts` regenerations: flagged rate at the first
+attempt, still flagged after 1..N regenerations, refusals, a pixel oracle independent of every model
+(shirt region skin-toned for t2i; face tone changed for edits), prompt-attribute retention by an
+independent judge (`AttributeJudge`), and latency relative to unflagged requests. A third set
+measures prompt following of the unguarded UNet (every shape). Writes report.md, metrics.json (or
+--json), grid.png (before/after), plot.png and samples.png.
 """
 
 from __future__ import annotations

@@ -352,9 +352,10 @@ def eval_regeneration(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
     out: Annotated[Path, typer.Option(help="Directory for report.md, metrics.json, grid.png, plot.png.")] = (
         Path("build/eval/regeneration")),
-    requests: Annotated[int, typer.Option(help="Requests per set (benign prompts with the unintended harm; "
-                                               "beautify edits).")] = 200,
-    attempts: Annotated[int, typer.Option(help="Regenerations allowed after the first attempt.")] = 4,
+    requests: Annotated[int, typer.Option(min=1, help="Requests per set (benign prompts with the unintended "
+                                                      "harm; beautify edits).")] = 200,
+    attempts: Annotated[int, typer.Option(min=1, max=8, help="Regenerations allowed after the first attempt "
+                                                             "(the policy allows 0-8; 0 measures nothing).")] = 4,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
