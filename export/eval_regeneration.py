@@ -156,9 +156,11 @@ def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge,
             "chance": acc(generated, np.roll(truth, 1, axis=0)), "images": images[:16]}
 
 
-def run_method(repository: Path, method: str, attempts: int, requests, say) -> list[dict]:
+def run_method(repository: Path, method: str, attempts: int, requests, say, policy=lambda p: p) -> list[dict]:
+    """Every request through steps 4-6 with `method` and `attempts` regenerations; `policy` may amend the
+    repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories)."""
     profile = get_profile("tiny")
-    policy = load_policy(repository / "policy.yaml")
+    policy = policy(load_policy(repository / "policy.yaml"))
     policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(
         update={"guidance": method, "max_attempts": attempts})})
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")

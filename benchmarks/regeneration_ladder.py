@@ -1,0 +1,68 @@
+"""Tune the regeneration ladder: how far should guidance escalate (the ceiling) for each set?
+
+    .venv/bin/python benchmarks/regeneration_ladder.py --set t2i --requests 150 --seed 9000
+    .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 --methods sld
+
+Runs one request set of `t2iguard eval regeneration` (same requests, same pipeline code, same
+judge) for each method x ceiling, with every category escalating to that one ceiling (the
+policy's per-category ceilings are cleared), and prints a Markdown table: flagged at the first
+attempt, still flagged after 2 and after N regenerations, shape / colour retention. Tune on seeds
+that the reported eval (7000+) never uses; the README's tuning table comes from the two commands
+above.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from t2iguard.export import eval_regeneration as E
+from t2iguard.export.build import build_repository
+from t2iguard.guidance import PRESETS
+from t2iguard.policy import Policy
+
+
+def one_ceiling(policy: Policy, ceiling: str) -> Policy:
+    """`policy` with every category escalating to `ceiling`."""
+    data = policy.model_dump()
+    data["regeneration"]["ceiling"] = ceiling
+    for rule in data["categories"].values():
+        if rule["image"] is not None:
+            rule["image"]["ceiling"] = None
+    return Policy.model_validate(data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=("t2i", "edits"), required=True)
+    ap.add_argument("--requests", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=9000)
+    ap.add_argument("--attempts", type=int, default=4)
+    ap.add_argument("--methods", default="sld,classifier")
+    ap.add_argument("--ceilings", default="max,strong")
+    ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
+    args = ap.parse_args()
+    methods, ceilings = args.methods.split(","), args.ceilings.split(",")
+    for name, value, known in (("--methods", methods, E.METHODS), ("--ceilings", ceilings, PRESETS)):
+        if set(value) - set(known):
+            ap.error(f"{name}: choose from {', '.join(known)}")
+    repo = args.repository if (args.repository / "build.json").exists() else (
+        build_repository("tiny", "cpu", args.repository).path)
+    requests = (E.t2i_requests if args.set == "t2i" else E.edit_requests)(args.requests, args.seed)
+    judge = E.AttributeJudge()
+    print(f"| method, ceiling | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
+          "retention shape / colour |\n| --- | --- | --- | --- | --- | --- |")
+    for method in methods:
+        for ceiling in ceilings:
+            rows = E.run_method(repo, method, args.attempts, requests, lambda m: None,
+                                policy=lambda p, c=ceiling: one_ceiling(p, c))
+            m = E.summarise(rows, args.attempts, args.set, judge)
+            ret = m["attribute_retention"]
+            print(f"| {method}, {ceiling} | {args.set} ({args.requests}) | {m['flagged_first_attempt']:.1%} | "
+                  f"{m['still_flagged_after'].get('2', float('nan')):.1%} | "
+                  f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
+                  f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
