@@ -63,15 +63,24 @@ class UNetEps(nn.Module):
     `inpaint_cond` is the source image's latent and the latent-resolution mask (1 = repaint), as
     channels appended to the sample (Stable Diffusion inpainting's layout); text-to-image passes a
     zero latent and an all-ones mask. Plain 4-channel UNets (the `sd` family) take no `inpaint_cond`.
+    With `coords` (the latent side, tiny profile) two fixed channels follow, x and y in [-1, 1]
+    (float32 [1, 2, h, w], CoordConv, Liu et al. 2018): a convolution knows where it is only from
+    the zero padding, and without them the tiny UNet drew "on the left" and "on the right" alike.
     """
 
-    def __init__(self, unet: nn.Module):
+    def __init__(self, unet: nn.Module, coords: int | None = None):
         super().__init__()
         self.unet = unet
+        axis = torch.linspace(-1.0, 1.0, coords or 1)
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"))[None] if coords else None
+        self.register_buffer("coords", grid, persistent=False)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                 inpaint_cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = sample if inpaint_cond is None else torch.cat([sample, inpaint_cond], dim=1)
+        parts = [sample] if inpaint_cond is None else [sample, inpaint_cond]
+        if self.coords is not None:
+            parts.append(self.coords.expand(sample.shape[0], -1, -1, -1))
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return self.unet(x, timestep.reshape(-1), encoder_hidden_states=context, return_dict=False)[0]
 
 

@@ -45,14 +45,17 @@ def _require(value, what: str, command: str):
 
 TRAINED = "trained (ShapeWorld)"
 WEIGHTS = Path(__file__).parent / "weights"
+COORD_CHANNELS = 2  # x and y, appended by UNetEps(coords=...)
 
 
-def tiny_unet(p: Profile):
-    """The tiny text-conditioned UNet: latents plus inpainting channels (source latent, mask) in."""
+def tiny_unet(p: Profile, coords: bool = True):
+    """The tiny text-conditioned UNet: latents, inpainting channels (source latent, mask) and, with
+    `coords` (the served layout; `UNetEps` supplies them), the two coordinate channels in."""
     from diffusers import UNet2DConditionModel
 
+    in_channels = 2 * p.latent_channels + 1 + (COORD_CHANNELS if coords else 0)
     return UNet2DConditionModel(
-        sample_size=p.latent_size, in_channels=2 * p.latent_channels + 1, out_channels=p.latent_channels,
+        sample_size=p.latent_size, in_channels=in_channels, out_channels=p.latent_channels,
         layers_per_block=1, block_out_channels=(48, 96),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -93,7 +96,7 @@ def build_image_side(p: Profile) -> dict[str, Built]:
     """The ShapeWorld-trained image models (no text encoder needed), keyed by model name, eval mode."""
     vae = load_trained(tiny_vae(p), "vae")
     return {
-        S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet")), TRAINED),
+        S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet"), coords=p.latent_size), TRAINED),
         S.VAE_ENCODER: Built(M.VAEEncode(vae), TRAINED),
         S.VAE_DECODER: Built(M.VAEDecode(vae), TRAINED),
         S.IMAGE_CLASSIFIER: Built(load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier"),

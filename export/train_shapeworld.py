@@ -8,16 +8,18 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
+| `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-The committed weights come from `vae`, `unet`, `unet-more`, `guard`, `classifiers` in that order (the
-default). The UNet and the guard read latents cached per draw and VAE digest. After `vae`,
+The committed weights come from `vae`, `unet`, `unet-more`, `unet-position`, `guard`, `classifiers` in
+that order (the default). The UNet and the guard read latents cached per draw and VAE digest. After `vae`,
 independent stages can run side by side (`--threads 1` each). Held-out metrics come from a split drawn
 with another seed and land in export/weights/shapeworld.json.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -39,7 +41,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-STAGES = ("vae", "unet", "unet-more", "guard", "classifiers")
+STAGES = ("vae", "unet", "unet-more", "unet-position", "guard", "classifiers")
 HELD_OUT_SEED_OFFSET = 1000
 
 
@@ -59,6 +61,7 @@ class Recipe:
     unet_lr: float = 2e-4
     unet_more_steps: int = 3000  # `unet-more`: a second cosine cycle from the saved UNet
     unet_min_snr: float = 5.0  # `unet-more` weights the eps loss by min(SNR, 5) / SNR (Hang et al. 2023)
+    unet_position_steps: int = 2000  # `unet-position`: a third cycle, with the coordinate channels
     guard_steps: int = 1500
     classifier_steps: int = 1000
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
@@ -69,9 +72,9 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64,
-                       unet_edits=32, unet_steps=2, unet_more_steps=2, guard_steps=2, classifier_steps=2,
-                       decoded=16, batch=8)
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32,
+                       unet_steps=2, unet_more_steps=2, unet_position_steps=2, guard_steps=2,
+                       classifier_steps=2, decoded=16, batch=8)
 
 
 @dataclass
@@ -416,12 +419,11 @@ def _noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch
     return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t.float()[:, None]
 
 
-def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, out: Path, say,
+def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, phase: int, out: Path, say,
               what: str) -> tuple[torch.nn.Module, dict]:
     """Eps-prediction training on the cached latents with 10% empty prompts (for classifier-free guidance),
     EMA 0.999; `min_snr` weights each sample's loss by min(SNR, min_snr) / SNR. Returns the EMA model."""
-    from t2iguard.export.modules import UNetEps
-    from t2iguard.export.tiny import load_minilm, tiny_unet
+    from t2iguard.export.tiny import load_minilm
 
     p = get_profile("tiny")
     data = encode_latents(recipe.seed, recipe.unet_t2i, recipe.unet_edits, out, say)
@@ -429,12 +431,11 @@ def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, out: Pat
     hidden, _ = text_hidden(load_minilm(), data.texts, p.seq_len)
     hidden_t = torch.from_numpy(hidden)
     empty = data.texts.index("")
-    ema = UNetEps(tiny_unet(p))
-    ema.load_state_dict(model.state_dict())
+    ema = copy.deepcopy(model).eval()
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.unet_lr, weight_decay=0.0)
     sched = _schedule(opt, steps, warmup=100)
-    gen = torch.Generator().manual_seed(recipe.seed + (1 if min_snr else 0))  # unet-more draws other batches
+    gen = torch.Generator().manual_seed(recipe.seed + phase)  # each phase draws other batches
     alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
     n = len(data.x0)
 
@@ -468,29 +469,49 @@ def train_unet(recipe: Recipe, out: Path, say) -> dict:
     from t2iguard.export.tiny import tiny_unet
 
     torch.manual_seed(recipe.seed)
-    ema, figures = _fit_unet(UNetEps(tiny_unet(get_profile("tiny"))), recipe, recipe.unet_steps, None, out, say,
-                             "unet")
+    ema, figures = _fit_unet(UNetEps(tiny_unet(get_profile("tiny"), coords=False)), recipe, recipe.unet_steps, None,
+                             0, out, say, "unet")
     _save("unet", ema.unet, recipe, out)
     return {"unet": figures}
 
 
-def train_unet_more(recipe: Recipe, out: Path, say) -> dict:
-    """Continue the saved UNet for `unet_more_steps` (fresh optimiser, warm-up and cosine: a warm restart)."""
+def _continue_unet(recipe: Recipe, out: Path, say, what: str, steps: int, phase: int, coords: bool) -> dict:
+    """Continue the saved UNet for `steps` (fresh optimiser, warm-up and cosine: a warm restart, Min-SNR
+    weights); with `coords`, first widen its input with the coordinate channels (zero weights, so the
+    widened UNet starts as the saved one) unless it has them already."""
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     from t2iguard.export.modules import UNetEps
-    from t2iguard.export.tiny import load_trained, tiny_unet
+    from t2iguard.export.tiny import COORD_CHANNELS, tiny_unet
 
+    p = get_profile("tiny")
     path = out / "unet.safetensors"
     with safe_open(str(path), "pt") as f:
         before = f.metadata() or {}
     start = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    model = UNetEps(load_trained(tiny_unet(get_profile("tiny")), "unet", out))
-    ema, figures = _fit_unet(model, recipe, recipe.unet_more_steps, recipe.unet_min_snr, out, say, "unet-more")
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    unet = tiny_unet(p, coords=coords)
+    w = state["conv_in.weight"]
+    if coords and w.shape[1] == unet.config.in_channels - COORD_CHANNELS:
+        state["conv_in.weight"] = torch.cat([w, w.new_zeros(w.shape[0], COORD_CHANNELS, *w.shape[2:])], dim=1)
+    unet.load_state_dict(state)
+    model = UNetEps(unet, coords=p.latent_size if coords else None)
+    ema, figures = _fit_unet(model, recipe, steps, recipe.unet_min_snr, phase, out, say, what)
     phases = json.loads(before.get("phases", "[]")) or [before.get("recipe_sha256_16", "unknown")]
-    _save("unet", ema.unet, recipe, out, {"continued_from_sha256_16": start,
-                                          "phases": json.dumps([*phases, recipe.digest()])})
-    return {"unet": {**figures, "continued_from": start, "steps": recipe.unet_steps + recipe.unet_more_steps}}
+    phases = [*phases, recipe.digest()]
+    _save("unet", ema.unet, recipe, out, {"continued_from_sha256_16": start, "phases": json.dumps(phases),
+                                          "coord_channels": COORD_CHANNELS if coords else 0})
+    return {"unet": {**figures, "continued_from": start, "phases": len(phases)}}
+
+
+def train_unet_more(recipe: Recipe, out: Path, say) -> dict:
+    return _continue_unet(recipe, out, say, "unet-more", recipe.unet_more_steps, phase=1, coords=False)
+
+
+def train_unet_position(recipe: Recipe, out: Path, say) -> dict:
+    """`unet-more`'s UNet ignored position words (33% against chance 33%); this phase gives it coordinates."""
+    return _continue_unet(recipe, out, say, "unet-position", recipe.unet_position_steps, phase=2, coords=True)
 
 
 def train_guard(recipe: Recipe, out: Path, say) -> dict:
@@ -537,7 +558,7 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
     fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet,
-          "unet-more": train_unet_more, "guard": train_guard}[stage]
+          "unet-more": train_unet_more, "unet-position": train_unet_position, "guard": train_guard}[stage]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     figures = fn(recipe, out, say)

@@ -86,7 +86,9 @@ def test_training_script_runs_every_stage(tmp_path):
     for stage in STAGES:
         train(stage, recipe, out=tmp_path)
     with safe_open(str(tmp_path / "unet.safetensors"), "pt") as f:
-        assert len(json.loads(f.metadata()["phases"])) == 2  # unet, then unet-more from its weights
+        meta = f.metadata()
+    assert len(json.loads(meta["phases"])) == 3  # unet, then unet-more and unet-position from its weights
+    assert meta["coord_channels"] == "2"
     p = get_profile("tiny")
     load_trained(tiny_vae(p), "vae", tmp_path)
     load_trained(tiny_unet(p), "unet", tmp_path)
