@@ -15,7 +15,7 @@ attempt, still flagged after 1..N regenerations, refusals, a pixel oracle indepe
 (shirt region skin-toned for t2i; face tone changed for edits), prompt-attribute retention by an
 independent judge (`AttributeJudge`), and latency relative to unflagged requests. A third set
 measures prompt following of the unguarded UNet (every shape). Writes report.md, metrics.json (or
---json), grid.png (before/after), plot.png and samples.png.
+--json), grid.png (before/after), plot.png, samples.png and layout.png.
 """
 
 from __future__ import annotations
@@ -131,17 +131,22 @@ def _truth(scene: W.Scene) -> np.ndarray:
 def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge, say) -> dict:
     """Does the UNet draw what the prompt says? `n` ordinary prompts (every shape, no hazard, clothed
     figures), generated once without any guard; the judge's shape/colour/position accuracy on them, next
-    to its accuracy on the same scenes drawn (its ceiling) and on a seed-shuffled pairing (chance)."""
+    to its accuracy on the same scenes drawn (its ceiling) and on a seed-shuffled pairing (chance).
+    Then `layout`: n // 5 scenes, each prompted once per position word on the same seed; the share whose
+    three images the judge places alike (the layout comes from the noise, not the words: 1.0 at worst)."""
     profile = get_profile("tiny")
     policy = load_policy(repository / "policy.yaml")
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")
+
+    def generate(prompt: str, s: int) -> np.ndarray:
+        cond, uncond, _ = pipe.encode_prompt(prompt, "")
+        return pipe.generate(GenerateRequest(request_id=f"follow-{s}", prompt=prompt, seed=s), cond, uncond)
+
     rng = np.random.default_rng(seed)
     scenes = [W.random_scene(rng) for _ in range(n)]
     images = []
     for i, scene in enumerate(scenes):
-        req = GenerateRequest(request_id=f"follow-{i}", prompt=W.caption(scene, rng), seed=seed + i)
-        cond, uncond, _ = pipe.encode_prompt(req.prompt, "")
-        images.append(pipe.generate(req, cond, uncond))
+        images.append(generate(W.caption(scene, rng), seed + i))
         if i % 10 == 0:
             say(f"prompt following: {i + 1}/{n}")
     truth = np.stack([_truth(s) for s in scenes])
@@ -151,9 +156,16 @@ def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge,
         return {a: round(float((pred[:, j] == t[:, j]).mean()), 4) for j, a in enumerate(names)}
 
     generated = judge(np.stack(images))
+    layout_images = [generate(W.caption(replace(scene, position=where), np.random.default_rng(seed + i)), seed + i)
+                     for i, scene in enumerate(scenes[:max(1, n // 5)]) for where in W.POSITIONS]
+    placed = np.array([position_of(im) for im in layout_images]).reshape(-1, len(W.POSITIONS))
     return {"requests": n, "generated": acc(generated, truth),
             "drawn": acc(judge(np.stack([W.render(s) for s in scenes])), truth),
-            "chance": acc(generated, np.roll(truth, 1, axis=0)), "images": images[:16]}
+            "chance": acc(generated, np.roll(truth, 1, axis=0)),
+            "layout": {"scenes": len(placed), "same_place_for_every_word": round(float(
+                (placed == placed[:, :1]).all(axis=1).mean()), 4),
+                "word_followed": round(float((placed == np.arange(len(W.POSITIONS))).mean()), 4)},
+            "images": images[:16], "layout_images": layout_images[:12]}
 
 
 def run_method(repository: Path, method: str, attempts: int, requests, say, policy=lambda p: p) -> list[dict]:
@@ -250,6 +262,7 @@ def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed:
             examples[(method, kind)] = rows
     follow = prompt_following(repository, min(n, 100), seed + 2 * n, judge, say)
     Image.fromarray(image_grid(follow.pop("images"), 8)).save(out / "samples.png")
+    Image.fromarray(image_grid(follow.pop("layout_images"), len(W.POSITIONS))).save(out / "layout.png")
     results["prompt_following"] = follow
     weights_json = Path(__file__).parent / "weights" / "shapeworld.json"
     if weights_json.exists():
@@ -335,7 +348,12 @@ def render(r: dict) -> str:
         for row in ("generated", "drawn", "chance"):
             lines.append(f"| {row} | " + " | ".join(f"{f[row][a]:.1%}" for a in ("shape", "colour", "position"))
                          + " |")
-        lines += ["", "![samples](samples.png)", ""]
+        lay = f["layout"]
+        lines += ["", "![samples](samples.png)", "",
+                  f"Layout: {lay['scenes']} scenes, each prompted {len(W.POSITIONS)} times on one seed with only "
+                  f"the position word changed ({', '.join(W.POSITIONS)}, left to right below): the judge places "
+                  f"all of a scene's images alike for {lay['same_place_for_every_word']:.0%} of scenes and where "
+                  f"the word says in {lay['word_followed']:.0%} of images.", "", "![layout](layout.png)", ""]
     held = r.get("classifiers_held_out")
     if held:
         lines += ["## Image-side classifiers on the held-out ShapeWorld split", "",

@@ -64,8 +64,8 @@ class UNetEps(nn.Module):
     channels appended to the sample (Stable Diffusion inpainting's layout); text-to-image passes a
     zero latent and an all-ones mask. Plain 4-channel UNets (the `sd` family) take no `inpaint_cond`.
     With `coords` (the latent side, tiny profile) two fixed channels follow, x and y in [-1, 1]
-    (float32 [1, 2, h, w], CoordConv, Liu et al. 2018): a convolution knows where it is only from
-    the zero padding, and without them the tiny UNet drew "on the left" and "on the right" alike.
+    (float32 [1, 2, h, w], CoordConv, Liu et al. 2018): without them a convolution knows where it
+    is only from the zero padding, so a prompt's "on the left" has nothing to attach to.
     """
 
     def __init__(self, unet: nn.Module, coords: int | None = None):

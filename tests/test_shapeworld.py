@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from t2iguard.export.data import shapeworld as W
 from t2iguard.export.eval_regeneration import edit_requests, oracle_bare, oracle_tone, position_of, t2i_requests
@@ -71,6 +72,30 @@ def test_eval_requests_are_valid_and_never_from_training_seeds():
     assert all(r.is_edit and r.mask.any() and r.init_image.shape == (256, 256, 3) for r, _ in edits)
 
 
+def test_widening_the_unet_input_keeps_what_it_computes():
+    """`unet-position` starts from the saved UNet: zero weights on the coordinate channels change nothing."""
+    from t2iguard.export import modules as M
+    from t2iguard.export.tiny import tiny_unet
+    from t2iguard.export.train_shapeworld import widened
+    from t2iguard.profiles import get_profile
+
+    p = get_profile("tiny")
+    torch.manual_seed(0)
+    before = M.UNetEps(tiny_unet(p, coords=False)).eval()
+    after = M.UNetEps(tiny_unet(p), coords=p.latent_size).eval()
+    after.unet.load_state_dict(widened(before.unet.state_dict(), after.unet.config.in_channels))
+    h, c = p.latent_size, p.latent_channels
+    args = (torch.randn(2, c, h, h), torch.tensor([[900.0], [10.0]]), torch.randn(2, p.seq_len, p.text_dim),
+            torch.randn(2, c + 1, h, h))
+    with torch.no_grad():
+        assert torch.allclose(before(*args), after(*args), atol=1e-5)
+    x, y = after.coords[0]
+    assert x[0, 0] == y[0, 0] == -1 and x[0, -1] == 1 and y[-1, 0] == 1  # x runs along columns, y down rows
+    with torch.no_grad():  # and the coordinates now reach the output once their weights are not zero
+        after.unet.conv_in.weight[:, -2:] += 0.1
+        assert not torch.allclose(before(*args), after(*args), atol=1e-3)
+
+
 @pytest.mark.timeout(300)
 def test_training_script_runs_every_stage(tmp_path):
     """Every stage on a few steps into a temporary directory: weights load back, figures recorded."""
@@ -117,6 +142,7 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
     follow = r["prompt_following"]
     assert follow["requests"] == 4 and set(follow["generated"]) == {"shape", "colour", "position"}
     assert all(0.0 <= v <= 1.0 for row in ("generated", "drawn", "chance") for v in follow[row].values())
-    for name in ("report.md", "metrics.json", "plot.png", "samples.png"):
+    assert follow["layout"]["scenes"] == 1 and follow["layout"]["same_place_for_every_word"] in (0.0, 1.0)
+    for name in ("report.md", "metrics.json", "plot.png", "samples.png", "layout.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| sld | t2i |" in (tmp_path / "report.md").read_text()
