@@ -296,7 +296,7 @@ def train_shapeworld(
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
 ) -> None:
     """Train the tiny image side on ShapeWorld; write export/weights/*.safetensors (fp16) and the held-out
-    figures to export/weights/shapeworld.json. About an hour on 2 CPU cores. Rebuild afterwards."""
+    figures to export/weights/shapeworld.json. About 3 hours on 2 CPU cores (all stages). Rebuild afterwards."""
     import torch
 
     from t2iguard.export.train_shapeworld import STAGES, Recipe, train
