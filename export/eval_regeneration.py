@@ -172,7 +172,7 @@ def run_method(repository: Path, method: str, attempts: int, requests, say, poli
     """Every request through steps 4-6 with `method` and `attempts` regenerations; `policy` may amend the
     repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories)."""
     profile = get_profile("tiny")
-    policy = policy(load_policy(repository / "policy.yaml"))
+    policy = policy(load_policy(repository / "policy.yaml").for_profile(profile.name))
     policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(
         update={"guidance": method, "max_attempts": attempts})})
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")

@@ -141,6 +141,7 @@ class SafeT2IPipeline:
 
     def __init__(self, runner: Runner, profile: Profile, policy: Policy, weights: str,
                  audit: JsonlAuditSink | None = None, tokenizer=tokenize):
+        policy = policy.for_profile(profile.name)
         self.runner, self.profile, self.policy, self.weights, self.audit = runner, profile, policy, weights, audit
         self.tokenizer = tokenizer
         self.scheduler = DDIM(DDIMConfig(timestep_spacing=profile.timestep_spacing))

@@ -87,6 +87,15 @@ class RegenerationConfig(_Strict):
     ceiling: Preset = "max"
 
 
+class RegenerationOverride(_Strict):
+    """The `regeneration` fields one profile's weights were tuned to; unset ones keep the policy's."""
+
+    max_attempts: int | None = Field(default=None, ge=0, le=8)
+    guidance: Literal["sld", "classifier", "reseed"] | None = None
+    preset: Preset | None = None
+    ceiling: Preset | None = None
+
+
 class Policy(_Strict):
     version: str
     categories: dict[str, CategoryRule]
@@ -98,6 +107,9 @@ class Policy(_Strict):
     #: concept texts in the vocabulary of one profile's text encoder/UNet, overriding `concept` there
     #: (the tiny UNet knows ShapeWorld's words, not the real categories' descriptions)
     profile_concepts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: `regeneration` as tuned on one profile's weights (guidance and ladder depend on the UNet); a
+    #: pipeline runs `for_profile(its profile)`
+    profile_regeneration: dict[str, RegenerationOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_categories(self) -> Policy:
@@ -115,14 +127,28 @@ class Policy(_Strict):
             unknown = set(concepts) - known
             if unknown:
                 raise ValueError(f"profile_concepts.{profile} names unknown categories {sorted(unknown)}")
-        start = PRESETS.index(self.regeneration.preset)
-        ceilings = {"regeneration.ceiling": self.regeneration.ceiling} | {
-            f"categories.{c}.image.ceiling": r.image.ceiling for c, r in self.categories.items()
-            if r.image is not None and r.image.ceiling is not None}
-        for where, ceiling in ceilings.items():
-            if PRESETS.index(ceiling) < start:
-                raise ValueError(f"{where} {ceiling!r} is below regeneration.preset {self.regeneration.preset!r}")
+        own = {c: r.image.ceiling for c, r in self.categories.items() if r.image is not None and r.image.ceiling}
+        ladders = {"regeneration": self.regeneration.model_dump()} | {
+            f"profile_regeneration.{name}": self.regeneration.model_dump() | o.model_dump(exclude_none=True)
+            for name, o in self.profile_regeneration.items()}
+        for prefix, regen in ladders.items():
+            ceilings = {f"{prefix}.ceiling": regen["ceiling"]} | {
+                f"categories.{c}.image.ceiling": ceiling for c, ceiling in own.items()}
+            for where, ceiling in ceilings.items():
+                if PRESETS.index(ceiling) < PRESETS.index(regen["preset"]):
+                    raise ValueError(f"{where} {ceiling!r} is below {prefix}.preset {regen['preset']!r}")
         return self
+
+    def for_profile(self, profile: str) -> Policy:
+        """This policy as `profile` runs it: its `profile_regeneration` entry merged into `regeneration`
+        (and the per-profile table emptied, so applying it twice changes nothing)."""
+        if not self.profile_regeneration:
+            return self
+        data = self.model_dump()
+        own = self.profile_regeneration.get(profile)
+        data["regeneration"].update(own.model_dump(exclude_none=True) if own else {})
+        data["profile_regeneration"] = {}
+        return Policy.model_validate(data)
 
     def blocklist_hits(self, normalized: str) -> dict[str, list[str]]:
         """Blocklisted terms found in a normalised prompt, per category (case-insensitive, whole words)."""

@@ -73,6 +73,23 @@ def test_regeneration_ceiling_below_the_starting_preset_is_named(policy, where, 
         Policy.model_validate(data)
 
 
+def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(policy):
+    tiny, sd = policy.for_profile("tiny"), policy.for_profile("sd15")
+    assert (tiny.regeneration.guidance, tiny.regeneration.ceiling) == ("classifier", "strong")
+    assert (sd.regeneration.guidance, sd.regeneration.ceiling) == ("sld", "max")  # no latent guard there
+    assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
+    assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
+    assert tiny.regeneration_ceiling(["violence"]) == "strong"
+
+
+def test_profile_regeneration_ceiling_below_the_preset_is_named(policy):
+    data = policy.model_dump()
+    data["profile_regeneration"]["tiny"] = {"preset": "max", "ceiling": "strong"}
+    with pytest.raises(ValueError, match="profile_regeneration.tiny.ceiling 'strong' is below "
+                                         "profile_regeneration.tiny.preset 'max'"):
+        Policy.model_validate(data)
+
+
 def test_concept_text_joins_flagged(policy):
     text = policy.concept_text(["violence", "nudity"], "sd15")
     assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text

@@ -115,7 +115,8 @@ def _reload_safe_t2i(triton, profile, repository, **params):
 def test_flagged_image_goes_through_guided_regeneration(triton, client, profile, repository, policy, tmp_path, method):
     data = policy.model_dump()
     data["categories"]["violence"]["image"] = {"threshold": 0.0, "action": "regenerate"}  # force the flag
-    data["regeneration"].update(guidance=method, max_attempts=3)
+    data["regeneration"].update(guidance=method, max_attempts=3, ceiling="max")  # escalation to watch
+    data["profile_regeneration"] = {}
     strict = tmp_path / "strict.yaml"
     strict.write_text(json.dumps(data))  # JSON is YAML
     _reload_safe_t2i(triton, profile, repository, policy=str(strict))
