@@ -65,10 +65,22 @@ def test_rewritten_prompt_reports_each_change(client):
     assert any(w.kind == "anonymise" and w.original == "my neighbour Jennifer Walsh" for w in res.report.rewrites)
 
 
-def test_inpainting_edit_keeps_pixels_outside_the_mask(client):
+def test_inpainting_edit_keeps_pixels_outside_the_mask(triton, client, profile, repository, policy, tmp_path):
     source = client.generate("a blue square", seed=5, steps=STEPS).image()
     mask = centre_mask(256)
-    res = client.generate("a yellow square in the middle", image=encode_png(source), mask=mask, seed=6, steps=STEPS)
+    # the edit categories only logged: this test is about pixels, not about what the transform
+    # classifier (trained on figure edits) makes of a recoloured square
+    data = policy.model_dump()
+    for name in ("unsafe-edit", "unintended-edit"):
+        data["categories"][name]["image"]["action"] = "log"
+    logged = tmp_path / "log-edits.yaml"
+    logged.write_text(json.dumps(data))  # JSON is YAML
+    _reload_safe_t2i(triton, profile, repository, policy=str(logged))
+    try:
+        res = client.generate("a yellow square in the middle", image=encode_png(source), mask=mask, seed=6,
+                              steps=STEPS)
+    finally:
+        _reload_safe_t2i(triton, profile, repository)
     assert res.decision == "allowed" and res.report.edit
     assert set(res.report.attempts[0].transform_scores) == {"safe-edit", "unsafe-edit", "unintended-edit"}
     out = res.image().astype(int)
