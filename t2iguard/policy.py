@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from t2iguard.guidance import PRESETS
+from t2iguard.profiles import PROFILES, SD_KINDS
 from t2iguard.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
@@ -127,6 +128,11 @@ class Policy(_Strict):
             unknown = set(concepts) - known
             if unknown:
                 raise ValueError(f"profile_concepts.{profile} names unknown categories {sorted(unknown)}")
+        known_profiles = {*PROFILES, *SD_KINDS}
+        for table in ("profile_concepts", "profile_regeneration"):
+            unknown = set(getattr(self, table)) - known_profiles
+            if unknown:  # a misspelt profile would silently leave the defaults in force
+                raise ValueError(f"{table} names unknown profiles {sorted(unknown)}; known: {sorted(known_profiles)}")
         own = {c: r.image.ceiling for c, r in self.categories.items() if r.image is not None and r.image.ceiling}
         ladders = {"regeneration": self.regeneration.model_dump()} | {
             f"profile_regeneration.{name}": self.regeneration.model_dump() | o.model_dump(exclude_none=True)

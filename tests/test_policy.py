@@ -90,6 +90,13 @@ def test_profile_regeneration_ceiling_below_the_preset_is_named(policy):
         Policy.model_validate(data)
 
 
+def test_profile_tables_name_only_known_profiles(policy):
+    data = policy.model_dump()
+    data["profile_regeneration"]["tiy"] = {"guidance": "reseed"}
+    with pytest.raises(ValueError, match=r"profile_regeneration names unknown profiles \['tiy'\]"):
+        Policy.model_validate(data)
+
+
 def test_concept_text_joins_flagged(policy):
     text = policy.concept_text(["violence", "nudity"], "sd15")
     assert policy.categories["violence"].concept in text and policy.categories["nudity"].concept in text
