@@ -9,12 +9,16 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
+| `unet-vpred` | optional: continues the saved UNet as a v-predictor on a zero-terminal-SNR schedule | unet-position |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
 The committed weights come from `vae`, `unet`, `unet-more`, `unet-position`, `guard`, `classifiers` in
-that order (the default). The UNet and the guard read latents cached per draw and VAE digest. After `vae`,
-independent stages can run side by side (`--threads 1` each). Held-out metrics come from a split drawn
-with another seed and land in export/weights/shapeworld.json.
+that order (`DEFAULT_STAGES`). The UNet phases predict eps on the scaled-linear schedule (`EPS_SCHEDULE`);
+`unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
+its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
+The UNet and the guard read latents cached per draw and VAE digest. After `vae`, independent stages can run
+side by side (`--threads 1` each). Held-out metrics come from a split drawn with another seed and land in
+export/weights/shapeworld.json.
 """
 
 from __future__ import annotations
@@ -34,14 +38,19 @@ from torch.nn import functional as F
 
 from t2iguard.export.data import shapeworld as W
 from t2iguard.images import downsample_mask, from_pixels, to_pixels
-from t2iguard.profiles import get_profile
-from t2iguard.scheduler import DDIM
+from t2iguard.profiles import get_profile, trained_schedule
+from t2iguard.scheduler import DDIM, DDIMConfig
 from t2iguard.stages import classifier_pixels
 from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-STAGES = ("vae", "unet", "unet-more", "unet-position", "guard", "classifiers")
+DEFAULT_STAGES = ("vae", "unet", "unet-more", "unet-position", "guard", "classifiers")
+STAGES = (*DEFAULT_STAGES, "unet-vpred")
+#: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
+EPS_SCHEDULE = DDIMConfig()
+#: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
+VPRED_SCHEDULE = DDIMConfig(timestep_spacing="trailing", prediction_type="v_prediction", zero_terminal_snr=True)
 HELD_OUT_SEED_OFFSET = 1000
 
 
@@ -62,6 +71,7 @@ class Recipe:
     unet_more_steps: int = 3000  # `unet-more`: a second cosine cycle from the saved UNet
     unet_min_snr: float = 5.0  # `unet-more` weights the eps loss by min(SNR, 5) / SNR (Hang et al. 2023)
     unet_position_steps: int = 2000  # `unet-position`: a third cycle, with the coordinate channels
+    unet_vpred_steps: int = 2500  # `unet-vpred` (optional): v prediction on the zero-terminal-SNR schedule
     guard_steps: int = 1500
     classifier_steps: int = 1000
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
@@ -73,7 +83,7 @@ class Recipe:
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
         return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32,
-                       unet_steps=2, unet_more_steps=2, unet_position_steps=2, guard_steps=2,
+                       unet_steps=2, unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2, guard_steps=2,
                        classifier_steps=2, decoded=16, batch=8)
 
 
@@ -410,19 +420,25 @@ def _guided_labels(scenes: list[W.Scene]) -> np.ndarray:
     return y
 
 
-def _noised(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x_t, noise, t float32 [B, 1]) at uniform timesteps of the DDIM training schedule."""
-    alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
+def _noised(x0: torch.Tensor, alphas: torch.Tensor, gen: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_t, noise, t float32 [B, 1]) at uniform timesteps of a schedule (alpha_bar float32 [T])."""
     t = torch.randint(0, len(alphas), (x0.shape[0],), generator=gen)
     a = alphas[t][:, None, None, None]
     noise = torch.randn(x0.shape, generator=gen)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t.float()[:, None]
 
 
+def _alphas(schedule: DDIMConfig) -> torch.Tensor:
+    return torch.from_numpy(DDIM(schedule).alphas_cumprod).float()
+
+
 def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, phase: int, out: Path, say,
-              what: str) -> tuple[torch.nn.Module, dict]:
-    """Eps-prediction training on the cached latents with 10% empty prompts (for classifier-free guidance),
-    EMA 0.999; `min_snr` weights each sample's loss by min(SNR, min_snr) / SNR. Returns the EMA model."""
+              what: str, schedule: DDIMConfig = EPS_SCHEDULE) -> tuple[torch.nn.Module, dict]:
+    """Training on the cached latents with 10% empty prompts (for classifier-free guidance), EMA 0.999, to
+    predict the schedule's target (eps, or v = sqrt(a) eps - sqrt(1 - a) x0); `min_snr` weights each
+    sample's loss by min(SNR, min_snr) / SNR (Min-SNR, Hang et al. 2023): for v, whose loss does not vanish
+    at SNR 0, that is 1 up to SNR = min_snr and downweights only the near-clean steps. Returns the EMA model."""
     from t2iguard.export.tiny import load_minilm
 
     p = get_profile("tiny")
@@ -436,18 +452,22 @@ def _fit_unet(model, recipe: Recipe, steps: int, min_snr: float | None, phase: i
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.unet_lr, weight_decay=0.0)
     sched = _schedule(opt, steps, warmup=100)
     gen = torch.Generator().manual_seed(recipe.seed + phase)  # each phase draws other batches
-    alphas = torch.from_numpy(DDIM().alphas_cumprod).float()
+    alphas = _alphas(schedule)
     n = len(data.x0)
 
     def step(i: int) -> float:
         idx = torch.randint(0, n, (recipe.batch,), generator=gen)
         ctx = data.context[idx.numpy()].copy()
         ctx[torch.rand(len(idx), generator=gen).numpy() < 0.1] = empty  # for classifier-free guidance
-        x_t, noise, t = _noised(data.x0[idx], gen)
-        per_sample = (model(x_t, t, hidden_t[ctx].float(), data.cond[idx]) - noise).pow(2).mean((1, 2, 3))
+        x0 = data.x0[idx]
+        x_t, noise, t = _noised(x0, alphas, gen)
+        a = alphas[t[:, 0].long()]
+        target = noise
+        if schedule.prediction_type == "v_prediction":
+            target = a.sqrt()[:, None, None, None] * noise - (1 - a).sqrt()[:, None, None, None] * x0
+        per_sample = (model(x_t, t, hidden_t[ctx].float(), data.cond[idx]) - target).pow(2).mean((1, 2, 3))
         if min_snr:
-            snr = alphas[t[:, 0].long()] / (1 - alphas[t[:, 0].long()])
-            per_sample = per_sample * snr.clamp(max=min_snr) / snr
+            per_sample = per_sample * (min_snr * (1 - a) / a).clamp(max=1.0)  # min(SNR, g) / SNR, 1 at SNR 0
         loss = per_sample.mean()
         opt.zero_grad()
         loss.backward()
@@ -485,10 +505,11 @@ def widened(state: dict[str, torch.Tensor], in_channels: int) -> dict[str, torch
     return state
 
 
-def _continue_unet(recipe: Recipe, out: Path, say, what: str, steps: int, phase: int, coords: bool) -> dict:
+def _continue_unet(recipe: Recipe, out: Path, say, what: str, steps: int, phase: int, coords: bool,
+                   schedule: DDIMConfig = EPS_SCHEDULE) -> dict:
     """Continue the saved UNet for `steps` (fresh optimiser, warm-up and cosine: a warm restart, Min-SNR
-    weights); with `coords`, first widen its input with the coordinate channels (zero weights, so the
-    widened UNet starts as the saved one) unless it has them already."""
+    weights) on `schedule`; with `coords`, first widen its input with the coordinate channels (zero weights,
+    so the widened UNet starts as the saved one) unless it has them already."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -500,15 +521,20 @@ def _continue_unet(recipe: Recipe, out: Path, say, what: str, steps: int, phase:
     with safe_open(str(path), "pt") as f:
         before = f.metadata() or {}
     start = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    saved = DDIMConfig(**trained_schedule(path))
+    if saved.prediction_type == "v_prediction" != schedule.prediction_type:  # eps -> v is `unet-vpred`
+        raise ValueError(f"{path} predicts {saved.prediction_type}; `{what}` trains {schedule.prediction_type}: "
+                         "retrain from `unet` instead of continuing it")
     unet = tiny_unet(p, coords=coords)
     unet.load_state_dict(widened({k: v.float() for k, v in load_file(str(path)).items()},
                                  unet.config.in_channels))
     model = UNetEps(unet, coords=p.latent_size if coords else None)
-    ema, figures = _fit_unet(model, recipe, steps, recipe.unet_min_snr, phase, out, say, what)
+    ema, figures = _fit_unet(model, recipe, steps, recipe.unet_min_snr, phase, out, say, what, schedule)
     phases = json.loads(before.get("phases", "[]")) or [before.get("recipe_sha256_16", "unknown")]
     phases = [*phases, recipe.digest()]
     _save("unet", ema.unet, recipe, out, {"continued_from_sha256_16": start, "phases": json.dumps(phases),
-                                          "coord_channels": COORD_CHANNELS if coords else 0})
+                                          "coord_channels": COORD_CHANNELS if coords else 0,
+                                          "schedule": json.dumps(asdict(schedule))})
     return {"unet": {**figures, "continued_from": start, "phases": len(phases)}}
 
 
@@ -520,6 +546,14 @@ def train_unet_position(recipe: Recipe, out: Path, say) -> dict:
     """Gives the UNet coordinates (it drew "on the left" and "on the right" alike) and trains on. Measured:
     shape and colour following improved, position did not (the layout comes from the initial noise)."""
     return _continue_unet(recipe, out, say, "unet-position", recipe.unet_position_steps, phase=2, coords=True)
+
+
+def train_unet_vpred(recipe: Recipe, out: Path, say) -> dict:
+    """Moves the UNet to zero terminal SNR with v prediction (sampled with trailing timesteps), so that the
+    layout follows the prompt rather than the initial noise. Measured: position followed far more often,
+    and flagged party figures no longer vary with the seed, so regeneration removes fewer (README)."""
+    return _continue_unet(recipe, out, say, "unet-vpred", recipe.unet_vpred_steps, phase=3, coords=True,
+                          schedule=VPRED_SCHEDULE)
 
 
 def train_guard(recipe: Recipe, out: Path, say) -> dict:
@@ -534,10 +568,11 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
     sched = _schedule(opt, recipe.guard_steps)
     gen = torch.Generator().manual_seed(recipe.seed)
     pos_weight = positive_weights(data.guard)
+    alphas = _alphas(DDIMConfig(**trained_schedule(out / "unet.safetensors")))  # the UNet's: it guards its latents
 
     def step(i: int) -> float:
         idx = torch.randint(0, len(data.x0), (recipe.batch * 2,), generator=gen)
-        x_t, _, t = _noised(data.x0[idx], gen)
+        x_t, _, t = _noised(data.x0[idx], alphas, gen)
         loss = F.binary_cross_entropy_with_logits(guard(x_t, t, data.cond[idx]), data.guard[idx],
                                                   pos_weight=pos_weight)
         opt.zero_grad()
@@ -551,7 +586,6 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
     figures = {}
     with torch.no_grad():
         for t in (100, 500, 900):
-            alphas = DDIM().alphas_cumprod
             a = float(alphas[t])
             noise = torch.randn(held.x0.shape, generator=gen)
             x_t = a ** 0.5 * held.x0 + (1 - a) ** 0.5 * noise
@@ -566,7 +600,8 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
     fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet,
-          "unet-more": train_unet_more, "unet-position": train_unet_position, "guard": train_guard}[stage]
+          "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
+          "guard": train_guard}[stage]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     figures = fn(recipe, out, say)

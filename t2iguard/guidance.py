@@ -1,4 +1,4 @@
-"""Guidance math on noise predictions (numpy, float32 [B, C, H, W]).
+"""Guidance math on the UNet's predictions (numpy, float32 [B, C, H, W]; eps or v, see scheduler.py).
 
 Classifier-free guidance; classifier guidance (Dhariwal & Nichol 2021, as the DALL-E 3 system card
 describes for steering away from a flagged class): with g = d/dx_t log p(not flagged | x_t) from a
@@ -17,7 +17,9 @@ steers each denoising step away from a safety concept's noise estimate:
     eps   = eps_uncond + s_g * (g - g_s)          (g_s only after the warm-up steps)
 
 The presets are the paper's hyperparameters; warm-up is stated for 50 steps and scaled to the
-actual number of steps.
+actual number of steps. Both are stated on noise predictions; for a v-predicting UNet they read the
+eps differences, sqrt(alpha_bar_t) times the v differences (at fixed x_t eps = sqrt(a) v + sqrt(1 - a) x_t,
+so the guided v means the guided eps), `eps_per_output` below. CFG is the same in either.
 """
 
 from __future__ import annotations
@@ -66,11 +68,16 @@ def regeneration_step(method: str, preset: str, ceiling: str, k: int, seed: int)
     return (None if method == "reseed" else PRESETS[top]), fresh
 
 
-def classifier_guided(eps: np.ndarray, gradient: np.ndarray, alpha_bar: float, preset: str) -> np.ndarray:
-    """Shift a (CFG) noise prediction along the latent guard's gradient of log p(not flagged)."""
+def classifier_guided(pred: np.ndarray, gradient: np.ndarray, alpha_bar: float, preset: str,
+                      eps_per_output: float = 1.0) -> np.ndarray:
+    """Shift a (CFG) prediction along the latent guard's gradient of log p(not flagged): the eps shift
+    divided by `eps_per_output` (1 for eps; sqrt(alpha_bar) for v, which must then be > 0)."""
     if preset not in CLASSIFIER_SCALES:
         raise ValueError(f"unknown classifier-guidance preset {preset!r}; known: {', '.join(CLASSIFIER_SCALES)}")
-    return (eps - CLASSIFIER_SCALES[preset] * np.sqrt(1.0 - alpha_bar) * gradient).astype(np.float32)
+    if eps_per_output <= 0.0:
+        raise ValueError("classifier guidance cannot act at zero SNR (the prediction does not change eps there)")
+    shift = CLASSIFIER_SCALES[preset] * np.sqrt(1.0 - alpha_bar) * gradient / eps_per_output
+    return (pred - shift).astype(np.float32)
 
 
 def cfg(eps_uncond: np.ndarray, eps_text: np.ndarray, scale: float) -> np.ndarray:
@@ -89,10 +96,12 @@ class SLDGuidance:
         self.momentum: np.ndarray | None = None
 
     def __call__(self, step: int, eps_uncond: np.ndarray, eps_text: np.ndarray, eps_safety: np.ndarray,
-                 scale: float) -> np.ndarray:
+                 scale: float, eps_per_output: float = 1.0) -> np.ndarray:
+        """The guided prediction from the unconditional, prompt and safety-concept rows (eps or v; for v
+        pass `eps_per_output` = sqrt(alpha_bar_t), so threshold and scale read eps differences)."""
         p = self.p
         g = eps_text - eps_uncond
-        diff = eps_text - eps_safety
+        diff = (eps_text - eps_safety) * eps_per_output
         concept_scale = np.where(diff >= p.threshold, 0.0, np.minimum(np.abs(diff) * p.guidance_scale, 1.0))
         g_safety = (eps_safety - eps_uncond) * concept_scale
         if self.momentum is None:

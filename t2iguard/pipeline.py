@@ -25,7 +25,7 @@ from t2iguard.policy import Policy
 from t2iguard.profiles import Profile
 from t2iguard.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport
 from t2iguard.runners import ModelCallError, Runner
-from t2iguard.scheduler import DDIM, DDIMConfig
+from t2iguard.scheduler import DDIM
 from t2iguard.stages import decode_text
 from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, TRANSFORM_CLASSES
 from t2iguard.text import mean_pool, normalize, tokenize
@@ -144,7 +144,7 @@ class SafeT2IPipeline:
         policy = policy.for_profile(profile.name)
         self.runner, self.profile, self.policy, self.weights, self.audit = runner, profile, policy, weights, audit
         self.tokenizer = tokenizer
-        self.scheduler = DDIM(DDIMConfig(timestep_spacing=profile.timestep_spacing))
+        self.scheduler = DDIM(profile.schedule)
         if policy.regeneration.guidance == "classifier" and not profile.trained_image_side:
             raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
                              "(use `guidance: sld`)")
@@ -336,18 +336,19 @@ class SafeT2IPipeline:
                        S.ENCODER_HIDDEN_STATES: context}
             if p.inpaint_channels:
                 unet_in[S.INPAINT_COND] = np.repeat(inpaint, n, axis=0)
-            eps = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]
+            pred = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]  # eps or v (profile.prediction_type)
+            per_output = self.scheduler.eps_per_output(int(t))
             if sld is not None:
-                eps_hat = sld(i, eps[0:1], eps[1:2], eps[2:3], req.guidance_scale)
+                guided = sld(i, pred[0:1], pred[1:2], pred[2:3], req.guidance_scale, per_output)
             else:
-                eps_hat = cfg(eps[0:1], eps[1:2], req.guidance_scale)
-            if weights is not None:
+                guided = cfg(pred[0:1], pred[1:2], req.guidance_scale)
+            if weights is not None and per_output > 0.0:  # at zero SNR x_t is pure noise: nothing to steer
                 grad = self._call(S.LATENT_GUARD, {S.SAMPLE: latents, S.TIMESTEP: np.full((1, 1), t, np.float32),
                                                    S.INPAINT_COND: inpaint, S.GUIDE_WEIGHTS: weights},
                                   [S.GUIDE_GRADIENT])[S.GUIDE_GRADIENT]
-                eps_hat = classifier_guided(eps_hat, grad, float(self.scheduler.alphas_cumprod[int(t)]),
-                                            guidance.preset)
-            latents = self.scheduler.step(eps_hat, int(t), latents, req.steps)
+                guided = classifier_guided(guided, grad, float(self.scheduler.alphas_cumprod[int(t)]),
+                                           guidance.preset, per_output)
+            latents = self.scheduler.step(guided, int(t), latents, req.steps)
             if req.is_edit:
                 t_prev = int(t) - stride
                 known = source if t_prev < 0 else self.scheduler.add_noise(source, source_noise, t_prev)

@@ -7,10 +7,13 @@ checkpoint directory (`profile_from_weights`); a built repository records its pr
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
+
+from t2iguard.scheduler import DDIMConfig, PredictionType
 
 PROFILE_FILE = "profile.json"
 
@@ -31,7 +34,10 @@ class Profile:
         embed_dim: CLIP-style image embedding size.
         max_batch: largest batch a stateless model is configured for (dynamic batching).
         default_steps, default_guidance: request defaults that suit the weights.
-        timestep_spacing: DDIM timestep spacing (`leading`; `trailing` for few-step distilled models).
+        timestep_spacing: DDIM timestep spacing (`leading`; `trailing`: the first step at t = T, for
+            few-step distilled models and zero terminal SNR).
+        prediction_type, zero_terminal_snr: what the UNet predicts (`epsilon` or `v_prediction`) and whether
+            its noise schedule ends in pure noise (t2iguard/scheduler.py); both as the weights were trained.
         nude_detector: image_guard also runs NudeNet's detector (`t2iguard build --nudenet`).
     """
 
@@ -48,7 +54,15 @@ class Profile:
     default_steps: int = 20
     default_guidance: float = 5.0
     timestep_spacing: Literal["leading", "trailing"] = "leading"
+    prediction_type: PredictionType = "epsilon"
+    zero_terminal_snr: bool = False
     nude_detector: bool = False
+
+    @property
+    def schedule(self) -> DDIMConfig:
+        """The DDIM configuration the UNet was trained with (and is sampled with)."""
+        return DDIMConfig(timestep_spacing=self.timestep_spacing, prediction_type=self.prediction_type,
+                          zero_terminal_snr=self.zero_terminal_snr)
 
     @property
     def latent_size(self) -> int:
@@ -73,7 +87,23 @@ class Profile:
         return json.dumps(asdict(self), indent=2)
 
 
-PROFILES: dict[str, Profile] = {"tiny": Profile(name="tiny")}
+def trained_schedule(unet: Path) -> dict:
+    """The schedule a ShapeWorld UNet file records in its metadata (`schedule`, written by `t2iguard train
+    shapeworld`), as Profile fields; files without one were trained on the default (eps) schedule."""
+    from safetensors import safe_open
+
+    if not unet.exists():
+        return {}
+    with safe_open(str(unet), "pt") as f:
+        recorded = json.loads((f.metadata() or {}).get("schedule", "{}"))
+    keys = ("timestep_spacing", "prediction_type", "zero_terminal_snr")
+    return {k: recorded[k] for k in keys if k in recorded}
+
+
+#: tiny: sampled the way its committed UNet was trained (the weights say, as an sd checkpoint's scheduler does)
+PROFILES: dict[str, Profile] = {"tiny": Profile(
+    name="tiny", **trained_schedule(Path(importlib.import_module("t2iguard.export").__file__).parent / "weights"
+                                    / "unet.safetensors"))}
 #: request defaults per Stable Diffusion checkpoint kind
 SD_KINDS: dict[str, dict] = {
     "sd15": {"default_steps": 30, "default_guidance": 7.5, "timestep_spacing": "leading"},
@@ -97,9 +127,31 @@ def _config(weights: Path, part: str, name: str = "config.json") -> dict:
     return json.loads(path.read_text())
 
 
+def _schedule_from(weights: Path, kind: dict) -> dict:
+    """The kind's schedule defaults overridden by the checkpoint's scheduler/scheduler_config.json, when it
+    has one: prediction type (SD 2.x predicts v), zero terminal SNR and spacing. The betas must be the
+    scaled-linear 0.00085..0.012 over 1000 steps every Stable Diffusion checkpoint uses (the DDIM here)."""
+    path = weights / "scheduler" / "scheduler_config.json"
+    if not path.exists():
+        return {}
+    config, ours = json.loads(path.read_text()), DDIMConfig()
+    for key, want in (("beta_schedule", "scaled_linear"), ("beta_start", ours.beta_start),
+                      ("beta_end", ours.beta_end), ("num_train_timesteps", ours.num_train_timesteps)):
+        if config.get(key, want) != want:
+            raise ValueError(f"{path}: `{key}` is {config[key]!r}; t2iguard's DDIM supports {want!r} only")
+    prediction = config.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "v_prediction"):
+        raise ValueError(f"{path}: `prediction_type` is {prediction!r}; supported: epsilon, v_prediction")
+    spacing = config.get("timestep_spacing", kind["timestep_spacing"])
+    if spacing not in ("leading", "trailing"):
+        raise ValueError(f"{path}: `timestep_spacing` is {spacing!r}; supported: leading, trailing")
+    return {"prediction_type": prediction, "zero_terminal_snr": bool(config.get("rescale_betas_zero_snr", False)),
+            "timestep_spacing": spacing}
+
+
 def profile_from_weights(name: str, weights: Path, max_batch: int = 8) -> Profile:
     """An `sd` profile sized from the checkpoint's own configs (unet/, vae/, text_encoder/, tokenizer/,
-    safety_checker/)."""
+    safety_checker/, and scheduler/ when present)."""
     if name not in SD_KINDS:
         raise ValueError(f"unknown sd profile {name!r}; known: {', '.join(SD_KINDS)}")
     unet, vae, text = _config(weights, "unet"), _config(weights, "vae"), _config(weights, "text_encoder")
@@ -113,7 +165,7 @@ def profile_from_weights(name: str, weights: Path, max_batch: int = 8) -> Profil
         name=name, family="sd", seq_len=int(tokenizer.get("model_max_length", 77)), text_dim=text["hidden_size"],
         image_size=unet["sample_size"] * factor, vae_factor=factor, latent_channels=vae["latent_channels"],
         classifier_size=checker["vision_config"]["image_size"], embed_dim=checker["projection_dim"],
-        max_batch=max_batch, **SD_KINDS[name])
+        max_batch=max_batch, **{**SD_KINDS[name], **_schedule_from(weights, SD_KINDS[name])})
 
 
 def load_profile(name: str, repository: Path | None = None) -> Profile:

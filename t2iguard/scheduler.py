@@ -1,15 +1,25 @@
 """DDIM sampling in numpy (eta = 0), so the serve-time orchestrator needs no torch.
 
 Numerically equivalent to diffusers' `DDIMScheduler` with the same configuration
-(`tests/test_scheduler.py` checks both against each other): scaled-linear betas,
-`timestep_spacing="leading"` (or `"trailing"`), `set_alpha_to_one=False`, epsilon prediction.
+(`tests/test_scheduler.py` checks both against each other): scaled-linear betas, optionally rescaled
+to zero terminal SNR (`rescale_betas_zero_snr`), `timestep_spacing="leading"` (or `"trailing"`),
+`set_alpha_to_one=False`, epsilon or v prediction.
+
+With zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are
+Flawed") the last training timestep is pure noise, so the model learns the whole layout from the
+prompt instead of reading it from the residual signal training leaves at t = T; the noise can then
+no longer be recovered from an epsilon prediction there (x0 = (x - sqrt(1 - a) eps) / sqrt(a) at
+a = 0), hence v prediction (Salimans & Ho 2022) and trailing timesteps that start at t = T.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+PredictionType = Literal["epsilon", "v_prediction"]
 
 
 @dataclass(frozen=True)
@@ -18,17 +28,30 @@ class DDIMConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     steps_offset: int = 1
-    timestep_spacing: str = "leading"  # "trailing" for few-step distilled models (SD-Turbo)
+    timestep_spacing: Literal["leading", "trailing"] = "leading"  # "trailing": starts at t = T
+    prediction_type: PredictionType = "epsilon"
+    zero_terminal_snr: bool = False
+
+
+def alphas_cumprod(config: DDIMConfig) -> np.ndarray:
+    """alpha_bar_t float64 [T] of the scaled-linear schedule; with `zero_terminal_snr`, sqrt(alpha_bar)
+    shifted to end at 0 and rescaled to keep its first value (Lin et al. 2023, Algorithm 1)."""
+    betas = np.linspace(config.beta_start**0.5, config.beta_end**0.5, config.num_train_timesteps,
+                        dtype=np.float64) ** 2
+    bar = np.cumprod(1.0 - betas)
+    if config.zero_terminal_snr:
+        root = np.sqrt(bar)
+        root = (root - root[-1]) * root[0] / (root[0] - root[-1])
+        bar = root**2
+    return bar
 
 
 class DDIM:
-    """DDIM (Song et al. 2021), deterministic. Latents float32 [B, C, H, W]."""
+    """DDIM (Song et al. 2021), deterministic. Latents and model outputs float32 [B, C, H, W]."""
 
     def __init__(self, config: DDIMConfig = DDIMConfig()):
         self.config = config
-        betas = np.linspace(config.beta_start**0.5, config.beta_end**0.5, config.num_train_timesteps,
-                            dtype=np.float64) ** 2
-        self.alphas_cumprod = np.cumprod(1.0 - betas)
+        self.alphas_cumprod = alphas_cumprod(config)
         self.final_alpha_cumprod = self.alphas_cumprod[0]  # set_alpha_to_one=False
 
     def timesteps(self, num_inference_steps: int) -> np.ndarray:
@@ -45,11 +68,23 @@ class DDIM:
         prev = t - self.config.num_train_timesteps // num_inference_steps
         return self.alphas_cumprod[prev] if prev >= 0 else self.final_alpha_cumprod
 
-    def step(self, eps: np.ndarray, t: int, latents: np.ndarray, num_inference_steps: int) -> np.ndarray:
-        """One DDIM update x_t -> x_{t-1} from the predicted noise `eps` (same shape as latents)."""
-        a_t = self.alphas_cumprod[t]
+    def split(self, model_output: np.ndarray, t: int, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted x0, predicted eps) from the model's output at timestep t (its prediction type)."""
+        a = self.alphas_cumprod[t]
+        if self.config.prediction_type == "v_prediction":
+            return (np.sqrt(a) * latents - np.sqrt(1.0 - a) * model_output,
+                    np.sqrt(a) * model_output + np.sqrt(1.0 - a) * latents)
+        return (latents - np.sqrt(1.0 - a) * model_output) / np.sqrt(a), model_output
+
+    def eps_per_output(self, t: int) -> float:
+        """d eps / d model output at fixed x_t: 1 for eps prediction, sqrt(alpha_bar_t) for v (0 at zero SNR,
+        where no output changes the predicted noise). Guidance stated on eps differences reads them through it."""
+        return 1.0 if self.config.prediction_type == "epsilon" else float(np.sqrt(self.alphas_cumprod[t]))
+
+    def step(self, model_output: np.ndarray, t: int, latents: np.ndarray, num_inference_steps: int) -> np.ndarray:
+        """One DDIM update x_t -> x_{t-1} from the model's output (same shape as latents)."""
+        x0, eps = self.split(model_output, t, latents)
         a_prev = self._alpha_prev(t, num_inference_steps)
-        x0 = (latents - np.sqrt(1.0 - a_t) * eps) / np.sqrt(a_t)
         return (np.sqrt(a_prev) * x0 + np.sqrt(1.0 - a_prev) * eps).astype(np.float32)
 
     def add_noise(self, x0: np.ndarray, noise: np.ndarray, t: int) -> np.ndarray:

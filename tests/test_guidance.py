@@ -77,6 +77,28 @@ def test_classifier_guidance_descends_the_flagged_class():
         classifier_guided(eps, grad.numpy(), 0.5, "extreme")
 
 
+@pytest.mark.parametrize("preset", ["medium", "max"])
+def test_guidance_on_v_means_guidance_on_eps(preset):
+    """For a v-predicting UNet, SLD (its threshold and scale read eps differences) and classifier guidance
+    on v give the v that means the eps-space guidance's eps: eps = sqrt(a) v + sqrt(1 - a) x_t."""
+    from t2iguard.guidance import classifier_guided
+
+    a = 0.3
+    x = np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    vs = _eps(4)
+    to_eps = [np.sqrt(a) * v + np.sqrt(1 - a) * x for v in vs]
+    on_eps = SLDGuidance(preset, num_steps=50)(20, *to_eps, 5.0)
+    on_v = SLDGuidance(preset, num_steps=50)(20, *vs, 5.0, eps_per_output=np.sqrt(a))
+    np.testing.assert_allclose(np.sqrt(a) * on_v + np.sqrt(1 - a) * x, on_eps, atol=1e-4)
+    assert not np.allclose(on_eps, cfg(*to_eps[:2], 5.0), atol=1e-3)  # the guidance acted
+    grad = _eps(5)[0]
+    on_eps = classifier_guided(to_eps[1], grad, a, "strong")
+    on_v = classifier_guided(vs[1], grad, a, "strong", eps_per_output=np.sqrt(a))
+    np.testing.assert_allclose(np.sqrt(a) * on_v + np.sqrt(1 - a) * x, on_eps, atol=1e-4)
+    with pytest.raises(ValueError, match="zero SNR"):
+        classifier_guided(vs[1], grad, 0.0, "strong", eps_per_output=0.0)
+
+
 def _ladder(method, preset, ceiling, n, seed=7):
     return [regeneration_step(method, preset, ceiling, k, seed) for k in range(n)]
 

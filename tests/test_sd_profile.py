@@ -85,6 +85,25 @@ def test_profile_is_sized_from_the_checkpoint(checkpoint):
         profile_from_weights("sd15", checkpoint / "vae")
 
 
+def test_the_checkpoint_scheduler_config_sets_the_schedule(checkpoint, tmp_path):
+    """A v-predicting zero-terminal-SNR checkpoint (as SD 2.x, rescaled) is sampled as such; betas the DDIM
+    here does not implement are a named error, not a wrong image."""
+    import shutil
+
+    from diffusers import DDIMScheduler
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, root)
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="v_prediction",
+                  rescale_betas_zero_snr=True, timestep_spacing="trailing").save_pretrained(root / "scheduler")
+    p = profile_from_weights("sd15", root)
+    assert (p.prediction_type, p.zero_terminal_snr, p.timestep_spacing) == ("v_prediction", True, "trailing")
+    assert p.default_steps == 30  # request defaults stay the kind's
+    DDIMScheduler(beta_schedule="linear").save_pretrained(root / "scheduler")
+    with pytest.raises(ValueError, match="`beta_schedule` is 'linear'"):
+        profile_from_weights("sd15", root)
+
+
 def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
     from t2iguard.client import SafeT2IClient
     from t2iguard.errors import InvalidInput

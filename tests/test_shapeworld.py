@@ -104,17 +104,24 @@ def test_training_script_runs_every_stage(tmp_path):
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae
     from t2iguard.export.train_shapeworld import STAGES, Recipe, train
-    from t2iguard.profiles import get_profile
+    from t2iguard.profiles import get_profile, trained_schedule
     from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES
 
-    recipe = Recipe(seed=5).quick()
-    for stage in STAGES:
-        train(stage, recipe, out=tmp_path)
-    with safe_open(str(tmp_path / "unet.safetensors"), "pt") as f:
-        meta = f.metadata()
-    assert len(json.loads(meta["phases"])) == 3  # unet, then unet-more and unet-position from its weights
-    assert meta["coord_channels"] == "2"
     p = get_profile("tiny")
+    recipe = Recipe(seed=5).quick()
+    unet = tmp_path / "unet.safetensors"
+    for stage in STAGES:  # the committed chain, then the optional unet-vpred
+        train(stage, recipe, out=tmp_path)
+        if stage == "unet-position":
+            assert trained_schedule(unet)["prediction_type"] == "epsilon"
+    with safe_open(str(unet), "pt") as f:
+        meta = f.metadata()
+    assert len(json.loads(meta["phases"])) == 4  # unet, then unet-more, unet-position, unet-vpred from its weights
+    assert meta["coord_channels"] == "2"
+    assert trained_schedule(unet) == {"timestep_spacing": "trailing", "prediction_type": "v_prediction",
+                                      "zero_terminal_snr": True}  # what the tiny profile would then sample with
+    with pytest.raises(ValueError, match="predicts v_prediction; `unet-more` trains epsilon"):
+        train("unet-more", recipe, out=tmp_path)
     load_trained(tiny_vae(p), "vae", tmp_path)
     load_trained(tiny_unet(p), "unet", tmp_path)
     load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier", tmp_path)
