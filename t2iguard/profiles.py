@@ -136,17 +136,18 @@ def _schedule_from(weights: Path, kind: dict) -> dict:
         return {}
     config, ours = json.loads(path.read_text()), DDIMConfig()
     for key, want in (("beta_schedule", "scaled_linear"), ("beta_start", ours.beta_start),
-                      ("beta_end", ours.beta_end), ("num_train_timesteps", ours.num_train_timesteps)):
+                      ("beta_end", ours.beta_end), ("num_train_timesteps", ours.num_train_timesteps),
+                      ("trained_betas", None)):
         if config.get(key, want) != want:
             raise ValueError(f"{path}: `{key}` is {config[key]!r}; t2iguard's DDIM supports {want!r} only")
-    prediction = config.get("prediction_type", "epsilon")
-    if prediction not in ("epsilon", "v_prediction"):
-        raise ValueError(f"{path}: `prediction_type` is {prediction!r}; supported: epsilon, v_prediction")
-    spacing = config.get("timestep_spacing", kind["timestep_spacing"])
-    if spacing not in ("leading", "trailing"):
-        raise ValueError(f"{path}: `timestep_spacing` is {spacing!r}; supported: leading, trailing")
-    return {"prediction_type": prediction, "zero_terminal_snr": bool(config.get("rescale_betas_zero_snr", False)),
-            "timestep_spacing": spacing}
+    fields = {"prediction_type": config.get("prediction_type", "epsilon"),
+              "zero_terminal_snr": bool(config.get("rescale_betas_zero_snr", False)),
+              "timestep_spacing": config.get("timestep_spacing", kind["timestep_spacing"])}
+    try:
+        DDIMConfig(**fields)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return fields
 
 
 def profile_from_weights(name: str, weights: Path, max_batch: int = 8) -> Profile:

@@ -32,6 +32,15 @@ class DDIMConfig:
     prediction_type: PredictionType = "epsilon"
     zero_terminal_snr: bool = False
 
+    def __post_init__(self):
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type {self.prediction_type!r}: supported epsilon, v_prediction")
+        if self.timestep_spacing not in ("leading", "trailing"):
+            raise ValueError(f"timestep_spacing {self.timestep_spacing!r}: supported leading, trailing")
+        if self.zero_terminal_snr and self.prediction_type == "epsilon":  # x0 from eps divides by sqrt(0) at t = T
+            raise ValueError("zero_terminal_snr needs prediction_type v_prediction (an eps prediction carries no "
+                             "image at t = T)")
+
 
 def alphas_cumprod(config: DDIMConfig) -> np.ndarray:
     """alpha_bar_t float64 [T] of the scaled-linear schedule; with `zero_terminal_snr`, sqrt(alpha_bar)

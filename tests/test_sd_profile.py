@@ -102,6 +102,14 @@ def test_the_checkpoint_scheduler_config_sets_the_schedule(checkpoint, tmp_path)
     DDIMScheduler(beta_schedule="linear").save_pretrained(root / "scheduler")
     with pytest.raises(ValueError, match="`beta_schedule` is 'linear'"):
         profile_from_weights("sd15", root)
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="sample"
+                  ).save_pretrained(root / "scheduler")
+    with pytest.raises(ValueError, match="prediction_type 'sample'"):
+        profile_from_weights("sd15", root)
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                  rescale_betas_zero_snr=True).save_pretrained(root / "scheduler")  # eps at zero SNR: NaN at t = T
+    with pytest.raises(ValueError, match="zero_terminal_snr needs prediction_type v_prediction"):
+        profile_from_weights("sd15", root)
 
 
 def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
