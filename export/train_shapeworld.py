@@ -5,6 +5,7 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | stage | trains | needs |
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
+| `vae-decoder` | continues the saved VAE's decoder on whole images, encoder frozen (the latent space stays) | vae |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
@@ -12,8 +13,9 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `unet-vpred` | optional: continues the saved UNet as a v-predictor on a zero-terminal-SNR schedule | unet-position |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-The committed weights come from `vae`, `unet`, `unet-more`, `unet-position`, `guard`, `classifiers` in
-that order (`DEFAULT_STAGES`). The UNet phases predict eps on the scaled-linear schedule (`EPS_SCHEDULE`);
+The committed weights come from `vae`, `vae-decoder`, `unet`, `unet-more`, `unet-position`, `guard`,
+`classifiers` in that order (`DEFAULT_STAGES`; `vae-decoder` ran after `guard`, which the frozen encoder makes
+the same). The UNet phases predict eps on the scaled-linear schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
 The UNet and the guard read latents cached per draw and VAE digest. After `vae`, independent stages can run
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
@@ -45,7 +48,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-DEFAULT_STAGES = ("vae", "unet", "unet-more", "unet-position", "guard", "classifiers")
+DEFAULT_STAGES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "classifiers")
 STAGES = (*DEFAULT_STAGES, "unet-vpred")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
@@ -64,6 +67,7 @@ class Recipe:
     held_out: int = 1000
     vae_steps: int = 2500
     vae_lr: float = 1e-4  # 1e-3 and 3e-4 learn nothing in 300 steps (GroupNorm VAEs want small steps)
+    vae_decoder_steps: int = 1500  # `vae-decoder`: the decoder again, on whole encoded images (encoder frozen)
     unet_t2i: int = 4000  # the UNet's (and latent guard's) draw, encoded once and cached
     unet_edits: int = 2000
     unet_steps: int = 2200
@@ -82,9 +86,9 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, unet_t2i=64, unet_edits=32,
-                       unet_steps=2, unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2, guard_steps=2,
-                       classifier_steps=2, decoded=16, batch=8)
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, vae_decoder_steps=2, unet_t2i=64,
+                       unet_edits=32, unet_steps=2, unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2,
+                       guard_steps=2, classifier_steps=2, decoded=16, batch=8)
 
 
 @dataclass
@@ -344,13 +348,64 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
     vae.eval()
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
     with torch.no_grad():
-        z = vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean
-        scaling = float(1.0 / z.std())
-        rec = ((vae.decode(z).sample + 1) * 0.5).clamp(0, 1)
-    mae = float((rec - torch.from_numpy(to_pixels(held))).abs().mean() * 255)
+        scaling = float(1.0 / vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=scaling)
-    _save("vae", vae, recipe, out, {"scaling_factor": scaling})
-    return {"vae": {"held_out_mae_0_255": round(mae, 2), "scaling_factor": round(scaling, 4)}}
+    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps(["vae"])})
+    return {"vae": {**_reconstruction(vae, held), "scaling_factor": round(scaling, 4)}}
+
+
+def _reconstruction(vae: torch.nn.Module, held: np.ndarray) -> dict[str, float]:
+    """Held-out reconstruction error (0-255): mean absolute over RGB, and over chroma (BT.601 Cb, Cr: hue)."""
+    x = torch.from_numpy(to_pixels(held))
+    with torch.no_grad():
+        rec = ((vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample + 1) * 0.5).clamp(0, 1)
+    return {"held_out_mae_0_255": round(float((rec - x).abs().mean() * 255), 2),
+            "held_out_chroma_mae_0_255": round(float((_chroma(rec) - _chroma(x)).abs().mean() * 255), 2)}
+
+
+def _chroma(x: torch.Tensor) -> torch.Tensor:
+    """float [B, 3, H, W] RGB -> [B, 2, H, W] BT.601 Cb, Cr (colour without brightness)."""
+    r, g, b = x.unbind(1)
+    return torch.stack([-0.1687 * r - 0.3313 * g + 0.5 * b, 0.5 * r - 0.4187 * g - 0.0813 * b], 1)
+
+
+def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
+    """Continue the saved VAE's decoder on whole images, encoder frozen: the latent space (and the UNet and
+    latent guard trained in it) stays as it is, only what the latents decode to improves. Whole images,
+    because a figure is a few latent cells and 64-pixel crops are mostly background."""
+    from t2iguard.export.tiny import load_trained, tiny_vae
+
+    vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
+    scaling = float(vae.config.scaling_factor)
+    world = draw(recipe.seed + 1, recipe.t2i // 2, recipe.edits // 4)  # not the `vae` stage's draw
+    images = np.concatenate([world.images, world.targets])
+    with torch.no_grad():
+        z = torch.cat([vae.encode(torch.from_numpy(to_pixels(images[i:i + 64])) * 2 - 1).latent_dist.mean
+                       for i in range(0, len(images), 64)])
+    trainable = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    opt = torch.optim.AdamW(trainable, lr=recipe.vae_lr, weight_decay=0.0)
+    sched = _schedule(opt, recipe.vae_decoder_steps)
+    gen = torch.Generator().manual_seed(recipe.seed + 1)
+    vae.decoder.train()
+
+    def step(i: int) -> float:
+        idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen)
+        x = torch.from_numpy(to_pixels(images[idx.numpy()])) * 2 - 1
+        rec = vae.decode(z[idx]).sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        sched.step()
+        return loss.item()
+
+    _loop(recipe.vae_decoder_steps, step, say, "vae decoder")
+    vae.eval()
+    with safe_open(str(out / "vae.safetensors"), "pt") as f:
+        phases = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
+    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps([*phases, "vae-decoder"])})
+    return {"vae_decoder": _reconstruction(vae, draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images)}
 
 
 # --- latents for the UNet and the latent guard --------------------------------------------------
@@ -599,7 +654,7 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
-    fn = {"classifiers": train_classifiers, "vae": train_vae, "unet": train_unet,
+    fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder, "unet": train_unet,
           "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
           "guard": train_guard}[stage]
     t0 = time.perf_counter()

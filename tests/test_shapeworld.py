@@ -100,6 +100,7 @@ def test_widening_the_unet_input_keeps_what_it_computes():
 def test_training_script_runs_every_stage(tmp_path):
     """Every stage on a few steps into a temporary directory: weights load back, figures recorded."""
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae
@@ -110,8 +111,16 @@ def test_training_script_runs_every_stage(tmp_path):
     p = get_profile("tiny")
     recipe = Recipe(seed=5).quick()
     unet = tmp_path / "unet.safetensors"
+    vae_file = tmp_path / "vae.safetensors"
     for stage in STAGES:  # the committed chain, then the optional unet-vpred
+        before = load_file(str(vae_file)) if vae_file.exists() else {}
         train(stage, recipe, out=tmp_path)
+        if stage == "vae-decoder":  # the latent space the UNet and latent guard learn in stays as it was
+            after = load_file(str(vae_file))
+            changed = {k for k in after if not torch.equal(after[k], before[k])}
+            assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
+            with safe_open(str(vae_file), "pt") as f:
+                assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder"]
         if stage == "unet-position":
             assert trained_schedule(unet)["prediction_type"] == "epsilon"
     with safe_open(str(unet), "pt") as f:
