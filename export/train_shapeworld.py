@@ -372,8 +372,8 @@ def _chroma(x: torch.Tensor) -> torch.Tensor:
 
 def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
     """Continue the saved VAE's decoder on whole images, encoder frozen: the latent space (and the UNet and
-    latent guard trained in it) stays as it is, only what the latents decode to improves. Whole images,
-    because a figure is a few latent cells and 64-pixel crops are mostly background."""
+    latent guard trained in it) stays as it is, only what the latents decode to improves. Whole images:
+    a crop encoded alone is not a window of the whole image's latent, which is what the server decodes."""
     from t2iguard.export.tiny import load_trained, tiny_vae
 
     vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
@@ -390,7 +390,7 @@ def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
     vae.decoder.train()
 
     def step(i: int) -> float:
-        idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen)
+        idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen)  # 4 images: the `vae` stage's pixels
         x = torch.from_numpy(to_pixels(images[idx.numpy()])) * 2 - 1
         rec = vae.decode(z[idx]).sample
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
