@@ -320,7 +320,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             outputs=(Tensor(WATERMARKED_IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             max_batch_size=b, batch_delay_us=500,
-            description="invisible watermark (DWT-DCT, 48 bits, as diffusers' SDXL watermarker)",
+            description="invisible watermark (invisible-watermark's dwtDctSvd format, 48 bits)",
         ),
         ModelSpec(
             SAFE_T2I, "python",

@@ -87,8 +87,8 @@ def test_inpainting_edit_keeps_pixels_outside_the_mask(triton, client, profile, 
     keep = mask == 0
     outside = np.abs(out[keep] - source[keep]).mean()
     inside = np.abs(out[~keep] - source[~keep]).mean()
-    # outside the mask only the watermark changes pixels (its DWT-DCT embedding moves a noisy image
-    # by about 3 grey levels on average); inside, the content is regenerated
+    # outside the mask only the watermark changes pixels (by a grey level or so on average, measured
+    # here as `watermark_only`); inside, the content is regenerated
     watermark_only = np.abs(apply_watermark(source).astype(int) - source).mean()
     assert outside < 1.5 * watermark_only + 0.5
     assert inside > 5 * outside
