@@ -5,7 +5,7 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | stage | trains | needs |
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
-| `vae-decoder` | optional: the saved VAE's decoder again, on whole images, encoder frozen | vae |
+| `vae-decoder` | the saved VAE's decoder again, on whole images' latents, encoder frozen | vae |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
@@ -13,9 +13,10 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `unet-vpred` | optional: continues the saved UNet as a v-predictor on a zero-terminal-SNR schedule | unet-position |
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
-The committed weights come from `vae`, `unet`, `unet-more`, `unet-position`, `guard`, `classifiers` in
-that order (`DEFAULT_STAGES`). `vae-decoder` (measured, not committed: see the README) keeps the encoder, so
-it can run after any stage; `classifiers` must follow it. The UNet phases predict eps on the scaled-linear
+The committed weights come from `DEFAULT_STAGES` (`vae`, `vae-decoder`, `unet`, `unet-more`,
+`unet-position`, `guard`, `classifiers`; they ran `vae-decoder` after `guard`). `vae-decoder` keeps the
+encoder, so it can run after any stage without changing the UNet's or the guard's latents; `classifiers`
+(which see images through the decoder) must follow it. The UNet phases predict eps on the scaled-linear
 schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
@@ -49,8 +50,8 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-DEFAULT_STAGES = ("vae", "unet", "unet-more", "unet-position", "guard", "classifiers")
-STAGES = ("vae", "vae-decoder", *DEFAULT_STAGES[1:], "unet-vpred")
+DEFAULT_STAGES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "classifiers")
+STAGES = (*DEFAULT_STAGES, "unet-vpred")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
