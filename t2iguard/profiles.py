@@ -94,7 +94,7 @@ def trained_schedule(unet: Path) -> dict:
 
     if not unet.exists():
         return {}
-    with safe_open(str(unet), "pt") as f:
+    with safe_open(str(unet), "np") as f:  # "np": metadata only, without importing torch in every stub
         recorded = json.loads((f.metadata() or {}).get("schedule", "{}"))
     keys = ("timestep_spacing", "prediction_type", "zero_terminal_snr")
     return {k: recorded[k] for k in keys if k in recorded}

@@ -22,6 +22,7 @@ from t2iguard import bench as B
 from t2iguard.client import SafeT2IClient
 from t2iguard.demo import free_ports
 from t2iguard.export.build import build_repository
+from t2iguard.policy import load_policy
 from t2iguard.server import TritonServer
 
 HERE = Path(__file__).parent
@@ -75,7 +76,8 @@ def main() -> None:
     g, t = statistics.median(gen), statistics.median(total)
     lines = ["# Measured on CPU: the tiny profile", "",
              f"`.venv/bin/python deploy/perf/measure.py --duration {args.duration:g}` on {platform.machine()}, "
-             f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; the real tritonserver (cpu target: python backend "
+             f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, policy {load_policy().version}, the weights in "
+             "export/weights/ at the time; the real tritonserver (cpu target: python backend "
              "+ onnxruntime), one run. Latencies in milliseconds, measured at the client by `t2iguard bench`; "
              "server times from Triton's statistics (an ensemble's queueing is counted in its composing models, "
              "so prompt_guard and image_guard show 0 queue).", ""]
