@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -130,7 +131,6 @@ def test_bench_writes_perf_analyzer_columns(url, tmp_path):
 
 def _capacity():
     import importlib.util
-    import sys
 
     spec = importlib.util.spec_from_file_location("capacity", ROOT / "deploy" / "perf" / "capacity.py")
     mod = sys.modules["capacity"] = importlib.util.module_from_spec(spec)
@@ -147,6 +147,13 @@ def test_capacity_model_reads_the_measured_table():
     assert cap.replicas_needed(points, 20, 1e9)["replicas"] >= 2 * loose["replicas"] - 1
     with pytest.raises(ValueError, match="no measured concurrency meets"):
         cap.replicas_needed(points, 10, 1.0)
+
+
+def test_capacity_cli_names_an_unreachable_target_without_a_traceback(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "deploy" / "perf" / "capacity.py"), "--rate", "2",
+                          "--p95-ms", "1", "--plot", str(tmp_path / "hpa.png")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "--p95-ms 1: no measured concurrency meets" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_hpa_simulation_of_the_shipped_manifest_settles_without_oscillating():

@@ -189,7 +189,10 @@ def main() -> None:
     ap.add_argument("--queue-only", action="store_true", help="simulate without the in-flight metric")
     args = ap.parse_args()
     points = read_points(args.measured)
-    cap = replicas_needed(points, args.rate, args.p95_ms)
+    try:
+        cap = replicas_needed(points, args.rate, args.p95_ms)
+    except ValueError as e:  # the target is out of the measured range: say so, no traceback
+        ap.error(f"--p95-ms {args.p95_ms:g}: {e}")
     per_pod = cap["per_replica_throughput"]
     base = args.base_rate if args.base_rate is not None else args.rate / 4
     step_at = 60.0
