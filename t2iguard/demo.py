@@ -2,7 +2,7 @@
 tritonserver, send sample requests over gRPC (ShapeWorld prompts the tiny UNet was trained on:
 allowed, a benign prompt with an unintended harm, an explicit hazard, rewritten, blocked, and two
 inpainting edits of a drawn figure), write images, safety reports and a picture grid, and print a
-table of decisions, attempts and latencies."""
+table of decisions, attempts, the watermark as read back from each delivered image, and latencies."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from t2iguard.client import GenerateResult, SafeT2IClient
 from t2iguard.export.data import shapeworld as W
 from t2iguard.images import encode_png, image_grid
 from t2iguard.server import Ports, TritonServer
+from t2iguard.watermark import watermark_match
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def centre_mask(size: int) -> np.ndarray:
 def run_samples(client: SafeT2IClient, out: Path, seed: int, steps: int, console: Console) -> list[GenerateResult]:
     results: list[GenerateResult] = []
     table = Table(title="t2iguard demo: decisions and latencies")
-    for col in ("sample", "prompt", "decision", "categories / rewrites", "attempts: flagged", "latency ms"):
+    for col in ("sample", "prompt", "decision", "categories / rewrites", "attempts: flagged", "watermark read back",
+                "latency ms"):
         table.add_column(col)
     source = W.render(DEMO_FIGURE)
     head = W.Edit("beautify", "", DEMO_FIGURE, DEMO_FIGURE, "head").mask()
@@ -78,7 +80,9 @@ def run_samples(client: SafeT2IClient, out: Path, seed: int, steps: int, console
         detail = (", ".join(r.refusal.categories) if r.refusal else
                   "; ".join(f"{w.kind}: {w.original or ''}->{w.replacement.strip(', ')}" for w in r.rewrites) or "-")
         flagged = "; ".join(f"{a.attempt}: {', '.join(a.flagged) or 'pass'}" for a in r.attempts)
-        table.add_row(sample.label, sample.prompt, res.decision, detail, flagged or "-", f"{ms:.0f}")
+        # read back here, at the client, as anyone holding an image could
+        mark = f"{watermark_match(res.image()):.0%}" if res.image_png is not None else "-"
+        table.add_row(sample.label, sample.prompt, res.decision, detail, flagged or "-", mark, f"{ms:.0f}")
         results.append(res)
     console.print(table)
     images = [res.image() for res in results if res.image_png is not None]
