@@ -7,9 +7,8 @@ Why not `dwtDct`, which diffusers' SDXL watermarker uses: it writes each bit int
 coefficient of a 4x4 block of the chroma (U) band's LL, chosen by argmax. In a flat block every
 coefficient is equal, the written one may stop being the largest, and the decoder then reads an
 unwritten one: the message is lost on flat images of many colours. `dwtDctSvd` writes the block's
-first singular value, which has no such ambiguity. How it is written around the library's coder,
-and why (`embed`), and the measurements (`benchmarks/watermark.py`, README) follow from the flat
-images ShapeWorld's decoder produces.
+first singular value, which has no such ambiguity. `embed` says how the bits are written around
+the library's coder and why; `benchmarks/watermark.py` measures every choice (table in the README).
 """
 
 from __future__ import annotations
