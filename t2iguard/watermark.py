@@ -44,8 +44,8 @@ def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: in
     them (its per-block coder on the Haar LL band of the U channel), so its decoder reads them.
 
     Around that coder, the library's own `encode` damages images, so this does the rest itself: the
-    library converts to uint8 YUV and back (saturated colours leave V's range: pure green comes back
-    17 levels redder), truncates instead of rounding, and swaps the horizontal and vertical detail
+    library converts to uint8 YUV and back (saturated colours leave V's range: spring green (0, 255, 128)
+    comes back 18 levels redder), truncates instead of rounding, and swaps the horizontal and vertical detail
     bands when inverting the DWT (edges move in chroma). Here the coder runs on the U channel as the
     decoder computes it (OpenCV, uint8), and only its change dU goes back into the pixels, along the
     YUV->RGB matrix's U column (B += 2.032 dU, G -= 0.395 dU: Y and V stay). Rounding to uint8 moves
@@ -53,7 +53,7 @@ def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: in
     way and can flip every bit; so what is still missing is fed back a few rounds. Pixels
     are first clipped to [headroom, 255 - headroom] so that the change stays inside the RGB gamut.
     No read-back check; `apply_watermark` is the served path."""
-    import cv2  # ships with invisible-watermark, whose decoder converts colours with it
+    import cv2  # cv2 and pywt ship with invisible-watermark, whose decoder converts colours and transforms with them
     import pywt
     from imwatermark.dwtDctSvd import EmbedDwtDctSvd
     from imwatermark.maxDct import EmbedMaxDct

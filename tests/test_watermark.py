@@ -11,7 +11,14 @@ import pytest
 
 from t2iguard.errors import GuardFailure
 from t2iguard.export.data import shapeworld as W
-from t2iguard.watermark import HEADROOM, MIN_MATCH, WatermarkError, apply_watermark, watermark_match
+from t2iguard.watermark import (
+    HEADROOM,
+    MIN_MATCH,
+    WATERMARK_BITS,
+    WatermarkError,
+    apply_watermark,
+    watermark_match,
+)
 
 #: the 27 colours of {0, 128, 255}^3: white, black, the primaries and secondaries, greys, mid tones
 COLOURS = list(itertools.product((0, 128, 255), repeat=3))
@@ -43,11 +50,22 @@ def test_every_bit_reads_back_from_flat_images_of_every_colour(square):
         assert marked.shape == image.shape and marked.dtype == np.uint8
         assert watermark_match(marked) == 1.0, colour
         change = marked.astype(int) - np.clip(image, HEADROOM, 255 - HEADROOM)
-        # only U moves (B += 2.032 dU, G -= 0.395 dU, |dU| <= 27 / 8 for a flat block): red stays as it
-        # was, where the library's own encode turns pure green 17 levels redder
+        # only U moves (B += 2.032 dU, G -= 0.395 dU, |dU| <= 27 / 8 for a flat block): red stays as it was
         assert np.abs(change[..., 0]).max() <= 1, colour
         assert np.abs(change).max() <= 8, colour
         assert _psnr(marked, image) > 35, colour
+
+
+def test_saturated_colours_keep_their_hue_where_the_library_encode_shifts_it():
+    from imwatermark import WatermarkEncoder
+
+    image = _flat((0, 255, 128), square=False)  # its V leaves uint8's range in the library's YUV round trip
+    enc = WatermarkEncoder()
+    enc.set_watermark("bits", WATERMARK_BITS)
+    library = enc.encode(np.ascontiguousarray(image[:, :, ::-1]), "dwtDctSvd")[:, :, ::-1]
+    assert np.abs(library[..., 0].astype(int) - image[..., 0]).max() >= 10  # measured 18 levels redder
+    clipped = np.clip(image[..., 0], HEADROOM, 255 - HEADROOM).astype(int)
+    assert np.abs(apply_watermark(image)[..., 0].astype(int) - clipped).max() <= 1  # the headroom clip only
 
 
 def test_every_bit_reads_back_from_drawn_scenes_and_unmarked_ones_do_not_read_as_marked():
