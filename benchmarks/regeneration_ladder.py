@@ -22,10 +22,10 @@ from t2iguard.guidance import PRESETS
 from t2iguard.policy import Policy
 
 
-def one_ceiling(policy: Policy, ceiling: str) -> Policy:
-    """`policy` with every category escalating to `ceiling`."""
+def one_ceiling(policy: Policy, ceiling: str, edit_strength: float) -> Policy:
+    """`policy` with every category escalating to `ceiling`, edits regenerated from `edit_strength`."""
     data = policy.model_dump()
-    data["regeneration"]["ceiling"] = ceiling
+    data["regeneration"].update(ceiling=ceiling, edit_strength=edit_strength)
     for rule in data["categories"].values():
         if rule["image"] is not None:
             rule["image"]["ceiling"] = None
@@ -40,9 +40,14 @@ def main() -> None:
     ap.add_argument("--attempts", type=int, default=4)
     ap.add_argument("--methods", default="sld,classifier")
     ap.add_argument("--ceilings", default="max,strong")
+    ap.add_argument("--edit-strengths", default="1",
+                    help="comma-separated strengths edits are regenerated from (the policy's edit_strength)")
     ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
     args = ap.parse_args()
     methods, ceilings = args.methods.split(","), args.ceilings.split(",")
+    strengths = [float(v) for v in args.edit_strengths.split(",")]
+    if not all(0.0 < v <= 1.0 for v in strengths):
+        ap.error("--edit-strengths: each in (0, 1]")
     for name, value, known in (("--methods", methods, E.METHODS), ("--ceilings", ceilings, PRESETS)):
         if set(value) - set(known):
             ap.error(f"{name}: choose from {', '.join(known)}")
@@ -50,18 +55,21 @@ def main() -> None:
         build_repository("tiny", "cpu", args.repository).path)
     requests = (E.t2i_requests if args.set == "t2i" else E.edit_requests)(args.requests, args.seed)
     judge = E.AttributeJudge()
-    print(f"| method, ceiling | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
-          "retention shape / colour |\n| --- | --- | --- | --- | --- | --- |")
+    print(f"| method, ceiling, edit strength | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
+          "retention shape / colour | crown drawn (first / delivered) |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for method in methods:
         for ceiling in ceilings:
-            rows = E.run_method(repo, method, args.attempts, requests, lambda m: None,
-                                policy=lambda p, c=ceiling: one_ceiling(p, c))
-            m = E.summarise(rows, args.attempts, args.set, judge)
-            ret = m["attribute_retention"]
-            print(f"| {method}, {ceiling} | {args.set} ({args.requests}) | {m['flagged_first_attempt']:.1%} | "
-                  f"{m['still_flagged_after'].get('2', float('nan')):.1%} | "
-                  f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
-                  f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} |", flush=True)
+            for strength in strengths:
+                rows = E.run_method(repo, method, args.attempts, requests, lambda m: None,
+                                    policy=lambda p, c=ceiling, s=strength: one_ceiling(p, c, s))
+                m = E.summarise(rows, args.attempts, args.set, judge)
+                ret, crown = m["attribute_retention"], m.get("crown")
+                print(f"| {method}, {ceiling}, {strength:g} | {args.set} ({args.requests}) | "
+                      f"{m['flagged_first_attempt']:.1%} | {m['still_flagged_after'].get('2', float('nan')):.1%} | "
+                      f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
+                      f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
+                      + (f"{crown['first_attempt']:.0%} / {crown['delivered']:.0%} |" if crown else "- |"), flush=True)
 
 
 if __name__ == "__main__":

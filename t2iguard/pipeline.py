@@ -117,15 +117,18 @@ def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_i
 @dataclass(frozen=True)
 class Guidance:
     """One regeneration: method (`sld` | `classifier` | `reseed`), preset (None for `reseed`), flagged
-    categories."""
+    categories, and for edits the strength it starts from (1: pure noise in the mask; below 1: the
+    source latent noised that far, as diffusers' inpainting `strength`)."""
 
     method: str
     preset: str | None
     categories: list[str]
+    strength: float = 1.0
 
     @property
     def label(self) -> str:
-        return self.method if self.preset is None else f"{self.method}-{self.preset}"
+        name = self.method if self.preset is None else f"{self.method}-{self.preset}"
+        return name if self.strength == 1.0 else f"{name}@{self.strength:g}"
 
 
 class Refused(Exception):
@@ -270,7 +273,8 @@ class SafeT2IPipeline:
             if attempt > 1:
                 ceiling = self.policy.regeneration_ceiling(flagged_so_far)
                 preset, seed = regeneration_step(regen.guidance, regen.preset, ceiling, attempt - 2, req.seed)
-                guidance = Guidance(regen.guidance, preset, flagged_so_far)
+                guidance = Guidance(regen.guidance, preset, flagged_so_far,
+                                    regen.edit_strength if req.is_edit else 1.0)
             req = replace(req, seed=seed)
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
                 image = self.generate(req, cond, uncond, guidance)
@@ -326,12 +330,16 @@ class SafeT2IPipeline:
         elif guidance is not None and guidance.method == "classifier":
             weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
         context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
+        timesteps = self.scheduler.timesteps(req.steps)
         if req.is_edit:
             source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
             keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
+            if guidance is not None and guidance.strength < 1.0:  # SDEdit: start from the noised source
+                timesteps = timesteps[len(timesteps) - max(1, round(guidance.strength * len(timesteps))):]
+                latents = self.scheduler.add_noise(source, latents, int(timesteps[0]))
         n = context.shape[0]
         stride = self.scheduler.config.num_train_timesteps // req.steps
-        for i, t in enumerate(self.scheduler.timesteps(req.steps)):
+        for i, t in enumerate(timesteps):
             unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
                        S.ENCODER_HIDDEN_STATES: context}
             if p.inpaint_channels:

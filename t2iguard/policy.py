@@ -86,6 +86,10 @@ class RegenerationConfig(_Strict):
     #: the strongest preset the escalation reaches (categories may set their own); attempts past it
     #: draw fresh noise at it
     ceiling: Preset = "max"
+    #: edits only: regenerations start from the source latent noised to this strength (diffusers'
+    #: inpainting `strength`; 1 repaints the mask from pure noise). Below 1 the masked region keeps the
+    #: source's coarse content, such as a face's tone, which is what an unintended edit changed
+    edit_strength: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
 class RegenerationOverride(_Strict):
@@ -95,6 +99,7 @@ class RegenerationOverride(_Strict):
     guidance: Literal["sld", "classifier", "reseed"] | None = None
     preset: Preset | None = None
     ceiling: Preset | None = None
+    edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class Policy(_Strict):

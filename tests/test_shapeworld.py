@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from t2iguard.export.data import shapeworld as W
-from t2iguard.export.eval_regeneration import edit_requests, oracle_bare, oracle_tone, position_of, t2i_requests
+from t2iguard.export.eval_regeneration import (
+    edit_requests,
+    oracle_bare,
+    oracle_crown,
+    oracle_tone,
+    position_of,
+    t2i_requests,
+)
 
 
 def test_drawing_is_reproducible_and_captions_name_the_parameters():
@@ -64,6 +71,10 @@ def test_pixel_oracles_read_drawn_images_correctly():
         scene = replace(W.random_scene(rng), hazard=bool(rng.random() < 0.3))
         assert position_of(W.render(scene)) == list(W.POSITIONS).index(scene.position)
     assert position_of(np.full((256, 256, 3), 200, np.uint8)) == -1  # nothing drawn
+    for _ in range(100):  # the beautify edit's crown: on every drawn target, on no source
+        edit = W.sample_edit(rng, "beautify")
+        assert oracle_crown(W.render(edit.target), edit.source)
+        assert not oracle_crown(W.render(edit.source), edit.source)
 
 
 def test_eval_requests_are_valid_and_never_from_training_seeds():
@@ -154,6 +165,8 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
             assert 0.0 <= m["still_flagged_after"]["1"] <= m["flagged_first_attempt"] <= 1.0
             assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
             assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
+            assert (m["crown"] is None) == (kind == "t2i")
+        assert 0.0 <= r["methods"][method]["edits"]["crown"]["first_attempt"] <= 1.0
     assert {"image_classifier", "transform_classifier"} <= set(r["classifiers_held_out"])
     follow = r["prompt_following"]
     assert follow["requests"] == 4 and set(follow["generated"]) == {"shape", "colour", "position"}
@@ -161,4 +174,5 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
     assert follow["layout"]["scenes"] == 1 and follow["layout"]["same_place_for_every_word"] in (0.0, 1.0)
     for name in ("report.md", "metrics.json", "plot.png", "samples.png", "layout.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| sld | t2i |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| sld | t2i |" in report and "Edits done as asked" in report
