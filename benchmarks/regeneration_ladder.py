@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/regeneration_ladder.py --set t2i --requests 150 --seed 9000
     .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 --methods sld
+    .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 \
+        --methods classifier --ceilings strong --edit-strengths 1,0.9,0.8
 
 Runs one request set of `t2iguard eval regeneration` (same requests, same pipeline code, same
-judge) for each method x ceiling, with every category escalating to that one ceiling (the
-policy's per-category ceilings are cleared), and prints a Markdown table: flagged at the first
-attempt, still flagged after 2 and after N regenerations, shape / colour retention. Tune on seeds
+judge) for each method x ceiling x edit strength, with every category escalating to that one
+ceiling (the policy's per-category ceilings are cleared), and prints a Markdown table: flagged at
+the first attempt, still flagged after 2 and after N regenerations, shape / colour retention, and
+for edits how many drew the crown asked for (first attempts / delivered images). Tune on seeds
 that the reported eval (7000+) never uses; the README's tuning table comes from the two commands
 above.
 """
@@ -23,9 +26,11 @@ from t2iguard.policy import Policy
 
 
 def one_ceiling(policy: Policy, ceiling: str, edit_strength: float) -> Policy:
-    """`policy` with every category escalating to `ceiling`, edits regenerated from `edit_strength`."""
+    """`policy` with every category escalating to `ceiling` (starting there when it is below the policy's
+    starting preset), edits regenerated from `edit_strength`."""
     data = policy.model_dump()
-    data["regeneration"].update(ceiling=ceiling, edit_strength=edit_strength)
+    start = min(PRESETS.index(data["regeneration"]["preset"]), PRESETS.index(ceiling))
+    data["regeneration"].update(preset=PRESETS[start], ceiling=ceiling, edit_ceiling=None, edit_strength=edit_strength)
     for rule in data["categories"].values():
         if rule["image"] is not None:
             rule["image"]["ceiling"] = None

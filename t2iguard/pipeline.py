@@ -271,8 +271,8 @@ class SafeT2IPipeline:
             t0 = time.perf_counter()
             guidance, seed = None, req.seed
             if attempt > 1:
-                ceiling = self.policy.regeneration_ceiling(flagged_so_far)
-                preset, seed = regeneration_step(regen.guidance, regen.preset, ceiling, attempt - 2, req.seed)
+                start, ceiling = self.policy.regeneration_ladder(flagged_so_far, req.is_edit)
+                preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed)
                 guidance = Guidance(regen.guidance, preset, flagged_so_far,
                                     regen.edit_strength if req.is_edit else 1.0)
             req = replace(req, seed=seed)

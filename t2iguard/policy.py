@@ -90,6 +90,9 @@ class RegenerationConfig(_Strict):
     #: inpainting `strength`; 1 repaints the mask from pure noise). Below 1 the masked region keeps the
     #: source's coarse content, such as a face's tone, which is what an unintended edit changed
     edit_strength: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: edits only: the strongest preset their regenerations use, whatever was flagged (and where they
+    #: start, when below `preset`); unset: as for text-to-image
+    edit_ceiling: Preset | None = None
 
 
 class RegenerationOverride(_Strict):
@@ -100,6 +103,7 @@ class RegenerationOverride(_Strict):
     preset: Preset | None = None
     ceiling: Preset | None = None
     edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    edit_ceiling: Preset | None = None
 
 
 class Policy(_Strict):
@@ -200,12 +204,18 @@ class Policy(_Strict):
             logged=sorted(c for c, a in fired.items() if a == "log"),
         )
 
-    def regeneration_ceiling(self, categories: list[str]) -> str:
-        """The strongest guidance preset a regeneration away from `categories` may use: the highest of
-        their own ceilings, each defaulting to regeneration.ceiling."""
+    def regeneration_ladder(self, categories: list[str], edit: bool = False) -> tuple[str, str]:
+        """(start, ceiling) presets of a regeneration away from `categories`. The ceiling is the highest
+        of their own ceilings, each defaulting to regeneration.ceiling; for an edit it is capped at
+        regeneration.edit_ceiling when set, and the ladder then starts there if that is below
+        regeneration.preset."""
         own = [self.categories[c].image.ceiling if c in self.categories and self.categories[c].image else None
                for c in categories]
-        return max((c or self.regeneration.ceiling for c in own or [None]), key=PRESETS.index)
+        ceiling = max((c or self.regeneration.ceiling for c in own or [None]), key=PRESETS.index)
+        cap = self.regeneration.edit_ceiling if edit else None
+        if cap is not None:
+            ceiling = min(ceiling, cap, key=PRESETS.index)
+        return min(self.regeneration.preset, ceiling, key=PRESETS.index), ceiling
 
     def concept_text(self, categories: list[str], profile: str) -> str:
         """The safety concept for guided regeneration: the flagged categories' concepts joined,

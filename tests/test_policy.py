@@ -57,9 +57,24 @@ def test_regeneration_ceiling_per_category(policy):
     data["regeneration"].update(preset="strong", ceiling="max")
     data["categories"]["nudity"]["image"]["ceiling"] = "strong"
     p = Policy.model_validate(data)
-    assert p.regeneration_ceiling(["nudity"]) == "strong"
-    assert p.regeneration_ceiling(["nudity", "violence"]) == "max"  # the highest of the flagged
-    assert p.regeneration_ceiling([]) == "max"
+    assert p.regeneration_ladder(["nudity"]) == ("strong", "strong")
+    assert p.regeneration_ladder(["nudity", "violence"]) == ("strong", "max")  # the highest of the flagged
+    assert p.regeneration_ladder([]) == ("strong", "max")
+
+
+def test_edit_ceiling_caps_edits_only_and_may_start_them_lower(policy):
+    data = policy.model_dump()
+    data["regeneration"].update(preset="strong", ceiling="max", edit_ceiling="medium")
+    p = Policy.model_validate(data)
+    assert p.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
+    assert p.regeneration_ladder(["violence"], edit=True) == ("medium", "medium")  # whatever was flagged
+    assert p.regeneration_ladder(["violence"], edit=False) == ("strong", "max")
+    data["regeneration"]["edit_ceiling"] = "max"
+    data["categories"]["nudity"]["image"]["ceiling"] = "strong"
+    assert Policy.model_validate(data).regeneration_ladder(["nudity"], edit=True) == ("strong", "strong")
+    data["regeneration"]["edit_strength"] = 0.0
+    with pytest.raises(ValueError, match="regeneration.edit_strength"):
+        Policy.model_validate(data)
 
 
 @pytest.mark.parametrize(("where", "message"), [
@@ -79,7 +94,7 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert (sd.regeneration.guidance, sd.regeneration.ceiling) == ("sld", "max")  # no latent guard there
     assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
     assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
-    assert tiny.regeneration_ceiling(["violence"]) == "strong"
+    assert tiny.regeneration_ladder(["violence"]) == ("strong", "strong")
 
 
 def test_profile_regeneration_ceiling_below_the_preset_is_named(policy):
