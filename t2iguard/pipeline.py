@@ -263,7 +263,8 @@ class SafeT2IPipeline:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
         safety guidance (the policy's method) away from everything flagged so far, escalating the preset
         on the request's seed, then on fresh seeds once at the flagged categories' ceiling
-        (`guidance.regeneration_step`).
+        (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`, each regeneration
+        starting from the source noised to its `edit_strength`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
         flagged_so_far: list[str] = []
@@ -318,8 +319,8 @@ class SafeT2IPipeline:
 
         Safety guidance: `sld` adds the concept as a third UNet row; `classifier` shifts each step
         along the served latent guard's gradient. Edits condition the UNet on the source latent and
-        mask and re-impose the noised source outside the mask each step; pixels outside the mask are
-        the source's exactly."""
+        mask and re-impose the noised source outside the mask each step (and, with a guidance strength
+        below 1, start from the source noised to it); pixels outside the mask are the source's exactly."""
         p = self.profile
         rng = np.random.default_rng(req.seed)
         latents = rng.standard_normal((1, p.latent_channels, p.latent_size, p.latent_size)).astype(np.float32)
