@@ -1,7 +1,8 @@
 """Tune the regeneration ladder: how far should guidance escalate (the ceiling) for each set?
 
     .venv/bin/python benchmarks/regeneration_ladder.py --set t2i --requests 150 --seed 9000
-    .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 --methods sld
+    .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 --methods sld \
+        --edit-strengths 1
     .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 \
         --methods classifier --ceilings strong --edit-strengths 1,0.9,0.8
 
@@ -10,8 +11,7 @@ judge) for each method x ceiling x edit strength, with every category escalating
 ceiling (the policy's per-category ceilings are cleared), and prints a Markdown table: flagged at
 the first attempt, still flagged after 2 and after N regenerations, shape / colour retention, and
 for edits how many drew the crown asked for (first attempts / delivered images). Tune on seeds
-that the reported eval (7000+) never uses; the README's tuning table comes from the two commands
-above.
+that the reported eval (7000+) never uses; the README's tuning tables come from commands like these.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from t2iguard.guidance import PRESETS
 from t2iguard.policy import Policy
 
 
-def one_ceiling(policy: Policy, ceiling: str, edit_strength: float) -> Policy:
-    """`policy` with every category escalating to `ceiling` (starting there when it is below the policy's
-    starting preset), edits regenerated from `edit_strength`."""
+def one_ceiling(policy: Policy, ceiling: str, edit_strength: float | None) -> Policy:
+    """`policy` with every category and edits escalating to `ceiling` (starting there when it is below the
+    policy's starting preset), edits regenerated from `edit_strength` (None: the policy's)."""
     data = policy.model_dump()
     start = min(PRESETS.index(data["regeneration"]["preset"]), PRESETS.index(ceiling))
-    data["regeneration"].update(preset=PRESETS[start], ceiling=ceiling, edit_ceiling=None, edit_strength=edit_strength)
+    data["regeneration"].update(preset=PRESETS[start], ceiling=ceiling, edit_ceiling=None)
+    if edit_strength is not None:
+        data["regeneration"]["edit_strength"] = edit_strength
     for rule in data["categories"].values():
         if rule["image"] is not None:
             rule["image"]["ceiling"] = None
@@ -45,14 +47,19 @@ def main() -> None:
     ap.add_argument("--attempts", type=int, default=4)
     ap.add_argument("--methods", default="sld,classifier")
     ap.add_argument("--ceilings", default="max,strong")
-    ap.add_argument("--edit-strengths", default="1",
-                    help="comma-separated strengths edits are regenerated from (the policy's edit_strength)")
+    ap.add_argument("--edit-strengths", default=None,
+                    help="edits only: comma-separated strengths their regenerations start from, each in (0, 1] "
+                         "(default: the policy's edit_strength)")
     ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
     args = ap.parse_args()
     methods, ceilings = args.methods.split(","), args.ceilings.split(",")
-    strengths = [float(v) for v in args.edit_strengths.split(",")]
-    if not all(0.0 < v <= 1.0 for v in strengths):
-        ap.error("--edit-strengths: each in (0, 1]")
+    strengths: list[float | None] = [None]
+    if args.edit_strengths is not None:
+        if args.set != "edits":
+            ap.error("--edit-strengths: edits only (text-to-image has no source to start from)")
+        strengths = [float(v) for v in args.edit_strengths.split(",")]
+        if not all(0.0 < v <= 1.0 for v in strengths):
+            ap.error("--edit-strengths: each in (0, 1]")
     for name, value, known in (("--methods", methods, E.METHODS), ("--ceilings", ceilings, PRESETS)):
         if set(value) - set(known):
             ap.error(f"{name}: choose from {', '.join(known)}")
@@ -70,7 +77,8 @@ def main() -> None:
                                     policy=lambda p, c=ceiling, s=strength: one_ceiling(p, c, s))
                 m = E.summarise(rows, args.attempts, args.set, judge)
                 ret, crown = m["attribute_retention"], m.get("crown")
-                print(f"| {method}, {ceiling}, {strength:g} | {args.set} ({args.requests}) | "
+                shown = "policy" if strength is None else format(strength, "g")
+                print(f"| {method}, {ceiling}, {shown} | {args.set} ({args.requests}) | "
                       f"{m['flagged_first_attempt']:.1%} | {m['still_flagged_after'].get('2', float('nan')):.1%} | "
                       f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
                       f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "

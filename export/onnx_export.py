@@ -62,15 +62,17 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.ERROR)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, args, str(path), dynamo=True, external_data=False, opset_version=OPSET,
-            input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-            dynamic_shapes=tuple({0: batch} for _ in spec.inputs), verbose=False,
-        )
-    for q, level in zip(quiet, levels, strict=True):
-        q.setLevel(level)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, args, str(path), dynamo=True, external_data=False, opset_version=OPSET,
+                input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+                dynamic_shapes=tuple({0: batch} for _ in spec.inputs), verbose=False,
+            )
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
 
 
 def parity(module: torch.nn.Module, spec: ModelSpec, path: Path, batches: tuple[int, ...] = (1, 3)) -> float:

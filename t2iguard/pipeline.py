@@ -125,10 +125,20 @@ class Guidance:
     categories: list[str]
     strength: float = 1.0
 
+    def __post_init__(self):
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"guidance strength must be in (0, 1], got {self.strength}")
+
     @property
     def label(self) -> str:
         name = self.method if self.preset is None else f"{self.method}-{self.preset}"
         return name if self.strength == 1.0 else f"{name}@{self.strength:g}"
+
+
+def strength_steps(strength: float, steps: int) -> int:
+    """How many of `steps` denoising steps an edit at `strength` runs: the last int(strength * steps), as
+    diffusers' `get_timesteps` counts them, and at least one (a regeneration must draw an image)."""
+    return max(1, min(steps, int(strength * steps + 1e-6)))
 
 
 class Refused(Exception):
@@ -336,11 +346,11 @@ class SafeT2IPipeline:
             source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
             keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
             if guidance is not None and guidance.strength < 1.0:  # SDEdit: start from the noised source
-                timesteps = timesteps[len(timesteps) - max(1, round(guidance.strength * len(timesteps))):]
+                timesteps = timesteps[len(timesteps) - strength_steps(guidance.strength, len(timesteps)):]
                 latents = self.scheduler.add_noise(source, latents, int(timesteps[0]))
         n = context.shape[0]
         stride = self.scheduler.config.num_train_timesteps // req.steps
-        for i, t in enumerate(timesteps):
+        for i, t in enumerate(timesteps, start=req.steps - len(timesteps)):  # i: the step of the full schedule
             unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
                        S.ENCODER_HIDDEN_STATES: context}
             if p.inpaint_channels:

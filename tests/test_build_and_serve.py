@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -89,37 +88,35 @@ def test_local_pipeline_matches_served(repository, profile, policy, client):
     assert np.abs(a - served.image().astype(int)).max() <= 2  # float summation order only
 
 
-class _CountingRunner:
-    """A real LocalRunner that also counts the calls per model (instrumentation, not a stand-in)."""
+class _RecordingRunner:
+    """A real LocalRunner that also records the UNet's timesteps (instrumentation, not a stand-in)."""
 
     def __init__(self, runner: LocalRunner):
-        self.runner, self.calls = runner, Counter()
+        self.runner, self.unet_timesteps = runner, []
 
     def infer(self, model, inputs, outputs):
-        self.calls[model] += 1
+        if model == S.UNET:
+            self.unet_timesteps.append(int(inputs[S.TIMESTEP][0, 0]))
         return self.runner.infer(model, inputs, outputs)
 
 
 def test_edit_regeneration_strength_starts_from_the_noised_source(repository, profile, policy):
-    """Below strength 1 an edit denoises only the last steps, from the source latent noised that far
-    (diffusers' inpainting `strength`): fewer UNet calls, and the masked region stays nearer the source."""
+    """Below strength 1 an edit denoises only the last int(strength * steps) steps of the schedule, from the
+    source latent noised that far (diffusers' inpainting `strength`): the masked region stays nearer the source."""
     from t2iguard.export.eval_regeneration import edit_requests
 
-    runner = _CountingRunner(LocalRunner(repository, profile, policy))
+    runner = _RecordingRunner(LocalRunner(repository, profile, policy))
     pipe = SafeT2IPipeline(runner, profile, policy, "trained (ShapeWorld)")
     inside = {}
     for (req, _), seed in zip(edit_requests(3, seed=123), range(3), strict=True):
-        req = replace(req, steps=10, seed=seed)
+        req = replace(req, steps=15, seed=seed)
         cond, uncond, _ = pipe.encode_prompt(req.prompt, "")
         masked = req.mask > 0
-        for strength in (1.0, 0.6, 0.2):
-            runner.calls.clear()
+        for strength, runs in ((1.0, 15), (0.9, 13), (0.5, 7), (0.2, 3)):
+            runner.unet_timesteps.clear()
             image = pipe.generate(req, cond, uncond, Guidance("reseed", None, [], strength))
-            assert runner.calls[S.UNET] == round(10 * strength)
-            assert (image[~masked] == req.init_image[~masked]).all()
+            assert runner.unet_timesteps == pipe.scheduler.timesteps(15)[-runs:].tolist()
             diff = np.abs(image[masked].astype(int) - req.init_image[masked]).mean()
             inside.setdefault(strength, []).append(diff)
     mean = {s: float(np.mean(v)) for s, v in inside.items()}
-    assert mean[0.2] < mean[0.6] < mean[1.0], mean
-    assert Guidance("classifier", "strong", ["unintended-edit"], 0.9).label == "classifier-strong@0.9"
-    assert Guidance("classifier", "strong", ["unintended-edit"]).label == "classifier-strong"
+    assert mean[0.2] < mean[0.5] < mean[1.0], mean

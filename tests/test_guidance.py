@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step
+from t2iguard.pipeline import Guidance, strength_steps
 
 
 def _eps(seed):
@@ -124,3 +125,18 @@ def test_reseed_baseline_has_no_preset_and_fresh_noise_every_attempt():
     ladder = _ladder("reseed", "strong", "max", 3)
     assert [p for p, _ in ladder] == [None] * 3
     assert len({7, *(s for _, s in ladder)}) == 4
+
+
+def test_edit_strength_runs_the_last_steps_as_diffusers_counts_them():
+    assert [strength_steps(s, 20) for s in (1.0, 0.95, 0.9, 0.85, 0.8, 0.6)] == [20, 19, 18, 17, 16, 12]
+    assert strength_steps(0.9, 15) == 13  # int(13.5), as diffusers' get_timesteps (round would give 14)
+    assert strength_steps(0.01, 20) == 1  # a regeneration always draws
+
+
+def test_guidance_names_its_strength_and_refuses_one_out_of_range():
+    assert Guidance("classifier", "medium", ["unintended-edit"], 0.9).label == "classifier-medium@0.9"
+    assert Guidance("classifier", "strong", ["nudity"]).label == "classifier-strong"
+    assert Guidance("reseed", None, [], 0.8).label == "reseed@0.8"
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="guidance strength must be in"):
+            Guidance("reseed", None, [], bad)

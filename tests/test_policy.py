@@ -95,6 +95,18 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
     assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
     assert tiny.regeneration_ladder(["violence"]) == ("strong", "strong")
+    # edits as tuned on the tiny weights: from the source noised to 0.9, guidance capped at medium
+    assert tiny.regeneration.edit_strength == 0.9
+    assert tiny.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
+    assert sd.regeneration.edit_strength == 1.0 and sd.regeneration_ladder(["unintended-edit"], edit=True) == (
+        "strong", "max")
+
+
+def test_profile_edit_strength_out_of_range_is_named(policy):
+    data = policy.model_dump()
+    data["profile_regeneration"]["tiny"]["edit_strength"] = 1.5
+    with pytest.raises(ValueError, match="profile_regeneration.tiny.edit_strength"):
+        Policy.model_validate(data)
 
 
 def test_profile_regeneration_ceiling_below_the_preset_is_named(policy):
