@@ -10,7 +10,9 @@ Runs one request set of `t2iguard eval regeneration` (same requests, same pipeli
 judge) for each method x ceiling x edit strength, with every category escalating to that one
 ceiling (the policy's per-category ceilings are cleared), and prints a Markdown table: flagged at
 the first attempt, still flagged after 2 and after N regenerations, shape / colour retention, and
-for edits how many drew the crown asked for (first attempts / delivered images). Tune on seeds
+for edits how many drew the crown asked for (first attempts / delivered images); then, per row, the
+requests still refused with their source figure's size and tone (which requests fail, not only how
+many: the same ones at every setting point at the weights, not the ladder). Tune on seeds
 that the reported eval (7000+) never uses; the README's tuning tables come from commands like these.
 """
 
@@ -19,9 +21,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from t2iguard.export import eval_regeneration as E
 from t2iguard.export.build import build_repository
 from t2iguard.guidance import PRESETS
+from t2iguard.images import image_grid
 from t2iguard.policy import Policy
 
 
@@ -50,6 +56,9 @@ def main() -> None:
     ap.add_argument("--edit-strengths", default=None,
                     help="edits only: comma-separated strengths their regenerations start from, each in (0, 1] "
                          "(default: the policy's edit_strength)")
+    ap.add_argument("--refused-grid", type=Path, default=None,
+                    help="write a PNG: one row per refused request of every setting, its source (edits; blank for "
+                         "t2i) and then each attempt's image")
     ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
     args = ap.parse_args()
     methods, ceilings = args.methods.split(","), args.ceilings.split(",")
@@ -70,6 +79,8 @@ def main() -> None:
     print(f"| method, ceiling, edit strength | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
           "retention shape / colour | crown drawn (first / delivered) |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")
+    refused: list[str] = []
+    tiles: list = []
     for method in methods:
         for ceiling in ceilings:
             for strength in strengths:
@@ -83,6 +94,15 @@ def main() -> None:
                       f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
                       f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
                       + (f"{crown['first_attempt']:.0%} / {crown['delivered']:.0%} |" if crown else "- |"), flush=True)
+                for r in (r for r in rows if r["refused"]):
+                    source = r["req"].init_image if r["req"].is_edit else np.full_like(r["images"][0], 255)
+                    tiles += [source] + r["images"]
+                refused.append(f"- {method}, {ceiling}, {shown}: " + (", ".join(
+                    f"{r['id']} ({r['scene'].size}, {r['scene'].tone})" for r in rows if r["refused"]) or "none"))
+    print("\nrefused (request: source figure's size, tone):\n" + "\n".join(refused))
+    if args.refused_grid is not None and tiles:
+        Image.fromarray(image_grid(tiles, args.attempts + 2)).quantize(256).save(args.refused_grid)
+        print(f"refused requests' attempts: {args.refused_grid}")
 
 
 if __name__ == "__main__":
