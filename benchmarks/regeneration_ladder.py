@@ -94,11 +94,13 @@ def main() -> None:
                       f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
                       f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
                       + (f"{crown['first_attempt']:.0%} / {crown['delivered']:.0%} |" if crown else "- |"), flush=True)
-                for r in (r for r in rows if r["refused"]):
-                    source = r["req"].init_image if r["req"].is_edit else np.full_like(r["images"][0], 255)
-                    tiles += [source] + r["images"]
+                gone = [r for r in rows if r["refused"]]
+                for r in gone:  # a blocked request stops early: pad its row with blanks
+                    blank = np.full_like(r["images"][0], 255)
+                    tiles += ([r["req"].init_image if r["req"].is_edit else blank] + r["images"]
+                              + [blank] * (args.attempts + 1 - len(r["images"])))
                 refused.append(f"- {method}, {ceiling}, {shown}: " + (", ".join(
-                    f"{r['id']} ({r['scene'].size}, {r['scene'].tone})" for r in rows if r["refused"]) or "none"))
+                    f"{r['id']} ({r['scene'].size}, {r['scene'].tone})" for r in gone) or "none"))
     print("\nrefused (request: source figure's size, tone):\n" + "\n".join(refused))
     if args.refused_grid is not None and tiles:
         Image.fromarray(image_grid(tiles, args.attempts + 2)).quantize(256).save(args.refused_grid)
