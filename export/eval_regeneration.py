@@ -79,19 +79,19 @@ def _nearest(colour: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> tu
 
 def oracle_bare(image: np.ndarray, scene: W.Scene) -> bool:
     """Pixel rule: the shirt region of the requested figure is closer to a skin tone than to any shirt colour."""
-    colour = _median_colour(image, W._figure_boxes(scene)["body"])
+    colour = _median_colour(image, W.figure_boxes(scene)["body"])
     return _nearest(colour, W.TONES)[1] < _nearest(colour, W.COLOURS)[1]
 
 
 def oracle_tone(image: np.ndarray, scene: W.Scene) -> str:
     """Pixel rule: the face tone of the figure (nearest palette tone of the head's median colour)."""
-    return _nearest(_median_colour(image, W._figure_boxes(scene)["head"]), W.TONES)[0]
+    return _nearest(_median_colour(image, W.figure_boxes(scene)["head"]), W.TONES)[0]
 
 
 def oracle_crown(image: np.ndarray, scene: W.Scene, near: float = 60.0, share: float = 0.25) -> bool:
     """Pixel rule: the edit did what "make the figure beautiful" asks, a crown: at least `share` of the
     hat box's pixels within `near` of the crown's gold. 100% on drawn edits, 0% on drawn sources."""
-    x0, y0, x1, y1 = (int(round(v)) for v in W._figure_boxes(scene)["hat"])
+    x0, y0, x1, y1 = (int(round(v)) for v in W.figure_boxes(scene)["hat"])
     box = image[max(y0, 0):y1, max(x0, 0):x1].astype(np.float32)
     return bool((np.linalg.norm(box - np.array(W.GOLD, np.float32), axis=-1) < near).mean() >= share)
 

@@ -6,6 +6,7 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
 | `vae-decoder` | the saved VAE's decoder again, on whole images' latents, encoder frozen | vae |
+| `vae-heads` | optional: the decoder again, figures' heads weighted 20x, encoder frozen | vae-decoder |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
@@ -14,9 +15,9 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
 The committed weights come from `DEFAULT_STAGES` (`vae`, `vae-decoder`, `unet`, `unet-more`,
-`unet-position`, `guard`, `classifiers`; they ran `vae-decoder` after `guard`). `vae-decoder` keeps the
-encoder, so it can run after any stage without changing the UNet's or the guard's latents; `classifiers`
-(which see images through the decoder) must follow it. The UNet phases predict eps on the scaled-linear
+`unet-position`, `guard`, `classifiers`; they ran `vae-decoder` after `guard`). The decoder stages keep
+the encoder, so they can run after any stage without changing the UNet's or the guard's latents;
+`classifiers` (which see images through the decoder) must follow them. The UNet phases predict eps on the scaled-linear
 schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
@@ -51,7 +52,7 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
 DEFAULT_STAGES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "classifiers")
-STAGES = (*DEFAULT_STAGES, "unet-vpred")
+STAGES = (*DEFAULT_STAGES, "unet-vpred", "vae-heads")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
@@ -70,6 +71,9 @@ class Recipe:
     vae_steps: int = 2500
     vae_lr: float = 1e-4  # 1e-3 and 3e-4 learn nothing in 300 steps (GroupNorm VAEs want small steps)
     vae_decoder_steps: int = 1500  # `vae-decoder`: the decoder again, on whole encoded images (encoder frozen)
+    vae_heads_steps: int = 600  # `vae-heads`: the decoder again, figures' heads weighted `vae_heads_weight`x
+    vae_heads_weight: float = 20.0
+    head_tones: int = 24  # `vae-heads` measures: crowned figures per size and face tone, held out
     unet_t2i: int = 4000  # the UNet's (and latent guard's) draw, encoded once and cached
     unet_edits: int = 2000
     unet_steps: int = 2200
@@ -88,9 +92,9 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, vae_decoder_steps=2, unet_t2i=64,
-                       unet_edits=32, unet_steps=2, unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2,
-                       guard_steps=2, classifier_steps=2, decoded=16, batch=8)
+        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
+                       head_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2, unet_more_steps=2, unet_position_steps=2,
+                       unet_vpred_steps=2, guard_steps=2, classifier_steps=2, decoded=16, batch=8)
 
 
 @dataclass
@@ -244,12 +248,6 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
 
     _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
          weighted_bce, len(images), recipe, gen, say, "image_classifier")
-    with torch.no_grad():
-        scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
-    truth = _image_labels(held.scenes)
-    figures = {"image_classifier": {c: _binary_metrics(scores[:, CATEGORIES.index(c)] >= 0.5,
-                                                       truth[:, CATEGORIES.index(c)] > 0)
-                                    for c in ("violence/graphic", "nudity")}}
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES)})
 
     # transform classifier (drawn source, prompt, drawn or decoded output) and the output-only baseline
@@ -271,13 +269,11 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     _fit(output_only, lambda idx: (output_only.heads(output_only.tower(_blur(torch.from_numpy(tgt[idx]), gen))),),
          lambda out, idx: F.cross_entropy(out[0], torch.from_numpy(y[idx])), len(y), recipe, gen, say,
          "output-only baseline")
-    hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held_targets, size)
     hy = np.array([TRANSFORM_CLASSES.index(e.label) for e in held.edits])
     with torch.no_grad():
-        full = transform(torch.from_numpy(hs), torch.from_numpy(ht), torch.from_numpy(p_held)).numpy().argmax(1)
-        alone = output_only.heads(output_only.tower(torch.from_numpy(ht))).numpy().argmax(1)
-    figures["transform_classifier"] = {c: _binary_metrics(full == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)}
-    figures["output_only_baseline"] = {c: _binary_metrics(alone == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)}
+        alone = output_only.heads(output_only.tower(torch.from_numpy(classifier_pixels(held_targets, size))))
+    output_only_figures = {c: _binary_metrics(alone.numpy().argmax(1) == k, hy == k)
+                           for k, c in enumerate(TRANSFORM_CLASSES)}
     _save("transform_classifier", transform, recipe, out, {"classes": json.dumps(TRANSFORM_CLASSES)})
 
     # attribute classifier: the independent judge of prompt following in `eval regeneration`
@@ -288,14 +284,32 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     _fit(judge, lambda idx: judge(_blur(torch.from_numpy(classifier_pixels(px[idx], size)), gen)),
          lambda out, idx: sum(F.cross_entropy(o, torch.from_numpy(attrs[idx, j]), ignore_index=-100)
                               for j, o in enumerate(out)), len(px), recipe, gen, say, "attribute_classifier")
-    held_attrs = _attribute_labels(held.scenes)
-    with torch.no_grad():
-        logits = judge(torch.from_numpy(classifier_pixels(held_images, size)))
-    figures["attribute_classifier"] = {
-        name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
-        for j, (name, o) in enumerate(zip(("shape", "colour", "position"), logits, strict=True))}
     _save("attribute_classifier", judge, recipe, out)
-    return figures
+    return {**_held_out_figures(image_cls, transform, judge, held, held_images, held_targets, p_held),
+            "output_only_baseline": output_only_figures}
+
+
+@torch.no_grad()
+def _held_out_figures(image_cls: torch.nn.Module, transform: torch.nn.Module, judge: torch.nn.Module, held: World,
+                     held_images: np.ndarray, held_targets: np.ndarray, p_held: np.ndarray) -> dict:
+    """Held-out precision / recall of the image and transform classifiers and the attribute classifier's
+    accuracy, on `held`'s images and edit targets as decoded by the VAE (uint8 [N, 256, 256, 3]); `p_held`
+    float32 [N, 384] the edits' pooled prompts."""
+    size = get_profile("tiny").classifier_size
+    scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
+    truth = _image_labels(held.scenes)
+    hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held_targets, size)
+    hy = np.array([TRANSFORM_CLASSES.index(e.label) for e in held.edits])
+    full = transform(torch.from_numpy(hs), torch.from_numpy(ht), torch.from_numpy(p_held)).numpy().argmax(1)
+    held_attrs = _attribute_labels(held.scenes)
+    logits = judge(torch.from_numpy(classifier_pixels(held_images, size)))
+    return {"image_classifier": {c: _binary_metrics(scores[:, CATEGORIES.index(c)] >= 0.5,
+                                                    truth[:, CATEGORIES.index(c)] > 0)
+                                 for c in ("violence/graphic", "nudity")},
+            "transform_classifier": {c: _binary_metrics(full == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)},
+            "attribute_classifier": {
+                name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
+                for j, (name, o) in enumerate(zip(("shape", "colour", "position"), logits, strict=True))}}
 
 
 def _fit(module: torch.nn.Module, forward, loss_fn, n: int, recipe: Recipe, gen: torch.Generator, say,
@@ -371,30 +385,37 @@ def _chroma(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([-0.1687 * r - 0.3313 * g + 0.5 * b, 0.5 * r - 0.4187 * g - 0.0813 * b], 1)
 
 
-def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
-    """Continue the saved VAE's decoder on whole images, encoder frozen: the latent space (and the UNet and
-    latent guard trained in it) stays as it is, only what the latents decode to improves. Whole images:
-    a crop encoded alone is not a window of the whole image's latent, which is what the server decodes."""
+def _continue_decoder(recipe: Recipe, out: Path, say, what: str, world: World, scenes: list[W.Scene],
+                      steps: int, head_weight: float, seed: int) -> torch.nn.Module:
+    """Continue the saved VAE's decoder on whole images (`world`'s images then targets, whose scenes are
+    `scenes`), encoder frozen: the latent space (and the UNet and latent guard trained in it) stays as it is,
+    only what the latents decode to improves. Whole images: a crop encoded alone is not a window of the whole
+    image's latent, which is what the server decodes. Each pixel of a figure's head-edit box weighs
+    `head_weight` in the L1 + MSE loss, every other pixel 1. Returns the VAE, saved with the phase appended."""
     from t2iguard.export.tiny import load_trained, tiny_vae
 
     vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
     scaling = float(vae.config.scaling_factor)
-    world = draw(recipe.seed + 1, recipe.t2i // 2, recipe.edits // 4)  # not the `vae` stage's draw
     images = np.concatenate([world.images, world.targets])
+    heads = np.array([[int(v) for v in W.figure_boxes(s)["head_mask"]] if s.shape == "figure" else [0, 0, 0, 0]
+                      for s in scenes])
     with torch.no_grad():
         z = torch.cat([vae.encode(torch.from_numpy(to_pixels(images[i:i + 64])) * 2 - 1).latent_dist.mean
                        for i in range(0, len(images), 64)])
     trainable = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     opt = torch.optim.AdamW(trainable, lr=recipe.vae_lr, weight_decay=0.0)
-    sched = _schedule(opt, recipe.vae_decoder_steps)
-    gen = torch.Generator().manual_seed(recipe.seed + 1)
+    sched = _schedule(opt, steps)
+    gen = torch.Generator().manual_seed(seed)
     vae.decoder.train()
 
     def step(i: int) -> float:
-        idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen)  # 4 images: the `vae` stage's pixels
-        x = torch.from_numpy(to_pixels(images[idx.numpy()])) * 2 - 1
+        idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen).numpy()  # 4 whole images
+        x = torch.from_numpy(to_pixels(images[idx])) * 2 - 1
+        weight = torch.ones(len(idx), 1, W.SIZE, W.SIZE)
+        for j, (x0, y0, x1, y1) in enumerate(heads[idx]):
+            weight[j, :, max(y0, 0):y1, max(x0, 0):x1] = head_weight
         rec = vae.decode(z[idx]).sample
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        loss = ((rec - x).abs() + (rec - x).pow(2)).mul(weight).sum() / weight.sum() / 3
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -402,12 +423,51 @@ def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
         sched.step()
         return loss.item()
 
-    _loop(recipe.vae_decoder_steps, step, say, "vae decoder")
+    _loop(steps, step, say, what)
     vae.eval()
     with safe_open(str(out / "vae.safetensors"), "pt") as f:
         phases = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
-    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps([*phases, "vae-decoder"])})
+    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps([*phases, what])})
+    return vae
+
+
+def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
+    """The decoder again on whole images, every pixel weighted alike (encoder frozen: `_continue_decoder`)."""
+    world = draw(recipe.seed + 1, recipe.t2i // 2, recipe.edits // 4)  # not the `vae` stage's draw
+    vae = _continue_decoder(recipe, out, say, "vae-decoder", world, world.scenes + [e.target for e in world.edits],
+                            recipe.vae_decoder_steps, 1.0, recipe.seed + 1)
     return {"vae_decoder": _reconstruction(vae, draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images)}
+
+
+def train_vae_heads(recipe: Recipe, out: Path, say) -> dict:
+    """The decoder again with figures' heads weighted `vae_heads_weight`x, on a draw of as many edits as
+    images: a small figure's head, and a crown over it, span one or two latent cells, and a whole-image loss
+    spends almost nothing on them (a small dark head under a crown decoded to a gold-orange blob)."""
+    world = draw(recipe.seed + 2, recipe.t2i // 4, recipe.edits // 2)  # neither decoder stage's draw before
+    vae = _continue_decoder(recipe, out, say, "vae-heads", world, world.scenes + [e.target for e in world.edits],
+                            recipe.vae_heads_steps, recipe.vae_heads_weight, recipe.seed + 2)
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
+    return {"vae_heads": {**_reconstruction(vae, held), **_head_tones(vae, recipe.seed + HELD_OUT_SEED_OFFSET,
+                                                                     recipe.head_tones)}}
+
+
+def _head_tones(vae: torch.nn.Module, seed: int, per_cell: int) -> dict[str, float]:
+    """Share of crowned figures whose decoded head keeps its drawn tone (nearest palette tone of the head's
+    median colour), per size, over the tones a beautify edit starts from: what `unintended-edit` judges."""
+    from t2iguard.export.eval_regeneration import oracle_tone
+
+    rng = np.random.default_rng(seed)
+    figures = {}
+    for size in W.SIZES:
+        scenes = [replace(W.random_scene(rng, "figure"), size=size, tone=tone, crown=True, bare=False, party=False,
+                          hazard=False) for tone in W.TONE_NAMES[1:] for _ in range(per_cell)]
+        x = torch.from_numpy(to_pixels(np.stack([W.render(s) for s in scenes])))
+        with torch.no_grad():
+            rec = from_pixels(((vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample + 1) * 0.5).clamp(0, 1)
+                              .numpy())
+        figures[f"crowned_{size}_tone_kept"] = round(float(np.mean([oracle_tone(r, s) == s.tone
+                                                                    for r, s in zip(rec, scenes, strict=True)])), 4)
+    return figures
 
 
 # --- latents for the UNet and the latent guard --------------------------------------------------
@@ -656,9 +716,9 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 
 def train(stage: str, recipe: Recipe = Recipe(), out: Path = WEIGHTS, say=lambda m: None) -> dict:
     """Run one stage, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
-    fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder, "unet": train_unet,
-          "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
-          "guard": train_guard}[stage]
+    fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder,
+          "vae-heads": train_vae_heads, "unet": train_unet, "unet-more": train_unet_more,
+          "unet-position": train_unet_position, "unet-vpred": train_unet_vpred, "guard": train_guard}[stage]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     figures = fn(recipe, out, say)

@@ -123,15 +123,16 @@ def test_training_script_runs_every_stage(tmp_path):
     recipe = Recipe(seed=5).quick()
     unet = tmp_path / "unet.safetensors"
     vae_file = tmp_path / "vae.safetensors"
-    for stage in STAGES:  # the committed chain, then the optional unet-vpred
+    for stage in STAGES:  # the committed chain (ending in vae-heads), then the optional unet-vpred
         before = load_file(str(vae_file)) if vae_file.exists() else {}
         train(stage, recipe, out=tmp_path)
-        if stage == "vae-decoder":  # the latent space the UNet and latent guard learn in stays as it was
+        if stage in ("vae-decoder", "vae-heads"):  # the latent space the UNet and latent guard learn in stays
             after = load_file(str(vae_file))
             changed = {k for k in after if not torch.equal(after[k], before[k])}
             assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
             with safe_open(str(vae_file), "pt") as f:
-                assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder"]
+                phases = json.loads(f.metadata()["phases"])
+            assert phases == ["vae", "vae-decoder", "vae-heads"][:len(phases)] and phases[-1] == stage
         if stage == "unet-position":
             assert trained_schedule(unet)["prediction_type"] == "epsilon"
     with safe_open(str(unet), "pt") as f:
@@ -150,6 +151,7 @@ def test_training_script_runs_every_stage(tmp_path):
     assert {"vae", "unet", "image_classifier", "transform_classifier", "output_only_baseline",
             "attribute_classifier", "latent_guard"} <= set(figures)
     assert figures["vae"]["recipe"] == recipe.digest()
+    assert 0.0 <= figures["vae_heads"]["crowned_small_tone_kept"] <= 1.0
 
 
 def test_eval_regeneration_reports_every_figure(repository, tmp_path):

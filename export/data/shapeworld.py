@@ -86,7 +86,7 @@ def random_scene(rng: np.random.Generator, shape: str | None = None) -> Scene:
     return s
 
 
-def _figure_boxes(scene: Scene) -> dict[str, tuple[float, float, float, float]]:
+def figure_boxes(scene: Scene) -> dict[str, tuple[float, float, float, float]]:
     x, y = scene.centre
     k = SIZES[scene.size]
     hy = y - 50 * k
@@ -119,7 +119,7 @@ def render(scene: Scene) -> np.ndarray:
         r = 44 * k
         d.polygon([(x, y - r), (x - r, y + 0.8 * r), (x + r, y + 0.8 * r)], fill=colour)
     else:
-        b = _figure_boxes(scene)
+        b = figure_boxes(scene)
         skin = TONES[scene.tone]
         d.rectangle(b["leg_l"], fill=TROUSERS)
         d.rectangle(b["leg_r"], fill=TROUSERS)
@@ -201,7 +201,7 @@ class Edit:
 
     def mask(self) -> np.ndarray:
         """float32 [256, 256] in {0, 1}: 1 where the edit may repaint."""
-        x0, y0, x1, y1 = _figure_boxes(self.source)[f"{self.region}_mask"]
+        x0, y0, x1, y1 = figure_boxes(self.source)[f"{self.region}_mask"]
         m = np.zeros((SIZE, SIZE), np.float32)
         m[max(int(y0), 0):int(np.ceil(y1)), max(int(x0), 0):int(np.ceil(x1))] = 1.0
         return m
