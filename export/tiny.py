@@ -5,12 +5,13 @@ the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trai
 prompt classifier's LoRA adapters, merged, and head; the tagger's heads).
 Image side, trained on ShapeWorld by `t2iguard train shapeworld`: diffusers `UNet2DConditionModel`
 (latents plus inpainting channels) and `AutoencoderKL` in small configs (16x: 256x256 images,
-4x16x16 latents), the CLIP-style image and transform classifiers, and the latent guard served
-with its input gradient for classifier guidance.
+8x16x16 latents; edits decode with a second decoder of the same latents), the CLIP-style image and
+transform classifiers, and the latent guard served with its input gradient for classifier guidance.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def tiny_unet(p: Profile, coords: bool = True):
 
 
 def tiny_vae(p: Profile):
-    """The tiny AutoencoderKL: 4 downsamplings (16x), 256x256 RGB <-> 4x16x16."""
+    """The tiny AutoencoderKL: 4 downsamplings (16x), 256x256 RGB <-> 8x16x16."""
     from diffusers import AutoencoderKL
 
     n_blocks = p.vae_factor.bit_length()  # 16x -> 4 downsamples -> 5 blocks
@@ -74,6 +75,20 @@ def tiny_vae(p: Profile):
         block_out_channels=(16, 32, 64, 128, 128)[:n_blocks], layers_per_block=1, norm_num_groups=8,
         sample_size=p.image_size,
     )
+
+
+def decoder_part(vae) -> torch.nn.ModuleDict:
+    """The parts of an AutoencoderKL that decode (`decoder.*`, `post_quant_conv.*`), sharing its parameters:
+    what the edit decoder's file holds."""
+    return torch.nn.ModuleDict({"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv})
+
+
+def with_edit_decoder(vae, weights: Path = WEIGHTS):
+    """A copy of the trained `vae` whose decoder is `weights`/vae_edit_decoder.safetensors (`t2iguard train
+    shapeworld --stage vae-heads`); the encoder, hence the latent space and scaling_factor, are `vae`'s."""
+    edit = copy.deepcopy(vae)
+    load_trained(decoder_part(edit), S.VAE_EDIT_DECODER, weights)
+    return edit.eval()
 
 
 def load_trained(module: torch.nn.Module, name: str, weights: Path = WEIGHTS) -> torch.nn.Module:
@@ -99,6 +114,7 @@ def build_image_side(p: Profile) -> dict[str, Built]:
         S.UNET: Built(M.UNetEps(load_trained(tiny_unet(p), "unet"), coords=p.latent_size), TRAINED),
         S.VAE_ENCODER: Built(M.VAEEncode(vae), TRAINED),
         S.VAE_DECODER: Built(M.VAEDecode(vae), TRAINED),
+        S.VAE_EDIT_DECODER: Built(M.VAEDecode(with_edit_decoder(vae)), TRAINED),
         S.IMAGE_CLASSIFIER: Built(load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier"),
                                   TRAINED),
         S.TRANSFORM_CLASSIFIER: Built(load_trained(

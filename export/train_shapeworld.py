@@ -6,8 +6,8 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | --- | --- | --- |
 | `vae` | AutoencoderKL (16x), on 64-pixel crops (it is convolutional) | - |
 | `vae-decoder` | the saved VAE's decoder again, on whole images' latents, encoder frozen | vae |
-| `vae-heads` | optional: the decoder again, figures' heads weighted 20x, encoder frozen | vae-decoder |
-| `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae |
+| `vae-heads` | the edit decoder: the decoder again, figures' heads weighted 20x, encoder frozen | vae-decoder |
+| `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae-heads |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
@@ -15,9 +15,11 @@ Stages (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
 The committed weights come from `DEFAULT_STAGES` (`vae`, `vae-decoder`, `unet`, `unet-more`,
-`unet-position`, `guard`, `classifiers`; they ran `vae-decoder` after `guard`). The decoder stages keep
-the encoder, so they can run after any stage without changing the UNet's or the guard's latents;
-`classifiers` (which see images through the decoder) must follow them. The UNet phases predict eps on the scaled-linear
+`unet-position`, `guard`, `vae-heads`, `classifiers`; they ran `vae-decoder` after `guard`). The decoder
+stages keep the encoder, so they can run after any stage without changing the UNet's or the guard's latents;
+`vae-decoder` continues vae.safetensors (text-to-image decodes with it), `vae-heads` continues that decoder
+into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which see generated images through
+the decoder that serves them) must follow both. The UNet phases predict eps on the scaled-linear
 schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
@@ -51,8 +53,8 @@ from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 
 WEIGHTS = Path(__file__).parent / "weights"
 METRICS = WEIGHTS / "shapeworld.json"
-DEFAULT_STAGES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "classifiers")
-STAGES = (*DEFAULT_STAGES, "unet-vpred", "vae-heads")
+DEFAULT_STAGES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "vae-heads", "classifiers")
+STAGES = (*DEFAULT_STAGES, "unet-vpred")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
@@ -71,7 +73,7 @@ class Recipe:
     vae_steps: int = 2500
     vae_lr: float = 1e-4  # 1e-3 and 3e-4 learn nothing in 300 steps (GroupNorm VAEs want small steps)
     vae_decoder_steps: int = 1500  # `vae-decoder`: the decoder again, on whole encoded images (encoder frozen)
-    vae_heads_steps: int = 600  # `vae-heads`: the decoder again, figures' heads weighted `vae_heads_weight`x
+    vae_heads_steps: int = 600  # `vae-heads`: the edit decoder, figures' heads weighted `vae_heads_weight`x
     vae_heads_weight: float = 20.0
     head_tones: int = 24  # `vae-heads` measures: crowned figures per size and face tone, held out
     unet_t2i: int = 4000  # the UNet's (and latent guard's) draw, encoded once and cached
@@ -206,20 +208,22 @@ def _binary_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def decoded(images: np.ndarray, weights: Path) -> np.ndarray:
-    """uint8 [N, 256, 256, 3] through the trained VAE (encode the mean, decode): what generated images look like."""
+def decoded(images: np.ndarray, weights: Path, edit: bool = False) -> np.ndarray:
+    """uint8 [N, 256, 256, 3] through the trained VAE (encode the mean, decode; with the edit decoder when
+    `edit`): what generated images (edits' outputs) look like."""
     from t2iguard.export.modules import VAEDecode, VAEEncode
-    from t2iguard.export.tiny import load_trained, tiny_vae
+    from t2iguard.export.tiny import load_trained, tiny_vae, with_edit_decoder
 
     vae = load_trained(tiny_vae(get_profile("tiny")), "vae", weights)
-    enc, dec = VAEEncode(vae), VAEDecode(vae)
+    enc, dec = VAEEncode(vae), VAEDecode(with_edit_decoder(vae, weights) if edit else vae)
     return np.concatenate([from_pixels(dec(enc(torch.from_numpy(to_pixels(images[i:i + 32])))).numpy())
                            for i in range(0, len(images), 32)])
 
 
 def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
-    """Classifiers on drawn images and on the same images through the VAE (the generated domain); held-out
-    figures on the VAE-decoded held-out split."""
+    """Classifiers on drawn images and on the same images through the VAE (the generated domain): the image
+    and attribute classifiers see them through the text-to-image decoder, the transform classifier sees edit
+    outputs through the edit decoder, as served. Held-out figures on the decoded held-out split."""
     from t2iguard.export import modules as M
 
     size = get_profile("tiny").classifier_size
@@ -229,7 +233,8 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     n, m = recipe.decoded, recipe.decoded // 2
     say(f"drew {len(world.images)} images and {len(world.edits)} edits; decoding {n + m} through the VAE")
     rec_images, rec_targets = decoded(world.images[:n], out), decoded(world.targets[:m], out)
-    held_images, held_targets = decoded(held.images, out), decoded(held.targets, out)
+    edited, held_images = decoded(world.targets[:m], out, edit=True), decoded(held.images, out)
+    held_targets = decoded(held.targets, out, edit=True)
     edit_sources = [e.source for e in world.edits]
     edit_targets = [e.target for e in world.edits]
 
@@ -257,7 +262,7 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     y = np.array([TRANSFORM_CLASSES.index(e.label) for e in world.edits])
     y = np.concatenate([y, y[:m]])
     src = classifier_pixels(np.concatenate([world.sources, world.sources[:m]]), size)
-    tgt = classifier_pixels(np.concatenate([world.targets, rec_targets]), size)
+    tgt = classifier_pixels(np.concatenate([world.targets, edited]), size)
     torch.manual_seed(recipe.seed + 1)
     transform = M.TransformClassifier(get_profile("tiny").embed_dim, p_train.shape[1], len(TRANSFORM_CLASSES))
     _fit(transform, lambda idx: (transform(_blur(torch.from_numpy(src[idx]), gen),
@@ -293,8 +298,8 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
 def _held_out_figures(image_cls: torch.nn.Module, transform: torch.nn.Module, judge: torch.nn.Module, held: World,
                      held_images: np.ndarray, held_targets: np.ndarray, p_held: np.ndarray) -> dict:
     """Held-out precision / recall of the image and transform classifiers and the attribute classifier's
-    accuracy, on `held`'s images and edit targets as decoded by the VAE (uint8 [N, 256, 256, 3]); `p_held`
-    float32 [N, 384] the edits' pooled prompts."""
+    accuracy, on `held`'s images and edit targets as decoded by the text-to-image and edit decoders (uint8
+    [N, 256, 256, 3]); `p_held` float32 [N, 384] the edits' pooled prompts."""
     size = get_profile("tiny").classifier_size
     scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
     truth = _image_labels(held.scenes)
@@ -386,13 +391,14 @@ def _chroma(x: torch.Tensor) -> torch.Tensor:
 
 
 def _continue_decoder(recipe: Recipe, out: Path, say, what: str, world: World, scenes: list[W.Scene],
-                      steps: int, head_weight: float, seed: int) -> torch.nn.Module:
+                      steps: int, head_weight: float, seed: int, save_as: str = "vae") -> torch.nn.Module:
     """Continue the saved VAE's decoder on whole images (`world`'s images then targets, whose scenes are
     `scenes`), encoder frozen: the latent space (and the UNet and latent guard trained in it) stays as it is,
     only what the latents decode to improves. Whole images: a crop encoded alone is not a window of the whole
     image's latent, which is what the server decodes. Each pixel of a figure's head-edit box weighs
-    `head_weight` in the L1 + MSE loss, every other pixel 1. Returns the VAE, saved with the phase appended."""
-    from t2iguard.export.tiny import load_trained, tiny_vae
+    `head_weight` in the L1 + MSE loss, every other pixel 1. Returns the VAE, saved with the phase appended as
+    `save_as`: "vae" (the whole VAE) or "vae_edit_decoder" (its decoding part only)."""
+    from t2iguard.export.tiny import decoder_part, load_trained, tiny_vae
 
     vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
     scaling = float(vae.config.scaling_factor)
@@ -427,7 +433,10 @@ def _continue_decoder(recipe: Recipe, out: Path, say, what: str, world: World, s
     vae.eval()
     with safe_open(str(out / "vae.safetensors"), "pt") as f:
         phases = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
-    _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps([*phases, what])})
+    if save_as == "vae":
+        _save("vae", vae, recipe, out, {"scaling_factor": scaling, "phases": json.dumps([*phases, what])})
+    else:
+        _save(save_as, decoder_part(vae), recipe, out, {"phases": json.dumps([*phases, what])})
     return vae
 
 
@@ -440,12 +449,14 @@ def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
 
 
 def train_vae_heads(recipe: Recipe, out: Path, say) -> dict:
-    """The decoder again with figures' heads weighted `vae_heads_weight`x, on a draw of as many edits as
-    images: a small figure's head, and a crown over it, span one or two latent cells, and a whole-image loss
-    spends almost nothing on them (a small dark head under a crown decoded to a gold-orange blob)."""
+    """The edit decoder: the saved decoder again with figures' heads weighted `vae_heads_weight`x, on a draw of
+    as many edits as images, saved as vae_edit_decoder.safetensors (vae.safetensors stays). A small figure's
+    head, and a crown over it, span one or two latent cells, and a whole-image loss spends almost nothing on
+    them (a small dark head under a crown decoded to a gold-orange blob); text-to-image keeps the whole-image
+    decoder, whose party figures the image classifier reads better."""
     world = draw(recipe.seed + 2, recipe.t2i // 4, recipe.edits // 2)  # neither decoder stage's draw before
     vae = _continue_decoder(recipe, out, say, "vae-heads", world, world.scenes + [e.target for e in world.edits],
-                            recipe.vae_heads_steps, recipe.vae_heads_weight, recipe.seed + 2)
+                            recipe.vae_heads_steps, recipe.vae_heads_weight, recipe.seed + 2, "vae_edit_decoder")
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
     return {"vae_heads": {**_reconstruction(vae, held), **_head_tones(vae, recipe.seed + HELD_OUT_SEED_OFFSET,
                                                                      recipe.head_tones)}}

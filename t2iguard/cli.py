@@ -291,14 +291,14 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
 def train_shapeworld(
     stage: Annotated[list[str], typer.Option(
         help="Stages, run in the order given (default: the committed weights' chain, vae vae-decoder unet "
-             "unet-more unet-position guard classifiers; `unet-vpred` and `vae-heads` are optional, see the "
+             "unet-more unet-position guard vae-heads classifiers; `unet-vpred` is optional, see the "
              "README).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ShapeWorld draw and of training.")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (run independent stages side by side with 1 each).")] = 2,
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
 ) -> None:
     """Train the tiny image side on ShapeWorld; write export/weights/*.safetensors (fp16) and the held-out
-    figures to export/weights/shapeworld.json. About 3.5 hours on 2 CPU cores (the default stages). Rebuild
+    figures to export/weights/shapeworld.json. About 3.8 hours on 2 CPU cores (the default stages). Rebuild
     afterwards."""
     import torch
 

@@ -372,7 +372,8 @@ class SafeT2IPipeline:
                 t_prev = int(t) - stride
                 known = source if t_prev < 0 else self.scheduler.add_noise(source, source_noise, t_prev)
                 latents = (keep * known + (1.0 - keep) * latents).astype(np.float32)
-        pixels = self._call(S.VAE_DECODER, {S.LATENTS: latents}, [S.PIXELS])[S.PIXELS]
+        decoder = S.VAE_EDIT_DECODER if req.is_edit else S.VAE_DECODER  # edits exist only where it is served
+        pixels = self._call(decoder, {S.LATENTS: latents}, [S.PIXELS])[S.PIXELS]
         image = from_pixels(pixels)[0]
         if req.is_edit:  # pixels outside the mask stay exactly the source's
             image = np.where(req.mask[..., None] > 0, image, req.init_image)

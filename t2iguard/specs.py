@@ -75,6 +75,7 @@ UNET = "unet"
 LATENT_GUARD = "latent_guard"
 VAE_ENCODER = "vae_encoder"
 VAE_DECODER = "vae_decoder"
+VAE_EDIT_DECODER = "vae_edit_decoder"
 IMAGE_PREPROCESS = "image_preprocess"
 IMAGE_CLASSIFIER = "image_classifier"
 IMAGE_GUARD = "image_guard"
@@ -273,6 +274,14 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             description="scaled latents -> pixels in [0,1]",
         ),
         ModelSpec(
+            VAE_EDIT_DECODER, "network",
+            inputs=(Tensor(LATENTS, "FP32", lat),),
+            outputs=(Tensor(PIXELS, "FP32", img_chw),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="the edits' decoder: the same latents -> pixels in [0,1], trained to draw the small heads "
+                        "inpainting edits (a decoder of its own for inpainting, as asymmetric VQGAN has)",
+        ),
+        ModelSpec(
             IMAGE_PREPROCESS, "python",
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             outputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw),),
@@ -338,8 +347,8 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             description="BLS orchestrator: validate, guard, rewrite, generate, check, regenerate, respond",
         ),
     ]
-    if not p.trained_image_side:  # real checkpoints ship no transform classifier and no latent guard
-        specs = [s for s in specs if s.name not in (TRANSFORM_CLASSIFIER, LATENT_GUARD)]
+    if not p.trained_image_side:  # real checkpoints ship no transform classifier, latent guard or edit decoder
+        specs = [s for s in specs if s.name not in (TRANSFORM_CLASSIFIER, LATENT_GUARD, VAE_EDIT_DECODER)]
     if not p.nude_detector:
         specs = [s for s in specs if s.name != NUDE_DETECTOR]
     return {s.name: s for s in specs}

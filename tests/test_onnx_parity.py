@@ -21,7 +21,7 @@ def modules(profile):
 
 
 NETWORKS = ["text_encoder", "prompt_classifier", "rewrite_tagger", "unet", "vae_encoder", "vae_decoder",
-            "image_classifier", "transform_classifier", "latent_guard"]
+            "vae_edit_decoder", "image_classifier", "transform_classifier", "latent_guard"]
 
 
 def test_every_network_is_covered(profile):

@@ -66,7 +66,14 @@ def test_rewritten_prompt_reports_each_change(client):
 
 
 def test_inpainting_edit_keeps_pixels_outside_the_mask(triton, client, profile, repository, policy, tmp_path):
-    source = client.generate("a blue square", seed=5, steps=STEPS).image()
+    def decoded() -> list[int]:  # how many batches each decoder has run
+        return [int(triton.get_inference_statistics(m, as_json=True)["model_stats"][0]["inference_stats"]
+                    ["success"].get("count", 0)) for m in (S.VAE_DECODER, S.VAE_EDIT_DECODER)]
+
+    start = decoded()
+    made = client.generate("a blue square", seed=5, steps=STEPS)
+    source, before = made.image(), decoded()
+    assert before == [start[0] + len(made.report.attempts), start[1]]  # text-to-image decodes with vae_decoder
     mask = centre_mask(256)
     # the edit categories only logged: this test is about pixels, not about what the transform
     # classifier (trained on figure edits) makes of a recoloured square
@@ -82,6 +89,7 @@ def test_inpainting_edit_keeps_pixels_outside_the_mask(triton, client, profile, 
     finally:
         _reload_safe_t2i(triton, profile, repository)
     assert res.decision == "allowed" and res.report.edit
+    assert decoded() == [before[0], before[1] + len(res.report.attempts)]  # edits decode with the edit decoder
     assert set(res.report.attempts[0].transform_scores) == {"safe-edit", "unsafe-edit", "unintended-edit"}
     out = res.image().astype(int)
     keep = mask == 0

@@ -114,7 +114,7 @@ def test_training_script_runs_every_stage(tmp_path):
     from safetensors.torch import load_file
 
     from t2iguard.export import modules as M
-    from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae
+    from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, with_edit_decoder
     from t2iguard.export.train_shapeworld import STAGES, Recipe, train
     from t2iguard.profiles import get_profile, trained_schedule
     from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES
@@ -123,16 +123,21 @@ def test_training_script_runs_every_stage(tmp_path):
     recipe = Recipe(seed=5).quick()
     unet = tmp_path / "unet.safetensors"
     vae_file = tmp_path / "vae.safetensors"
-    for stage in STAGES:  # the committed chain (ending in vae-heads), then the optional unet-vpred
+    edit_file = tmp_path / "vae_edit_decoder.safetensors"
+    for stage in STAGES:  # the committed chain, then the optional unet-vpred
         before = load_file(str(vae_file)) if vae_file.exists() else {}
         train(stage, recipe, out=tmp_path)
-        if stage in ("vae-decoder", "vae-heads"):  # the latent space the UNet and latent guard learn in stays
+        if stage == "vae-decoder":  # the latent space the UNet and latent guard learn in stays
             after = load_file(str(vae_file))
             changed = {k for k in after if not torch.equal(after[k], before[k])}
             assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
-            with safe_open(str(vae_file), "pt") as f:
-                phases = json.loads(f.metadata()["phases"])
-            assert phases == ["vae", "vae-decoder", "vae-heads"][:len(phases)] and phases[-1] == stage
+        if stage == "vae-heads":  # a second decoder of the same latents; text-to-image's stays as it was
+            assert all(torch.equal(v, before[k]) for k, v in load_file(str(vae_file)).items())
+            edit = load_file(str(edit_file))
+            assert set(edit) == {k for k in before if k.startswith(("decoder.", "post_quant_conv."))}
+            assert any(not torch.equal(v, before[k]) for k, v in edit.items())
+            with safe_open(str(edit_file), "pt") as f:
+                assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-heads"]
         if stage == "unet-position":
             assert trained_schedule(unet)["prediction_type"] == "epsilon"
     with safe_open(str(unet), "pt") as f:
@@ -143,7 +148,7 @@ def test_training_script_runs_every_stage(tmp_path):
                                       "zero_terminal_snr": True}  # what the tiny profile would then sample with
     with pytest.raises(ValueError, match="predicts v_prediction; `unet-more` trains epsilon"):
         train("unet-more", recipe, out=tmp_path)
-    load_trained(tiny_vae(p), "vae", tmp_path)
+    with_edit_decoder(load_trained(tiny_vae(p), "vae", tmp_path), tmp_path)
     load_trained(tiny_unet(p), "unet", tmp_path)
     load_trained(M.ImageClassifier(p.embed_dim, len(CATEGORIES)), "image_classifier", tmp_path)
     load_trained(M.LatentGuard(2 * p.latent_channels + 1, len(GUIDED_CLASSES)), "latent_guard", tmp_path)
