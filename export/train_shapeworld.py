@@ -231,7 +231,8 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
     gen = torch.Generator().manual_seed(recipe.seed)
     n, m = recipe.decoded, recipe.decoded // 2
-    say(f"drew {len(world.images)} images and {len(world.edits)} edits; decoding {n + m} through the VAE")
+    say(f"drew {len(world.images)} images and {len(world.edits)} edits; decoding {n + 2 * m} (and the held-out "
+        "split) through the VAE's two decoders")
     rec_images, rec_targets = decoded(world.images[:n], out), decoded(world.targets[:m], out)
     edited, held_images = decoded(world.targets[:m], out, edit=True), decoded(held.images, out)
     held_targets = decoded(held.targets, out, edit=True)
