@@ -75,7 +75,8 @@ class Profile:
 
     @property
     def trained_image_side(self) -> bool:
-        """The tiny family trains its own transform classifier and latent guard; real checkpoints have none."""
+        """The tiny family trains its own transform classifier, latent guard and edit decoder; real checkpoints
+        have none."""
         return self.family == "tiny"
 
     @property

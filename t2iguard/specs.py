@@ -278,8 +278,8 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             inputs=(Tensor(LATENTS, "FP32", lat),),
             outputs=(Tensor(PIXELS, "FP32", img_chw),),
             max_batch_size=b, batch_delay_us=1000, threads=2,
-            description="the edits' decoder: the same latents -> pixels in [0,1], trained to draw the small heads "
-                        "inpainting edits (a decoder of its own for inpainting, as asymmetric VQGAN has)",
+            description="edits' decoder: the same latents -> pixels in [0,1], trained to draw small heads, which "
+                        "is what edits repaint (a decoder of its own for inpainting, as asymmetric VQGAN has)",
         ),
         ModelSpec(
             IMAGE_PREPROCESS, "python",

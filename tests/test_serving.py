@@ -66,7 +66,7 @@ def test_rewritten_prompt_reports_each_change(client):
 
 
 def test_inpainting_edit_keeps_pixels_outside_the_mask(triton, client, profile, repository, policy, tmp_path):
-    def decoded() -> list[int]:  # how many batches each decoder has run
+    def decoded() -> list[int]:  # how many requests each decoder has served
         return [int(triton.get_inference_statistics(m, as_json=True)["model_stats"][0]["inference_stats"]
                     ["success"].get("count", 0)) for m in (S.VAE_DECODER, S.VAE_EDIT_DECODER)]
 
