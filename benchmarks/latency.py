@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from t2iguard.cli.demo import free_ports
 from t2iguard.client import SafeT2IClient
-from t2iguard.demo import free_ports
 from t2iguard.export.build import build_repository
-from t2iguard.server import TritonServer
+from t2iguard.triton.server import TritonServer
 
 
 def _pct(xs: list[float], q: float) -> float:

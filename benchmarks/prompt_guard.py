@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard import specs as S
+from t2iguard.cli.demo import free_ports
 from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
-from t2iguard.demo import free_ports
+from t2iguard.contract import specs as S
+from t2iguard.contract.policy import load_policy
+from t2iguard.contract.profiles import get_profile
+from t2iguard.evaluation.prompt_classifier import DATA, load_tsv
 from t2iguard.export.build import build_repository
-from t2iguard.export.eval_prompt_classifier import DATA, load_tsv
-from t2iguard.policy import load_policy
-from t2iguard.profiles import get_profile
-from t2iguard.runners import LocalRunner
-from t2iguard.server import TritonServer
+from t2iguard.runtime.runners import LocalRunner
+from t2iguard.triton.server import TritonServer
 
 
 async def _load(url: str, prompts: list[str], concurrency: int, seconds: float) -> tuple[int, float]:

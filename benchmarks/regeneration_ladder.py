@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2iguard.export import eval_regeneration as E
+from t2iguard.contract.policy import Policy
+from t2iguard.evaluation import regeneration as E
 from t2iguard.export.build import build_repository
-from t2iguard.guidance import PRESETS
-from t2iguard.images import image_grid
-from t2iguard.policy import Policy
+from t2iguard.runtime.guidance import PRESETS
+from t2iguard.runtime.images import image_grid
 
 
 def one_ceiling(policy: Policy, ceiling: str, edit_strength: float | None) -> Policy:

@@ -6,7 +6,7 @@ Draws 256x256 images of six families (flat colours, flat colours on a face of th
 channel at 0 or 255), flat colours with a red square, ShapeWorld scenes, linear gradients, smooth
 noise), embeds random 48-bit messages with invisible-watermark's `dwtDct` (diffusers' SDXL choice)
 and `dwtDctSvd` (the served one) after clipping the pixels to [headroom, 255 - headroom], once by
-the library's own `encode` and once by `t2iguard.watermark.embed` (the library's per-block coder,
+the library's own `encode` and once by `t2iguard.runtime.watermark.embed` (the library's per-block coder,
 with colour conversion and DWT done without its losses), reads them back with the library's
 decoder and prints a Markdown table: images whose read-back falls under `MIN_MATCH` (the served
 check), the worst read-back, and PSNR against the unclipped original (5th percentile and median).
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from t2iguard.export.data import shapeworld as W
-from t2iguard.watermark import MIN_MATCH, MIN_SIDE, apply_watermark, embed, read_bits
+from t2iguard.runtime.watermark import MIN_MATCH, MIN_SIDE, apply_watermark, embed, read_bits
+from t2iguard.training.data import shapeworld as W
 
 #: (embedding, method, headroom): "library" is invisible-watermark's own `encode` (as diffusers' SDXL
-#: watermarker calls it), "t2iguard" is `t2iguard.watermark.embed` (the library's coder, our colour handling)
+#: watermarker calls it), "t2iguard" is `t2iguard.runtime.watermark.embed` (the library's coder, our colour handling)
 CONFIGS = (("library", "dwtDct", 0), ("library", "dwtDctSvd", 0), ("library", "dwtDctSvd", 4),
            ("t2iguard", "dwtDct", 4), ("t2iguard", "dwtDctSvd", 0), ("t2iguard", "dwtDctSvd", 2),
            ("t2iguard", "dwtDctSvd", 4))

@@ -7,10 +7,10 @@ import asyncio
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
-from t2iguard import specs as S
 from t2iguard.client import wire
 from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 from t2iguard.client.sync import SCREEN_BATCH
+from t2iguard.contract import specs as S
 
 
 class AsyncSafeT2IClient:

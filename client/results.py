@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.report import Decision, PromptScreen, Rewrite, SafetyReport
+from t2iguard.contract.report import Decision, PromptScreen, Rewrite, SafetyReport
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from t2iguard import specs as S
 from t2iguard.client import wire
 from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
+from t2iguard.contract import specs as S
 
 #: prompts per prompt_guard request (the ensemble's max_batch_size in every profile)
 SCREEN_BATCH = 16

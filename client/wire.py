@@ -1,4 +1,4 @@
-"""Request/response encoding shared by the sync and asyncio clients (names from `t2iguard.specs`)."""
+"""Request/response encoding shared by the sync and asyncio clients (names from `t2iguard.contract.specs`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
-from t2iguard import specs as S
 from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
-from t2iguard.errors import BAD_INPUT, GUARD_FAILURE, OVERLOAD, T2IGuardError, kind_for_status
-from t2iguard.images import encode_png
-from t2iguard.report import PromptScreen, Rewrite, SafetyReport
+from t2iguard.contract import specs as S
+from t2iguard.contract.errors import BAD_INPUT, GUARD_FAILURE, OVERLOAD, T2IGuardError, kind_for_status
+from t2iguard.contract.report import PromptScreen, Rewrite, SafetyReport
+from t2iguard.runtime.images import encode_png
 
 ImageLike = bytes | str | Path | np.ndarray
 
@@ -97,7 +97,7 @@ def rewrite_results(prompts: list[str], response) -> list[RewriteResult]:
 
 def translate(e: InferenceServerException) -> T2IGuardError:
     """tritonclient's exception -> the error table's exception (status kept in the message)."""
-    from t2iguard import errors
+    from t2iguard.contract import errors
 
     status = (e.status() or "").replace("StatusCode.", "")
     kind = kind_for_status(status)

@@ -19,11 +19,15 @@ from pathlib import Path
 
 import torch
 
-from t2iguard import specs as S
+from t2iguard.contract import specs as S
+from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
+from t2iguard.contract.profiles import PROFILE_FILE, SD_KINDS, Profile
+from t2iguard.export.nudenet import SOURCE, export_detector
 from t2iguard.export.onnx_export import PARITY_TOLERANCE, export_onnx, parity
 from t2iguard.export.render import TARGETS, render, to_pbtxt
-from t2iguard.policy import DEFAULT_POLICY, load_policy
-from t2iguard.profiles import PROFILE_FILE, Profile, get_profile, profile_from_weights
+from t2iguard.export.sd import build_sd, copy_tokenizer, profile_from_weights
+from t2iguard.export.tiny import build_tiny, tiny_profile
+from t2iguard.export.trt import build_engines
 
 BUILD_INFO = "build.json"
 POLICY_FILE = "policy.yaml"
@@ -76,26 +80,17 @@ def export_networks(profile: Profile, weights: Path | None, force: bool, say,
     if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
         return cache, json.loads(record_path.read_text()), []
     say(f"building torch modules ({profile.name} profile)")
-    if profile.family == "sd":
-        from t2iguard.export.sd import build_sd
-
-        modules = build_sd(profile, weights)
-    else:
-        from t2iguard.export.tiny import build_tiny
-
-        modules = build_tiny(profile)
+    modules = build_sd(profile, weights) if profile.family == "sd" else build_tiny(profile)
     record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
     for spec in networks:
         path = cache / f"{spec.name}.onnx"
         if spec.name == S.NUDE_DETECTOR:  # an ONNX graph already: wrapped, checked against the original
-            from t2iguard.export.nudenet import SOURCE, export_detector
-
             say(f"wrapping {nudenet.name} as {spec.name}")
             diff, source = export_detector(nudenet, profile.image_size, path), SOURCE
         else:
             say(f"exporting {spec.name} -> ONNX")
             export_onnx(modules[spec.name].module, spec, path)
-            diff, source = parity(modules[spec.name].module, spec, path), modules[spec.name].weights
+            diff, source = parity(modules[spec.name].module, spec, path), modules[spec.name].provenance
         if diff > PARITY_TOLERANCE:
             raise RuntimeError(f"{spec.name}: ONNX differs from its source by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
         record["parity"][spec.name], record["weights"][spec.name] = diff, source
@@ -126,8 +121,12 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     if weights is not None:
         weights = Path(weights).resolve()
         profile = profile_from_weights(profile_name, weights)
+    elif profile_name == "tiny":
+        profile = tiny_profile()
     else:
-        profile = get_profile(profile_name)
+        raise ValueError(f"unknown profile {profile_name!r}" + (" (sd profiles need --weights DIR)"
+                                                                 if profile_name in SD_KINDS else "; known: tiny, "
+                                                                 + ", ".join(SD_KINDS)))
     if nudenet is not None:
         nudenet = Path(nudenet).resolve()
         if not nudenet.is_file():
@@ -166,15 +165,11 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     shutil.copyfile(policy_path, out / POLICY_FILE)
     (out / PROFILE_FILE).write_text(profile.to_json())
     if profile.family == "sd":
-        from t2iguard.export.sd import copy_tokenizer
-
         copy_tokenizer(weights, out)
     info = {"profile": profile_name, "target": target, "onnx_cache": str(cache), **record,
             "models": sorted(specs)}
     (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
     if target == "trt":
-        from t2iguard.export.trt import build_engines
-
         networks = [s for s in specs.values() if s.kind == "network"]
         build_engines(out, networks, cache_root() / "trt" / "timing.cache", say)
     return BuildResult(out, exported, record["parity"], provenance, time.perf_counter() - t0)

@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from t2iguard import specs as S
-from t2iguard.taxonomy import NUDE_CLASSES
+from t2iguard.contract import specs as S
+from t2iguard.contract.taxonomy import NUDE_CLASSES
 
 #: 320n.onnx's class order (nudenet/nudenet.py, version 3.4.2)
 LABELS = (

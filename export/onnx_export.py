@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from t2iguard.runners import ort_session
-from t2iguard.specs import ModelSpec
+from t2iguard.contract.specs import ModelSpec
+from t2iguard.runtime.runners import ort_session
 
 #: max abs difference accepted between onnxruntime and torch outputs (float32, CPU)
 PARITY_TOLERANCE = 1e-3

@@ -14,7 +14,7 @@ from __future__ import annotations
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from t2iguard.specs import ModelSpec, Tensor
+from t2iguard.contract.specs import ModelSpec, Tensor
 
 TARGETS = ("cpu", "onnx", "trt")
 

@@ -14,17 +14,68 @@ text-to-image only (edits are refused with a clear error) and regenerate with SL
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-from t2iguard import specs as S
+from t2iguard.contract import specs as S
+from t2iguard.contract.profiles import SD_KINDS, Profile
+from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export import modules as M
 from t2iguard.export.tiny import Built, build_text_guards
-from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES
+from t2iguard.runtime.scheduler import DDIMConfig
 
 CHECKER_CATEGORIES = ("sexual", "nudity")
 TOKENIZER_DIR = "tokenizer"  # under text_encoder/1/ in a built repository
+
+
+def _config(weights: Path, part: str, name: str = "config.json") -> dict:
+    path = weights / part / name
+    if not path.exists():
+        raise ValueError(f"{weights} is not a Hugging Face-layout checkpoint: {part}/{name} is missing")
+    return json.loads(path.read_text())
+
+
+def _schedule_from(weights: Path, kind: dict) -> dict:
+    """The kind's schedule defaults overridden by the checkpoint's scheduler/scheduler_config.json, when it
+    has one: prediction type (SD 2.x predicts v), zero terminal SNR and spacing. The betas must be the
+    scaled-linear 0.00085..0.012 over 1000 steps every Stable Diffusion checkpoint uses (the DDIM here)."""
+    path = weights / "scheduler" / "scheduler_config.json"
+    if not path.exists():
+        return {}
+    config, ours = json.loads(path.read_text()), DDIMConfig()
+    for key, want in (("beta_schedule", "scaled_linear"), ("beta_start", ours.beta_start),
+                      ("beta_end", ours.beta_end), ("num_train_timesteps", ours.num_train_timesteps),
+                      ("trained_betas", None)):
+        if config.get(key, want) != want:
+            raise ValueError(f"{path}: `{key}` is {config[key]!r}; t2iguard's DDIM supports {want!r} only")
+    fields = {"prediction_type": config.get("prediction_type", "epsilon"),
+              "zero_terminal_snr": bool(config.get("rescale_betas_zero_snr", False)),
+              "timestep_spacing": config.get("timestep_spacing", kind["timestep_spacing"])}
+    try:
+        DDIMConfig(**fields)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return fields
+
+
+def profile_from_weights(name: str, weights: Path, max_batch: int = 8) -> Profile:
+    """An `sd` profile sized from the checkpoint's own configs (unet/, vae/, text_encoder/, tokenizer/,
+    safety_checker/, and scheduler/ when present)."""
+    if name not in SD_KINDS:
+        raise ValueError(f"unknown sd profile {name!r}; known: {', '.join(SD_KINDS)}")
+    unet, vae, text = _config(weights, "unet"), _config(weights, "vae"), _config(weights, "text_encoder")
+    tokenizer = _config(weights, "tokenizer", "tokenizer_config.json")
+    checker = _config(weights, "safety_checker")
+    factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    if unet["cross_attention_dim"] != text["hidden_size"]:
+        raise ValueError(f"unet cross_attention_dim {unet['cross_attention_dim']} != text encoder hidden_size "
+                         f"{text['hidden_size']}")
+    return Profile(
+        name=name, family="sd", seq_len=int(tokenizer.get("model_max_length", 77)), text_dim=text["hidden_size"],
+        image_size=unet["sample_size"] * factor, vae_factor=factor, latent_channels=vae["latent_channels"],
+        classifier_size=checker["vision_config"]["image_size"], embed_dim=checker["projection_dim"],
+        max_batch=max_batch, **{**SD_KINDS[name], **_schedule_from(weights, SD_KINDS[name])})
 
 
 def build_sd(profile: Profile, weights: Path) -> dict[str, Built]:

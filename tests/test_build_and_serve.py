@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from t2iguard import specs as S
-from t2iguard.demo import free_ports
+from t2iguard.contract import specs as S
+from t2iguard.contract.specs import build_specs
 from t2iguard.export.render import parse_pbtxt
 from t2iguard.export.trt import gpu_name
-from t2iguard.pipeline import Guidance, SafeT2IPipeline, parse_request
-from t2iguard.runners import LocalRunner
-from t2iguard.specs import build_specs
+from t2iguard.runtime.pipeline import Guidance, SafeT2IPipeline, parse_request
+from t2iguard.runtime.runners import LocalRunner
+from t2iguard.triton.server import free_ports
 
 
 @pytest.mark.parametrize("target", ["onnx", "trt"])
 def test_build_target_renders_parseable_repository(target, repository, tmp_path, profile):
     out = tmp_path / target
-    r = subprocess.run([sys.executable, "-m", "t2iguard.cli", "build", "--target", target, "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "t2iguard.cli.app", "build", "--target", target, "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     if target == "trt" and gpu_name() is None:  # configs rendered, and the command says why no engines
         assert r.returncode == 1 and "TensorRT engines not built" in r.stderr and "no CUDA GPU" in r.stderr
@@ -41,14 +41,14 @@ def test_build_target_renders_parseable_repository(target, repository, tmp_path,
 
 
 def test_build_rejects_unknown_target(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "t2iguard.cli", "build", "--target", "tpu", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "t2iguard.cli.app", "build", "--target", "tpu", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown target 'tpu'" in r.stderr
 
 
 def test_serve_starts_and_stops_on_sigterm(repository):
     ports = free_ports()
-    proc = subprocess.Popen([sys.executable, "-m", "t2iguard.cli", "serve", "--repository", str(repository),
+    proc = subprocess.Popen([sys.executable, "-m", "t2iguard.cli.app", "serve", "--repository", str(repository),
                              "--grpc-port", str(ports.grpc), "--http-port", str(ports.http),
                              "--metrics-port", str(ports.metrics)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -103,7 +103,7 @@ class _RecordingRunner:
 def test_edit_regeneration_strength_starts_from_the_noised_source(repository, profile, policy):
     """Below strength 1 an edit denoises only the last int(strength * steps) steps of the schedule, from the
     source latent noised that far (diffusers' inpainting `strength`): the masked region stays nearer the source."""
-    from t2iguard.export.eval_regeneration import edit_requests
+    from t2iguard.evaluation.regeneration import edit_requests
 
     runner = _RecordingRunner(LocalRunner(repository, profile, policy))
     pipe = SafeT2IPipeline(runner, profile, policy, "trained (ShapeWorld)")

@@ -8,11 +8,20 @@ import sys
 
 import pytest
 
-from t2iguard.errors import BAD_INPUT, ERROR_TABLE, GUARD_FAILURE, OK, OTHER, OVERLOAD, REFUSED, kind_for_status
+from t2iguard.contract.errors import (
+    BAD_INPUT,
+    ERROR_TABLE,
+    GUARD_FAILURE,
+    OK,
+    OTHER,
+    OVERLOAD,
+    REFUSED,
+    kind_for_status,
+)
 
 
 def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "t2iguard.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "t2iguard.cli.app", *args], capture_output=True, text=True,
                           input=stdin, timeout=300)
 
 
@@ -59,8 +68,8 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
 
 
 def test_generate_edit_needs_both_files(url, tmp_path):
-    from t2iguard.demo import centre_mask
-    from t2iguard.images import encode_png
+    from t2iguard.cli.demo import centre_mask
+    from t2iguard.runtime.images import encode_png
 
     mask = tmp_path / "mask.png"
     mask.write_bytes(encode_png(__import__("numpy").repeat(centre_mask(256)[..., None], 3, -1)))

@@ -81,7 +81,7 @@ def test_perf_analyzer_inputs_match_the_specs(tmp_path, profile):
     import importlib.util
     import json
 
-    from t2iguard.specs import build_specs
+    from t2iguard.contract.specs import build_specs
 
     spec_file = ROOT / "deploy" / "perf" / "inputs.py"
     mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location("perf_inputs", spec_file))
@@ -116,7 +116,7 @@ def test_bench_writes_perf_analyzer_columns(url, tmp_path):
     mod.__loader__.exec_module(mod)
     data = next(p for p in mod.write(tmp_path) if p.stem == "prompt_guard")
     out = tmp_path / "bench.csv"
-    r = subprocess.run([sys.executable, "-m", "t2iguard.cli", "bench", "--model", "prompt_guard", "--input-data",
+    r = subprocess.run([sys.executable, "-m", "t2iguard.cli.app", "bench", "--model", "prompt_guard", "--input-data",
                         str(data), "--concurrency", "1,4", "--duration", "2", "--url", url, "--csv", str(out),
                         "--plot", str(tmp_path / "bench.png")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from t2iguard.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step
-from t2iguard.pipeline import Guidance, strength_steps
+from t2iguard.runtime.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step
+from t2iguard.runtime.pipeline import Guidance, strength_steps
 
 
 def _eps(seed):
@@ -53,7 +53,7 @@ def test_classifier_guidance_descends_the_flagged_class():
     import torch
 
     from t2iguard.export.modules import LatentGuard, LatentGuardGrad
-    from t2iguard.guidance import classifier_guided
+    from t2iguard.runtime.guidance import classifier_guided
 
     torch.manual_seed(0)
     guard = LatentGuard(9, 14).eval()
@@ -82,7 +82,7 @@ def test_classifier_guidance_descends_the_flagged_class():
 def test_guidance_on_v_means_guidance_on_eps(preset):
     """For a v-predicting UNet, SLD (its threshold and scale read eps differences) and classifier guidance
     on v give the v that means the eps-space guidance's eps: eps = sqrt(a) v + sqrt(1 - a) x_t."""
-    from t2iguard.guidance import classifier_guided
+    from t2iguard.runtime.guidance import classifier_guided
 
     a = 0.3
     x = np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32)

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from t2iguard.export.data.obfuscate import KINDS, obfuscate
-from t2iguard.text import normalize
+from t2iguard.runtime.text import normalize
+from t2iguard.training.data.obfuscate import KINDS, obfuscate
 
 CASES = {
     "s3x scene": "sex scene",

@@ -10,12 +10,12 @@ import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
-from t2iguard import specs as S
-from t2iguard.cli import app
-from t2iguard.errors import BAD_INPUT
-from t2iguard.export.data import shapeworld as W
+from t2iguard.cli.app import app
+from t2iguard.contract import specs as S
+from t2iguard.contract.errors import BAD_INPUT
+from t2iguard.contract.taxonomy import NUDE_CLASSES
 from t2iguard.export.nudenet import export_detector, installed_detector, reference_scores
-from t2iguard.taxonomy import NUDE_CLASSES
+from t2iguard.training.data import shapeworld as W
 
 TOLERANCE = 1e-5  # fp32 graph vs the same graph fed from outside: only summation order differs
 

@@ -7,9 +7,9 @@ import numpy as np
 import onnx
 import pytest
 
+from t2iguard.contract.specs import build_specs
 from t2iguard.export.onnx_export import PARITY_TOLERANCE, parity
 from t2iguard.export.trt import FP16_TOLERANCE, fp16_onnx, fp16_parity
-from t2iguard.specs import build_specs
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from t2iguard.policy import DEFAULT_POLICY, Policy, load_policy
-from t2iguard.taxonomy import CATEGORIES
+from t2iguard.contract.policy import DEFAULT_POLICY, Policy, load_policy
+from t2iguard.contract.taxonomy import CATEGORIES
 
 
 def test_default_policy_covers_the_taxonomy(policy):

@@ -2,12 +2,14 @@
 
 import numpy as np
 
-from t2iguard.export.data.prompts import generate, split_of
-from t2iguard.export.eval_prompt_classifier import DATA, Row, binary_metrics, load_tsv
-from t2iguard.export.train_prompt_classifier import WEIGHTS, calibrate, load_classifier, write_thresholds
-from t2iguard.policy import DEFAULT_POLICY, load_policy
-from t2iguard.taxonomy import CATEGORIES
-from t2iguard.text import normalize
+from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
+from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.evaluation.prompt_classifier import DATA, Row, binary_metrics, load_tsv
+from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT as WEIGHTS
+from t2iguard.export.tiny import load_classifier
+from t2iguard.runtime.text import normalize
+from t2iguard.training.data.prompts import generate, split_of
+from t2iguard.training.train_prompt_classifier import calibrate, write_thresholds
 
 
 def test_dataset_is_deterministic_and_covers_every_category():

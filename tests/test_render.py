@@ -3,8 +3,8 @@
 import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
+from t2iguard.contract.specs import build_specs
 from t2iguard.export.render import TARGETS, parse_pbtxt, render, to_pbtxt
-from t2iguard.specs import build_specs
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from t2iguard.rewrite import apply_rewrites, token_spans
-from t2iguard.taxonomy import REWRITE_TAGS, TOKEN_LABELS
-from t2iguard.text import tokenize_with_offsets
+from t2iguard.contract.taxonomy import REWRITE_TAGS, TOKEN_LABELS
+from t2iguard.runtime.rewrite import apply_rewrites, token_spans
+from t2iguard.runtime.text import tokenize_with_offsets
 
 NONE = dict.fromkeys(REWRITE_TAGS, 0.0)
 
@@ -93,7 +93,7 @@ def test_disabled_tag_does_nothing(policy):
 
 
 def test_counter_stereotype_weights_shift_the_distribution(policy):
-    from t2iguard.rewrite import diversity_descriptor
+    from t2iguard.runtime.rewrite import diversity_descriptor
 
     rng = np.random.default_rng(0)
     ceo = [diversity_descriptor("ceo", policy, rng)[0].endswith("female") for _ in range(3000)]

@@ -3,10 +3,10 @@ the built repository: the same measures as `t2iguard eval rewriter`, at a smalle
 
 import pytest
 
-from t2iguard.export.data import rewrites as D
-from t2iguard.export.eval_rewriter import Rewriter, anonymisation, diversity, no_op
-from t2iguard.export.train_rewriter import WEIGHTS
-from t2iguard.runners import LocalRunner
+from t2iguard.evaluation.rewriter import Rewriter, anonymisation, diversity, no_op
+from t2iguard.export.tiny import REWRITE_TAGGER_CHECKPOINT as WEIGHTS
+from t2iguard.runtime.runners import LocalRunner
+from t2iguard.training.data import rewrites as D
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from t2iguard.scheduler import DDIM, DDIMConfig
+from t2iguard.runtime.scheduler import DDIM, DDIMConfig
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])

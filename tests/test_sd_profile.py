@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from t2iguard.demo import free_ports
-from t2iguard.images import encode_png
-from t2iguard.profiles import load_profile, profile_from_weights
-from t2iguard.server import TritonServer
-from t2iguard.taxonomy import NUDE_CLASSES
+from t2iguard.contract.profiles import load_profile
+from t2iguard.contract.taxonomy import NUDE_CLASSES
+from t2iguard.export.sd import profile_from_weights
+from t2iguard.runtime.images import encode_png
+from t2iguard.triton.server import TritonServer, free_ports
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789,.'"
 
@@ -114,9 +114,9 @@ def test_the_checkpoint_scheduler_config_sets_the_schedule(checkpoint, tmp_path)
 
 def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
     from t2iguard.client import SafeT2IClient
-    from t2iguard.errors import InvalidInput
+    from t2iguard.contract.errors import InvalidInput
 
-    profile = load_profile("sd15", sd_repository)
+    profile = load_profile(sd_repository, "sd15")
     assert profile.family == "sd" and profile.nude_detector and not (sd_repository / "latent_guard").exists()
     assert (sd_repository / "text_encoder" / "1" / "tokenizer" / "tokenizer_config.json").exists()
     with TritonServer(sd_repository, free_ports()) as server, SafeT2IClient(server.grpc_url) as client:
@@ -137,7 +137,7 @@ def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
 
 
 def test_classifier_guidance_needs_a_latent_guard(checkpoint, policy):
-    from t2iguard.pipeline import SafeT2IPipeline
+    from t2iguard.runtime.pipeline import SafeT2IPipeline
 
     profile = profile_from_weights("sd15", checkpoint)
     regen = policy.regeneration.model_copy(update={"guidance": "classifier"})

@@ -12,13 +12,13 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import json_format
 from PIL import Image
 
-from t2iguard import specs as S
+from t2iguard.cli.demo import centre_mask
 from t2iguard.client import AsyncSafeT2IClient
-from t2iguard.demo import centre_mask
-from t2iguard.errors import GuardFailure
+from t2iguard.contract import specs as S
+from t2iguard.contract.errors import GuardFailure
 from t2iguard.export.render import render
-from t2iguard.images import encode_png
-from t2iguard.watermark import apply_watermark, watermark_match
+from t2iguard.runtime.images import encode_png
+from t2iguard.runtime.watermark import apply_watermark, watermark_match
 
 STEPS = 4  # keeps the suite fast; the default (20) is measured by the demo
 
@@ -236,7 +236,7 @@ def test_long_prompt_is_screened_to_the_end(client):
 def test_error_kinds_seen_by_the_client(triton, client):
     """Unreachable or not-ready server -> UNAVAILABLE -> overload; an unloaded model -> NOT_FOUND -> other."""
     from t2iguard.client import SafeT2IClient
-    from t2iguard.errors import OTHER, OVERLOAD, Overloaded, T2IGuardError
+    from t2iguard.contract.errors import OTHER, OVERLOAD, Overloaded, T2IGuardError
 
     assert client.ready()
     with SafeT2IClient("localhost:1", timeout_s=5) as down:

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2iguard.export.data import shapeworld as W
-from t2iguard.export.eval_regeneration import (
+from t2iguard.evaluation.regeneration import (
     edit_requests,
     oracle_bare,
     oracle_crown,
@@ -19,6 +18,7 @@ from t2iguard.export.eval_regeneration import (
     position_of,
     t2i_requests,
 )
+from t2iguard.training.data import shapeworld as W
 
 
 def test_drawing_is_reproducible_and_captions_name_the_parameters():
@@ -85,10 +85,10 @@ def test_eval_requests_are_valid_and_never_from_training_seeds():
 
 def test_widening_the_unet_input_keeps_what_it_computes():
     """`unet-position` starts from the saved UNet: zero weights on the coordinate channels change nothing."""
+    from t2iguard.contract.profiles import get_profile
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import tiny_unet
-    from t2iguard.export.train_shapeworld import widened
-    from t2iguard.profiles import get_profile
+    from t2iguard.training.train_shapeworld import widened
 
     p = get_profile("tiny")
     torch.manual_seed(0)
@@ -108,37 +108,37 @@ def test_widening_the_unet_input_keeps_what_it_computes():
 
 
 @pytest.mark.timeout(300)
-def test_training_script_runs_every_stage(tmp_path):
-    """Every stage on a few steps into a temporary directory: weights load back, figures recorded."""
+def test_training_script_runs_every_phase(tmp_path):
+    """Every phase on a few steps into a temporary directory: weights load back, figures recorded."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from t2iguard.contract.profiles import get_profile
+    from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES
     from t2iguard.export import modules as M
-    from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, with_edit_decoder
-    from t2iguard.export.train_shapeworld import STAGES, Recipe, train
-    from t2iguard.profiles import get_profile, trained_schedule
-    from t2iguard.taxonomy import CATEGORIES, GUIDED_CLASSES
+    from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, trained_schedule, with_edit_decoder
+    from t2iguard.training.train_shapeworld import PHASES, Recipe, train
 
     p = get_profile("tiny")
     recipe = Recipe(seed=5).quick()
     unet = tmp_path / "unet.safetensors"
     vae_file = tmp_path / "vae.safetensors"
     edit_file = tmp_path / "vae_edit_decoder.safetensors"
-    for stage in STAGES:  # the committed chain, then the optional unet-vpred
+    for phase in PHASES:  # the committed chain, then the optional unet-vpred
         before = load_file(str(vae_file)) if vae_file.exists() else {}
-        train(stage, recipe, out=tmp_path)
-        if stage == "vae-decoder":  # the latent space the UNet and latent guard learn in stays
+        train(phase, recipe, out=tmp_path)
+        if phase == "vae-decoder":  # the latent space the UNet and latent guard learn in stays
             after = load_file(str(vae_file))
             changed = {k for k in after if not torch.equal(after[k], before[k])}
             assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
-        if stage == "vae-heads":  # a second decoder of the same latents; text-to-image's stays as it was
+        if phase == "vae-heads":  # a second decoder of the same latents; text-to-image's stays as it was
             assert all(torch.equal(v, before[k]) for k, v in load_file(str(vae_file)).items())
             edit = load_file(str(edit_file))
             assert set(edit) == {k for k in before if k.startswith(("decoder.", "post_quant_conv."))}
             assert any(not torch.equal(v, before[k]) for k, v in edit.items())
             with safe_open(str(edit_file), "pt") as f:
                 assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-heads"]
-        if stage == "unet-position":
+        if phase == "unet-position":
             assert trained_schedule(unet)["prediction_type"] == "epsilon"
     with safe_open(str(unet), "pt") as f:
         meta = f.metadata()
@@ -161,7 +161,7 @@ def test_training_script_runs_every_stage(tmp_path):
 
 def test_eval_regeneration_reports_every_figure(repository, tmp_path):
     """`t2iguard eval regeneration` on a few requests: every figure present and in range, files written."""
-    from t2iguard.export.eval_regeneration import evaluate
+    from t2iguard.evaluation.regeneration import evaluate
 
     r = evaluate(repository, tmp_path, n=4, attempts=1)
     assert set(r["methods"]) == {"sld", "classifier", "reseed"}

@@ -1,7 +1,7 @@
 import numpy as np
 from transformers import AutoTokenizer
 
-from t2iguard.text import minilm_dir, normalize, tokenize
+from t2iguard.runtime.text import minilm_dir, normalize, tokenize
 
 
 def test_tokenizer_matches_transformers():

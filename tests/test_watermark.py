@@ -9,9 +9,8 @@ import itertools
 import numpy as np
 import pytest
 
-from t2iguard.errors import GuardFailure
-from t2iguard.export.data import shapeworld as W
-from t2iguard.watermark import (
+from t2iguard.contract.errors import GuardFailure
+from t2iguard.runtime.watermark import (
     HEADROOM,
     MIN_MATCH,
     WATERMARK_BITS,
@@ -19,6 +18,7 @@ from t2iguard.watermark import (
     apply_watermark,
     watermark_match,
 )
+from t2iguard.training.data import shapeworld as W
 
 #: the 27 colours of {0, 128, 255}^3: white, black, the primaries and secondaries, greys, mid tones
 COLOURS = list(itertools.product((0, 128, 255), repeat=3))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from t2iguard import specs as S
+from t2iguard.contract import specs as S
+from t2iguard.contract.profiles import get_profile
 from t2iguard.export.onnx_export import export_onnx, sample_inputs
 from t2iguard.export.tiny import build_image_side
-from t2iguard.profiles import get_profile
 
 
 def _timed(fn, sync, iters: int) -> float:

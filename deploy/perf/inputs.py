@@ -2,7 +2,7 @@
 
     .venv/bin/python deploy/perf/inputs.py [--out deploy/perf/data]
 
-Tensor names, dtypes and shapes come from the model specs (`t2iguard.specs`); BYTES inputs are
+Tensor names, dtypes and shapes come from the model specs (`t2iguard.contract.specs`); BYTES inputs are
 JSON strings, the uint8 image is base64 (`{"b64": ...}` with its shape), as perf_analyzer reads them.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard import specs as S
-from t2iguard.profiles import get_profile
+from t2iguard.contract import specs as S
+from t2iguard.contract.profiles import get_profile
 
 PROMPTS = ("a red circle on a blue background", "a watercolor of a lighthouse at dusk", "image of a ceo",
            "a cozy cabin in the snowy woods", "a fox in an autumn forest", "a bowl of ramen, studio lighting")

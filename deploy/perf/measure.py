@@ -18,12 +18,11 @@ import statistics
 import time
 from pathlib import Path
 
-from t2iguard import bench as B
+from t2iguard.cli import bench as B
 from t2iguard.client import SafeT2IClient
-from t2iguard.demo import free_ports
+from t2iguard.contract.policy import load_policy
 from t2iguard.export.build import build_repository
-from t2iguard.policy import load_policy
-from t2iguard.server import TritonServer
+from t2iguard.triton.server import TritonServer, free_ports
 
 HERE = Path(__file__).parent
 LEVELS = {"prompt_guard": [1, 4, 16, 32], "image_guard": [1, 4, 16], "safe_t2i": [1, 2, 4]}

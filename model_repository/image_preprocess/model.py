@@ -1,7 +1,8 @@
-"""Triton python model `image_preprocess`: the `t2iguard.stages.ImagePreprocess` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `image_preprocess`: `t2iguard.runtime.stages.ImagePreprocess`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import ImagePreprocess
+from t2iguard.runtime.stages import ImagePreprocess
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

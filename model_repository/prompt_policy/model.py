@@ -1,7 +1,8 @@
-"""Triton python model `prompt_policy`: the `t2iguard.stages.PromptPolicy` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `prompt_policy`: `t2iguard.runtime.stages.PromptPolicy`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import PromptPolicy
+from t2iguard.runtime.stages import PromptPolicy
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

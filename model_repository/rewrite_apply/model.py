@@ -1,7 +1,8 @@
-"""Triton python model `rewrite_apply`: the `t2iguard.stages.RewriteApply` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `rewrite_apply`: `t2iguard.runtime.stages.RewriteApply`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import RewriteApply
+from t2iguard.runtime.stages import RewriteApply
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

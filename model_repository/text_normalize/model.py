@@ -1,7 +1,8 @@
-"""Triton python model `text_normalize`: the `t2iguard.stages.TextNormalize` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `text_normalize`: `t2iguard.runtime.stages.TextNormalize`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import TextNormalize
+from t2iguard.runtime.stages import TextNormalize
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

@@ -1,7 +1,8 @@
-"""Triton python model `text_tokenize`: the `t2iguard.stages.TextTokenize` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `text_tokenize`: `t2iguard.runtime.stages.TextTokenize`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import TextTokenize
+from t2iguard.runtime.stages import TextTokenize
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

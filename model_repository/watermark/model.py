@@ -1,7 +1,8 @@
-"""Triton python model `watermark`: the `t2iguard.stages.Watermark` stage (spec: `t2iguard.specs`)."""
+"""Triton python model `watermark`: `t2iguard.runtime.stages.Watermark`; its spec is in
+`t2iguard.contract.specs`."""
 
-from t2iguard.serving import StageModel
-from t2iguard.stages import Watermark
+from t2iguard.runtime.stages import Watermark
+from t2iguard.triton.backend import StageModel
 
 
 class TritonPythonModel(StageModel):

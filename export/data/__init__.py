@@ -1,1 +1,0 @@
-"""Training and evaluation data the project writes itself (no outside data)."""

@@ -1,0 +1,266 @@
+"""The policy: pure functions from detector scores to decisions (no I/O beyond loading the file).
+
+Detectors only score; this module decides; the orchestrator acts. An operator edits the versioned
+YAML (`t2iguard/contract/policies/default.yaml`) without touching code; every report names its version.
+
+Precedence when several categories fire: block > rewrite/regenerate > log > allow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from t2iguard.contract.profiles import PROFILES, SD_KINDS
+from t2iguard.contract.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
+from t2iguard.contract.taxonomy import GUIDANCE_PRESETS as PRESETS
+
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
+
+PromptAction = Literal["block", "rewrite", "log"]
+ImageAction = Literal["block", "regenerate", "log"]
+_EDIT_CATEGORIES = TRANSFORM_CLASSES[1:]  # "safe-edit" is the complement, never a category
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    action: PromptAction
+
+
+Preset = Literal["weak", "medium", "strong", "max"]
+
+
+class ImageRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    action: ImageAction
+    #: for `regenerate`: the strongest guidance preset this category escalates to (default:
+    #: regeneration.ceiling); stronger guidance removes more and keeps less of the prompt
+    ceiling: Preset | None = None
+
+
+class CategoryRule(_Strict):
+    concept: str = Field(default="", description="text the guided regeneration steers away from")
+    prompt: PromptRule | None = None
+    image: ImageRule | None = None
+
+
+class TagRule(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    enabled: bool = True
+
+
+class RewriteConfig(_Strict):
+    tags: dict[str, TagRule]
+    #: descriptor distributions for diversity augmentation: attribute -> {descriptor: weight}
+    diversity: dict[str, dict[str, float]]
+    #: per role, weight multipliers against known harmful skews: role -> attribute -> {descriptor: factor}
+    counter_stereotype: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    #: benign scenes appended to prompts prone to unintended sexualisation (one sampled per request)
+    grounding_scenes: list[str] = Field(min_length=1)
+
+    @field_validator("tags")
+    @classmethod
+    def _known_tags(cls, v: dict[str, TagRule]) -> dict[str, TagRule]:
+        unknown = set(v) - set(REWRITE_TAGS)
+        if unknown:
+            raise ValueError(f"unknown rewrite tags {sorted(unknown)}; known: {list(REWRITE_TAGS)}")
+        return v
+
+
+class RegenerationConfig(_Strict):
+    max_attempts: int = Field(ge=0, le=8)
+    #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style);
+    #: reseed: no guidance, fresh noise each attempt (the baseline the guided methods are measured against)
+    guidance: Literal["sld", "classifier", "reseed"] = "sld"
+    preset: Preset = "strong"
+    #: the strongest preset the escalation reaches (categories may set their own); attempts past it
+    #: draw fresh noise at it
+    ceiling: Preset = "max"
+    #: edits only: regenerations start from the source latent noised to this strength (diffusers'
+    #: inpainting `strength`; 1 repaints the mask from pure noise). Below 1 the masked region keeps the
+    #: source's coarse content, such as a face's tone, which is what an unintended edit changed
+    edit_strength: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: edits only: the strongest preset their regenerations use, whatever was flagged (and where they
+    #: start, when below `preset`); unset: as for text-to-image
+    edit_ceiling: Preset | None = None
+
+
+class RegenerationOverride(_Strict):
+    """The `regeneration` fields one profile's weights were tuned to; unset ones keep the policy's."""
+
+    max_attempts: int | None = Field(default=None, ge=0, le=8)
+    guidance: Literal["sld", "classifier", "reseed"] | None = None
+    preset: Preset | None = None
+    ceiling: Preset | None = None
+    edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    edit_ceiling: Preset | None = None
+
+
+class Policy(_Strict):
+    version: str
+    categories: dict[str, CategoryRule]
+    #: terms never acceptable, per category, matched as whole words on the normalised prompt; a hit
+    #: sets that category's prompt score to 1.0 (a fast path that can only add flags)
+    blocklist: dict[str, list[str]] = Field(default_factory=dict)
+    rewrite: RewriteConfig
+    regeneration: RegenerationConfig
+    #: concept texts in the vocabulary of one profile's text encoder/UNet, overriding `concept` there
+    #: (the tiny UNet knows ShapeWorld's words, not the real categories' descriptions)
+    profile_concepts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: `regeneration` as tuned on one profile's weights (guidance and ladder depend on the UNet); a
+    #: pipeline runs `for_profile(its profile)`
+    profile_regeneration: dict[str, RegenerationOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Policy:
+        known = set(CATEGORIES) | set(_EDIT_CATEGORIES)
+        unknown = set(self.categories) - known
+        if unknown:
+            raise ValueError(f"unknown categories {sorted(unknown)}; known: {sorted(known)}")
+        for name in _EDIT_CATEGORIES:
+            if name in self.categories and self.categories[name].prompt is not None:
+                raise ValueError(f"category {name!r} is an edit category: it has no prompt rule")
+        unknown = set(self.blocklist) - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"blocklist names unknown categories {sorted(unknown)}")
+        for profile, concepts in self.profile_concepts.items():
+            unknown = set(concepts) - known
+            if unknown:
+                raise ValueError(f"profile_concepts.{profile} names unknown categories {sorted(unknown)}")
+        known_profiles = {*PROFILES, *SD_KINDS}
+        for table in ("profile_concepts", "profile_regeneration"):
+            unknown = set(getattr(self, table)) - known_profiles
+            if unknown:  # a misspelt profile would silently leave the defaults in force
+                raise ValueError(f"{table} names unknown profiles {sorted(unknown)}; known: {sorted(known_profiles)}")
+        own = {c: r.image.ceiling for c, r in self.categories.items() if r.image is not None and r.image.ceiling}
+        ladders = {"regeneration": self.regeneration.model_dump()} | {
+            f"profile_regeneration.{name}": self.regeneration.model_dump() | o.model_dump(exclude_none=True)
+            for name, o in self.profile_regeneration.items()}
+        for prefix, regen in ladders.items():
+            ceilings = {f"{prefix}.ceiling": regen["ceiling"]} | {
+                f"categories.{c}.image.ceiling": ceiling for c, ceiling in own.items()}
+            for where, ceiling in ceilings.items():
+                if PRESETS.index(ceiling) < PRESETS.index(regen["preset"]):
+                    raise ValueError(f"{where} {ceiling!r} is below {prefix}.preset {regen['preset']!r}")
+        return self
+
+    def for_profile(self, profile: str) -> Policy:
+        """This policy as `profile` runs it: its `profile_regeneration` entry merged into `regeneration`
+        (and the per-profile table emptied, so applying it twice changes nothing)."""
+        if not self.profile_regeneration:
+            return self
+        data = self.model_dump()
+        own = self.profile_regeneration.get(profile)
+        data["regeneration"].update(own.model_dump(exclude_none=True) if own else {})
+        data["profile_regeneration"] = {}
+        return Policy.model_validate(data)
+
+    def blocklist_hits(self, normalized: str) -> dict[str, list[str]]:
+        """Blocklisted terms found in a normalised prompt, per category (case-insensitive, whole words)."""
+        hits = {}
+        for cat, terms in self.blocklist.items():
+            if not terms:
+                continue
+            found = sorted({m.group(0).lower() for m in _term_pattern(tuple(terms)).finditer(normalized)})
+            if found:
+                hits[cat] = found
+        return hits
+
+    # ------------------------------------------------------------------------------------------
+    def decide_prompt(self, scores: dict[str, float]) -> PromptDecision:
+        """Scores per category (prompt classifier) -> allow | rewrite | block."""
+        fired: dict[str, str] = {}
+        for cat, rule in self.categories.items():
+            if rule.prompt is not None and scores.get(cat, 0.0) >= rule.prompt.threshold:
+                fired[cat] = rule.prompt.action
+        action = _strongest(fired, ("block", "rewrite")) or "allow"
+        return PromptDecision(
+            action=action,
+            flagged=sorted(c for c, a in fired.items() if a in ("block", "rewrite")),
+            logged=sorted(c for c, a in fired.items() if a == "log"),
+        )
+
+    def decide_image(self, scores: dict[str, float]) -> ImageDecision:
+        """Scores per category (image classifier, plus transform classes for edits) -> pass |
+        regenerate | block. Categories without an image rule never fire."""
+        fired: dict[str, str] = {}
+        for cat, rule in self.categories.items():
+            if rule.image is not None and scores.get(cat, 0.0) >= rule.image.threshold:
+                fired[cat] = rule.image.action
+        action = _strongest(fired, ("block", "regenerate")) or "pass"
+        return ImageDecision(
+            action=action,
+            flagged=sorted(c for c, a in fired.items() if a in ("block", "regenerate")),
+            logged=sorted(c for c, a in fired.items() if a == "log"),
+        )
+
+    def regeneration_ladder(self, categories: list[str], edit: bool = False) -> tuple[str, str]:
+        """(start, ceiling) presets of a regeneration away from `categories`. The ceiling is the highest
+        of their own ceilings, each defaulting to regeneration.ceiling; for an edit it is capped at
+        regeneration.edit_ceiling when set, and the ladder then starts there if that is below
+        regeneration.preset."""
+        own = [self.categories[c].image.ceiling if c in self.categories and self.categories[c].image else None
+               for c in categories]
+        ceiling = max((c or self.regeneration.ceiling for c in own or [None]), key=PRESETS.index)
+        cap = self.regeneration.edit_ceiling if edit else None
+        if cap is not None:
+            ceiling = min(ceiling, cap, key=PRESETS.index)
+        return min(self.regeneration.preset, ceiling, key=PRESETS.index), ceiling
+
+    def concept_text(self, categories: list[str], profile: str) -> str:
+        """The safety concept for guided regeneration: the flagged categories' concepts joined,
+        in `profile`'s vocabulary where the policy gives one."""
+        own = self.profile_concepts.get(profile, {})
+        parts = [own.get(c) or self.categories[c].concept for c in categories]
+        return ", ".join(p for p in parts if p)
+
+    def tag_fires(self, tag: str, score: float) -> bool:
+        rule = self.rewrite.tags.get(tag)
+        return rule is not None and rule.enabled and score >= rule.threshold
+
+
+@dataclass(frozen=True)
+class PromptDecision:
+    action: Literal["allow", "rewrite", "block"]
+    flagged: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageDecision:
+    action: Literal["pass", "regenerate", "block"]
+    flagged: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+
+
+def _strongest(fired: dict[str, str], order: tuple[str, ...]) -> str | None:
+    for action in order:
+        if action in fired.values():
+            return action
+    return None
+
+
+@lru_cache(maxsize=64)
+def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy YAML; raises ValueError naming the file and the problem."""
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Policy.model_validate(data)
+    except (OSError, yaml.YAMLError, ValueError) as e:
+        raise ValueError(f"invalid policy file {path}: {e}") from e

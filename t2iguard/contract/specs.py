@@ -1,0 +1,361 @@
+"""One spec per Triton model: the single source of truth for names, dtypes, dims and batching.
+
+Every tensor name below is written once. The ONNX exporter (`t2iguard.export.onnx_export`) takes
+input/output names and dynamic batch axes from here, the repository builder renders
+`config.pbtxt` for each target from here, the TensorRT profiles derive from `max_batch_size`
+here, and the orchestrator and clients address tensors through these constants.
+
+Dims exclude the batch dimension when `max_batch_size > 0` (Triton convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from t2iguard.contract.profiles import Profile
+from t2iguard.contract.taxonomy import (
+    CATEGORIES,
+    GUIDED_CLASSES,
+    NUDE_CLASSES,
+    REWRITE_TAGS,
+    TOKEN_LABELS,
+    TRANSFORM_CLASSES,
+)
+
+# --- tensor names -------------------------------------------------------------------------------
+PROMPT = "PROMPT"
+NEGATIVE_PROMPT = "NEGATIVE_PROMPT"
+NORMALIZED_PROMPT = "NORMALIZED_PROMPT"
+INPUT_IDS = "INPUT_IDS"
+ATTENTION_MASK = "ATTENTION_MASK"
+PROMPT_SCORES = "PROMPT_SCORES"
+PROMPT_DECISION = "PROMPT_DECISION"
+PROMPT_REPORT = "PROMPT_REPORT"
+REWRITE_TAG_SCORES = "REWRITE_TAG_SCORES"
+TOKEN_TAG_PROBS = "TOKEN_TAG_PROBS"
+TOKEN_OFFSETS = "TOKEN_OFFSETS"
+REWRITTEN_PROMPT = "REWRITTEN_PROMPT"
+REWRITES = "REWRITES"
+SEED = "SEED"
+STEPS = "STEPS"
+GUIDANCE_SCALE = "GUIDANCE_SCALE"
+TEXT_EMBEDDINGS = "TEXT_EMBEDDINGS"
+SAMPLE = "SAMPLE"
+TIMESTEP = "TIMESTEP"
+ENCODER_HIDDEN_STATES = "ENCODER_HIDDEN_STATES"
+NOISE_PRED = "NOISE_PRED"
+INPAINT_COND = "INPAINT_COND"
+GUIDE_WEIGHTS = "GUIDE_WEIGHTS"
+GUIDE_GRADIENT = "GUIDE_GRADIENT"
+LATENT_SCORES = "LATENT_SCORES"
+PIXELS = "PIXELS"
+LATENTS = "LATENTS"
+IMAGE = "IMAGE"
+CLASSIFIER_PIXELS = "CLASSIFIER_PIXELS"
+IMAGE_SCORES = "IMAGE_SCORES"
+IMAGE_EMBEDDING = "IMAGE_EMBEDDING"
+NUDE_SCORES = "NUDE_SCORES"
+SOURCE_PIXELS = "SOURCE_PIXELS"
+EDITED_PIXELS = "EDITED_PIXELS"
+PROMPT_EMBEDDING = "PROMPT_EMBEDDING"
+TRANSFORM_PROBS = "TRANSFORM_PROBS"
+WATERMARKED_IMAGE = "WATERMARKED_IMAGE"
+INIT_IMAGE = "INIT_IMAGE"
+MASK_IMAGE = "MASK_IMAGE"
+IMAGE_PNG = "IMAGE_PNG"
+SAFETY_REPORT = "SAFETY_REPORT"
+
+# --- model names --------------------------------------------------------------------------------
+TEXT_NORMALIZE = "text_normalize"
+TEXT_TOKENIZE = "text_tokenize"
+PROMPT_CLASSIFIER = "prompt_classifier"
+PROMPT_POLICY = "prompt_policy"
+PROMPT_GUARD = "prompt_guard"
+REWRITE_TAGGER = "rewrite_tagger"
+REWRITE_APPLY = "rewrite_apply"
+PROMPT_REWRITE = "prompt_rewrite"
+TEXT_ENCODER = "text_encoder"
+UNET = "unet"
+LATENT_GUARD = "latent_guard"
+VAE_ENCODER = "vae_encoder"
+VAE_DECODER = "vae_decoder"
+VAE_EDIT_DECODER = "vae_edit_decoder"
+IMAGE_PREPROCESS = "image_preprocess"
+IMAGE_CLASSIFIER = "image_classifier"
+IMAGE_GUARD = "image_guard"
+NUDE_DETECTOR = "nude_detector"
+TRANSFORM_CLASSIFIER = "transform_classifier"
+WATERMARK = "watermark"
+SAFE_T2I = "safe_t2i"
+
+DType = Literal["BOOL", "UINT8", "INT32", "INT64", "FP16", "FP32", "BYTES"]
+
+NUMPY_DTYPES: dict[str, type] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "BYTES": np.object_,
+}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input or output: name, Triton dtype and dims (without the batch dim when batched)."""
+
+    name: str
+    dtype: DType
+    dims: tuple[int, ...]
+    optional: bool = False
+
+    @property
+    def numpy_dtype(self) -> type:
+        return NUMPY_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class EnsembleStep:
+    """One step of an ensemble; tensor names map identically between step and ensemble."""
+
+    model: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Triton model, target independent.
+
+    kind:
+        `network`: an exported torch module (ONNX -> onnxruntime/TensorRT; on the `cpu` target the
+        python backend runs the ONNX with onnxruntime).
+        `python`: a python-backend model whose source is `model_repository/<source>/model.py`.
+        `ensemble`: a Triton ensemble of `steps`.
+    """
+
+    name: str
+    kind: Literal["network", "python", "ensemble"]
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    max_batch_size: int = 0
+    instances: int = 1
+    batch_delay_us: int | None = None
+    steps: tuple[EnsembleStep, ...] = ()
+    threads: int = 1
+    #: the batch one request sends (the optimum of a TensorRT profile and a CUDA graph)
+    opt_batch: int = 1
+    description: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.name
+
+    def input(self, name: str) -> Tensor:
+        return next(t for t in self.inputs if t.name == name)
+
+
+def build_specs(p: Profile) -> dict[str, ModelSpec]:
+    """All models of the stack for profile `p`, keyed by model name."""
+    seq = (p.seq_len,)
+    lat = (p.latent_channels, p.latent_size, p.latent_size)
+    cond = (p.inpaint_channels, p.latent_size, p.latent_size)
+    img_chw = (3, p.image_size, p.image_size)
+    cls_chw = (3, p.classifier_size, p.classifier_size)
+    nc, nt, nx, nk = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES), len(TOKEN_LABELS)
+    b = p.max_batch
+    tokens = (Tensor(INPUT_IDS, "INT64", seq), Tensor(ATTENTION_MASK, "INT64", seq))
+    specs = [
+        ModelSpec(
+            TEXT_NORMALIZE, "python",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)),),
+            outputs=(Tensor(NORMALIZED_PROMPT, "BYTES", (1,)), *tokens),
+            max_batch_size=b, instances=1, batch_delay_us=500,
+            description="Unicode/obfuscation normalisation and tokenisation of a prompt",
+        ),
+        ModelSpec(
+            PROMPT_CLASSIFIER, "network", inputs=tokens,
+            outputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)),),
+            max_batch_size=b, batch_delay_us=1000, threads=1,
+            description="MiniLM encoder + multi-label head: a score in [0,1] per policy category",
+        ),
+        ModelSpec(
+            PROMPT_POLICY, "python",
+            inputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)), Tensor(NORMALIZED_PROMPT, "BYTES", (1,))),
+            outputs=(Tensor(PROMPT_DECISION, "BYTES", (1,)), Tensor(PROMPT_REPORT, "BYTES", (1,))),
+            max_batch_size=b, batch_delay_us=500,
+            description="the policy file applied to prompt scores: allow | rewrite | block",
+        ),
+        ModelSpec(
+            PROMPT_GUARD, "ensemble",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)),),
+            outputs=(
+                Tensor(NORMALIZED_PROMPT, "BYTES", (1,)),
+                Tensor(PROMPT_SCORES, "FP32", (nc,)),
+                Tensor(PROMPT_DECISION, "BYTES", (1,)),
+                Tensor(PROMPT_REPORT, "BYTES", (1,)),
+            ),
+            max_batch_size=b,
+            steps=(
+                EnsembleStep(TEXT_NORMALIZE, (PROMPT,), (NORMALIZED_PROMPT, INPUT_IDS, ATTENTION_MASK)),
+                EnsembleStep(PROMPT_CLASSIFIER, (INPUT_IDS, ATTENTION_MASK), (PROMPT_SCORES,)),
+                EnsembleStep(PROMPT_POLICY, (PROMPT_SCORES, NORMALIZED_PROMPT), (PROMPT_DECISION, PROMPT_REPORT)),
+            ),
+            description="prompt screening: normalise -> classify -> policy decision",
+        ),
+        ModelSpec(
+            TEXT_TOKENIZE, "python",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)),),
+            outputs=(*tokens, Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2))),
+            max_batch_size=b, batch_delay_us=500,
+            description="tokenisation of the prompt as written, with character offsets (for span rewrites)",
+        ),
+        ModelSpec(
+            REWRITE_TAGGER, "network", inputs=tokens,
+            outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)), Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk))),
+            max_batch_size=b, batch_delay_us=1000,
+            description="MiniLM encoder + heads: which rewrites a prompt needs, and which words they touch",
+        ),
+        ModelSpec(
+            REWRITE_APPLY, "python",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)),
+                    Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk)), Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2)),
+                    Tensor(SEED, "INT64", (1,))),
+            outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
+            max_batch_size=b, batch_delay_us=500,
+            description="applies tagged rewrites; reports each (kind, span, replacement, reason)",
+        ),
+        ModelSpec(
+            PROMPT_REWRITE, "ensemble",
+            inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(SEED, "INT64", (1,))),
+            outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
+            max_batch_size=b,
+            steps=(
+                EnsembleStep(TEXT_TOKENIZE, (PROMPT,), (INPUT_IDS, ATTENTION_MASK, TOKEN_OFFSETS)),
+                EnsembleStep(REWRITE_TAGGER, (INPUT_IDS, ATTENTION_MASK), (REWRITE_TAG_SCORES, TOKEN_TAG_PROBS)),
+                EnsembleStep(REWRITE_APPLY, (PROMPT, REWRITE_TAG_SCORES, TOKEN_TAG_PROBS, TOKEN_OFFSETS, SEED),
+                             (REWRITTEN_PROMPT, REWRITES)),
+            ),
+            description="prompt rewriting: tokenise -> tag -> apply",
+        ),
+        ModelSpec(
+            TEXT_ENCODER, "network", inputs=tokens,
+            outputs=(Tensor(TEXT_EMBEDDINGS, "FP32", (p.seq_len, p.text_dim)),),
+            max_batch_size=b, batch_delay_us=1000,
+            description="MiniLM last hidden states: the UNet's cross-attention context",
+        ),
+        ModelSpec(
+            UNET, "network",
+            inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)),
+                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)),
+                    *((Tensor(INPAINT_COND, "FP32", cond),) if p.inpaint_channels else ())),
+            outputs=(Tensor(NOISE_PRED, "FP32", lat),),
+            max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2, opt_batch=3,
+            description="text-conditioned denoiser: epsilon prediction (inpainting: source latent + mask channels)",
+        ),
+        ModelSpec(
+            LATENT_GUARD, "network",
+            inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)), Tensor(INPAINT_COND, "FP32", cond),
+                    Tensor(GUIDE_WEIGHTS, "FP32", (len(GUIDED_CLASSES),))),
+            outputs=(Tensor(GUIDE_GRADIENT, "FP32", lat), Tensor(LATENT_SCORES, "FP32", (len(GUIDED_CLASSES),))),
+            max_batch_size=b, batch_delay_us=1000,
+            description="noise-aware latent classifier and its input gradient: classifier guidance away from "
+                        "the weighted classes",
+        ),
+        ModelSpec(
+            VAE_ENCODER, "network",
+            inputs=(Tensor(PIXELS, "FP32", img_chw),),
+            outputs=(Tensor(LATENTS, "FP32", lat),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="pixels in [0,1] -> latent mean times the VAE's scaling_factor",
+        ),
+        ModelSpec(
+            VAE_DECODER, "network",
+            inputs=(Tensor(LATENTS, "FP32", lat),),
+            outputs=(Tensor(PIXELS, "FP32", img_chw),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="scaled latents -> pixels in [0,1]",
+        ),
+        ModelSpec(
+            VAE_EDIT_DECODER, "network",
+            inputs=(Tensor(LATENTS, "FP32", lat),),
+            outputs=(Tensor(PIXELS, "FP32", img_chw),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="edits' decoder: the same latents -> pixels in [0,1], trained to draw small heads, which "
+                        "is what edits repaint (a decoder of its own for inpainting, as asymmetric VQGAN has)",
+        ),
+        ModelSpec(
+            IMAGE_PREPROCESS, "python",
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            outputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw),),
+            max_batch_size=b, batch_delay_us=500,
+            description="uint8 HWC RGB -> resized, normalised float CHW for the classifiers",
+        ),
+        ModelSpec(
+            IMAGE_CLASSIFIER, "network",
+            inputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw),),
+            outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,))),
+            max_batch_size=b, batch_delay_us=1000,
+            description="CLIP-style image tower -> unit embedding -> a score per policy category",
+        ),
+        ModelSpec(
+            NUDE_DETECTOR, "network",
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            outputs=(Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),),
+            max_batch_size=b, batch_delay_us=1000, threads=2,
+            description="NudeNet 320n detector with resize and per-class max over anchors as graph nodes: "
+                        "a score per exposed-body-part class",
+        ),
+        ModelSpec(
+            IMAGE_GUARD, "ensemble",
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,)),
+                     *((Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),) if p.nude_detector else ())),
+            max_batch_size=b,
+            steps=(
+                EnsembleStep(IMAGE_PREPROCESS, (IMAGE,), (CLASSIFIER_PIXELS,)),
+                EnsembleStep(IMAGE_CLASSIFIER, (CLASSIFIER_PIXELS,), (IMAGE_SCORES, IMAGE_EMBEDDING)),
+                *((EnsembleStep(NUDE_DETECTOR, (IMAGE,), (NUDE_SCORES,)),) if p.nude_detector else ()),
+            ),
+            description="image screening: preprocess -> classify (and the NudeNet detector, when built with it)",
+        ),
+        ModelSpec(
+            TRANSFORM_CLASSIFIER, "network",
+            inputs=(Tensor(SOURCE_PIXELS, "FP32", cls_chw), Tensor(EDITED_PIXELS, "FP32", cls_chw),
+                    Tensor(PROMPT_EMBEDDING, "FP32", (p.text_dim,))),
+            outputs=(Tensor(TRANSFORM_PROBS, "FP32", (nx,)),),
+            max_batch_size=b, batch_delay_us=1000,
+            description="(input image, prompt, output image) -> P(safe, unsafe, unintended edit)",
+        ),
+        ModelSpec(
+            WATERMARK, "python",
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            outputs=(Tensor(WATERMARKED_IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            max_batch_size=b, batch_delay_us=500,
+            description="invisible watermark (invisible-watermark's dwtDctSvd format, 48 bits)",
+        ),
+        ModelSpec(
+            SAFE_T2I, "python",
+            inputs=(
+                Tensor(PROMPT, "BYTES", (1,)),
+                Tensor(NEGATIVE_PROMPT, "BYTES", (1,), optional=True),
+                Tensor(INIT_IMAGE, "BYTES", (1,), optional=True),
+                Tensor(MASK_IMAGE, "BYTES", (1,), optional=True),
+                Tensor(SEED, "INT64", (1,), optional=True),
+                Tensor(STEPS, "INT32", (1,), optional=True),
+                Tensor(GUIDANCE_SCALE, "FP32", (1,), optional=True),
+            ),
+            outputs=(Tensor(IMAGE_PNG, "BYTES", (1,)), Tensor(SAFETY_REPORT, "BYTES", (1,))),
+            max_batch_size=0, instances=4,
+            description="BLS orchestrator: validate, guard, rewrite, generate, check, regenerate, respond",
+        ),
+    ]
+    if not p.trained_image_side:  # real checkpoints ship no transform classifier, latent guard or edit decoder
+        specs = [s for s in specs if s.name not in (TRANSFORM_CLASSIFIER, LATENT_GUARD, VAE_EDIT_DECODER)]
+    if not p.nude_detector:
+        specs = [s for s in specs if s.name != NUDE_DETECTOR]
+    return {s.name: s for s in specs}

