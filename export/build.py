@@ -46,18 +46,19 @@ def _sources_dir() -> Path:
     return Path(str(resources.files("t2iguard.model_repository")))
 
 
-def _fingerprint(profile: Profile, weights: Path | None, nudenet: Path | None = None) -> str:
+def _fingerprint(profile: Profile, weights: Path | None) -> str:
     """Changes whenever anything that shapes the exported graphs changes (checkpoint files by path,
-    size and modification time: hashing gigabytes on every build would cost more than an export)."""
-    h = hashlib.sha256(f"{profile.to_json()}:{torch.__version__}".encode())
+    size and modification time: hashing gigabytes on every build would cost more than an export).
+    The optional NudeNet detector is cached on its own (`_export_detector`): adding it re-exports nothing."""
+    h = hashlib.sha256(f"{replace(profile, nude_detector=False).to_json()}:{torch.__version__}".encode())
     files = sorted(p for p in weights.rglob("*") if p.is_file()) if weights is not None else []
-    for f in files + ([nudenet] if nudenet else []):
+    for f in files:
         st = f.stat()
-        h.update(f"{f.relative_to(weights) if weights and f.is_relative_to(weights) else f}:{st.st_size}:"
-                 f"{st.st_mtime_ns}".encode())
+        h.update(f"{f.relative_to(weights)}:{st.st_size}:{st.st_mtime_ns}".encode())
     core = Path(str(resources.files("t2iguard")))
     shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
-    shaping += [core / f for f in ("specs.py", "profiles.py", "taxonomy.py", "text.py", "lexicon.py")]
+    shaping += [core / f for f in ("contract/specs.py", "contract/profiles.py", "contract/taxonomy.py",
+                                   "runtime/text.py", "runtime/lexicon.py")]
     shaping += sorted(Path(str(resources.files("t2iguard.export"))).glob("weights/*.safetensors"))
     for f in shaping:
         h.update(f.read_bytes())
@@ -70,32 +71,57 @@ def cache_root() -> Path:
 
 
 def export_networks(profile: Profile, weights: Path | None, force: bool, say,
-                    nudenet: Path | None = None) -> tuple[Path, dict, list[str]]:
+                    nudenet: Path | None = None) -> tuple[dict[str, Path], dict, list[str]]:
     """Export every network model once per source fingerprint into the cache, parity-checked.
 
-    Returns (cache dir holding `<model>.onnx`, its export record, models exported now)."""
-    networks = [s for s in S.build_specs(profile).values() if s.kind == "network"]
-    cache = cache_root() / "onnx" / f"{profile.name}-{_fingerprint(profile, weights, nudenet)}"
+    Returns ({model: its cached `.onnx`}, the export record, models exported now)."""
+    networks = [s for s in S.build_specs(profile).values() if s.kind == "network" and s.name != S.NUDE_DETECTOR]
+    cache = cache_root() / "onnx" / f"{profile.name}-{_fingerprint(profile, weights)}"
     record_path = cache / "export.json"
-    if not force and record_path.exists() and all((cache / f"{s.name}.onnx").exists() for s in networks):
-        return cache, json.loads(record_path.read_text()), []
-    say(f"building torch modules ({profile.name} profile)")
-    modules = build_sd(profile, weights) if profile.family == "sd" else build_tiny(profile)
-    record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE, "torch": torch.__version__}
-    for spec in networks:
-        path = cache / f"{spec.name}.onnx"
-        if spec.name == S.NUDE_DETECTOR:  # an ONNX graph already: wrapped, checked against the original
-            say(f"wrapping {nudenet.name} as {spec.name}")
-            diff, source = export_detector(nudenet, profile.image_size, path), SOURCE
-        else:
+    exported = []
+    if force or not record_path.exists() or not all((cache / f"{s.name}.onnx").exists() for s in networks):
+        say(f"building torch modules ({profile.name} profile)")
+        modules = build_sd(profile, weights) if profile.family == "sd" else build_tiny(profile)
+        record: dict = {"parity": {}, "weights": {}, "parity_tolerance": PARITY_TOLERANCE,
+                        "torch": torch.__version__}
+        for spec in networks:
             say(f"exporting {spec.name} -> ONNX")
-            export_onnx(modules[spec.name].module, spec, path)
-            diff, source = parity(modules[spec.name].module, spec, path), modules[spec.name].provenance
-        if diff > PARITY_TOLERANCE:
-            raise RuntimeError(f"{spec.name}: ONNX differs from its source by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
-        record["parity"][spec.name], record["weights"][spec.name] = diff, source
-    record_path.write_text(json.dumps(record, indent=2))
-    return cache, record, [s.name for s in networks]
+            export_onnx(modules[spec.name].module, spec, cache / f"{spec.name}.onnx")
+            diff = parity(modules[spec.name].module, spec, cache / f"{spec.name}.onnx")
+            _check_parity(spec.name, diff)
+            record["parity"][spec.name], record["weights"][spec.name] = diff, modules[spec.name].provenance
+        record_path.write_text(json.dumps(record, indent=2))
+        exported = [s.name for s in networks]
+    record = {**json.loads(record_path.read_text()), "onnx_cache": str(cache)}
+    paths = {s.name: cache / f"{s.name}.onnx" for s in networks}
+    if profile.nude_detector:
+        paths[S.NUDE_DETECTOR], diff, fresh = _export_detector(nudenet, profile.image_size, force, say)
+        _check_parity(S.NUDE_DETECTOR, diff)
+        record["parity"][S.NUDE_DETECTOR], record["weights"][S.NUDE_DETECTOR] = diff, SOURCE
+        exported += [S.NUDE_DETECTOR] if fresh else []
+    return paths, record, exported
+
+
+def _check_parity(name: str, diff: float) -> None:
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"{name}: ONNX differs from its source by {diff:.2e} > {PARITY_TOLERANCE:.0e}")
+
+
+def _export_detector(nudenet: Path, image_size: int, force: bool, say) -> tuple[Path, float, bool]:
+    """NudeNet's graph wrapped for `image_size` images (an ONNX graph already: wrapped, checked against the
+    original), cached per (file, size, wrapper source). Returns (path, parity, exported now)."""
+    st = nudenet.stat()
+    h = hashlib.sha256(f"{nudenet}:{st.st_size}:{st.st_mtime_ns}:{image_size}".encode())
+    h.update(Path(str(resources.files("t2iguard.export"))).joinpath("nudenet.py").read_bytes())
+    cache = cache_root() / "onnx" / f"nudenet-{h.hexdigest()[:16]}"
+    path, record_path = cache / f"{S.NUDE_DETECTOR}.onnx", cache / "export.json"
+    if not force and path.exists() and record_path.exists():
+        return path, json.loads(record_path.read_text())["parity"], False
+    say(f"wrapping {nudenet.name} as {S.NUDE_DETECTOR}")
+    cache.mkdir(parents=True, exist_ok=True)
+    diff = export_detector(nudenet, image_size, path)
+    record_path.write_text(json.dumps({"parity": diff, "source": str(nudenet)}))
+    return path, diff, True
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -137,7 +163,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     load_policy(policy_path)  # refuse to build with an invalid policy
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    cache, record, exported = export_networks(profile, weights, force, say, nudenet)
+    onnx_paths, record, exported = export_networks(profile, weights, force, say, nudenet)
     provenance = record["weights"]
 
     say(f"rendering {len(specs)} model configs for target {target}")
@@ -155,7 +181,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
                 params.update(weights=image_weights, audit_log=audit_log)
         elif spec.kind == "network":
             params = {"profile": profile_name}
-            _place(cache / f"{spec.name}.onnx", version / "model.onnx")
+            _place(onnx_paths[spec.name], version / "model.onnx")
             stale = version / "model.py"
             if target == "cpu":
                 shutil.copyfile(sources / "_network_cpu" / "model.py", stale)
@@ -166,7 +192,7 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
     (out / PROFILE_FILE).write_text(profile.to_json())
     if profile.family == "sd":
         copy_tokenizer(weights, out)
-    info = {"profile": profile_name, "target": target, "onnx_cache": str(cache), **record,
+    info = {"profile": profile_name, "target": target, **record,
             "models": sorted(specs)}
     (out / BUILD_INFO).write_text(json.dumps(info, indent=2))
     if target == "trt":

@@ -50,3 +50,22 @@ def test_build_names_a_missing_detector_file(tmp_path):
     res = CliRunner().invoke(app, ["build", "--out", str(tmp_path / "repo"), "--nudenet", str(tmp_path / "no.onnx")])
     assert res.exit_code == BAD_INPUT.exit_code
     assert "--nudenet: no file" in res.output
+
+
+def test_tiny_built_with_the_detector_serves_it(repository, tmp_path):
+    """`build --profile tiny --nudenet installed` records nude_detector in profile.json, and the server reads
+    that file (not a built-in tiny profile): the detector loads, image_guard returns NUDE_SCORES and the
+    orchestrator reports them. The other networks come from tiny's export cache (`repository` built it)."""
+    from t2iguard.client import SafeT2IClient
+    from t2iguard.contract.profiles import load_profile
+    from t2iguard.export.build import build_repository
+    from t2iguard.triton.server import TritonServer, free_ports
+
+    built = build_repository("tiny", "cpu", tmp_path / "repo", nudenet=installed_detector())
+    assert built.exported in ([], [S.NUDE_DETECTOR])  # adding the detector re-exports nothing else
+    assert load_profile(built.path, "tiny").nude_detector
+    with TritonServer(built.path, free_ports()) as server, SafeT2IClient(server.grpc_url) as client:
+        res = client.generate("a red circle on a blue background", seed=1, steps=2)
+        first = res.report.attempts[0]
+        assert set(first.detector_scores) == set(NUDE_CLASSES)
+        assert first.image_scores["nudity"] >= max(first.detector_scores.values())

@@ -48,14 +48,24 @@ def test_calibration_meets_the_operating_point():
     assert benign_fp <= 0.001 and t["violence"] < 0.9
 
 
-def test_write_thresholds_keeps_the_file_valid(tmp_path):
+def test_write_thresholds_writes_a_new_policy_version(tmp_path):
+    """Calibration never edits the operator's file silently: new thresholds come with a new version."""
+    import datetime
+
     policy = tmp_path / "policy.yaml"
     policy.write_text(DEFAULT_POLICY.read_text())
-    write_thresholds({"violence": 0.77, "privacy": 0.61}, policy)
+    before = load_policy(policy).version
+    day = datetime.date(2031, 1, 2)
+    version = write_thresholds({"violence": 0.77, "privacy": 0.61}, policy, today=day)
     p = load_policy(policy)
+    assert version == p.version == "2031.01.02-1" != before
     assert p.categories["violence"].prompt.threshold == 0.77 and p.categories["privacy"].prompt.threshold == 0.61
     assert p.categories["violence"].image.threshold == load_policy().categories["violence"].image.threshold
     assert "# t2iguard policy" in policy.read_text()  # comments survive
+    assert write_thresholds({"violence": 0.5}, policy, today=day) == "2031.01.02-2"  # same day: next number
+    text = policy.read_text()
+    assert write_thresholds({"violence": 0.5}, policy, today=day) == "2031.01.02-2"  # unchanged: no new version
+    assert policy.read_text() == text
 
 
 def test_binary_metrics():

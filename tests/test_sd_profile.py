@@ -144,3 +144,22 @@ def test_classifier_guidance_needs_a_latent_guard(checkpoint, policy):
     strict = policy.model_copy(update={"regeneration": regen})
     with pytest.raises(ValueError, match="no latent guard"):
         SafeT2IPipeline(None, profile, strict, "x")
+
+
+def test_a_server_reads_the_profile_the_repository_recorded(tmp_path):
+    """profile.json is the one truth: a built-in default never stands in for it, and a missing file says
+    what to do."""
+    import json
+
+    from t2iguard.contract.profiles import PROFILE_FILE, Profile
+
+    recorded = Profile(name="tiny", prediction_type="v_prediction", zero_terminal_snr=True,
+                       timestep_spacing="trailing", nude_detector=True)
+    (tmp_path / PROFILE_FILE).write_text(recorded.to_json())
+    assert load_profile(tmp_path) == recorded
+    assert load_profile(tmp_path, "tiny").prediction_type == "v_prediction"
+    with pytest.raises(ValueError, match="records profile 'tiny', not 'sd15'"):
+        load_profile(tmp_path, "sd15")
+    with pytest.raises(FileNotFoundError, match="not a built repository"):
+        load_profile(tmp_path / "nowhere")
+    assert json.loads((tmp_path / PROFILE_FILE).read_text())["nude_detector"] is True

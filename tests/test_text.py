@@ -17,3 +17,18 @@ def test_tokenizer_matches_transformers():
 def test_normalize_folds_obfuscation_forms():
     assert normalize("ｋｉｌｌ") == "kill"
     assert normalize("k\u200bi\u200dll  \t me") == "kill me"
+
+
+def test_screening_windows_count_tokens_not_whitespace():
+    """A run without spaces is hundreds of tokens: it must not push a later clause out of every window
+    (whitespace windows put "a,a,...,a, a photo of a person killing another person" in one window, which the
+    classifier truncates to the commas)."""
+    from t2iguard.runtime.text import WINDOW_TOKENS, screening_windows
+
+    clause = "a photo of a person killing another person"
+    windows = screening_windows("a," * 300 + " " + clause, 77)
+    assert any(clause in w for w in windows)
+    assert all(tokenize([w], 512)[1].sum() <= WINDOW_TOKENS + 4 for w in windows)  # each fits the classifier
+    spaced = screening_windows("a, " * 300 + clause, 77)
+    assert any(clause in w for w in spaced)
+    assert screening_windows("a red circle", 77) == ["a red circle"]  # short prompts: themselves

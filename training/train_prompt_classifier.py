@@ -15,6 +15,7 @@ ordinary benign prompts for both (`t2iguard eval prompt-classifier` reports the 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from t2iguard.contract.policy import DEFAULT_POLICY
+from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.modules import MLPHead, masked_mean
@@ -102,15 +103,34 @@ def calibrate(scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str
     return out
 
 
-def write_thresholds(thresholds: dict[str, float], policy: Path = DEFAULT_POLICY) -> None:
-    """Set `prompt: {threshold: ...}` per category in the policy YAML, keeping its comments."""
+def next_version(version: str, today: datetime.date) -> str:
+    """The policy version after `version` ("YYYY.MM.DD-N"): the next N on the same day, else today's -1."""
+    stamp = today.strftime("%Y.%m.%d")
+    day, _, n = version.partition("-")
+    return f"{stamp}-{int(n) + 1}" if day == stamp and n.isdigit() else f"{stamp}-1"
+
+
+def write_thresholds(thresholds: dict[str, float], policy: Path = DEFAULT_POLICY,
+                     today: datetime.date | None = None) -> str:
+    """Write calibrated `prompt: {threshold: ...}` values into the policy YAML as a NEW policy version: the
+    thresholds set, `version` bumped (`next_version`), comments kept; every later report names the new version.
+    Returns the version now in force; thresholds equal to the file's write nothing and keep its version."""
     text = policy.read_text()
+    current = load_policy(policy)
+    if all(current.categories[c].prompt is not None and current.categories[c].prompt.threshold == t
+           for c, t in thresholds.items()):
+        return current.version
     for cat, t in thresholds.items():
         pattern = re.compile(rf"(\n  {re.escape(cat)}:[^\n]*\n(?:    .*\n)*?    prompt: \{{threshold: )[0-9.]+")
         text, n = pattern.subn(rf"\g<1>{t}", text)
         if n != 1:
             raise ValueError(f"policy {policy} has no prompt rule for {cat!r}")
+    version = next_version(current.version, today or datetime.date.today())
+    text, n = re.subn(r'^version: "[^"]*"', f'version: "{version}"', text, count=1, flags=re.M)
+    if n != 1:
+        raise ValueError(f"policy {policy} has no top-level `version:` line")
     policy.write_text(text)
+    return version
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,

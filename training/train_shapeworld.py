@@ -22,7 +22,8 @@ into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which s
 the decoder that serves them) must follow both. The UNet phases predict eps on the scaled-linear
 schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
-its schedule, which the tiny profile samples with and the guard trains on (`profiles.trained_schedule`).
+its schedule, which the tiny profile samples with and the guard trains on (`t2iguard.export.tiny.trained_schedule`;
+a build records it in the repository's profile.json).
 The UNet and the guard read latents cached per draw and VAE digest. After `vae`, independent phases can run
 side by side (`--threads 1` each). Held-out metrics come from a split drawn with another seed and land in
 export/weights/shapeworld.json.

@@ -121,6 +121,38 @@ def _mostly_ascii(text: str) -> bool:
     return not letters or sum(c.isascii() for c in letters) / len(letters) > 0.7
 
 
+@lru_cache(maxsize=1)
+def _untruncated_tokenizer():
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.no_truncation()  # the file's own settings truncate at 128
+    tok.no_padding()
+    return tok
+
+
+#: tokens per screening window and the step between windows: short enough that a harmful clause is not
+#: diluted by a long benign context (mean pooling); every span of WINDOW_STRIDE tokens lies whole in a window
+WINDOW_TOKENS, WINDOW_STRIDE = 24, 12
+
+
+def screening_windows(prompt: str, seq_len: int) -> list[str]:
+    """The texts a prompt is screened as: the prompt itself when its normalised form fits `seq_len` tokens,
+    else overlapping windows of WINDOW_TOKENS classifier tokens every WINDOW_STRIDE tokens, cut from the
+    normalised prompt at the tokens' character offsets. Windows count tokens, not whitespace-separated words:
+    a run of text without spaces ("a,a,a,...") is many tokens and cannot push a later clause out of its
+    window."""
+    normalized = normalize(prompt)
+    enc = _untruncated_tokenizer().encode(normalized, add_special_tokens=False)
+    if len(enc.ids) + 2 <= seq_len:  # [CLS] and [SEP]
+        return [prompt]
+    offsets = enc.offsets
+    starts = range(0, max(len(offsets) - WINDOW_TOKENS, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
+    windows = [normalized[offsets[i][0]:offsets[min(i + WINDOW_TOKENS, len(offsets)) - 1][1]]
+               for i in starts if i < len(offsets)]
+    return [w for w in windows if w.strip()]
+
+
 @lru_cache(maxsize=4)
 def _tokenizer(seq_len: int):
     from tokenizers import Tokenizer
