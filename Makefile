@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean redis-server
 
 setup: $(STAMP)
 
@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/t2iguard demo --out outputs
 
-test: $(STAMP)
+test: $(STAMP) redis-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# the tests start their own redis-server (the shared rate-limit store of many replicas): Debian's package
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

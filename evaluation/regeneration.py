@@ -1,6 +1,6 @@
 """`t2iguard eval regeneration`: does guided regeneration remove flagged content, and at what cost?
 
-Runs DESIGN steps 4-6 (encode, generate, image check, guided regeneration) of the served pipeline
+Runs steps 4-6 (README, "The request": encode, generate, image check, guided regeneration) of the served pipeline
 code on a built repository in-process (the same ONNX graphs Triton serves) for two request sets
 drawn from ShapeWorld with seeds never used in training:
 

@@ -15,7 +15,10 @@ from t2iguard.contract.errors import (
     OK,
     OTHER,
     OVERLOAD,
+    RATE_LIMITED,
+    RATE_LIMITED_TAG,
     REFUSED,
+    RateLimited,
     kind_for_status,
 )
 
@@ -26,12 +29,16 @@ def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def test_error_table_is_one_to_one():
-    assert [k.exit_code for k in ERROR_TABLE] == [0, 3, 2, 1, 1, 1]
+    assert [k.exit_code for k in ERROR_TABLE] == [0, 3, 2, 1, 1, 4, 1]
     statuses = [k.grpc_status for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD)]
     assert len(set(statuses)) == 3
     for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD):
         assert kind_for_status(k.grpc_status) is k
     assert kind_for_status("DEADLINE_EXCEEDED") is OTHER
+    limited = RateLimited("rate limit of client 'u' (2/s, burst 4) reached; retry after 0.37 s")
+    assert str(limited).startswith(RATE_LIMITED_TAG) and limited.retry_after_s == 0.37
+    assert kind_for_status("UNAVAILABLE", f"[StatusCode.UNAVAILABLE] {limited}") is RATE_LIMITED
+    assert kind_for_status("UNAVAILABLE", "queue is full") is OVERLOAD
 
 
 def test_generate_allowed_writes_png_and_report(url, tmp_path):

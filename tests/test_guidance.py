@@ -140,3 +140,14 @@ def test_guidance_names_its_strength_and_refuses_one_out_of_range():
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="guidance strength must be in"):
             Guidance("reseed", None, [], bad)
+
+
+def test_fresh_seeds_are_a_function_of_the_request_seed_and_the_attempt():
+    from t2iguard.runtime.guidance import fresh_seed
+
+    for method, preset, ceiling in (("sld", "strong", "max"), ("classifier", "strong", "strong"),
+                                    ("reseed", "strong", "max")):
+        for k, (_, s) in enumerate(_ladder(method, preset, ceiling, 5, seed=7)):
+            assert s == 7 or s == fresh_seed(7, k + 2), (method, k)
+    assert fresh_seed(7, 4) == int(np.random.SeedSequence([7, 4]).generate_state(1, np.uint64)[0]) >> 1
+    assert len({fresh_seed(7, a) for a in range(2, 10)} | {fresh_seed(8, a) for a in range(2, 10)}) == 16

@@ -145,3 +145,70 @@ def test_blocklist_must_name_known_categories(tmp_path):
     data["blocklist"] = {"weather": ["rain"]}
     with pytest.raises(ValueError, match="blocklist names unknown categories"):
         Policy.model_validate(data)
+
+
+def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
+    """Every decision is a policy field; the default file states today's values, and a policy file written
+    before they were fields loads with the same values."""
+    import re
+
+    assert re.fullmatch(r"\d{4}\.\d{2}\.\d{2}-\d+", policy.version)
+    assert (policy.image.nudity_fusion, policy.rewrite.rescreen, policy.watermark.min_match) == ("max", True, 0.9)
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    for section in ("image", "watermark"):
+        del data[section]
+    del data["rewrite"]["rescreen"]
+    older = Policy.model_validate(data)
+    assert (older.image, older.watermark, older.rewrite.rescreen) == (policy.image, policy.watermark, True)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("image", "nudity_fusion"), "mean", "image.nudity_fusion"),
+    (("watermark", "min_match"), 0.5, "watermark.min_match"),
+    (("watermark", "min_match"), 1.01, "watermark.min_match"),
+    (("rewrite", "rescreen"), "sometimes", "rewrite.rescreen"),
+    (("image", "fusion"), "max", "image.fusion")])
+def test_bad_decision_fields_are_named(policy, path, value, message):
+    data = policy.model_dump()
+    data[path[0]][path[1]] = value
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        Policy.model_validate(data)
+
+
+def test_nudity_fusion_is_honoured(policy):
+    classifier = dict.fromkeys(CATEGORIES, 0.0) | {"nudity": 0.2}
+    detector = {"FEMALE_BREAST_EXPOSED": 0.1, "MALE_GENITALIA_EXPOSED": 0.7}
+    assert policy.fuse_image_scores(classifier, detector)["nudity"] == 0.7
+    assert policy.fuse_image_scores(classifier, None) == classifier  # no detector built: the classifier's
+    assert policy.fuse_image_scores(classifier, {"MALE_GENITALIA_EXPOSED": 0.1})["nudity"] == 0.2
+    data = policy.model_dump()
+    data["image"]["nudity_fusion"] = "classifier"
+    assert Policy.model_validate(data).fuse_image_scores(classifier, detector) == classifier
+    assert classifier["nudity"] == 0.2  # not modified in place
+
+
+def test_one_mapping_of_the_three_decision_vocabularies():
+    """report_decision's table, every combination: an image leaves only on `pass`; `rewritten` says the
+    rewriter changed the prompt."""
+    from typing import get_args
+
+    from t2iguard.contract.policy import ImageDecision, PromptDecision
+    from t2iguard.contract.report import Decision, ImageVerdict, PromptVerdict, report_decision
+
+    assert get_args(PromptVerdict) == ("allow", "rewrite", "block")
+    assert get_args(ImageVerdict) == ("pass", "regenerate", "block")
+    assert get_args(Decision) == ("allowed", "rewritten", "refused")
+    assert PromptDecision.__annotations__["action"] == "PromptVerdict"  # the policy speaks the same words
+    assert ImageDecision.__annotations__["action"] == "ImageVerdict"
+    table = {(p, r, i): report_decision(p, r, i) for p in get_args(PromptVerdict) for r in (False, True)
+             for i in (None, *get_args(ImageVerdict))}
+    for (prompt, rewritten, image), decision in table.items():
+        if prompt == "block" or image != "pass":
+            assert decision == "refused", (prompt, rewritten, image)
+        else:
+            assert decision == ("rewritten" if rewritten else "allowed"), (prompt, rewritten, image)
+    assert set(table.values()) == set(get_args(Decision))
+    with pytest.raises(ValueError, match="prompt verdict 'allowed'"):
+        report_decision("allowed", False, "pass")
+    with pytest.raises(ValueError, match="image verdict 'ok'"):
+        report_decision("allow", False, "ok")

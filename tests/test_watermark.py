@@ -81,3 +81,29 @@ def test_watermark_refuses_small_images_and_fails_closed_as_a_guard_failure():
     with pytest.raises(ValueError, match="at least 256x256"):
         apply_watermark(np.zeros((128, 256, 3), np.uint8))
     assert issubclass(WatermarkError, GuardFailure)  # the error table's guard-failure row: no image leaves
+
+
+def test_the_pass_mark_is_a_parameter_and_its_default_is_the_policys(monkeypatch, policy):
+    """apply_watermark refuses exactly below the `min_match` it is given (the policy's `watermark.min_match`)."""
+    import t2iguard.runtime.watermark as wm
+
+    assert MIN_MATCH == policy.watermark.min_match == 0.9
+    monkeypatch.setattr(wm, "watermark_match", lambda image: 0.93)  # a read-back that lost 3 of 48 bits
+    image = _flat((128, 128, 128), square=True)
+    assert apply_watermark(image).shape == image.shape  # 0.93 >= 0.9
+    assert apply_watermark(image, min_match=0.93).shape == image.shape
+    with pytest.raises(WatermarkError, match=r"0\.93 of its bits \(< 0\.95\)"):
+        apply_watermark(image, min_match=0.95)
+
+
+def test_the_served_watermark_stage_reads_the_pass_mark_from_the_policy(monkeypatch, policy):
+    import t2iguard.runtime.watermark as wm
+    from t2iguard.contract import specs as S
+    from t2iguard.contract.policy import Policy
+    from t2iguard.contract.profiles import get_profile
+    from t2iguard.runtime.stages import Watermark
+
+    monkeypatch.setattr(wm, "watermark_match", lambda image: 0.93)
+    strict = Policy.model_validate(policy.model_dump() | {"watermark": {"min_match": 0.95}})
+    with pytest.raises(WatermarkError):
+        Watermark(get_profile("tiny"), strict)({S.IMAGE: _flat((128, 128, 128), square=True)[None]})

@@ -2,6 +2,10 @@
 
 Detectors only score; this module decides; the orchestrator acts. An operator edits the versioned
 YAML (`t2iguard/contract/policies/default.yaml`) without touching code; every report names its version.
+Every decision is a field here: per-category thresholds and actions, how detectors' scores are fused
+(`image.nudity_fusion`), whether a required rewrite must clear a re-screen (`rewrite.rescreen`), the
+regeneration ladder, and the watermark's read-back pass mark (`watermark.min_match`).
+The decisions' vocabularies and how they map to the report's are in `t2iguard.contract.report`.
 
 Precedence when several categories fire: block > rewrite/regenerate > log > allow.
 """
@@ -18,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from t2iguard.contract.profiles import PROFILES, SD_KINDS
+from t2iguard.contract.report import ImageVerdict, PromptVerdict
 from t2iguard.contract.taxonomy import CATEGORIES, REWRITE_TAGS, TRANSFORM_CLASSES
 from t2iguard.contract.taxonomy import GUIDANCE_PRESETS as PRESETS
 
@@ -67,6 +72,9 @@ class RewriteConfig(_Strict):
     counter_stereotype: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
     #: benign scenes appended to prompts prone to unintended sexualisation (one sampled per request)
     grounding_scenes: list[str] = Field(min_length=1)
+    #: a prompt whose rule says `rewrite` goes on only when the rewriter changed it and the rewritten
+    #: prompt screens `allow` (else it is refused); false: the rewritten prompt goes on unscreened
+    rescreen: bool = True
 
     @field_validator("tags")
     @classmethod
@@ -95,6 +103,71 @@ class RegenerationConfig(_Strict):
     edit_ceiling: Preset | None = None
 
 
+#: how image_guard's `nudity` score fuses NudeNet's exposed-class scores (repositories built with
+#: `--nudenet`) with the image classifier's: `max`: the largest of the classifier's and every detector
+#: class's; `classifier`: the classifier's alone (the detector's classes are still reported)
+NudityFusion = Literal["max", "classifier"]
+
+
+class ImageConfig(_Strict):
+    nudity_fusion: NudityFusion = "max"
+
+
+class WatermarkConfig(_Strict):
+    #: the fraction of the message bits an embedded watermark must read back before the image leaves
+    #: (below it: a guard failure, no image); an unmarked image reads about 0.5, so it must be above that
+    min_match: float = Field(default=0.9, gt=0.5, le=1.0)
+
+
+class Bucket(_Strict):
+    """A token bucket: `rate` requests per second on average, up to `burst` at once."""
+
+    rate: float = Field(gt=0.0)
+    burst: float = Field(ge=1.0)
+
+
+class StrikesConfig(_Strict):
+    """Strikes on refusals: a refused prompt or image adds the largest `points` of its categories
+    (`default_points` for the others); a client with `threshold` points within `window_s` is suspended for
+    `suspend_s` seconds."""
+
+    points: dict[str, float] = Field(default_factory=dict)
+    default_points: float = Field(default=1.0, ge=0.0)
+    threshold: float = Field(default=10.0, gt=0.0)
+    window_s: float = Field(default=3600.0, gt=0.0)
+    suspend_s: float = Field(default=900.0, ge=0.0)
+
+    @field_validator("points")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(CATEGORIES) - set(_EDIT_CATEGORIES)
+        if unknown:
+            raise ValueError(f"strikes.points names unknown categories {sorted(unknown)}")
+        return v
+
+
+class LimitsPolicy(_Strict):
+    """Per-client and global rate limits and strikes (t2iguard/runtime/limits.py), kept in `store`:
+    `sqlite:PATH` (relative to the repository; the replicas of one machine) or `redis://HOST:PORT/DB`
+    (many replicas). Clients are named by the request parameter `client` (a gateway sets it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = False
+    store: str = "sqlite:limits.db"
+    per_client: Bucket = Bucket(rate=2.0, burst=10.0)
+    global_: Bucket = Field(default=Bucket(rate=50.0, burst=100.0), alias="global")
+    strikes: StrikesConfig = StrikesConfig()
+
+
+#: what an audit event keeps of the prompt: nothing, its sha256 (joins repeats without the text), the text
+PromptRetention = Literal["none", "sha256", "full"]
+
+
+class AuditConfig(_Strict):
+    prompt: PromptRetention = "sha256"
+
+
 class RegenerationOverride(_Strict):
     """The `regeneration` fields one profile's weights were tuned to; unset ones keep the policy's."""
 
@@ -114,6 +187,10 @@ class Policy(_Strict):
     blocklist: dict[str, list[str]] = Field(default_factory=dict)
     rewrite: RewriteConfig
     regeneration: RegenerationConfig
+    image: ImageConfig = ImageConfig()
+    watermark: WatermarkConfig = WatermarkConfig()
+    limits: LimitsPolicy = LimitsPolicy()
+    audit: AuditConfig = AuditConfig()
     #: concept texts in the vocabulary of one profile's text encoder/UNet, overriding `concept` there
     #: (the tiny UNet knows ShapeWorld's words, not the real categories' descriptions)
     profile_concepts: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -204,6 +281,15 @@ class Policy(_Strict):
             logged=sorted(c for c, a in fired.items() if a == "log"),
         )
 
+    def fuse_image_scores(self, classifier: dict[str, float], detector: dict[str, float] | None
+                          ) -> dict[str, float]:
+        """image_guard's scores per category with the nude detector's classes (None: not built with it)
+        folded into `nudity` as `image.nudity_fusion` says; a new dict."""
+        scores = dict(classifier)
+        if detector and self.image.nudity_fusion == "max":
+            scores["nudity"] = max(scores["nudity"], *detector.values())
+        return scores
+
     def regeneration_ladder(self, categories: list[str], edit: bool = False) -> tuple[str, str]:
         """(start, ceiling) presets of a regeneration away from `categories`. The ceiling is the highest
         of their own ceilings, each defaulting to regeneration.ceiling; for an edit it is capped at
@@ -231,14 +317,14 @@ class Policy(_Strict):
 
 @dataclass(frozen=True)
 class PromptDecision:
-    action: Literal["allow", "rewrite", "block"]
+    action: PromptVerdict
     flagged: list[str] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ImageDecision:
-    action: Literal["pass", "regenerate", "block"]
+    action: ImageVerdict
     flagged: list[str] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
 

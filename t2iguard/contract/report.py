@@ -1,15 +1,48 @@
 """The JSON safety report returned with every generation (and the prompt screening report).
 
 `None` means "not checked"; an empty list/dict means "checked, nothing found".
+
+Three decision vocabularies, one mapping (`report_decision`, the only place they meet):
+
+| vocabulary | values | who says it |
+| --- | --- | --- |
+| `PromptVerdict` | allow, rewrite, block | the policy, on the prompt's scores (`Policy.decide_prompt`) |
+| `ImageVerdict` | pass, regenerate, block | the policy, on each attempt's image scores (`Policy.decide_image`) |
+| `Decision` | allowed, rewritten, refused | the report, for the request as a whole |
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
+PromptVerdict = Literal["allow", "rewrite", "block"]
+ImageVerdict = Literal["pass", "regenerate", "block"]
 Decision = Literal["allowed", "rewritten", "refused"]
+
+
+def report_decision(prompt: PromptVerdict, rewritten: bool, image: ImageVerdict | None) -> Decision:
+    """The request's decision from the prompt's verdict, whether the rewriter changed the prompt, and the
+    last attempt's image verdict (None: no image was generated). An image leaves only on `pass`:
+
+    | prompt verdict | rewriter changed the prompt | last image verdict | report decision |
+    | --- | --- | --- | --- |
+    | block | (not run) | None: nothing generated | refused |
+    | allow, rewrite | either | None: a required rewrite did not clear its re-screen | refused |
+    | allow, rewrite | either | block | refused |
+    | allow, rewrite | either | regenerate: still flagged when the attempts ran out | refused |
+    | allow, rewrite | no | pass | allowed |
+    | allow, rewrite | yes | pass | rewritten |
+
+    Raises ValueError on a value outside the vocabularies."""
+    if prompt not in get_args(PromptVerdict):
+        raise ValueError(f"prompt verdict {prompt!r}; known: {', '.join(get_args(PromptVerdict))}")
+    if image is not None and image not in get_args(ImageVerdict):
+        raise ValueError(f"image verdict {image!r}; known: {', '.join(get_args(ImageVerdict))}")
+    if prompt == "block" or image != "pass":
+        return "refused"
+    return "rewritten" if rewritten else "allowed"
 
 
 class Rewrite(BaseModel):
@@ -26,7 +59,7 @@ class PromptScreen(BaseModel):
     """Output of the prompt_guard ensemble (also what `t2iguard screen` prints)."""
 
     normalized_prompt: str
-    decision: Literal["allow", "rewrite", "block"]
+    decision: PromptVerdict
     scores: dict[str, float]
     flagged: list[str]
     logged: list[str] = Field(default_factory=list)
@@ -45,7 +78,7 @@ class Attempt(BaseModel):
     #: NudeNet's exposed-class scores, when the repository was built with its detector
     detector_scores: dict[str, float] | None = None
     flagged: list[str]
-    action: Literal["pass", "regenerate", "block"]
+    action: ImageVerdict
     ms: float
 
 

@@ -5,7 +5,8 @@ input/output names and dynamic batch axes from here, the repository builder rend
 `config.pbtxt` for each target from here, the TensorRT profiles derive from `max_batch_size`
 here, and the orchestrator and clients address tensors through these constants.
 
-Dims exclude the batch dimension when `max_batch_size > 0` (Triton convention).
+Dims exclude the batch dimension when `max_batch_size > 0` (Triton convention). Every network input
+declares the values it takes (`Sample`): ONNX export, parity and the fp16 check draw from them.
 """
 
 from __future__ import annotations
@@ -105,13 +106,47 @@ NUMPY_DTYPES: dict[str, type] = {
 
 
 @dataclass(frozen=True)
+class Sample:
+    """The values a network input takes, declared with the input: sample inputs (ONNX export, parity,
+    the fp16 graph check before TensorRT, GPU timings) are drawn from this, in the tensor's dtype.
+
+    kind:
+        `uniform`: floats in [lo, hi).
+        `integers`: whole numbers in [lo, hi) (a float input such as a timestep takes whole values too).
+        `normal`: standard normal, unbounded (latents, hidden states, embeddings, guidance weights).
+        `mask`: an attention mask: per row 1 on the first n positions and 0 after (a padded tail),
+            n in [lo, the row's length].
+    """
+
+    kind: Literal["uniform", "integers", "normal", "mask"]
+    lo: float = 0.0
+    hi: float = 1.0
+
+
+#: pixels in [0, 1]
+UNIT = Sample("uniform", 0.0, 1.0)
+NORMAL = Sample("normal")
+#: uint8 image bytes
+BYTE_VALUES = Sample("integers", 0, 256)
+#: word-piece ids: above the special and unused ids, under every profile's vocabulary
+#: (MiniLM's 30522, CLIP's 49408)
+TOKEN_IDS = Sample("integers", 1000, 20000)
+#: at least 3 real tokens (e.g. [CLS] word [SEP]), then padding
+PADDED = Sample("mask", 3)
+#: diffusion timesteps of a 1000-step schedule, t = 0 excluded
+TIMESTEPS = Sample("integers", 1, 1000)
+
+
+@dataclass(frozen=True)
 class Tensor:
-    """One input or output: name, Triton dtype and dims (without the batch dim when batched)."""
+    """One input or output: name, Triton dtype and dims (without the batch dim when batched); a network
+    input also declares the values it takes (`sample`)."""
 
     name: str
     dtype: DType
     dims: tuple[int, ...]
     optional: bool = False
+    sample: Sample | None = None
 
     @property
     def numpy_dtype(self) -> type:
@@ -168,7 +203,12 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     cls_chw = (3, p.classifier_size, p.classifier_size)
     nc, nt, nx, nk = len(CATEGORIES), len(REWRITE_TAGS), len(TRANSFORM_CLASSES), len(TOKEN_LABELS)
     b = p.max_batch
-    tokens = (Tensor(INPUT_IDS, "INT64", seq), Tensor(ATTENTION_MASK, "INT64", seq))
+    noisy, timestep = Tensor(SAMPLE, "FP32", lat, sample=NORMAL), Tensor(TIMESTEP, "FP32", (1,), sample=TIMESTEPS)
+    inpaint = Tensor(INPAINT_COND, "FP32", cond, sample=NORMAL)
+    # the VAE decoders: one signature, two sets of weights (VAE_DECODER, VAE_EDIT_DECODER)
+    decoder = {"inputs": (Tensor(LATENTS, "FP32", lat, sample=NORMAL),), "outputs": (Tensor(PIXELS, "FP32", img_chw),),
+               "max_batch_size": b, "batch_delay_us": 1000, "threads": 2}
+    tokens = (Tensor(INPUT_IDS, "INT64", seq, sample=TOKEN_IDS), Tensor(ATTENTION_MASK, "INT64", seq, sample=PADDED))
     specs = [
         ModelSpec(
             TEXT_NORMALIZE, "python",
@@ -250,17 +290,15 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ),
         ModelSpec(
             UNET, "network",
-            inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)),
-                    Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim)),
-                    *((Tensor(INPAINT_COND, "FP32", cond),) if p.inpaint_channels else ())),
+            inputs=(noisy, timestep, Tensor(ENCODER_HIDDEN_STATES, "FP32", (p.seq_len, p.text_dim), sample=NORMAL),
+                    *((inpaint,) if p.inpaint_channels else ())),
             outputs=(Tensor(NOISE_PRED, "FP32", lat),),
             max_batch_size=p.unet_max_batch, batch_delay_us=2000, threads=2, opt_batch=3,
             description="text-conditioned denoiser: epsilon prediction (inpainting: source latent + mask channels)",
         ),
         ModelSpec(
             LATENT_GUARD, "network",
-            inputs=(Tensor(SAMPLE, "FP32", lat), Tensor(TIMESTEP, "FP32", (1,)), Tensor(INPAINT_COND, "FP32", cond),
-                    Tensor(GUIDE_WEIGHTS, "FP32", (len(GUIDED_CLASSES),))),
+            inputs=(noisy, timestep, inpaint, Tensor(GUIDE_WEIGHTS, "FP32", (len(GUIDED_CLASSES),), sample=NORMAL)),
             outputs=(Tensor(GUIDE_GRADIENT, "FP32", lat), Tensor(LATENT_SCORES, "FP32", (len(GUIDED_CLASSES),))),
             max_batch_size=b, batch_delay_us=1000,
             description="noise-aware latent classifier and its input gradient: classifier guidance away from "
@@ -268,23 +306,14 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ),
         ModelSpec(
             VAE_ENCODER, "network",
-            inputs=(Tensor(PIXELS, "FP32", img_chw),),
+            inputs=(Tensor(PIXELS, "FP32", img_chw, sample=UNIT),),
             outputs=(Tensor(LATENTS, "FP32", lat),),
             max_batch_size=b, batch_delay_us=1000, threads=2,
             description="pixels in [0,1] -> latent mean times the VAE's scaling_factor",
         ),
+        ModelSpec(VAE_DECODER, "network", **decoder, description="scaled latents -> pixels in [0,1]"),
         ModelSpec(
-            VAE_DECODER, "network",
-            inputs=(Tensor(LATENTS, "FP32", lat),),
-            outputs=(Tensor(PIXELS, "FP32", img_chw),),
-            max_batch_size=b, batch_delay_us=1000, threads=2,
-            description="scaled latents -> pixels in [0,1]",
-        ),
-        ModelSpec(
-            VAE_EDIT_DECODER, "network",
-            inputs=(Tensor(LATENTS, "FP32", lat),),
-            outputs=(Tensor(PIXELS, "FP32", img_chw),),
-            max_batch_size=b, batch_delay_us=1000, threads=2,
+            VAE_EDIT_DECODER, "network", **decoder,
             description="edits' decoder: the same latents -> pixels in [0,1], trained to draw small heads, which "
                         "is what edits repaint (a decoder of its own for inpainting, as asymmetric VQGAN has)",
         ),
@@ -297,14 +326,14 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ),
         ModelSpec(
             IMAGE_CLASSIFIER, "network",
-            inputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw),),
+            inputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw, sample=UNIT),),
             outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,))),
             max_batch_size=b, batch_delay_us=1000,
             description="CLIP-style image tower -> unit embedding -> a score per policy category",
         ),
         ModelSpec(
             NUDE_DETECTOR, "network",
-            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
+            inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3), sample=BYTE_VALUES),),
             outputs=(Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),),
             max_batch_size=b, batch_delay_us=1000, threads=2,
             description="NudeNet 320n detector with resize and per-class max over anchors as graph nodes: "
@@ -325,8 +354,9 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ),
         ModelSpec(
             TRANSFORM_CLASSIFIER, "network",
-            inputs=(Tensor(SOURCE_PIXELS, "FP32", cls_chw), Tensor(EDITED_PIXELS, "FP32", cls_chw),
-                    Tensor(PROMPT_EMBEDDING, "FP32", (p.text_dim,))),
+            inputs=(Tensor(SOURCE_PIXELS, "FP32", cls_chw, sample=UNIT),
+                    Tensor(EDITED_PIXELS, "FP32", cls_chw, sample=UNIT),
+                    Tensor(PROMPT_EMBEDDING, "FP32", (p.text_dim,), sample=NORMAL)),
             outputs=(Tensor(TRANSFORM_PROBS, "FP32", (nx,)),),
             max_batch_size=b, batch_delay_us=1000,
             description="(input image, prompt, output image) -> P(safe, unsafe, unintended edit)",

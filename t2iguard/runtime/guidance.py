@@ -57,18 +57,24 @@ PRESETS: tuple[str, ...] = GUIDANCE_PRESETS
 assert tuple(SLD_PRESETS) == tuple(CLASSIFIER_SCALES) == PRESETS, "one strength per policy preset name"
 
 
+def fresh_seed(seed: int, attempt: int) -> int:
+    """The noise seed of a regeneration that draws fresh noise: a function of the request's `seed` and the
+    `attempt` number (2 = the first regeneration, as the report counts) alone, in [0, 2**63)."""
+    return int(np.random.SeedSequence([seed, attempt]).generate_state(1, np.uint64)[0]) >> 1
+
+
 def regeneration_step(method: str, preset: str, ceiling: str, k: int, seed: int) -> tuple[str | None, int]:
-    """(preset, seed) of regeneration `k` (0-based: attempt k + 2). Guided methods escalate from `preset`
-    to `ceiling` on the request's seed; a regeneration that would repeat the one before it (same seed,
-    same preset: the same image) draws fresh noise instead, seeded from (seed, attempt). `reseed` is the
-    unguided baseline: no preset, fresh noise every time."""
+    """(preset, seed) of regeneration `k` (0-based: attempt k + 2) of a request seeded `seed` (the request's
+    own seed, never an earlier attempt's). Guided methods escalate from `preset` to `ceiling` on the
+    request's seed; a regeneration that would repeat the one before it (same seed, same preset: the same
+    image) draws fresh noise instead, `fresh_seed(seed, k + 2)`. `reseed` is the unguided baseline: no
+    preset, fresh noise every time."""
     start, top = PRESETS.index(preset), PRESETS.index(ceiling)
     if top < start:
         raise ValueError(f"regeneration ceiling {ceiling!r} is below the starting preset {preset!r}")
     if method != "reseed" and start + k <= top:
         return PRESETS[start + k], seed
-    fresh = int(np.random.SeedSequence([seed, k + 2]).generate_state(1, np.uint64)[0]) >> 1
-    return (None if method == "reseed" else PRESETS[top]), fresh
+    return (None if method == "reseed" else PRESETS[top]), fresh_seed(seed, k + 2)
 
 
 def classifier_guided(pred: np.ndarray, gradient: np.ndarray, alpha_bar: float, preset: str,

@@ -1,4 +1,4 @@
-"""The safe text-to-image pipeline: DESIGN steps 1-8, driven through a `Runner`.
+"""The safe text-to-image pipeline: the request's steps 1-8 (README, "The request"), driven through a `Runner`.
 
 `SafeT2IPipeline.__call__` reads as one numbered script, each step a named method. The same code
 runs inside the `safe_t2i` BLS model (runner = Triton BLS) and in-process (runner = LocalRunner).
@@ -20,7 +20,7 @@ from t2iguard.contract import specs as S
 from t2iguard.contract.errors import GuardFailure, InvalidInput, T2IGuardError
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
-from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport
+from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport, report_decision
 from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, TRANSFORM_CLASSES
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
 from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
@@ -31,7 +31,7 @@ from t2iguard.runtime.stages import decode_text
 from t2iguard.runtime.text import mean_pool, normalize, tokenize
 from t2iguard.runtime.watermark import METHOD, WATERMARK_BITS
 
-#: documented request limits (README "Request limits")
+#: documented request limits (README, "Request limits and errors")
 STEPS_RANGE = (1, 50)
 DEFAULT_STEPS = 20
 GUIDANCE_RANGE = (0.0, 20.0)
@@ -135,6 +135,39 @@ class Guidance:
         return name if self.strength == 1.0 else f"{name}@{self.strength:g}"
 
 
+@dataclass(frozen=True)
+class InpaintCondition:
+    """What the denoising of one request reads besides the text, computed once (`prepare_inpaint_condition`)
+    and reused by every attempt.
+
+    unet: float32 [1, C + 1, h, w]: the UNet's inpainting input, the source latent and the latent mask (1:
+        repaint); zeros and an all-ones mask for text-to-image; None for plain UNets (text-to-image only).
+    source: float32 [1, C, h, w]: the edit's source latent (the VAE encoder's); None for text-to-image.
+    keep: float32 [1, 1, h, w]: 1 where the source stays (outside the mask); None for text-to-image."""
+
+    unet: np.ndarray | None
+    source: np.ndarray | None = None
+    keep: np.ndarray | None = None
+
+
+@dataclass
+class GuidanceState:
+    """One generation's guidance (`prepare_guidance`): the UNet's text rows and what steers them.
+
+    context: float32 [n, L, D]: the unconditional and prompt rows, and for `sld` the safety concept's
+        (n = 2 or 3); the UNet runs one batch of n rows per step.
+    scale: the classifier-free guidance scale.
+    sld: SLD's stateful (momentum) guidance of this generation, or None.
+    classifier_weights: float32 [1, K], K = len(GUIDED_CLASSES): the latent guard's weight per class for
+        classifier guidance, or None; classifier_preset: its preset."""
+
+    context: np.ndarray
+    scale: float
+    sld: SLDGuidance | None = None
+    classifier_weights: np.ndarray | None = None
+    classifier_preset: str | None = None
+
+
 def strength_steps(strength: float, steps: int) -> int:
     """How many of `steps` denoising steps an edit at `strength` runs: the last int(strength * steps), as
     diffusers' `get_timesteps` counts them, and at least one (a regeneration must draw an image)."""
@@ -171,8 +204,9 @@ class SafeT2IPipeline:
         # 2. Prompt guard: normalise, classify, decide (block refuses before any generation)
         with self._timed(timings, "prompt_guard"):
             screen = self.check_prompt(req.prompt)
-        report = SafetyReport(
-            request_id=req.request_id, decision="allowed", prompt=req.prompt, negative_prompt=req.negative_prompt,
+        report = SafetyReport(  # refused until an image passes (fail closed)
+            request_id=req.request_id, decision=report_decision(screen.decision, False, None), prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
             normalized_prompt=screen.normalized_prompt, prompt_scores=screen.scores, prompt_flagged=screen.flagged,
             prompt_logged=screen.logged, edit=req.is_edit, seed=req.seed, steps=req.steps,
             guidance_scale=req.guidance_scale, policy_version=self.policy.version, profile=self.profile.name,
@@ -187,7 +221,7 @@ class SafeT2IPipeline:
                 prompt, rewrites = self.rewrite_prompt(req.prompt, req.seed, screen)
             report.rewrites = rewrites
             if rewrites:
-                report.decision, report.rewritten_prompt = "rewritten", prompt
+                report.rewritten_prompt = prompt
             # 4. Encode prompt, negative prompt (unconditional) once for all attempts
             with self._timed(timings, "text_encoder"):
                 cond, uncond, pooled = self.encode_prompt(prompt, req.negative_prompt)
@@ -198,7 +232,9 @@ class SafeT2IPipeline:
                 png = encode_png(self.watermark(image))
             report.watermark = f"{METHOD}-{len(WATERMARK_BITS)}bit"
         except Refused as r:
-            report.decision, report.refusal, png = "refused", r.refusal, None
+            report.refusal, png = r.refusal, None
+        last_image = report.attempts[-1].action if report.attempts else None
+        report.decision = report_decision(screen.decision, bool(report.rewrites), last_image)
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 1)
         report.timings_ms = timings
         return png, report
@@ -241,8 +277,8 @@ class SafeT2IPipeline:
                          [S.REWRITTEN_PROMPT, S.REWRITES])
         rewritten = bytes(out[S.REWRITTEN_PROMPT].reshape(-1)[0]).decode("utf-8")
         rewrites = [Rewrite.model_validate(r) for r in json.loads(bytes(out[S.REWRITES].reshape(-1)[0]))]
-        if screen.decision == "rewrite":
-            # the policy requires a rewrite: it must have happened and cleared the prompt
+        if screen.decision == "rewrite" and self.policy.rewrite.rescreen:
+            # the policy requires a rewrite and that it clear a re-screen: it must have happened and cleared it
             again = self.check_prompt(rewritten) if rewrites else screen
             if again.decision != "allow":
                 raise Refused(Refusal(stage="prompt", categories=screen.flagged,
@@ -272,11 +308,13 @@ class SafeT2IPipeline:
                          trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
         safety guidance (the policy's method) away from everything flagged so far, escalating the preset
-        on the request's seed, then on fresh seeds once at the flagged categories' ceiling
-        (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`, each regeneration
-        starting from the source noised to its `edit_strength`).
+        on the request's seed, then on fresh seeds, each a function of (request seed, attempt), once at the
+        flagged categories' ceiling (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`,
+        each regeneration starting from the source noised to its `edit_strength`). An edit's source is
+        encoded once for all attempts (`prepare_inpaint_condition`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
+        inpaint = self.prepare_inpaint_condition(req)
         flagged_so_far: list[str] = []
         for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
@@ -286,9 +324,8 @@ class SafeT2IPipeline:
                 preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed)
                 guidance = Guidance(regen.guidance, preset, flagged_so_far,
                                     regen.edit_strength if req.is_edit else 1.0)
-            req = replace(req, seed=seed)
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
-                image = self.generate(req, cond, uncond, guidance)
+                image = self.generate(replace(req, seed=seed), cond, uncond, guidance, inpaint)
             if trace is not None:
                 trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
@@ -309,80 +346,124 @@ class SafeT2IPipeline:
                                message=f"image still flagged after {len(report.attempts)} attempts: "
                                        f"{', '.join(flagged_so_far)}"))
 
-    def inpaint_condition(self, req: GenerateRequest) -> np.ndarray | None:
-        """float32 [1, C + 1, h, w]: the source latent and the latent mask; zeros and an all-ones mask
-        (repaint everything) for text-to-image. None for plain UNets (text-to-image only profiles)."""
+    def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
+                 guidance: Guidance | None = None, inpaint: InpaintCondition | None = None) -> np.ndarray:
+        """One image from `req.seed`: seeded latents, the guided DDIM loop, the decoder; uint8 [H, W, 3].
+
+        cond, uncond: float32 [1, L, D] (`encode_prompt`). `guidance` (None: plain classifier-free guidance)
+        adds safety guidance (`prepare_guidance`) and, for edits, the strength to start from. `inpaint`:
+        the request's `prepare_inpaint_condition`, computed here when not given (pass it to reuse an
+        edit's encoded source across attempts). Edits re-impose the noised source outside the mask each step;
+        pixels outside the mask are the source's exactly."""
+        if inpaint is None:
+            inpaint = self.prepare_inpaint_condition(req)
+        strength = guidance.strength if guidance is not None else 1.0
+        latents, source_noise, timesteps = self.prepare_latents(req, inpaint, strength)
+        guide = self.prepare_guidance(req, cond, uncond, guidance)
+        for i, t in enumerate(timesteps.tolist(), start=req.steps - len(timesteps)):  # i: step of the full schedule
+            latents = self.denoise_step(latents, t, i, req.steps, guide, inpaint)
+            if req.is_edit:
+                latents = self.keep_source(latents, t, inpaint, source_noise, req.steps)
+        return self.decode_latents(latents, req)
+
+    def prepare_inpaint_condition(self, req: GenerateRequest) -> InpaintCondition:
+        """What the UNet and the edit's blending read, once per request (the edit's source is VAE-encoded
+        here, and only here). See `InpaintCondition` for shapes."""
         p = self.profile
         h = p.latent_size
         if not p.inpaint_channels:
-            return None
+            return InpaintCondition(unet=None)
         if not req.is_edit:
-            return np.concatenate([np.zeros((1, p.latent_channels, h, h), np.float32),
-                                   np.ones((1, 1, h, h), np.float32)], axis=1)
+            return InpaintCondition(unet=np.concatenate([np.zeros((1, p.latent_channels, h, h), np.float32),
+                                                         np.ones((1, 1, h, h), np.float32)], axis=1))
         source = self._call(S.VAE_ENCODER, {S.PIXELS: to_pixels(req.init_image[None])}, [S.LATENTS])[S.LATENTS]
         mask = downsample_mask(req.mask, p.vae_factor)[None, None]
-        return np.concatenate([source, mask], axis=1).astype(np.float32)
+        unet = np.concatenate([source, mask], axis=1).astype(np.float32)
+        return InpaintCondition(unet=unet, source=unet[:, :p.latent_channels], keep=1.0 - mask)
 
-    def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
-                 guidance: Guidance | None = None) -> np.ndarray:
-        """Denoise from seeded noise (DDIM, classifier-free guidance) and decode; uint8 [H, W, 3].
+    def prepare_latents(self, req: GenerateRequest, inpaint: InpaintCondition, strength: float = 1.0
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> (latents, source noise, timesteps), all drawn from `np.random.default_rng(req.seed)` in this order:
 
-        Safety guidance: `sld` adds the concept as a third UNet row; `classifier` shifts each step
-        along the served latent guard's gradient. Edits condition the UNet on the source latent and
-        mask and re-impose the noised source outside the mask each step (and, with a guidance strength
-        below 1, start from the source noised to it); pixels outside the mask are the source's exactly."""
+        latents: float32 [1, C, h, w] ~ N(0, 1), the starting point; source noise: float32 [1, C, h, w], for
+        edits the noise that re-noises the source to each step (None for text-to-image); timesteps: int64 [k],
+        descending, the whole schedule of `req.steps`, or for an edit at `strength` < 1 its last
+        `strength_steps(strength, steps)` with the latents the source noised to the first of them (SDEdit,
+        diffusers' inpainting `strength`)."""
         p = self.profile
         rng = np.random.default_rng(req.seed)
-        latents = rng.standard_normal((1, p.latent_channels, p.latent_size, p.latent_size)).astype(np.float32)
-        inpaint = self.inpaint_condition(req)
-        sld = concept = weights = None
-        if guidance is not None and guidance.method == "sld":
-            concept, sld = self.concept_embedding(guidance.categories), SLDGuidance(guidance.preset, req.steps)
-        elif guidance is not None and guidance.method == "classifier":
-            weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
-        context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
+        shape = (1, p.latent_channels, p.latent_size, p.latent_size)
+        latents = rng.standard_normal(shape).astype(np.float32)
+        source_noise = rng.standard_normal(shape).astype(np.float32) if req.is_edit else None
         timesteps = self.scheduler.timesteps(req.steps)
-        if req.is_edit:
-            source, source_noise = inpaint[:, :p.latent_channels], rng.standard_normal(latents.shape).astype(np.float32)
-            keep = 1.0 - downsample_mask(req.mask, p.vae_factor)[None, None]
-            if guidance is not None and guidance.strength < 1.0:  # SDEdit: start from the noised source
-                timesteps = timesteps[len(timesteps) - strength_steps(guidance.strength, len(timesteps)):]
-                latents = self.scheduler.add_noise(source, latents, int(timesteps[0]))
-        n = context.shape[0]
-        stride = self.scheduler.config.num_train_timesteps // req.steps
-        for i, t in enumerate(timesteps, start=req.steps - len(timesteps)):  # i: the step of the full schedule
-            unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
-                       S.ENCODER_HIDDEN_STATES: context}
-            if p.inpaint_channels:
-                unet_in[S.INPAINT_COND] = np.repeat(inpaint, n, axis=0)
-            pred = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]  # eps or v (profile.prediction_type)
-            per_output = self.scheduler.eps_per_output(int(t))
-            if sld is not None:
-                guided = sld(i, pred[0:1], pred[1:2], pred[2:3], req.guidance_scale, per_output)
-            else:
-                guided = cfg(pred[0:1], pred[1:2], req.guidance_scale)
-            if weights is not None and per_output > 0.0:  # at zero SNR x_t is pure noise: nothing to steer
-                grad = self._call(S.LATENT_GUARD, {S.SAMPLE: latents, S.TIMESTEP: np.full((1, 1), t, np.float32),
-                                                   S.INPAINT_COND: inpaint, S.GUIDE_WEIGHTS: weights},
-                                  [S.GUIDE_GRADIENT])[S.GUIDE_GRADIENT]
-                guided = classifier_guided(guided, grad, float(self.scheduler.alphas_cumprod[int(t)]),
-                                           guidance.preset, per_output)
-            latents = self.scheduler.step(guided, int(t), latents, req.steps)
-            if req.is_edit:
-                t_prev = int(t) - stride
-                known = source if t_prev < 0 else self.scheduler.add_noise(source, source_noise, t_prev)
-                latents = (keep * known + (1.0 - keep) * latents).astype(np.float32)
+        if req.is_edit and strength < 1.0:
+            timesteps = timesteps[len(timesteps) - strength_steps(strength, len(timesteps)):]
+            latents = self.scheduler.add_noise(inpaint.source, latents, int(timesteps[0]))
+        return latents, source_noise, timesteps
+
+    def prepare_guidance(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
+                         guidance: Guidance | None) -> GuidanceState:
+        """One generation's guidance: the UNet's text rows and what steers them (see `GuidanceState`)."""
+        if guidance is not None and guidance.method == "sld":
+            concept = self.concept_embedding(guidance.categories)
+            return GuidanceState(np.concatenate([uncond, cond, concept], axis=0), req.guidance_scale,
+                                 sld=SLDGuidance(guidance.preset, req.steps))
+        if guidance is not None and guidance.method == "classifier":
+            weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
+            return GuidanceState(np.concatenate([uncond, cond], axis=0), req.guidance_scale,
+                                 classifier_weights=weights, classifier_preset=guidance.preset)
+        return GuidanceState(np.concatenate([uncond, cond], axis=0), req.guidance_scale)
+
+    def denoise_step(self, latents: np.ndarray, t: int, step: int, num_steps: int, guide: GuidanceState,
+                     inpaint: InpaintCondition) -> np.ndarray:
+        """x_t -> x_{t-1}: float32 [1, C, h, w] at timestep `t`, `step` of the full schedule of `num_steps`
+        (SLD's warm-up counts it). One UNet batch of the guidance's rows (eps or v, the profile's prediction
+        type), guided (CFG, or SLD on its concept row), shifted along the latent guard's gradient for
+        classifier guidance, and one DDIM update. Guidance stated on eps reads v through
+        `scheduler.eps_per_output(t)`."""
+        n = guide.context.shape[0]
+        unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
+                   S.ENCODER_HIDDEN_STATES: guide.context}
+        if inpaint.unet is not None:
+            unet_in[S.INPAINT_COND] = np.repeat(inpaint.unet, n, axis=0)
+        pred = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]
+        per_output = self.scheduler.eps_per_output(t)
+        if guide.sld is not None:
+            guided = guide.sld(step, pred[0:1], pred[1:2], pred[2:3], guide.scale, per_output)
+        else:
+            guided = cfg(pred[0:1], pred[1:2], guide.scale)
+        if guide.classifier_weights is not None and per_output > 0.0:  # at zero SNR x_t is pure noise: nothing to steer
+            grad = self._call(S.LATENT_GUARD, {S.SAMPLE: latents, S.TIMESTEP: np.full((1, 1), t, np.float32),
+                                               S.INPAINT_COND: inpaint.unet, S.GUIDE_WEIGHTS: guide.classifier_weights},
+                              [S.GUIDE_GRADIENT])[S.GUIDE_GRADIENT]
+            guided = classifier_guided(guided, grad, float(self.scheduler.alphas_cumprod[t]),
+                                       guide.classifier_preset, per_output)
+        return self.scheduler.step(guided, t, latents, num_steps)
+
+
+    def keep_source(self, latents: np.ndarray, t: int, inpaint: InpaintCondition, source_noise: np.ndarray,
+                    num_steps: int) -> np.ndarray:
+        """Edits, after the step from `t`: outside the mask, the source latent noised to the next timestep
+        (the source itself after the last); float32 [1, C, h, w]."""
+        t_prev = t - self.scheduler.config.num_train_timesteps // num_steps
+        known = inpaint.source if t_prev < 0 else self.scheduler.add_noise(inpaint.source, source_noise, t_prev)
+        return (inpaint.keep * known + (1.0 - inpaint.keep) * latents).astype(np.float32)
+
+    def decode_latents(self, latents: np.ndarray, req: GenerateRequest) -> np.ndarray:
+        """float32 [1, C, h, w] -> uint8 [H, W, 3]; for edits the edit decoder, and outside the mask the
+        source's pixels exactly."""
         decoder = S.VAE_EDIT_DECODER if req.is_edit else S.VAE_DECODER  # edits exist only where it is served
         pixels = self._call(decoder, {S.LATENTS: latents}, [S.PIXELS])[S.PIXELS]
         image = from_pixels(pixels)[0]
-        if req.is_edit:  # pixels outside the mask stay exactly the source's
+        if req.is_edit:
             image = np.where(req.mask[..., None] > 0, image, req.init_image)
         return image
 
     def check_image(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray
                     ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
-        """image_guard scores per category (`nudity` is the larger of the classifier's and, when built with
-        it, NudeNet's score); the detector's classes; for edits the transform classifier's classes."""
+        """image_guard scores per category (with NudeNet's classes, when built with it, fused into `nudity`
+        as the policy's `image.nudity_fusion` says); the detector's classes; for edits the transform
+        classifier's classes."""
         detector = self.profile.nude_detector
         out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
                          [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
@@ -390,7 +471,7 @@ class SafeT2IPipeline:
         nude = None
         if detector:
             nude = {c: round(float(s), 4) for c, s in zip(NUDE_CLASSES, out[S.NUDE_SCORES][0], strict=True)}
-            scores["nudity"] = max(scores["nudity"], *nude.values())
+        scores = self.policy.fuse_image_scores(scores, nude)
         if not req.is_edit:
             return scores, None, nude
         px = self._call(S.IMAGE_PREPROCESS, {S.IMAGE: np.stack([req.init_image, image])},
@@ -431,7 +512,8 @@ class SafeT2IPipeline:
                error: str | None = None) -> None:
         if self.audit is not None:
             self.audit.write(audit_event(report, request_id=req.request_id, client=req.client, outcome=outcome,
-                                         latency_ms=(time.perf_counter() - t0) * 1000, error=error))
+                                         latency_ms=(time.perf_counter() - t0) * 1000, error=error,
+                                         prompt=self.policy.audit.prompt))
 
 
 #: words per screening window and the step between windows: short enough that a harmful clause is not

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from t2iguard.contract.errors import GuardFailure
+from t2iguard.contract.policy import WatermarkConfig
 
 #: the 48-bit message (diffusers' SDXL WATERMARK_MESSAGE), as bits
 WATERMARK_MESSAGE = 0b101100111110110010010000011110111011000110011110
@@ -31,8 +32,9 @@ MIN_SIDE = 256
 #: grey levels kept free at both ends so the embedding's chroma change stays inside the gamut
 #: (`benchmarks/watermark.py`: at 0 white, yellow, blue lose it; at 2, 8 of 144 gamut-face colours; at 4, none)
 HEADROOM = 4
-#: fraction of the message bits an embedded image must give back; below it, no image leaves (fail closed)
-MIN_MATCH = 0.9
+#: the policy's default pass mark (`watermark.min_match`): the fraction of the message bits an embedded
+#: image must give back; below it, no image leaves (fail closed). The served value is the policy's.
+MIN_MATCH: float = WatermarkConfig.model_fields["min_match"].default
 
 
 class WatermarkError(GuardFailure):
@@ -82,13 +84,14 @@ def read_bits(image: np.ndarray, n: int, method: str = METHOD) -> np.ndarray:
     return np.asarray(WatermarkDecoder("bits", n).decode(np.ascontiguousarray(image[:, :, ::-1]), method), dtype=int)
 
 
-def apply_watermark(image: np.ndarray) -> np.ndarray:
+def apply_watermark(image: np.ndarray, min_match: float = MIN_MATCH) -> np.ndarray:
     """uint8 [H, W, 3] RGB -> the same image carrying the 48-bit watermark, checked by reading it back
-    (`WatermarkError`, a guard failure, when fewer than MIN_MATCH of the bits come back)."""
+    (`WatermarkError`, a guard failure, when fewer than `min_match` of the bits come back). The caller
+    passes the policy's `watermark.min_match`; the default is the policy schema's."""
     marked = embed(image, WATERMARK_BITS)
     match = watermark_match(marked)
-    if match < MIN_MATCH:
-        raise WatermarkError(f"watermark reads back {match:.2f} of its bits (< {MIN_MATCH}); no image is returned")
+    if match < min_match:
+        raise WatermarkError(f"watermark reads back {match:.2f} of its bits (< {min_match}); no image is returned")
     return marked
 
 

@@ -19,10 +19,12 @@ from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import load_profile
 from t2iguard.contract.specs import SAFE_T2I, ModelSpec, build_specs
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
+from t2iguard.runtime.limits import Limiter, open_store
 from t2iguard.runtime.pipeline import SafeT2IPipeline, parse_request
 from t2iguard.runtime.runners import ModelCallError, ort_session
 from t2iguard.runtime.stages import Stage
 from t2iguard.runtime.text import encoder_tokenizer
+from t2iguard.triton.metrics import SafetyMetrics
 
 _CODES = ("INVALID_ARG", "INTERNAL", "UNAVAILABLE", "NOT_FOUND", "UNSUPPORTED", "UNKNOWN", "CANCELLED",
           "ALREADY_EXISTS")
@@ -141,9 +143,12 @@ class SafeT2IModel(_Configured):
         super().initialize(args)
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
         runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
-        self.pipeline = SafeT2IPipeline(runner, self.profile, load_policy(self.path_param("policy", "policy.yaml")),
-                                        self.params.get("weights", "unknown"), self.audit,
-                                        encoder_tokenizer(self.profile, self.root))
+        policy = load_policy(self.path_param("policy", "policy.yaml"))
+        self.pipeline = SafeT2IPipeline(runner, self.profile, policy, self.params.get("weights", "unknown"),
+                                        self.audit, encoder_tokenizer(self.profile, self.root))
+        self.limiter = (Limiter(policy.limits, open_store(policy.limits.store, self.root))
+                        if policy.limits.enabled else None)
+        self.metrics = SafetyMetrics(pb_utils)
 
     def execute(self, requests):
         return [self._one(r) for r in requests]
@@ -151,18 +156,25 @@ class SafeT2IModel(_Configured):
     def _one(self, request):
         t0 = time.perf_counter()
         request_id = request.request_id() or secrets.token_hex(8)
-        client = json.loads(request.parameters() or "{}").get("client", "anonymous")
+        client = str(json.loads(request.parameters() or "{}").get("client", "anonymous"))
         try:
-            req = parse_request(self.inputs(request), self.profile, request_id, str(client))
+            if self.limiter:
+                self.limiter.admit(client, time.time())
+            req = parse_request(self.inputs(request), self.profile, request_id, client)
             png, report = self.pipeline.run(req)
+            if self.limiter and report.refusal is not None:
+                self.metrics.strike(self.limiter.refused(client, report.refusal.categories, time.time()).points)
         except T2IGuardError as e:
-            if e.kind.kind == "bad-input":  # never reached the pipeline: audit here
-                self.audit.write(audit_event(None, request_id=request_id, client=str(client), outcome=e.kind.kind,
+            if e.kind.kind in ("bad-input", "rate-limited"):  # never reached the pipeline: audit here
+                self.audit.write(audit_event(None, request_id=request_id, client=client, outcome=e.kind.kind,
                                              latency_ms=(time.perf_counter() - t0) * 1000, error=str(e)))
+            self.metrics.request(e.kind.kind, time.perf_counter() - t0)
             return pb_utils.InferenceResponse(error=_error(str(e), e.kind.triton_code or "INTERNAL"))
         except Exception as e:  # noqa: BLE001 - fail closed, keep serving
+            self.metrics.request("other", time.perf_counter() - t0)
             return pb_utils.InferenceResponse(error=_error(f"{SAFE_T2I}: internal error, no image returned: {e}",
                                                            "INTERNAL"))
+        self.metrics.request(report.decision, time.perf_counter() - t0, report)
         return pb_utils.InferenceResponse(output_tensors=[
             pb_utils.Tensor(self.spec.outputs[0].name, np.array([png or b""], dtype=np.object_)),
             pb_utils.Tensor(self.spec.outputs[1].name, np.array([report.model_dump_json().encode()], dtype=np.object_)),

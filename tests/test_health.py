@@ -1,0 +1,72 @@
+"""Self-healing against the real server: a python stub killed with -9 is noticed and reloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from t2iguard.contract.errors import T2IGuardError
+from t2iguard.triton.health import HealthMonitor
+from t2iguard.triton.server import TritonServer, free_ports
+
+
+def _stub_pid(model: str) -> int:
+    """The python-backend stub process serving `model` (its command line names the model's model.py)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(f"/{model}/1/model.py".encode()) for part in cmd):
+            return int(pid)
+    raise LookupError(f"no stub process for {model}")
+
+
+def _probe(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.parametrize("model", ["prompt_classifier", "watermark"])
+def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(repository, model):
+    from t2iguard.client import SafeT2IClient
+
+    port = free_ports().http
+    with TritonServer(repository, free_ports(), explicit=True) as server, \
+            SafeT2IClient(server.grpc_url, timeout_s=60) as client:
+        monitor = HealthMonitor(server.grpc_url, repository, port=port, period_s=2.0, heal=False).start()
+        try:
+            assert _probe(port, "/ready")[0] == 200 and _probe(port, "/live")[0] == 200
+            os.kill(_stub_pid(model), signal.SIGKILL)
+            time.sleep(1.0)
+            with pytest.raises(T2IGuardError):  # fails closed: no screen, no image
+                client.generate("a red circle on a blue background", seed=1, steps=2)
+            assert client.ready()  # Triton's own health does not see the dead stub ...
+            code, body = _probe(port, "/ready")  # ... the canary does
+            assert code == 503 and not body["ready"] and any(body["errors"].values())
+            monitor.heal_enabled = True
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:
+                try:
+                    if client.screen(["a cat on a sofa"])[0].decision == "allow" and \
+                            client.generate("a red circle", seed=1, steps=2).image_png is not None:
+                        break
+                except T2IGuardError:
+                    pass
+                time.sleep(0.5)
+            healed = time.monotonic() - t0
+            assert healed < 30, f"not served again within 30 s of healing being on ({model})"
+            assert any(model in suspects and ok for _, suspects, ok in monitor.healer.reloads)
+            assert _probe(port, "/ready")[0] == 200
+        finally:
+            monitor.stop()
