@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
-import numpy as np
-
+from t2iguard.cli.bench import measure
 from t2iguard.cli.demo import free_ports
 from t2iguard.client import SafeT2IClient
 from t2iguard.export.build import build_repository
 from t2iguard.triton.server import TritonServer
-
-
-def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs), q))
 
 
 def main() -> None:
@@ -36,29 +30,28 @@ def main() -> None:
     repo = build_repository("tiny", "cpu", args.repository).path
     server = TritonServer(repo, free_ports())
     cold = server.start()
+    server_ms: list[float] = []
     try:
         with SafeT2IClient(server.grpc_url) as client:
             client.screen(["warm up"])
             client.generate("warm up", seed=0, steps=args.steps)
-            screen = []
-            for i in range(args.screen_n):
-                t0 = time.perf_counter()
-                client.screen([f"a watercolor of a lighthouse number {i}"])
-                screen.append((time.perf_counter() - t0) * 1000)
-            gen, server_ms = [], []
-            for i in range(args.generate_n):
-                t0 = time.perf_counter()
+            screen = measure(lambda i: client.screen([f"a watercolor of a lighthouse number {i}"]),
+                             requests=args.screen_n)
+
+            def generate(i: int) -> None:
                 res = client.generate("a red circle on a blue background", seed=i, steps=args.steps)
-                gen.append((time.perf_counter() - t0) * 1000)
                 server_ms.append(res.report.timings_ms["total"])
                 assert res.decision == "allowed"
+
+            gen = measure(generate, requests=args.generate_n)
     finally:
         server.stop()
     print("| measure | value |\n|---|---|")
     print(f"| cold start, launch to ready (s) | {cold:.1f} |")
-    print(f"| screen, 1 prompt, p50 / p90 (ms), n={args.screen_n} | {_pct(screen, 50):.1f} / {_pct(screen, 90):.1f} |")
+    print(f"| screen, 1 prompt, p50 / p90 (ms), n={args.screen_n} | {screen.percentile_ms(50):.1f} / "
+          f"{screen.percentile_ms(90):.1f} |")
     print(f"| generate, {args.steps} steps, p50 / p90 (ms), n={args.generate_n} | "
-          f"{_pct(gen, 50):.0f} / {_pct(gen, 90):.0f} |")
+          f"{gen.percentile_ms(50):.0f} / {gen.percentile_ms(90):.0f} |")
     print(f"| generate, server-side total p50 (ms) | {statistics.median(server_ms):.0f} |")
 
 

@@ -12,39 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
-
+from t2iguard.cli.bench import Load, load, measure
 from t2iguard.cli.demo import free_ports
 from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
-from t2iguard.contract import specs as S
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.evaluation.prompt_classifier import DATA, load_tsv
 from t2iguard.export.build import build_repository
-from t2iguard.runtime.runners import LocalRunner
+from t2iguard.runtime.runners import LocalRunner, screen_prompts
 from t2iguard.triton.server import TritonServer
 
 
-async def _load(url: str, prompts: list[str], concurrency: int, seconds: float) -> tuple[int, float]:
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(client: AsyncSafeT2IClient, k: int) -> None:
-        nonlocal done
-        i = k
-        while time.perf_counter() < deadline:
-            await client.screen([prompts[i % len(prompts)]])
-            done += 1
-            i += concurrency
-
+async def _screen_load(url: str, prompts: list[str], concurrency: int, seconds: float) -> Load:
     async with AsyncSafeT2IClient(url) as client:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client, k) for k in range(concurrency)))
-        return done, time.perf_counter() - t0
+        return await load(lambda i: client.screen([prompts[i % len(prompts)]]), concurrency, duration=seconds)
 
 
 def main() -> None:
@@ -57,25 +40,19 @@ def main() -> None:
     repo = build_repository("tiny", "cpu", args.repository).path
     prompts = [r.prompt for r in load_tsv(DATA / "test_prompts.tsv")]
     profile = get_profile("tiny")
+    c = args.concurrency
 
     # in-process: the same normaliser, ONNX graph and policy, no server
     local = LocalRunner(repo, profile, load_policy(repo / "policy.yaml"))
 
     def screen_local(batch: list[str]) -> None:
-        local.infer(S.PROMPT_GUARD, {S.PROMPT: np.array([[p.encode()] for p in batch], dtype=np.object_)},
-                    [S.PROMPT_REPORT])
+        screen_prompts(local.infer, batch, len(batch))
 
     screen_local(prompts[:1])
-    lat_local = []
-    for i in range(args.n):
-        t0 = time.perf_counter()
-        screen_local([prompts[i % len(prompts)]])
-        lat_local.append((time.perf_counter() - t0) * 1000)
-    n_local, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < args.seconds:
-        screen_local([prompts[(n_local + j) % len(prompts)] for j in range(args.concurrency)])
-        n_local += args.concurrency
-    tput_local = n_local / (time.perf_counter() - t0)
+    lat_local = measure(lambda i: screen_local([prompts[i % len(prompts)]]), requests=args.n)
+    batches = measure(lambda i: screen_local([prompts[(i * c + j) % len(prompts)] for j in range(c)]),
+                      duration=args.seconds)
+    tput_local = batches.per_second * c
 
     server = TritonServer(repo, free_ports())
     server.start()
@@ -83,25 +60,18 @@ def main() -> None:
         with SafeT2IClient(server.grpc_url) as client:
             client.screen(prompts[:1])
             client.rewrite(prompts[:1])
-            lat, lat_rewrite = [], []
-            for i in range(args.n):
-                t0 = time.perf_counter()
-                client.screen([prompts[i % len(prompts)]])
-                lat.append((time.perf_counter() - t0) * 1000)
-                t0 = time.perf_counter()
-                client.rewrite([prompts[i % len(prompts)]], seed=i)
-                lat_rewrite.append((time.perf_counter() - t0) * 1000)
-        done, secs = asyncio.run(_load(server.grpc_url, prompts, args.concurrency, args.seconds))
+            lat = measure(lambda i: client.screen([prompts[i % len(prompts)]]), requests=args.n)
+            lat_rewrite = measure(lambda i: client.rewrite([prompts[i % len(prompts)]], seed=i), requests=args.n)
+        tput = asyncio.run(_screen_load(server.grpc_url, prompts, c, args.seconds)).per_second
     finally:
         server.stop()
-    tput = done / secs
     print("| measure | Triton (gRPC, prompt_guard) | in-process onnxruntime | ratio Triton / in-process |")
     print("|---|---|---|---|")
-    print(f"| p50 latency, 1 prompt (ms) | {statistics.median(lat):.1f} | {statistics.median(lat_local):.1f} | "
-          f"{statistics.median(lat) / statistics.median(lat_local):.2f} |")
-    print(f"| p50 latency of prompt_rewrite, 1 prompt (ms) | {statistics.median(lat_rewrite):.1f} | - | - |")
-    print(f"| throughput at concurrency {args.concurrency} (prompts/s) | {tput:.0f} | {tput_local:.0f} "
-          f"(batches of {args.concurrency}) | {tput / tput_local:.2f} |")
+    print(f"| p50 latency, 1 prompt (ms) | {lat.median_ms:.1f} | {lat_local.median_ms:.1f} | "
+          f"{lat.median_ms / lat_local.median_ms:.2f} |")
+    print(f"| p50 latency of prompt_rewrite, 1 prompt (ms) | {lat_rewrite.median_ms:.1f} | - | - |")
+    print(f"| throughput at concurrency {c} (prompts/s) | {tput:.0f} | {tput_local:.0f} "
+          f"(batches of {c}) | {tput / tput_local:.2f} |")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
 
 import numpy as np
 import torch
 from rich.progress import track
 
+from t2iguard.cli.bench import measure
 from t2iguard.runtime.watermark import MIN_MATCH, MIN_SIDE, apply_watermark, embed, read_bits
 from t2iguard.training.data import shapeworld as W
 
@@ -97,13 +97,10 @@ def main() -> None:
             lost = sum(m < MIN_MATCH for m in matches)
             print(f"| {how} | {method} | {headroom} | {name} | {lost}/{len(matches)} | {min(matches):.2f} | "
                   f"{np.percentile(psnrs, 5):.1f} / {np.median(psnrs):.1f} |", flush=True)
-    ms = []
-    for im in fams["ShapeWorld"]:
-        t0 = time.perf_counter()
-        apply_watermark(im)
-        ms.append((time.perf_counter() - t0) * 1000)
-    print(f"\nServed path (`apply_watermark`: embed + read-back), ShapeWorld images: p50 {np.median(ms):.1f} ms, "
-          f"p90 {np.percentile(ms, 90):.1f} ms (n={len(ms)}).")
+    shapes = fams["ShapeWorld"]
+    served = measure(lambda i: apply_watermark(shapes[i]), requests=len(shapes))
+    print(f"\nServed path (`apply_watermark`: embed + read-back), ShapeWorld images: "
+          f"p50 {served.percentile_ms(50):.1f} ms, p90 {served.percentile_ms(90):.1f} ms (n={served.requests}).")
 
 
 if __name__ == "__main__":

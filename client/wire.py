@@ -3,35 +3,54 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 from pathlib import Path
 
 import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from t2iguard.client.results import GenerateResult, RewriteResult, ScreenResult
 from t2iguard.contract import specs as S
-from t2iguard.contract.errors import BAD_INPUT, GUARD_FAILURE, OVERLOAD, T2IGuardError, kind_for_status
+from t2iguard.contract.errors import (
+    BAD_INPUT,
+    GUARD_FAILURE,
+    OVERLOAD,
+    RATE_LIMITED,
+    Overloaded,
+    RateLimited,
+    T2IGuardError,
+    kind_for_status,
+)
 from t2iguard.contract.report import PromptScreen, Rewrite, SafetyReport
 from t2iguard.runtime.images import encode_png
+from t2iguard.runtime.tensors import bytes_column
 
 ImageLike = bytes | str | Path | np.ndarray
 
-_ERRORS = {BAD_INPUT.kind: "InvalidInput", GUARD_FAILURE.kind: "GuardFailure", OVERLOAD.kind: "Overloaded"}
+_ERRORS = {BAD_INPUT.kind: "InvalidInput", GUARD_FAILURE.kind: "GuardFailure", OVERLOAD.kind: "Overloaded",
+           RATE_LIMITED.kind: "RateLimited"}
 
 
-def _bytes_input(name: str, values: list[bytes], batched: bool) -> InferInput:
-    arr = np.array([[v] for v in values] if batched else values, dtype=np.object_)
-    i = InferInput(name, list(arr.shape), "BYTES")
-    i.set_data_from_numpy(arr)
-    return i
+def infer_inputs(arrays: dict[str, np.ndarray]) -> list[InferInput]:
+    """numpy arrays by tensor name -> tritonclient inputs (the Triton dtype follows the numpy one)."""
+    inputs = []
+    for name, x in arrays.items():
+        i = InferInput(name, list(x.shape), np_to_triton_dtype(x.dtype))
+        i.set_data_from_numpy(x)
+        inputs.append(i)
+    return inputs
 
 
-def _scalar_input(name: str, value, dtype: str, np_dtype) -> InferInput:
-    i = InferInput(name, [1], dtype)
-    i.set_data_from_numpy(np.array([value], dtype=np_dtype))
-    return i
+def outputs_of(response, names: list[str]) -> dict[str, np.ndarray]:
+    return {n: response.as_numpy(n) for n in names}
+
+
+def max_batch_size(config: dict) -> int:
+    """`get_model_config(..., as_json=True)` -> the rows one request may carry: the model's max_batch_size
+    (1 for a model without batching)."""
+    return max(1, int(config["config"].get("max_batch_size", 0)))
 
 
 def image_bytes(image: ImageLike) -> bytes:
@@ -46,21 +65,15 @@ def image_bytes(image: ImageLike) -> bytes:
 def generate_request(prompt: str, negative_prompt: str | None, image: ImageLike | None, mask: ImageLike | None,
                      seed: int | None, steps: int | None, guidance_scale: float | None,
                      request_id: str | None) -> tuple[list[InferInput], list[InferRequestedOutput], str]:
-    inputs = [_bytes_input(S.PROMPT, [prompt.encode("utf-8")], batched=False)]
-    if negative_prompt is not None:
-        inputs.append(_bytes_input(S.NEGATIVE_PROMPT, [negative_prompt.encode("utf-8")], batched=False))
-    if image is not None:
-        inputs.append(_bytes_input(S.INIT_IMAGE, [image_bytes(image)], batched=False))
-    if mask is not None:
-        inputs.append(_bytes_input(S.MASK_IMAGE, [image_bytes(mask)], batched=False))
-    if seed is not None:
-        inputs.append(_scalar_input(S.SEED, seed, "INT64", np.int64))
-    if steps is not None:
-        inputs.append(_scalar_input(S.STEPS, steps, "INT32", np.int32))
-    if guidance_scale is not None:
-        inputs.append(_scalar_input(S.GUIDANCE_SCALE, guidance_scale, "FP32", np.float32))
+    """Inputs of one safe_t2i request (no batch dimension: each tensor has shape [1]); unset ones are left out."""
+    texts = {S.PROMPT: prompt, S.NEGATIVE_PROMPT: negative_prompt,
+             S.INIT_IMAGE: None if image is None else image_bytes(image),
+             S.MASK_IMAGE: None if mask is None else image_bytes(mask)}
+    arrays = {name: bytes_column([v]).reshape(-1) for name, v in texts.items() if v is not None}
+    scalars = ((S.SEED, seed, np.int64), (S.STEPS, steps, np.int32), (S.GUIDANCE_SCALE, guidance_scale, np.float32))
+    arrays.update({name: np.array([v], dtype) for name, v, dtype in scalars if v is not None})
     outputs = [InferRequestedOutput(S.IMAGE_PNG), InferRequestedOutput(S.SAFETY_REPORT)]
-    return inputs, outputs, request_id or secrets.token_hex(8)
+    return infer_inputs(arrays), outputs, request_id or secrets.token_hex(8)
 
 
 def generate_result(response, request_id: str) -> GenerateResult:
@@ -70,27 +83,23 @@ def generate_result(response, request_id: str) -> GenerateResult:
                           image_png=png if report.decision != "refused" else None, report=report)
 
 
-def screen_request(prompts: list[str]) -> list[InferInput]:
-    """Inputs of one prompt_guard request (a batch of prompts). Ask for no particular outputs:
-    Triton 2.51 ensembles report a deadlock when a request names only some of them."""
-    return [_bytes_input(S.PROMPT, [p.encode("utf-8") for p in prompts], batched=True)]
+def screen_results(prompts: list[str], screens: list[PromptScreen]) -> list[ScreenResult]:
+    return [ScreenResult(p, screen) for p, screen in zip(prompts, screens, strict=True)]
 
 
-def screen_results(prompts: list[str], response) -> list[ScreenResult]:
-    reports = response.as_numpy(S.PROMPT_REPORT).reshape(-1)
-    return [ScreenResult(p, PromptScreen.model_validate_json(bytes(r))) for p, r in zip(prompts, reports, strict=True)]
+#: what the clients read from a prompt_rewrite response
+REWRITE_OUTPUTS = [S.REWRITTEN_PROMPT, S.REWRITES]
 
 
-def rewrite_request(prompts: list[str], seed: int) -> list[InferInput]:
-    """Inputs of one prompt_rewrite request: a batch of prompts, all with `seed`."""
-    seeds = InferInput(S.SEED, [len(prompts), 1], "INT64")
-    seeds.set_data_from_numpy(np.full((len(prompts), 1), seed, dtype=np.int64))
-    return [_bytes_input(S.PROMPT, [p.encode("utf-8") for p in prompts], batched=True), seeds]
+def rewrite_inputs(prompts: list[str], seed: int) -> dict[str, np.ndarray]:
+    """prompt_rewrite's inputs: a batch of prompts, all with `seed`."""
+    return {S.PROMPT: bytes_column(prompts), S.SEED: np.full((len(prompts), 1), seed, dtype=np.int64)}
 
 
-def rewrite_results(prompts: list[str], response) -> list[RewriteResult]:
-    texts = response.as_numpy(S.REWRITTEN_PROMPT).reshape(-1)
-    lists = response.as_numpy(S.REWRITES).reshape(-1)
+def rewrite_results(prompts: list[str], outputs: list[dict[str, np.ndarray]]) -> list[RewriteResult]:
+    """prompt_rewrite's outputs, request after request -> one RewriteResult per prompt."""
+    texts = [t for out in outputs for t in out[S.REWRITTEN_PROMPT].reshape(-1)]
+    lists = [js for out in outputs for js in out[S.REWRITES].reshape(-1)]
     return [RewriteResult(p, bytes(t).decode("utf-8"), [Rewrite.model_validate(r) for r in json.loads(bytes(js))])
             for p, t, js in zip(prompts, texts, lists, strict=True)]
 
@@ -100,8 +109,26 @@ def translate(e: InferenceServerException) -> T2IGuardError:
     from t2iguard.contract import errors
 
     status = (e.status() or "").replace("StatusCode.", "")
-    kind = kind_for_status(status)
+    message = e.message() or ""
+    kind = kind_for_status(status, message)
     cls = getattr(errors, _ERRORS.get(kind.kind, "T2IGuardError"))
-    err = cls(f"[{status or 'UNKNOWN'}] {e.message()}")
+    err = cls(f"[{status or 'UNKNOWN'}] {message}")
     err.status = status
     return err
+
+
+#: the longest a client waits before retrying: a longer retry-after (a suspension) is raised at once
+MAX_RETRY_WAIT_S = 10.0
+
+
+def retry_delay(err: T2IGuardError, attempt: int, backoff_s: float, rng: random.Random) -> float | None:
+    """Seconds to wait before retry `attempt` (0-based) of a call that raised `err`, or None: do not retry.
+
+    Only overload and rate limits are retried. A rate limit names its wait: that, plus up to 20% jitter; an
+    overload backs off exponentially with full jitter (uniform in [0, backoff_s * 2**attempt])."""
+    if isinstance(err, RateLimited):
+        wait = err.retry_after_s
+        return None if wait is None or wait > MAX_RETRY_WAIT_S else wait * (1 + 0.2 * rng.random())
+    if isinstance(err, Overloaded):
+        return min(MAX_RETRY_WAIT_S, backoff_s * 2 ** attempt) * rng.random()
+    return None

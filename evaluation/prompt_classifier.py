@@ -24,7 +24,7 @@ from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import load_profile
 from t2iguard.contract.report import PromptScreen
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.runtime.runners import LocalRunner
+from t2iguard.runtime.runners import LocalRunner, screen_prompts
 from t2iguard.training.data.obfuscate import KINDS, obfuscate
 from t2iguard.training.data.prompts import generate, split_of
 
@@ -73,13 +73,9 @@ def eval_sets(seed: int = 0) -> dict[str, list[Row]]:
     }
 
 
-def screen_local(runner: LocalRunner, prompts: list[str], batch: int = 16) -> list[PromptScreen]:
-    out = []
-    for i in range(0, len(prompts), batch):
-        chunk = np.array([[p.encode("utf-8")] for p in prompts[i:i + batch]], dtype=np.object_)
-        res = runner.infer(S.PROMPT_GUARD, {S.PROMPT: chunk}, [S.PROMPT_REPORT])
-        out += [PromptScreen.model_validate_json(bytes(r)) for r in res[S.PROMPT_REPORT].reshape(-1)]
-    return out
+def screen_local(runner: LocalRunner, prompts: list[str]) -> list[PromptScreen]:
+    """prompt_guard in-process, in batches of its spec's max_batch_size (as a server batches)."""
+    return screen_prompts(runner.infer, prompts, runner.specs[S.PROMPT_GUARD].max_batch_size)
 
 
 def binary_metrics(rows: list[Row], flagged: list[bool]) -> dict[str, float | int]:

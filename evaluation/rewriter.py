@@ -30,12 +30,9 @@ from t2iguard.contract.profiles import load_profile
 from t2iguard.evaluation.prompt_classifier import screen_local
 from t2iguard.runtime.runners import LocalRunner
 from t2iguard.runtime.stages import RewriteApply
+from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import tokenize_with_offsets
 from t2iguard.training.data import rewrites as D
-
-
-def _bytes(values: list[str]) -> np.ndarray:
-    return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
 
 
 class Rewriter:
@@ -48,7 +45,7 @@ class Rewriter:
         ids, mask, offsets = tokenize_with_offsets(prompts, self.profile.seq_len)
         out = self.runner.infer(S.REWRITE_TAGGER, {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask},
                                 [S.REWRITE_TAG_SCORES, S.TOKEN_TAG_PROBS])
-        return {**out, S.TOKEN_OFFSETS: offsets, S.PROMPT: _bytes(prompts)}
+        return {**out, S.TOKEN_OFFSETS: offsets, S.PROMPT: bytes_column(prompts)}
 
     def rewrite(self, tagged: dict[str, np.ndarray], seeds: np.ndarray) -> list[tuple[str, list[dict]]]:
         out = self.apply({**tagged, S.SEED: seeds.reshape(-1, 1).astype(np.int64)})
@@ -159,7 +156,7 @@ def latency(runner: LocalRunner, n: int = 100) -> dict[str, float]:
     for model, extra in ((S.PROMPT_REWRITE, True), (S.PROMPT_GUARD, False)):
         times = []
         for i in range(n):
-            inputs = {S.PROMPT: _bytes([prompts[i % len(prompts)]])}
+            inputs = {S.PROMPT: bytes_column([prompts[i % len(prompts)]])}
             if extra:
                 inputs[S.SEED] = np.array([[i]], np.int64)
             t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from t2iguard.contract.specs import ModelSpec
+from t2iguard.contract.specs import ModelSpec, Tensor
 from t2iguard.runtime.runners import ort_session
 
 #: max abs difference accepted between onnxruntime and torch outputs (float32, CPU)
@@ -21,24 +21,28 @@ OPSET = 18
 
 
 def sample_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of the spec's shapes/dtypes: token ids with a padded tail, pixels in [0, 1],
-    timesteps in [1, 999], normal floats otherwise."""
+    """Random inputs of the spec's shapes and dtypes, each drawn from the values its tensor declares
+    (`Tensor.sample`, see `t2iguard.contract.specs.Sample`)."""
     rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
-    for t in spec.inputs:
-        shape = (batch, *t.dims)
-        if t.dtype == "INT64" and t.name.endswith("MASK"):
-            lengths = rng.integers(3, t.dims[-1] + 1, size=batch)
-            out[t.name] = (np.arange(t.dims[-1])[None, :] < lengths[:, None]).astype(np.int64)
-        elif t.dtype == "INT64":
-            out[t.name] = rng.integers(1000, 20000, size=shape).astype(np.int64)
-        elif "PIXELS" in t.name:
-            out[t.name] = rng.random(shape, dtype=np.float32)
-        elif t.name == "TIMESTEP":
-            out[t.name] = rng.integers(1, 1000, size=shape).astype(np.float32)
-        else:
-            out[t.name] = rng.standard_normal(shape).astype(np.float32)
-    return out
+    return {t.name: draw(t, batch, rng) for t in spec.inputs}
+
+
+def draw(t: Tensor, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """`batch` rows of tensor `t` from its declared `Sample`; ValueError when it declares none."""
+    s = t.sample
+    if s is None:
+        raise ValueError(f"{t.name} declares no sample values: give it `sample=` in t2iguard/contract/specs.py")
+    shape = (batch, *t.dims)
+    if s.kind == "mask":
+        lengths = rng.integers(int(s.lo), t.dims[-1] + 1, size=batch)
+        x = np.arange(t.dims[-1])[None, :] < lengths[:, None]
+    elif s.kind == "integers":
+        x = rng.integers(int(s.lo), int(s.hi), size=shape)
+    elif s.kind == "uniform":
+        x = s.lo + (s.hi - s.lo) * rng.random(shape, dtype=np.float32)
+    else:
+        x = rng.standard_normal(shape)
+    return x.astype(t.numpy_dtype)
 
 
 @torch.no_grad()

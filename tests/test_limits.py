@@ -118,3 +118,20 @@ def test_two_servers_share_one_store_and_refuse_with_retry_after(repository, red
         assert bob.generate("a person killing another person", steps=1).refused  # 5 points: suspended
         with SafeT2IClient(a.grpc_url, client_id="bob") as bob_on_a, pytest.raises(RateLimited, match="suspended"):
             bob_on_a.generate("a red circle", steps=1)
+
+
+def test_client_retries_only_what_the_error_says_it_may():
+    import random
+
+    from t2iguard.client.wire import MAX_RETRY_WAIT_S, retry_delay
+    from t2iguard.contract.errors import GuardFailure, InvalidInput, Overloaded
+
+    rng = random.Random(0)
+    waits = [retry_delay(Overloaded("queue full"), k, 0.25, rng) for k in range(6) for _ in range(200)]
+    assert all(0 <= w <= min(MAX_RETRY_WAIT_S, 0.25 * 2 ** (i // 200)) for i, w in enumerate(waits))
+    assert len({round(w, 6) for w in waits}) > 1000  # jittered, not a fixed ladder
+    limited = RateLimited("rate limit of client 'u' (1/s, burst 3) reached; retry after 0.80 s")
+    assert all(0.8 <= retry_delay(limited, 0, 0.25, rng) <= 0.96 for _ in range(100))
+    assert retry_delay(RateLimited("client 'u' is suspended; retry after 600 s"), 0, 0.25, rng) is None
+    assert retry_delay(GuardFailure("image_guard failed"), 0, 0.25, rng) is None
+    assert retry_delay(InvalidInput("`PROMPT` is empty"), 0, 0.25, rng) is None

@@ -33,12 +33,12 @@ def _fail(e: Exception) -> typer.Exit:
 
 
 def _build(profile: str, target: str, out: Path, policy: Path | None = None, force: bool = False,
-           weights: Path | None = None, nudenet: Path | None = None) -> Path:
+           weights: Path | None = None, nudenet: Path | None = None, audit_log: str = "audit.jsonl") -> Path:
     logging.getLogger("torch").setLevel(logging.ERROR)
     from t2iguard.export.build import build_repository
 
     with err.status("building model repository") as status:
-        result = build_repository(profile, target, out, policy=policy, force=force,
+        result = build_repository(profile, target, out, policy=policy, force=force, audit_log=audit_log,
                                   progress=lambda m: status.update(m), weights=weights, nudenet=nudenet)
     for name in result.exported:
         err.print(f"  exported {name}: ONNX vs its source max abs diff {result.parity[name]:.1e} "
@@ -63,6 +63,10 @@ def build(
     nudenet: Annotated[str | None, typer.Option(
         help="Add NudeNet's detector to image_guard: the path of its 320n.onnx, or `installed` for the one in the "
              "`nudenet` package (`pip install --no-deps nudenet==3.4.2`). Its scores count as `nudity`.")] = None,
+    audit_log: Annotated[str, typer.Option(
+        help="Where the orchestrator appends its audit events: relative to the repository, or absolute; "
+             "${VAR} expands at serve time (a read-only repository in Kubernetes: /audit/${POD_NAME}.jsonl "
+             "on a volume of its own).")] = "audit.jsonl",
 ) -> None:
     """Export every model to ONNX (parity-checked) and render the Triton repository for TARGET."""
     from t2iguard.export.nudenet import installed_detector
@@ -72,7 +76,8 @@ def build(
         if profile != "tiny" and weights is None:
             raise ValueError(f"profile {profile!r} loads a checkpoint: pass --weights DIR (Hugging Face layout)")
         detector = None if nudenet is None else installed_detector() if nudenet == "installed" else Path(nudenet)
-        _build(profile, target, out or Path("build/repository") / target, policy, force, weights, detector)
+        _build(profile, target, out or Path("build/repository") / target, policy, force, weights, detector,
+               audit_log)
     except (ValueError, FileNotFoundError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(BAD_INPUT.exit_code) from None
@@ -85,14 +90,20 @@ def build(
 def serve(
     repository: Annotated[Path, typer.Option(help="Model repository (built first when missing).")] = DEFAULT_REPOSITORY,
     grpc_port: int = 8001, http_port: int = 8000, metrics_port: int = 8002,
-    explicit: Annotated[bool, typer.Option(help="Explicit model control (load/unload over the API).")] = False,
+    health_port: Annotated[int, typer.Option(help="HTTP port of /ready (a canary through every guard and the "
+                                                  "orchestrator) and /live, for Kubernetes probes; 0: none.")] = 8003,
+    heal: Annotated[bool, typer.Option(help="Reload a model whose python stub died (explicit model control; the "
+                                            "canary finds it).")] = True,
 ) -> None:
-    """Run tritonserver on the CPU target until Ctrl-C / SIGTERM."""
+    """Run tritonserver on the CPU target until Ctrl-C / SIGTERM, with a deep health check and self-healing:
+    Triton does not restart a python stub that died, and its own health API does not see one."""
+    from t2iguard.triton.health import HealthMonitor
     from t2iguard.triton.server import Ports, TritonServer
 
     if not (repository / "build.json").exists():
         _build("tiny", "cpu", repository)
-    server = TritonServer(repository, Ports(grpc_port, http_port, metrics_port), explicit=explicit)
+    server = TritonServer(repository, Ports(grpc_port, http_port, metrics_port), explicit=True)
+    monitor = None
 
     def _terminate(*_):
         raise KeyboardInterrupt
@@ -101,8 +112,10 @@ def serve(
     try:
         with err.status("starting tritonserver"):
             seconds = server.start()
+        monitor = HealthMonitor(server.grpc_url, repository, port=health_port, heal=heal).start()
         err.print(f"ready in {seconds:.1f}s: gRPC localhost:{grpc_port}, HTTP localhost:{http_port}, "
-                  f"metrics http://localhost:{metrics_port}/metrics (log: {server.log_path})")
+                  f"metrics http://localhost:{metrics_port}/metrics, health http://localhost:{health_port}/ready "
+                  f"(heal: {'on' if heal else 'off'}; log: {server.log_path})")
         code = server.wait()
         err.print(f"tritonserver exited with {code}")
         raise typer.Exit(1 if code else 0)
@@ -111,7 +124,33 @@ def serve(
     except KeyboardInterrupt:
         err.print("shutting down")
     finally:
+        if monitor:
+            monitor.stop()
         server.stop()
+
+
+@app.command()
+def health(
+    repository: Annotated[Path, typer.Option(help="The repository the server serves (its profile.json).")] = (
+        DEFAULT_REPOSITORY),
+    url: Url = "localhost:8001",
+    port: Annotated[int, typer.Option(help="HTTP port of /ready and /live.")] = 8003,
+    period: Annotated[float, typer.Option(help="Seconds between canaries (and the cache of /ready).")] = 5.0,
+    heal: Annotated[bool, typer.Option(help="Reload the models a failed canary names (the server must run "
+                                            "with --model-control-mode=explicit).")] = True,
+) -> None:
+    """Deep health and self-healing beside a tritonserver started elsewhere (a Kubernetes sidecar): /ready
+    answers 200 only while a canary passes every guard ensemble and the orchestrator; /live answers 503 once
+    3 heals in a row failed, so the kubelet restarts the pod."""
+    from t2iguard.triton.health import HealthMonitor
+
+    monitor = HealthMonitor(url, repository, port=port, period_s=period, heal=heal).start()
+    err.print(f"health: http://0.0.0.0:{port}/ready and /live, canary every {period:g}s against {url}")
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: monitor.stop())
+        monitor.wait()
+    except KeyboardInterrupt:
+        monitor.stop()
 
 
 @app.command()
@@ -383,3 +422,70 @@ def eval_regeneration(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def report(
+    audit: Annotated[Path, typer.Option(help="The audit trail (JSON lines) a served repository writes.")] = (
+        DEFAULT_REPOSITORY / "audit.jsonl"),
+    since: Annotated[str, typer.Option(help="Window: events of the last N (s, m, h or d; e.g. 30m, 24h), or an "
+                                            "ISO time (UTC); default all.")] = "",
+    top: Annotated[int, typer.Option(help="Clients listed, most refused first.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON instead of tables.")] = False,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write one row per client here.")] = None,
+    plot_out: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG of decisions and "
+                                                                 "categories here.")] = None,
+) -> None:
+    """Read the audit trail back: counts by decision and category, refusal and regeneration rates, errors,
+    latency percentiles and the clients refused most, over a time window."""
+    from datetime import datetime, timedelta, timezone
+
+    from rich.table import Table
+
+    from t2iguard.cli.report import clients_csv, plot, summarise
+    from t2iguard.runtime.audit import read_events
+
+    window = None
+    if since:
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        try:
+            window = (datetime.now(timezone.utc) - timedelta(seconds=float(since[:-1]) * units[since[-1]])
+                      if since[-1] in units else datetime.fromisoformat(since.replace("Z", "+00:00")))
+        except (ValueError, KeyError):
+            raise typer.BadParameter(f"{since!r}: give N followed by s, m, h or d, or an ISO time",
+                                     param_hint="--since") from None
+        window = window if window.tzinfo else window.replace(tzinfo=timezone.utc)
+    if not audit.exists():
+        raise typer.BadParameter(f"no audit file {audit}", param_hint="--audit")
+    summary = summarise(read_events(audit, window), window, top)
+    if csv_out:
+        csv_out.write_text(clients_csv(summary))
+    if plot_out:
+        plot(summary, plot_out)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    console = Console()
+    head = Table(title=f"{audit}: {summary['events']} events, {summary['first']} .. {summary['last']}")
+    for col in ("answered", "refusal rate", "regeneration rate", "p50 ms", "p95 ms", "torn lines"):
+        head.add_column(col, justify="right")
+    lat = summary["latency_ms"]
+    head.add_row(str(summary["answered"]), *(("-" if v is None else f"{100 * v:.1f}%")
+                                             for v in (summary["refusal_rate"], summary["regeneration_rate"])),
+                 str(lat.get("p50", "-")), str(lat.get("p95", "-")), str(summary["torn_lines"]))
+    console.print(head)
+    for title, counts in (("decisions", summary["decisions"]), ("errors", summary["errors"]),
+                          ("flagged categories", summary["categories"])):
+        if counts:
+            table = Table(title=title)
+            table.add_column(title.split()[-1])
+            table.add_column("requests", justify="right")
+            for k, v in counts.items():
+                table.add_row(k, str(v))
+            console.print(table)
+    clients = Table(title="clients (most refused first)")
+    for col in ("client", "requests", "refused"):
+        clients.add_column(col)
+    for row in summary["clients"]:
+        clients.add_row(row["client"], str(row["requests"]), str(row["refused"]))
+    console.print(clients)

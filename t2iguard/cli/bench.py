@@ -1,9 +1,13 @@
-"""`t2iguard bench`: an asyncio gRPC load generator with perf_analyzer's inputs and CSV columns.
+"""`t2iguard bench` and the project's one load generator (`load`, `measure`), which benchmarks/ and
+deploy/perf/ use too.
 
-For each concurrency level, N workers send requests back to back for `duration` seconds (after a
-short warm-up), each request taking the next row of a perf_analyzer `--input-data` JSON file.
-Latency percentiles are measured at the client; queue and compute times come from Triton's own
-statistics (deltas over the window, per request), like perf_analyzer's server-side columns.
+`load`: N workers call `send(i)` back to back, for `duration` seconds or until `requests` have been
+measured (after an optional warm-up), and the latency of each call is recorded at the caller.
+
+`bench`: for each concurrency level, `load` over gRPC, each request taking the next row of a
+perf_analyzer `--input-data` JSON file. Latency percentiles are measured at the client; queue and
+compute times come from Triton's own statistics (deltas over the window, per request), like
+perf_analyzer's server-side columns.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import inspect
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +29,74 @@ from tritonclient.utils import triton_to_np_dtype
 
 CSV_COLUMNS = ("Concurrency", "Inferences/Second", "Server Queue", "Server Compute Input", "Server Compute Infer",
                "Server Compute Output", "p50 latency", "p90 latency", "p95 latency", "p99 latency", "Avg latency")
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one `load` run measured: the latency of each call sent after the warm-up (microseconds), and
+    the seconds from the end of the warm-up to the last response."""
+
+    latencies_us: list[float]
+    seconds: float
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_us)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(np.asarray(self.latencies_us), q)) / 1000.0
+
+    @property
+    def median_ms(self) -> float:
+        return self.percentile_ms(50)
+
+
+async def load(send: Callable[[int], object], concurrency: int = 1, *, duration: float | None = None,
+               requests: int | None = None, warmup: float = 0.0) -> Load:
+    """The load generator: `concurrency` workers call `send(i)` back to back, worker k with i = k, k + concurrency,
+    k + 2 * concurrency, ... A call that returns an awaitable is awaited; a plain function runs inline (it holds
+    the event loop, so use it at concurrency 1: sequential latencies, in-process work).
+
+    Calls that start in the first `warmup` seconds are not measured. It stops when calls would start after
+    `warmup + duration` seconds, or once `requests` calls have been measured, whichever comes first."""
+    if duration is None and requests is None:
+        raise ValueError("load needs a duration, a number of requests, or both")
+    latencies: list[float] = []
+    claimed = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop = measure_from + duration if duration is not None else float("inf")
+
+    async def worker(k: int) -> None:
+        nonlocal claimed
+        i = k
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop:
+                return
+            measured = t0 >= measure_from
+            if measured:
+                if requests is not None and claimed >= requests:
+                    return
+                claimed += 1
+            result = send(i)
+            if inspect.isawaitable(result):
+                await result
+            if measured:
+                latencies.append((time.perf_counter() - t0) * 1e6)
+            i += concurrency
+
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return Load(latencies, max(time.perf_counter() - measure_from, 0.0))
+
+
+def measure(send: Callable[[int], object], concurrency: int = 1, **limits) -> Load:
+    """`load` from synchronous code (its own event loop): `measure(lambda i: client.screen([...]), requests=50)`."""
+    return asyncio.run(load(send, concurrency, **limits))
 
 
 @dataclass
@@ -79,29 +153,10 @@ def _server_totals(client: grpcclient.InferenceServerClient, model: str) -> dict
             **{k: float(s[k].get("ns", 0)) for k in ("queue", "compute_input", "compute_infer", "compute_output")}}
 
 
-async def _run_level(url: str, model: str, rows, concurrency: int, duration: float, warmup: float) -> tuple:
-    latencies: list[float] = []
-    counter = [0]
+async def _run_level(url: str, model: str, rows, concurrency: int, duration: float, warmup: float) -> Load:
     async with grpcaio.InferenceServerClient(url) as client:
-        start = time.perf_counter()
-        measure_from = start + warmup
-        stop = measure_from + duration
-
-        async def worker(k: int) -> None:
-            i = k
-            while True:
-                t0 = time.perf_counter()
-                if t0 >= stop:
-                    return
-                await client.infer(model, rows[i % len(rows)])
-                t1 = time.perf_counter()
-                if t0 >= measure_from:
-                    latencies.append((t1 - t0) * 1e6)
-                    counter[0] += 1
-                i += concurrency
-
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return latencies, counter[0]
+        return await load(lambda i: client.infer(model, rows[i % len(rows)]), concurrency, duration=duration,
+                          warmup=warmup)
 
 
 def bench(url: str, model: str, input_data: Path, concurrency: list[int], duration: float, warmup: float = 2.0,
@@ -114,12 +169,12 @@ def bench(url: str, model: str, input_data: Path, concurrency: list[int], durati
     levels = []
     for n, c in enumerate(concurrency):
         before = _server_totals(sync, model)
-        latencies, count = asyncio.run(_run_level(url, model, rows, c, duration, warmup))
+        measured = asyncio.run(_run_level(url, model, rows, c, duration, warmup))
         after = _server_totals(sync, model)
         done = max(after["count"] - before["count"], 1.0)
         server = {k: (after[k] - before[k]) / done / 1000.0 for k in ("queue", "compute_input", "compute_infer",
                                                                       "compute_output")}
-        levels.append(Level(c, count, duration, latencies or [float("nan")], server))
+        levels.append(Level(c, measured.requests, duration, measured.latencies_us or [float("nan")], server))
         if progress:
             progress(n + 1, len(concurrency))
     sync.close()

@@ -88,6 +88,6 @@ class RateLimited(T2IGuardError):
     kind = RATE_LIMITED
 
     def __init__(self, message: str, retry_after_s: float | None = None):
-        tagged = message if message.startswith(RATE_LIMITED_TAG) else f"{RATE_LIMITED_TAG} {message}"
+        tagged = message if RATE_LIMITED_TAG in message else f"{RATE_LIMITED_TAG} {message}"
         super().__init__(tagged)
         self.retry_after_s = retry_after_s if retry_after_s is not None else retry_after(message)

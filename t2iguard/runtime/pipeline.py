@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from t2iguard.contract import specs as S
-from t2iguard.contract.errors import GuardFailure, InvalidInput, T2IGuardError
+from t2iguard.contract.errors import GuardFailure, InvalidInput, Overloaded, T2IGuardError
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport, report_decision
@@ -25,10 +25,11 @@ from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES,
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
 from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
 from t2iguard.runtime.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
-from t2iguard.runtime.runners import ModelCallError, Runner
+from t2iguard.runtime.runners import ModelCallError, Runner, screen_prompts
 from t2iguard.runtime.scheduler import DDIM, schedule_of
 from t2iguard.runtime.stages import decode_text
-from t2iguard.runtime.text import mean_pool, normalize, tokenize
+from t2iguard.runtime.tensors import bytes_column
+from t2iguard.runtime.text import mean_pool, normalize, screening_windows, tokenize
 from t2iguard.runtime.watermark import METHOD, WATERMARK_BITS
 
 #: documented request limits (README, "Request limits and errors")
@@ -254,12 +255,8 @@ class SafeT2IPipeline:
     def check_prompt(self, prompt: str) -> PromptScreen:
         """Screen the whole prompt: one row when it fits the classifier's tokens, else overlapping
         word windows in one batch, merged (max score per category; the policy decides on those)."""
-        windows = prompt_windows(prompt, self.profile.seq_len)
-        screens = []
-        for i in range(0, len(windows), self.profile.max_batch):
-            rows = np.array([[w.encode("utf-8")] for w in windows[i:i + self.profile.max_batch]], dtype=np.object_)
-            out = self._call(S.PROMPT_GUARD, {S.PROMPT: rows}, [S.PROMPT_REPORT])
-            screens += [PromptScreen.model_validate_json(bytes(r)) for r in out[S.PROMPT_REPORT].reshape(-1)]
+        windows = screening_windows(prompt, self.profile.seq_len)
+        screens = screen_prompts(self._call, windows, self.profile.max_batch)
         if len(screens) == 1:
             return screens[0]
         scores = {c: max(sc.scores[c] for sc in screens) for c in screens[0].scores}
@@ -273,7 +270,7 @@ class SafeT2IPipeline:
                             policy_version=self.policy.version)
 
     def rewrite_prompt(self, prompt: str, seed: int, screen: PromptScreen) -> tuple[str, list[Rewrite]]:
-        out = self._call(S.PROMPT_REWRITE, {S.PROMPT: _bytes(prompt), S.SEED: np.array([[seed]], np.int64)},
+        out = self._call(S.PROMPT_REWRITE, {S.PROMPT: bytes_column([prompt]), S.SEED: np.array([[seed]], np.int64)},
                          [S.REWRITTEN_PROMPT, S.REWRITES])
         rewritten = bytes(out[S.REWRITTEN_PROMPT].reshape(-1)[0]).decode("utf-8")
         rewrites = [Rewrite.model_validate(r) for r in json.loads(bytes(out[S.REWRITES].reshape(-1)[0]))]
@@ -491,6 +488,8 @@ class SafeT2IPipeline:
         except ModelCallError as e:
             if e.status == "INVALID_ARG" and model in (S.PROMPT_GUARD, S.PROMPT_REWRITE):
                 raise InvalidInput(str(e)) from e
+            if e.status == "UNAVAILABLE":  # a full queue or a queue timeout: overload, whichever model
+                raise Overloaded(f"{model} is overloaded, no image returned (retry later): {e}") from e
             if model in GUARD_MODELS:
                 raise GuardFailure(f"safety component {model} failed, no image returned (fail closed): {e}") from e
             raise T2IGuardError(f"{model} failed: {e}") from e
@@ -514,23 +513,3 @@ class SafeT2IPipeline:
             self.audit.write(audit_event(report, request_id=req.request_id, client=req.client, outcome=outcome,
                                          latency_ms=(time.perf_counter() - t0) * 1000, error=error,
                                          prompt=self.policy.audit.prompt))
-
-
-#: words per screening window and the step between windows: short enough that a harmful clause is not
-#: diluted by a long benign context (mean pooling), every 8-word span lies whole inside one window
-WINDOW_WORDS, WINDOW_STRIDE = 16, 8
-
-
-def prompt_windows(prompt: str, seq_len: int) -> list[str]:
-    """The prompt itself when its normalised form fits `seq_len` tokens, else overlapping windows
-    of WINDOW_WORDS words every WINDOW_STRIDE words, so no part of a long prompt goes unscreened."""
-    _, mask = tokenize([normalize(prompt)], seq_len)
-    if mask.sum() < seq_len:
-        return [prompt]
-    words = prompt.split()
-    starts = range(0, max(len(words) - WINDOW_WORDS, 0) + WINDOW_STRIDE, WINDOW_STRIDE)
-    return [" ".join(words[i:i + WINDOW_WORDS]) for i in starts if words[i:i + WINDOW_WORDS]]
-
-
-def _bytes(text: str) -> np.ndarray:
-    return np.array([[text.encode("utf-8")]], dtype=np.object_)

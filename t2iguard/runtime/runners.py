@@ -5,15 +5,19 @@ driven with or without a server and the two compared."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from t2iguard.contract import specs as S
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
+from t2iguard.contract.report import PromptScreen
 from t2iguard.contract.specs import ModelSpec, build_specs
 from t2iguard.runtime.stages import STAGES
+from t2iguard.runtime.tensors import bytes_column, split_rows
 
 
 class ModelCallError(Exception):
@@ -28,6 +32,33 @@ class Runner(Protocol):
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         """Run `model` on a batch; raises ModelCallError."""
         ...
+
+
+#: a Runner's `infer` (or any callable like it: a client's, the pipeline's timed call)
+Infer = Callable[[str, dict[str, np.ndarray], list[str]], dict[str, np.ndarray]]
+
+
+def infer_in_batches(infer: Infer, model: str, inputs: dict[str, np.ndarray], outputs: list[str],
+                     max_batch: int) -> list[dict[str, np.ndarray]]:
+    """`model` on `inputs` through `infer`, one request per `max_batch` rows (the model's max_batch_size);
+    each request's outputs, in order."""
+    return [infer(model, x, outputs) for x in split_rows(inputs, max_batch)]
+
+
+def screen_prompts(infer: Infer, prompts: list[str], max_batch: int) -> list[PromptScreen]:
+    """Screen `prompts` with the prompt_guard ensemble through `infer`, one request per `max_batch`
+    prompts (the served ensemble's `max_batch_size`); one PromptScreen per prompt, in order."""
+    return screen_reports(infer_in_batches(infer, S.PROMPT_GUARD, screen_inputs(prompts), [S.PROMPT_REPORT], max_batch))
+
+
+def screen_inputs(prompts: list[str]) -> dict[str, np.ndarray]:
+    """prompt_guard's inputs for a batch of prompts."""
+    return {S.PROMPT: bytes_column(prompts)}
+
+
+def screen_reports(outputs: Iterable[dict[str, np.ndarray]]) -> list[PromptScreen]:
+    """prompt_guard's outputs, request after request -> one PromptScreen per prompt."""
+    return [PromptScreen.model_validate_json(bytes(r)) for out in outputs for r in out[S.PROMPT_REPORT].reshape(-1)]
 
 
 def ort_session(path: Path, threads: int):

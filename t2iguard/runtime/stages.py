@@ -19,6 +19,7 @@ from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import PromptScreen
 from t2iguard.contract.taxonomy import CATEGORIES, REWRITE_TAGS
 from t2iguard.runtime.rewrite import apply_rewrites
+from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import MAX_PROMPT_CHARS, normalize, tokenize, tokenize_with_offsets
 from t2iguard.runtime.watermark import apply_watermark
 
@@ -43,10 +44,6 @@ def decode_text(raw: bytes | str, field: str, *, allow_empty: bool = False) -> s
     return text
 
 
-def _bytes_column(values: list[str]) -> np.ndarray:
-    return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
-
-
 class Stage:
     def __init__(self, profile: Profile, policy: Policy):
         self.profile, self.policy = profile, policy
@@ -57,7 +54,7 @@ class TextNormalize(Stage):
         prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]
         normalized = [normalize(p) for p in prompts]
         ids, mask = tokenize(normalized, self.profile.seq_len)
-        return {S.NORMALIZED_PROMPT: _bytes_column(normalized), S.INPUT_IDS: ids, S.ATTENTION_MASK: mask}
+        return {S.NORMALIZED_PROMPT: bytes_column(normalized), S.INPUT_IDS: ids, S.ATTENTION_MASK: mask}
 
 
 class PromptPolicy(Stage):
@@ -73,7 +70,7 @@ class PromptPolicy(Stage):
                                   logged=d.logged, blocklist=hits, policy_version=self.policy.version)
             decisions.append(d.action)
             reports.append(screen.model_dump_json())
-        return {S.PROMPT_DECISION: _bytes_column(decisions), S.PROMPT_REPORT: _bytes_column(reports)}
+        return {S.PROMPT_DECISION: bytes_column(decisions), S.PROMPT_REPORT: bytes_column(reports)}
 
 
 class TextTokenize(Stage):
@@ -96,7 +93,7 @@ class RewriteApply(Stage):
             text, rewrites = apply_rewrites(prompt, tags, probs, offsets, int(seed), self.policy)
             out_prompts.append(text)
             out_rewrites.append(json.dumps([r.model_dump() for r in rewrites]))
-        return {S.REWRITTEN_PROMPT: _bytes_column(out_prompts), S.REWRITES: _bytes_column(out_rewrites)}
+        return {S.REWRITTEN_PROMPT: bytes_column(out_prompts), S.REWRITES: bytes_column(out_rewrites)}
 
 
 class ImagePreprocess(Stage):
@@ -106,7 +103,8 @@ class ImagePreprocess(Stage):
 
 class Watermark(Stage):
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {S.WATERMARKED_IMAGE: np.stack([apply_watermark(im) for im in inputs[S.IMAGE]])}
+        return {S.WATERMARKED_IMAGE: np.stack([apply_watermark(im, self.policy.watermark.min_match)
+                                               for im in inputs[S.IMAGE]])}
 
 
 def classifier_pixels(images: np.ndarray, size: int) -> np.ndarray:

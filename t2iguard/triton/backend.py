@@ -7,6 +7,7 @@ its own response; one bad request never fails the batch (per-request `TritonErro
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from t2iguard.runtime.limits import Limiter, open_store
 from t2iguard.runtime.pipeline import SafeT2IPipeline, parse_request
 from t2iguard.runtime.runners import ModelCallError, ort_session
 from t2iguard.runtime.stages import Stage
+from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import encoder_tokenizer
 from t2iguard.triton.metrics import SafetyMetrics
 
@@ -50,7 +52,8 @@ class _Configured:
         self.spec: ModelSpec = build_specs(self.profile)[args["model_name"]]
 
     def path_param(self, key: str, default: str) -> Path:
-        p = Path(self.params.get(key, default))
+        """A path parameter of the config, ${VAR}s expanded (e.g. the pod's name), relative to the repository."""
+        p = Path(os.path.expandvars(self.params.get(key, default)))
         return p if p.is_absolute() else self.root / p
 
     def inputs(self, request) -> dict[str, np.ndarray | None]:
@@ -96,19 +99,32 @@ class NetworkModel(_Configured):
 
     def execute(self, requests):
         batches = [self.inputs(r) for r in requests]
-        sizes = [next(iter(b.values())).shape[0] for b in batches]
-        feed = {t.name: np.concatenate([b[t.name] for b in batches]) for t in self.spec.inputs}
         try:
-            results = self.session.run(self.output_names, feed)
-        except Exception as e:  # noqa: BLE001
-            return [pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL")) for _ in requests]
+            results = self.run(batches)
+        except Exception:  # noqa: BLE001 - one request at fault must not fail the others of its batch
+            return [self._one(b) for b in batches]
         responses, start = [], 0
-        for n in sizes:
+        for b in batches:
+            n = next(iter(b.values())).shape[0]
             tensors = [pb_utils.Tensor(name, r[start:start + n])
                        for name, r in zip(self.output_names, results, strict=True)]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += n
         return responses
+
+    def run(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        """The requests concatenated on the batch axis through onnxruntime: one array per output."""
+        return self.session.run(self.output_names, {t.name: np.concatenate([b[t.name] for b in batches])
+                                                    for t in self.spec.inputs})
+
+    def _one(self, batch: dict[str, np.ndarray]):
+        """A request of a failed batch on its own: its outputs, or its own error."""
+        try:
+            results = self.run([batch])
+        except Exception as e:  # noqa: BLE001 - reported on this request, the model stays up
+            return pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL"))
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(name, r) for name, r in
+                                                          zip(self.output_names, results, strict=True)])
 
 
 class BlsRunner:
@@ -176,6 +192,6 @@ class SafeT2IModel(_Configured):
                                                            "INTERNAL"))
         self.metrics.request(report.decision, time.perf_counter() - t0, report)
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor(self.spec.outputs[0].name, np.array([png or b""], dtype=np.object_)),
-            pb_utils.Tensor(self.spec.outputs[1].name, np.array([report.model_dump_json().encode()], dtype=np.object_)),
+            pb_utils.Tensor(self.spec.outputs[0].name, bytes_column([png or b""]).reshape(-1)),
+            pb_utils.Tensor(self.spec.outputs[1].name, bytes_column([report.model_dump_json()]).reshape(-1)),
         ])
