@@ -9,7 +9,7 @@ Layers, each a package with its purpose in its docstring; imports go one way (te
     client      gRPC client library                                        (imports runtime, contract)
     export      build time: torch modules, ONNX + parity, TensorRT, config rendering, the repository builder
     training    trainers and the data they are trained on                  (imports export)
-    evaluation  evaluations and their reports                              (imports training, export)
+    evaluation  evaluations, red-teaming and their reports  (imports training, export, client)
     cli         the `t2iguard` command                                     (imports everything)
 
 Nothing that runs inside Triton, and nothing in the client, imports export, training or evaluation.

@@ -20,19 +20,28 @@ K8S_VERSION = "1.32.0"
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
 
-def render(overlay: str) -> dict[str, dict]:
+def render_all(overlay: str) -> list[dict]:
     out = subprocess.run(["kubectl", "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(out) if doc}
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def render(overlay: str) -> dict[str, dict]:
+    """The t2iguard resource of each kind (the one named `t2iguard`, else the only one), by kind."""
+    docs: dict[str, dict] = {}
+    for doc in render_all(overlay):
+        if doc["kind"] not in docs or doc["metadata"]["name"] == "t2iguard":
+            docs[doc["kind"]] = doc
+    return docs
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_validates_against_kubernetes_schemas(overlay):
-    docs = render(overlay)
+    docs = render_all(overlay)
     assert {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor",
-            "ConfigMap"} <= set(docs)
-    for kind, doc in docs.items():
-        if kind == "ServiceMonitor":  # a CRD: no core schema; check what Prometheus Operator needs
+            "ConfigMap", "Job", "PersistentVolumeClaim", "NetworkPolicy"} <= {d["kind"] for d in docs}
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":  # a CRD: no core schema; check what Prometheus Operator needs
             assert doc["apiVersion"] == "monitoring.coreos.com/v1"
             assert doc["spec"]["endpoints"][0]["port"] == "metrics"
             continue
@@ -43,17 +52,54 @@ def test_overlay_validates_against_kubernetes_schemas(overlay):
 def test_triton_container_is_probed_and_exposed(overlay):
     docs = render(overlay)
     pod = docs["Deployment"]["spec"]["template"]["spec"]
-    triton = pod["containers"][0]
+    triton, health = pod["containers"]
     assert {p["containerPort"] for p in triton["ports"]} == {8000, 8001, 8002}
     assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["startupProbe"]["periodSeconds"] * triton["startupProbe"]["failureThreshold"] >= 300
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert pod["initContainers"][0]["command"][:2] == ["t2iguard", "build"]
+    # readiness and liveness ask the health sidecar's canary, which sees a dead python stub (Triton does not)
+    assert triton["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8003}
+    assert triton["livenessProbe"]["httpGet"] == {"path": "/live", "port": 8003}
+    assert health["command"][:2] == ["t2iguard", "health"] and health["ports"][0]["containerPort"] == 8003
+    assert "--model-control-mode=explicit" in triton["args"]  # the sidecar reloads models
     selector = docs["Deployment"]["spec"]["selector"]["matchLabels"]
     assert docs["Service"]["spec"]["selector"] == selector and docs["PodDisruptionBudget"]["spec"]["selector"][
         "matchLabels"] == selector
     assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {8000, 8001, 8002}
+    job_labels = docs["Job"]["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= job_labels.items()  # the Service never routes to the build Job's pod
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_built_once_mounted_read_only_and_hardened(overlay):
+    """The repository is built by a Job, never by a serving pod; pods mount it read-only, write only to their
+    audit volume and scratch; every container runs non-root, read-only, without privilege or capabilities,
+    with requests and limits; the NetworkPolicy admits only the gateway and Prometheus (and the servers to
+    Redis)."""
+    docs = render_all(overlay)
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")}
+    server = pods["t2iguard"]
+    assert "initContainers" not in server
+    build = pods["t2iguard-build-repository"]["containers"][0]
+    assert "t2iguard build" in " ".join(build["args"]) and "--audit-log" in " ".join(build["args"])
+    volumes = {v["name"]: v for v in server["volumes"]}
+    assert volumes["models"]["persistentVolumeClaim"] == {"claimName": "t2iguard-models", "readOnly": True}
+    assert volumes["audit"]["persistentVolumeClaim"]["claimName"] == "t2iguard-audit"
+    for name, pod in pods.items():
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["capabilities"]["drop"] == ["ALL"], (name, c["name"])
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"], (name, c["name"])
+    triton = server["containers"][0]
+    mounts = {m["name"]: m for m in triton["volumeMounts"]}
+    assert mounts["models"]["readOnly"] is True and {"audit", "tmp", "dshm"} <= set(mounts)
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy")["spec"]
+    sources = [(f.get("podSelector", {}).get("matchExpressions", [{}])[0].get("values"),
+                f.get("namespaceSelector", {}).get("matchLabels"), sorted(p["port"] for p in rule["ports"]))
+               for rule in policy["ingress"] for f in rule["from"]]
+    assert sources == [(["gateway"], None, [8000, 8001]), (None, {"kubernetes.io/metadata.name": "monitoring"}, [8002]),
+                       (["server"], None, [6379])]
 
 
 def test_gpu_overlay_requests_a_gpu_and_cpu_does_not():

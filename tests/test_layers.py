@@ -26,7 +26,7 @@ ALLOWED = {
     "model_repository": {"contract", "runtime", "triton"},
     "export": {"contract", "runtime", "export"},
     "training": {"contract", "runtime", "export", "training"},
-    "evaluation": {"contract", "runtime", "export", "training", "evaluation"},
+    "evaluation": {"contract", "runtime", "client", "export", "training", "evaluation"},
     "cli": {"contract", "runtime", "triton", "client", "export", "training", "evaluation", "cli"},
 }
 

