@@ -34,7 +34,7 @@ from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile, load_profile
 from t2iguard.contract.report import SafetyReport
 from t2iguard.export import modules as M
-from t2iguard.export.tiny import load_trained
+from t2iguard.export.tiny import CHECKPOINT_DIR, load_trained
 from t2iguard.runtime.images import image_grid
 from t2iguard.runtime.pipeline import GenerateRequest, Refused, SafeT2IPipeline
 from t2iguard.runtime.runners import LocalRunner
@@ -239,7 +239,7 @@ def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed:
     Image.fromarray(image_grid(follow.pop("images"), 8)).save(out / "samples.png")
     Image.fromarray(image_grid(follow.pop("layout_images"), len(W.POSITIONS))).save(out / "layout.png")
     results["prompt_following"] = follow
-    weights_json = Path(__file__).parent / "weights" / "shapeworld.json"
+    weights_json = CHECKPOINT_DIR / "shapeworld.json"
     if weights_json.exists():
         results["classifiers_held_out"] = json.loads(weights_json.read_text())
     (out / "metrics.json").write_text(json.dumps(results, indent=2))

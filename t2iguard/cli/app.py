@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from t2iguard.cli.data import app as data_app
+from t2iguard.cli.redteam import redteam
 from t2iguard.contract.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
 
 app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
@@ -300,22 +301,23 @@ eval_app = typer.Typer(help="Measure models against baselines; Markdown report, 
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
+app.command()(redteam)
 
 
 @train_app.command("prompt-classifier")
 def train_prompt_classifier(
-    seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the corpus split and of training.")] = 0,
 ) -> None:
-    """Fine-tune MiniLM adapters + head; write export/weights/prompt_classifier.safetensors and the
-    calibrated thresholds into the bundled policy. Rebuild the repository afterwards."""
+    """Train the head on frozen MiniLM embeddings of the corpus (`t2iguard data import` first), calibrate the
+    thresholds on leave-one-source-out scores; write export/weights/prompt_classifier.safetensors and the
+    thresholds into the bundled policy as a new version. Rebuild the repository afterwards."""
     from t2iguard.training.train_prompt_classifier import train
 
     with err.status("training prompt classifier") as status:
-        result = train(seed=seed, epochs=epochs, say=lambda m: status.update(m))
-    err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
-    err.print(f"validation: {json.dumps(result.val)}")
-    err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
+        result = train(seed=seed, say=lambda m: status.update(m))
+    err.print(f"{result.examples} training examples, {result.seconds:.0f}s -> {result.weights}")
+    err.print(f"own committed prompts (flagged, n): {json.dumps(result.figures)}")
+    err.print(f"thresholds written to the policy (version {result.policy_version}): {json.dumps(result.thresholds)}")
 
 
 @train_app.command("rewriter")
@@ -371,11 +373,22 @@ def eval_prompt_classifier(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
     out: Annotated[Path, typer.Option(help="Where report.md, metrics.json, plot.png go.")] =
         Path("build/eval/prompt-classifier"),
+    suite: Annotated[Path | None, typer.Option(help="Extra labelled prompts (TSV: group, categories, prompt[, "
+                                                    "source]; or JSONL: text, labels[, group, source]), "
+                                                    "reported per source.")] = None,
+    real_data: Annotated[bool, typer.Option(help="Also the leave-one-source-out table, held-out sources, twins, "
+                                                 "eval-set copies and calibration plot (needs the data cache).")]
+        = True,
+    variants: Annotated[str, typer.Option(help="Models in the real-data study, comma-separated: a (head), b (weak "
+                                               "rows down-weighted, shipped), c (b + exemplar bank).")] = "b",
 ) -> None:
-    """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets."""
+    """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets; then the
+    leave-one-source-out study of the model on the public corpus."""
     from t2iguard.evaluation.prompt_classifier import evaluate
 
-    _evaluate(repository, out, evaluate)
+    keys = tuple(v.strip() for v in variants.split(",") if v.strip())
+    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, say=say, suite=suite, real_data=real_data,
+                                                          variants=keys))
 
 
 @eval_app.command("rewriter")
@@ -420,10 +433,6 @@ def eval_regeneration(
             json_out.write_text(json.dumps(results, indent=2))
 
     _evaluate(repository, out, run)
-
-
-if __name__ == "__main__":
-    app()
 
 
 @app.command()
@@ -491,3 +500,7 @@ def report(
     for row in summary["clients"]:
         clients.add_row(row["client"], str(row["requests"]), str(row["refused"]))
     console.print(clients)
+
+
+if __name__ == "__main__":
+    app()
