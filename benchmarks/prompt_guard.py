@@ -19,10 +19,13 @@ from t2iguard.cli.demo import free_ports
 from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile
-from t2iguard.evaluation.prompt_classifier import DATA, load_tsv
+from t2iguard.evaluation.prompt_classifier import load_tsv
 from t2iguard.export.build import build_repository
 from t2iguard.runtime.runners import LocalRunner, screen_prompts
 from t2iguard.triton.server import TritonServer
+
+#: the held-out hand-written prompts (training/data/, never trained on)
+TEST_PROMPTS = Path(__file__).resolve().parents[1] / "training" / "data" / "test_prompts.tsv"
 
 
 async def _screen_load(url: str, prompts: list[str], concurrency: int, seconds: float) -> Load:
@@ -38,7 +41,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="single-prompt requests for the p50")
     args = ap.parse_args()
     repo = build_repository("tiny", "cpu", args.repository).path
-    prompts = [r.prompt for r in load_tsv(DATA / "test_prompts.tsv")]
+    prompts = [r.prompt for r in load_tsv(TEST_PROMPTS)]
     profile = get_profile("tiny")
     c = args.concurrency
 

@@ -52,10 +52,21 @@ def torch_outputs(module: torch.nn.Module, spec: ModelSpec, inputs: dict[str, np
     return [r.numpy() for r in res]
 
 
-def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
-    """Export with a dynamic batch axis (1..max_batch_size) on every input and output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def dynamic_shapes(spec: ModelSpec) -> tuple[dict[int, object], ...]:
+    """Per input: the batch axis (1..max_batch_size), and each `variable` axis (the token axis: 2..its dim, one
+    symbol shared by the inputs, which must agree on it) dynamic."""
     batch = torch.export.Dim("batch", min=1, max=spec.max_batch_size)
+    seq = {}
+    for t in spec.inputs:
+        for axis in t.variable:
+            seq.setdefault(t.dims[axis], torch.export.Dim(f"seq{len(seq) or ''}", min=2, max=t.dims[axis]))
+    return tuple({0: batch, **{1 + a: seq[t.dims[a]] for a in t.variable}} for t in spec.inputs)
+
+
+def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
+    """Export with a dynamic batch axis (1..max_batch_size) on every input and output, and a dynamic token
+    axis where the spec declares one (`Tensor.variable`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     sample = sample_inputs(spec, batch=2)
     args = tuple(torch.from_numpy(sample[t.name]) for t in spec.inputs)
     # torch.onnx: "torchvision is not installed" notes, once per export. onnxscript: its constant folder
@@ -72,7 +83,7 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec, path: Path) -> None:
             torch.onnx.export(
                 module, args, str(path), dynamo=True, external_data=False, opset_version=OPSET,
                 input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-                dynamic_shapes=tuple({0: batch} for _ in spec.inputs), verbose=False,
+                dynamic_shapes=dynamic_shapes(spec), verbose=False,
             )
     finally:
         for q, level in zip(quiet, levels, strict=True):

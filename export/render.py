@@ -20,8 +20,10 @@ TARGETS = ("cpu", "onnx", "trt")
 
 
 def _io(t: Tensor, cls):
+    """A tensor's config entry: its variable axes (the token axis of the screening models) as -1."""
+    dims = [-1 if axis in t.variable else d for axis, d in enumerate(t.dims)]
     msg = cls(name=t.name, data_type=pb.DataType.Value(f"TYPE_{'STRING' if t.dtype == 'BYTES' else t.dtype}"),
-              dims=list(t.dims))
+              dims=dims)
     if t.optional:
         msg.optional = True
     return msg
@@ -53,7 +55,9 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
         kind = pb.ModelInstanceGroup.KIND_GPU
     elif spec.kind == "network" and target == "onnx":
         kind = pb.ModelInstanceGroup.KIND_AUTO  # GPU when the container has one
-    cfg.instance_group.add(count=spec.instances, kind=kind)
+    group = cfg.instance_group.add(count=spec.instances, kind=kind)
+    if spec.kind == "network" and target == "trt" and spec.seq_buckets:
+        group.profile.extend(str(i) for i in range(len(spec.seq_buckets)))  # one per length bucket (export/trt.py)
     if spec.kind == "network" and target == "trt":  # CUDA graphs for the batch sizes the profile optimises
         cfg.optimization.cuda.graphs = True
         for b in sorted({1, spec.opt_batch, spec.max_batch_size}):

@@ -1,6 +1,6 @@
 """TensorRT engines from the exported ONNX, one per network spec (`t2iguard build --target trt`).
 
-Per model: an optimisation profile from its spec (batch 1 .. max_batch_size, optimum at the
+Per model: optimisation profiles from its spec (batch 1 .. max_batch_size, optimum at the
 rows one request sends: 3 for the UNet with concept guidance), a timing cache shared by all builds,
 and `model.plan.json` beside each `model.plan` with what the engine is bound to (TensorRT version,
 GPU, profile, ONNX digest). An engine is reused only when all of that still matches; Triton's
@@ -21,7 +21,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,8 @@ class EngineMeta:
     gpu: str
     precision: str
     onnx_sha256: str
-    profile: dict[str, list[list[int]]]  # input -> [min, opt, max] shapes
+    profile: dict[str, list[list[int]]]  # input -> [min, opt, max] shapes (a variable axis at its longest)
+    buckets: list[int] = field(default_factory=list)  # one more profile per length bucket (`engine_profiles`)
 
 
 def gpu_name() -> str | None:
@@ -104,10 +105,22 @@ def fp16_parity(fp32: Path, fp16: Path, spec: ModelSpec, batches: tuple[int, ...
     return worst
 
 
-def profile_shapes(spec: ModelSpec) -> dict[str, list[list[int]]]:
-    """input -> [min, opt, max] shapes: batch 1, the rows of one request, max_batch_size."""
+def profile_shapes(spec: ModelSpec, length: int | None = None) -> dict[str, list[list[int]]]:
+    """input -> [min, opt, max] shapes: batch 1, the rows of one request, max_batch_size; a variable (token)
+    axis at `length` (None: its declared dim, the longest)."""
     opt = min(spec.opt_batch, spec.max_batch_size)
-    return {t.name: [[b, *t.dims] for b in (1, opt, spec.max_batch_size)] for t in spec.inputs}
+
+    def dims(t):
+        return [length if axis in t.variable and length is not None else d for axis, d in enumerate(t.dims)]
+
+    return {t.name: [[b, *dims(t)] for b in (1, opt, spec.max_batch_size)] for t in spec.inputs}
+
+
+def engine_profiles(spec: ModelSpec) -> list[dict[str, list[list[int]]]]:
+    """The engine's optimisation profiles, in order: one per length bucket (the tokenisers pad every batch to a
+    bucket, so each profile sees one length and Triton picks the profile that fits a batch's shape; the trt
+    config lists them all on the instance group), or one for a spec of fixed shapes."""
+    return [profile_shapes(spec, b) for b in spec.seq_buckets] or [profile_shapes(spec)]
 
 
 def _sha256(path: Path) -> str:
@@ -120,7 +133,7 @@ def _sha256(path: Path) -> str:
 
 def expected_meta(trt_version: str, gpu: str, onnx: Path, spec: ModelSpec, precision: str) -> EngineMeta:
     return EngineMeta(tensorrt=trt_version, gpu=gpu, precision=precision, onnx_sha256=_sha256(onnx),
-                      profile=profile_shapes(spec))
+                      profile=profile_shapes(spec), buckets=list(spec.seq_buckets))
 
 
 def check_engine(plan: Path, want: EngineMeta) -> str | None:
@@ -171,12 +184,13 @@ def _build(trt, onnx: Path, spec: ModelSpec, timing_cache: Path, say):
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-    profile = builder.create_optimization_profile()
-    shapes = profile_shapes(spec)
-    for name, (lo, opt, hi) in shapes.items():
-        profile.set_shape(name, lo, opt, hi)
-    config.add_optimization_profile(profile)
-    say(f"building TensorRT engine for {spec.name} ({PRECISION}, strongly typed)")
+    shapes = engine_profiles(spec)
+    for per_input in shapes:  # one per length bucket; Triton picks the profile that fits a batch's shape
+        profile = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in per_input.items():
+            profile.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(profile)
+    say(f"building TensorRT engine for {spec.name} ({PRECISION}, strongly typed, {len(shapes)} profile(s))")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"{spec.name}: TensorRT engine build failed (see the TensorRT log above)")

@@ -7,11 +7,18 @@ here, and the orchestrator and clients address tensors through these constants.
 
 Dims exclude the batch dimension when `max_batch_size > 0` (Triton convention). Every network input
 declares the values it takes (`Sample`): ONNX export, parity and the fp16 check draw from them.
+
+Sequence length follows the prompt: the screening and rewriting text models declare their token axis
+variable (`Tensor.variable`, rendered -1, a dynamic ONNX axis) and the length buckets a batch is padded to
+(`ModelSpec.seq_buckets`, from `seq_buckets`): the tokenisers pad a batch to the smallest bucket that holds
+its longest prompt, so Triton's dynamic batcher (which batches equal shapes) batches like lengths, and
+TensorRT builds one optimisation profile per bucket. The diffusion text encoder stays at `seq_len` (the
+UNet's cross-attention context was trained on it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -147,6 +154,9 @@ class Tensor:
     dims: tuple[int, ...]
     optional: bool = False
     sample: Sample | None = None
+    #: axes of `dims` whose length varies up to the dim (the token axis of the screening text models):
+    #: -1 in config.pbtxt, dynamic in the ONNX graph, one TensorRT profile per `ModelSpec.seq_buckets`
+    variable: tuple[int, ...] = ()
 
     @property
     def numpy_dtype(self) -> type:
@@ -184,6 +194,8 @@ class ModelSpec:
     threads: int = 1
     #: the batch one request sends (the optimum of a TensorRT profile and a CUDA graph)
     opt_batch: int = 1
+    #: token lengths a batch of its variable inputs is padded to (empty: fixed shapes)
+    seq_buckets: tuple[int, ...] = ()
     description: str = ""
 
     @property
@@ -192,6 +204,20 @@ class ModelSpec:
 
     def input(self, name: str) -> Tensor:
         return next(t for t in self.inputs if t.name == name)
+
+
+#: token lengths below the profile's seq_len that a screening batch is padded to: captions are 10-25 tokens
+SEQ_BUCKETS = (16, 32, 64)
+
+
+def seq_buckets(p: Profile) -> tuple[int, ...]:
+    """The length buckets of profile `p`'s screening text models: SEQ_BUCKETS under `seq_len`, then `seq_len`."""
+    return (*(b for b in SEQ_BUCKETS if b < p.seq_len), p.seq_len)
+
+
+def bucket_length(n: int, buckets: tuple[int, ...]) -> int:
+    """The smallest bucket holding `n` tokens (the largest bucket when none does: the tokeniser truncates)."""
+    return next((b for b in buckets if b >= n), buckets[-1])
 
 
 def build_specs(p: Profile) -> dict[str, ModelSpec]:
@@ -209,18 +235,23 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
     decoder = {"inputs": (Tensor(LATENTS, "FP32", lat, sample=NORMAL),), "outputs": (Tensor(PIXELS, "FP32", img_chw),),
                "max_batch_size": b, "batch_delay_us": 1000, "threads": 2}
     tokens = (Tensor(INPUT_IDS, "INT64", seq, sample=TOKEN_IDS), Tensor(ATTENTION_MASK, "INT64", seq, sample=PADDED))
+    # the screening and rewriting models: the token axis follows the batch's longest prompt, in buckets
+    buckets = seq_buckets(p)
+    var_tokens = tuple(replace(t, variable=(0,)) for t in tokens)
+    token_probs = Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk), variable=(0,))
+    token_offsets = Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2), variable=(0,))
     specs = [
         ModelSpec(
             TEXT_NORMALIZE, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)),),
-            outputs=(Tensor(NORMALIZED_PROMPT, "BYTES", (1,)), *tokens),
-            max_batch_size=b, instances=1, batch_delay_us=500,
+            outputs=(Tensor(NORMALIZED_PROMPT, "BYTES", (1,)), *var_tokens),
+            max_batch_size=b, instances=1, batch_delay_us=500, seq_buckets=buckets,
             description="Unicode/obfuscation normalisation and tokenisation of a prompt",
         ),
         ModelSpec(
-            PROMPT_CLASSIFIER, "network", inputs=tokens,
+            PROMPT_CLASSIFIER, "network", inputs=var_tokens,
             outputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)),),
-            max_batch_size=b, batch_delay_us=1000, threads=1,
+            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets,
             description="MiniLM encoder + multi-label head: a score in [0,1] per policy category",
         ),
         ModelSpec(
@@ -250,21 +281,20 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             TEXT_TOKENIZE, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)),),
-            outputs=(*tokens, Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2))),
-            max_batch_size=b, batch_delay_us=500,
+            outputs=(*var_tokens, token_offsets),
+            max_batch_size=b, batch_delay_us=500, seq_buckets=buckets,
             description="tokenisation of the prompt as written, with character offsets (for span rewrites)",
         ),
         ModelSpec(
-            REWRITE_TAGGER, "network", inputs=tokens,
-            outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)), Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk))),
-            max_batch_size=b, batch_delay_us=1000,
+            REWRITE_TAGGER, "network", inputs=var_tokens,
+            outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)), token_probs),
+            max_batch_size=b, batch_delay_us=1000, seq_buckets=buckets,
             description="MiniLM encoder + heads: which rewrites a prompt needs, and which words they touch",
         ),
         ModelSpec(
             REWRITE_APPLY, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)),
-                    Tensor(TOKEN_TAG_PROBS, "FP32", (p.seq_len, nk)), Tensor(TOKEN_OFFSETS, "INT32", (p.seq_len, 2)),
-                    Tensor(SEED, "INT64", (1,))),
+                    token_probs, token_offsets, Tensor(SEED, "INT64", (1,))),
             outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
             max_batch_size=b, batch_delay_us=500,
             description="applies tagged rewrites; reports each (kind, span, replacement, reason)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -196,15 +197,26 @@ class SafeT2IPipeline:
             raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
                              "(use `guidance: sld`)")
         self._concepts: dict[str, np.ndarray] = {}
+        #: the empty negative prompt's encoding (the usual unconditional row), once per pipeline (one profile)
+        self._empty_negative: np.ndarray | None = None
+        #: calls issued together (screen + rewrite; an edit's image + transform checks): every guard's call is
+        #: still awaited and its failure still fails the request (fail closed)
+        self._together = ThreadPoolExecutor(max_workers=2, thread_name_prefix="t2iguard-guard")
 
     # --- the request ---------------------------------------------------------------------------
     def __call__(self, req: GenerateRequest) -> tuple[bytes | None, SafetyReport]:
         """Returns (PNG bytes or None when refused, report). Raises T2IGuardError on failure."""
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
-        # 2. Prompt guard: normalise, classify, decide (block refuses before any generation)
-        with self._timed(timings, "prompt_guard"):
-            screen = self.check_prompt(req.prompt)
+        # 2. Prompt guard: normalise, classify, decide (block refuses before any generation); the rewrite
+        #    (step 3) is issued at the same time, since neither needs the other's output until the decision
+        rewriting = self._together.submit(self._timed_call, timings, "prompt_rewrite", self.request_rewrite,
+                                          req.prompt, req.seed)
+        try:
+            with self._timed(timings, "prompt_guard"):
+                screen = self.check_prompt(req.prompt)
+        finally:
+            wait([rewriting])  # no call outlives its request; a failed screen fails the request as before
         report = SafetyReport(  # refused until an image passes (fail closed)
             request_id=req.request_id, decision=report_decision(screen.decision, False, None), prompt=req.prompt,
             negative_prompt=req.negative_prompt,
@@ -217,9 +229,9 @@ class SafeT2IPipeline:
             if screen.decision == "block":
                 raise Refused(Refusal(stage="prompt", categories=screen.flagged,
                                        message=f"prompt refused by policy: {', '.join(screen.flagged)}"))
-            # 3. Rewrite: diversity, anonymisation, grounding (re-screened when the policy asked for it)
-            with self._timed(timings, "prompt_rewrite"):
-                prompt, rewrites = self.rewrite_prompt(req.prompt, req.seed, screen)
+            # 3. Rewrite: diversity, anonymisation, grounding (re-screened when the policy asked for it); a failed
+            #    rewrite raises here (fail closed)
+            prompt, rewrites = self.rewrite_prompt(req.prompt, req.seed, screen, rewriting)
             report.rewrites = rewrites
             if rewrites:
                 report.rewritten_prompt = prompt
@@ -269,11 +281,18 @@ class SafeT2IPipeline:
                             flagged=decision.flagged, logged=decision.logged, blocklist=blocklist,
                             policy_version=self.policy.version)
 
-    def rewrite_prompt(self, prompt: str, seed: int, screen: PromptScreen) -> tuple[str, list[Rewrite]]:
+    def request_rewrite(self, prompt: str, seed: int) -> tuple[str, list[Rewrite]]:
+        """The prompt_rewrite ensemble on `prompt`: (rewritten prompt, each rewrite)."""
         out = self._call(S.PROMPT_REWRITE, {S.PROMPT: bytes_column([prompt]), S.SEED: np.array([[seed]], np.int64)},
                          [S.REWRITTEN_PROMPT, S.REWRITES])
         rewritten = bytes(out[S.REWRITTEN_PROMPT].reshape(-1)[0]).decode("utf-8")
-        rewrites = [Rewrite.model_validate(r) for r in json.loads(bytes(out[S.REWRITES].reshape(-1)[0]))]
+        return rewritten, [Rewrite.model_validate(r) for r in json.loads(bytes(out[S.REWRITES].reshape(-1)[0]))]
+
+    def rewrite_prompt(self, prompt: str, seed: int, screen: PromptScreen,
+                       requested: Future | None = None) -> tuple[str, list[Rewrite]]:
+        """The rewrite of `prompt` (`requested`: `request_rewrite`'s call already issued, awaited here; its
+        failure raises here), re-screened when the screen asked for a rewrite and the policy for a re-screen."""
+        rewritten, rewrites = requested.result() if requested is not None else self.request_rewrite(prompt, seed)
         if screen.decision == "rewrite" and self.policy.rewrite.rescreen:
             # the policy requires a rewrite and that it clear a re-screen: it must have happened and cleared it
             again = self.check_prompt(rewritten) if rewrites else screen
@@ -284,9 +303,15 @@ class SafeT2IPipeline:
         return rewritten, rewrites
 
     def encode_prompt(self, prompt: str, negative: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """-> cond, uncond float32 [1, L, D] and the pooled prompt embedding float32 [1, D]."""
-        hidden, mask = self._encode([prompt, negative])
-        return hidden[0:1], hidden[1:2], mean_pool(hidden[0:1], mask[0:1])
+        """-> cond, uncond float32 [1, L, D] and the pooled prompt embedding float32 [1, D]. The empty negative
+        prompt (most requests') is encoded once per pipeline and kept; any other is encoded with the prompt."""
+        if negative:
+            hidden, mask = self._encode([prompt, negative])
+            return hidden[0:1], hidden[1:2], mean_pool(hidden[0:1], mask[0:1])
+        if self._empty_negative is None:
+            self._empty_negative = self._encode([""])[0][0:1]
+        hidden, mask = self._encode([prompt])
+        return hidden[0:1], self._empty_negative, mean_pool(hidden[0:1], mask[0:1])
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = self.tokenizer(texts, self.profile.seq_len)
@@ -462,21 +487,29 @@ class SafeT2IPipeline:
         as the policy's `image.nudity_fusion` says); the detector's classes; for edits the transform
         classifier's classes."""
         detector = self.profile.nude_detector
-        out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
-                         [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
+        # an edit's transform check is issued alongside the image guard; both are awaited, either failure raises
+        transform = self._together.submit(self.check_transform, image, req, pooled) if req.is_edit else None
+        try:
+            out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
+                             [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
+        finally:
+            if transform is not None:
+                wait([transform])
         scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0], strict=True)}
         nude = None
         if detector:
             nude = {c: round(float(s), 4) for c, s in zip(NUDE_CLASSES, out[S.NUDE_SCORES][0], strict=True)}
         scores = self.policy.fuse_image_scores(scores, nude)
-        if not req.is_edit:
-            return scores, None, nude
+        return scores, (transform.result() if transform is not None else None), nude
+
+    def check_transform(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray) -> dict[str, float]:
+        """An edit's transform classifier: (source, prompt, edited image) -> a probability per TRANSFORM_CLASSES."""
         px = self._call(S.IMAGE_PREPROCESS, {S.IMAGE: np.stack([req.init_image, image])},
                         [S.CLASSIFIER_PIXELS])[S.CLASSIFIER_PIXELS]
         probs = self._call(S.TRANSFORM_CLASSIFIER, {S.SOURCE_PIXELS: px[0:1], S.EDITED_PIXELS: px[1:2],
                                                     S.PROMPT_EMBEDDING: pooled}, [S.TRANSFORM_PROBS])
         row = probs[S.TRANSFORM_PROBS][0]
-        return scores, {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}, nude
+        return {c: round(float(s), 4) for c, s in zip(TRANSFORM_CLASSES, row, strict=True)}
 
     def watermark(self, image: np.ndarray) -> np.ndarray:
         return self._call(S.WATERMARK, {S.IMAGE: image[None]}, [S.WATERMARKED_IMAGE])[S.WATERMARKED_IMAGE][0]
@@ -498,6 +531,10 @@ class SafeT2IPipeline:
             err = GuardFailure if model in GUARD_MODELS else T2IGuardError
             raise err(f"{model} returned no {', '.join(missing)} (fail closed)")
         return out
+
+    def _timed_call(self, timings: dict[str, float], name: str, fn, *args):
+        with self._timed(timings, name):
+            return fn(*args)
 
     @contextmanager
     def _timed(self, timings: dict[str, float], name: str):

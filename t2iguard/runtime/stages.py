@@ -50,10 +50,16 @@ class Stage:
 
 
 class TextNormalize(Stage):
+    """Normalised prompts, tokenised and padded to the batch's length bucket (the spec's `seq_buckets`)."""
+
+    def __init__(self, profile: Profile, policy: Policy):
+        super().__init__(profile, policy)
+        self.buckets = S.build_specs(profile)[S.TEXT_NORMALIZE].seq_buckets
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]
         normalized = [normalize(p) for p in prompts]
-        ids, mask = tokenize(normalized, self.profile.seq_len)
+        ids, mask = tokenize(normalized, self.profile.seq_len, self.buckets)
         return {S.NORMALIZED_PROMPT: bytes_column(normalized), S.INPUT_IDS: ids, S.ATTENTION_MASK: mask}
 
 
@@ -74,11 +80,16 @@ class PromptPolicy(Stage):
 
 
 class TextTokenize(Stage):
-    """The prompt as written (no normalisation), tokenised with character offsets."""
+    """The prompt as written (no normalisation), tokenised with character offsets, padded to the batch's
+    length bucket (the spec's `seq_buckets`)."""
+
+    def __init__(self, profile: Profile, policy: Policy):
+        super().__init__(profile, policy)
+        self.buckets = S.build_specs(profile)[S.TEXT_TOKENIZE].seq_buckets
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]
-        ids, mask, offsets = tokenize_with_offsets(prompts, self.profile.seq_len)
+        ids, mask, offsets = tokenize_with_offsets(prompts, self.profile.seq_len, self.buckets)
         return {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask, S.TOKEN_OFFSETS: offsets}
 
 

@@ -159,26 +159,44 @@ def _tokenizer(seq_len: int):
 
     tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     tok.enable_truncation(max_length=seq_len)
-    tok.enable_padding(length=seq_len, pad_id=0, pad_token="[PAD]")
+    tok.no_padding()  # padded here, to seq_len or to the batch's length bucket
     return tok
 
 
-def tokenize(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Texts -> (input_ids int64 [B, seq_len], attention_mask int64 [B, seq_len])."""
+def _encode(texts: list[str], seq_len: int, buckets: tuple[int, ...]):
+    """(encodings, padded length): `seq_len` without buckets, else the smallest bucket that holds the longest."""
     encs = _tokenizer(seq_len).encode_batch(texts)
-    ids = np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
-    mask = np.array([e.attention_mask for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
-    return ids, mask
+    if not buckets:
+        return encs, seq_len
+    longest = max((len(e.ids) for e in encs), default=1)
+    return encs, next((b for b in buckets if b >= longest), seq_len)
 
 
-def tokenize_with_offsets(texts: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _padded(rows, length: int, dtype, tail=()) -> np.ndarray:
+    out = np.zeros((len(rows), length, *tail), dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
+def tokenize(texts: list[str], seq_len: int, buckets: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> (input_ids int64 [B, L], attention_mask int64 [B, L]), truncated at `seq_len` tokens and padded
+    ([PAD] = 0, mask 0) to L = `seq_len`, or, given length `buckets` (a spec's `seq_buckets`), to the smallest
+    bucket that holds the longest text. The first positions are the same either way."""
+    encs, length = _encode(texts, seq_len, buckets)
+    return (_padded([e.ids for e in encs], length, np.int64),
+            _padded([e.attention_mask for e in encs], length, np.int64))
+
+
+def tokenize_with_offsets(texts: list[str], seq_len: int, buckets: tuple[int, ...] = ()
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like `tokenize`, plus each token's [start, end) character offsets in its text:
-    int32 [B, seq_len, 2] ((0, 0) for special and padding tokens)."""
-    encs = _tokenizer(seq_len).encode_batch(texts)
-    ids = np.array([e.ids for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
-    mask = np.array([e.attention_mask for e in encs], dtype=np.int64).reshape(len(texts), seq_len)
-    special = np.array([e.special_tokens_mask for e in encs], dtype=bool).reshape(len(texts), seq_len)
-    offsets = np.array([e.offsets for e in encs], dtype=np.int32).reshape(len(texts), seq_len, 2)
+    int32 [B, L, 2] ((0, 0) for special and padding tokens)."""
+    encs, length = _encode(texts, seq_len, buckets)
+    ids = _padded([e.ids for e in encs], length, np.int64)
+    mask = _padded([e.attention_mask for e in encs], length, np.int64)
+    special = _padded([e.special_tokens_mask for e in encs], length, bool)
+    offsets = _padded([e.offsets for e in encs], length, np.int32, (2,))
     offsets[special] = 0
     return ids, mask, offsets
 

@@ -99,17 +99,26 @@ class NetworkModel(_Configured):
 
     def execute(self, requests):
         batches = [self.inputs(r) for r in requests]
-        try:
-            results = self.run(batches)
-        except Exception:  # noqa: BLE001 - one request at fault must not fail the others of its batch
-            return [self._one(b) for b in batches]
-        responses, start = [], 0
-        for b in batches:
-            n = next(iter(b.values())).shape[0]
-            tensors = [pb_utils.Tensor(name, r[start:start + n])
-                       for name, r in zip(self.output_names, results, strict=True)]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start += n
+        responses: list = [None] * len(batches)
+        # requests of one shape run as one batch: Triton's dynamic batcher gathers equal shapes only, but a
+        # model with variable (token) axes is handed requests one by one when it is not batching
+        groups: dict[tuple, list[int]] = {}
+        for i, b in enumerate(batches):
+            groups.setdefault(tuple(b[t.name].shape[1:] for t in self.spec.inputs), []).append(i)
+        for members in groups.values():
+            try:
+                results = self.run([batches[i] for i in members])
+            except Exception:  # noqa: BLE001 - one request at fault must not fail the others of its batch
+                for i in members:
+                    responses[i] = self._one(batches[i])
+                continue
+            start = 0
+            for i in members:
+                n = next(iter(batches[i].values())).shape[0]
+                tensors = [pb_utils.Tensor(name, r[start:start + n])
+                           for name, r in zip(self.output_names, results, strict=True)]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
+                start += n
         return responses
 
     def run(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
