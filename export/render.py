@@ -64,6 +64,11 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
             cfg.optimization.cuda.graph_spec.add(batch_size=b)
     if spec.batch_delay_us is not None and spec.max_batch_size > 0:
         cfg.dynamic_batching.max_queue_delay_microseconds = spec.batch_delay_us
+        queue = cfg.dynamic_batching.default_queue_policy
+        queue.max_queue_size = spec.queue_batches * spec.max_batch_size
+        queue.timeout_action = pb.ModelQueuePolicy.REJECT
+        queue.default_timeout_microseconds = int(spec.queue_timeout_s * 1e6)
+        queue.allow_timeout_override = True
     params = dict(parameters or {})
     if spec.kind == "network" and target == "cpu":
         params["intra_op_threads"] = str(spec.threads)

@@ -101,3 +101,14 @@ def test_ensembles_are_wired(specs):
 def test_unknown_target(specs):
     with pytest.raises(ValueError, match="unknown target"):
         render(specs["unet"], "tpu")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_batched_models_shed_overload_instead_of_queueing_forever(specs, target):
+    """Every dynamically batched model bounds its queue and its wait: beyond them Triton answers UNAVAILABLE."""
+    batched = [s for s in specs.values() if s.batch_delay_us is not None and s.max_batch_size > 0]
+    assert batched
+    for spec in batched:
+        queue = parse_pbtxt(to_pbtxt(render(spec, target, {}))).dynamic_batching.default_queue_policy
+        assert queue.max_queue_size == spec.queue_batches * spec.max_batch_size > 0
+        assert queue.timeout_action == pb.ModelQueuePolicy.REJECT and queue.default_timeout_microseconds > 0

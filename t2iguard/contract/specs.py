@@ -196,6 +196,11 @@ class ModelSpec:
     opt_batch: int = 1
     #: token lengths a batch of its variable inputs is padded to (empty: fixed shapes)
     seq_buckets: tuple[int, ...] = ()
+    #: overload sheds instead of queueing forever: requests beyond `queue_batches` full batches waiting, or
+    #: waiting longer than `queue_timeout_s`, are answered UNAVAILABLE at once (the client backs off and
+    #: retries; the orchestrator reports overload, not a guard failure). Dynamically batched models only.
+    queue_batches: int = 8
+    queue_timeout_s: float = 30.0
     description: str = ""
 
     @property
