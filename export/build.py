@@ -46,6 +46,10 @@ def _sources_dir() -> Path:
     return Path(str(resources.files("t2iguard.model_repository")))
 
 
+#: the export modules whose code shapes the exported graphs (rendering, TensorRT and this builder do not)
+GRAPH_SOURCES = ("modules.py", "tiny.py", "sd.py", "onnx_export.py")
+
+
 def _fingerprint(profile: Profile, weights: Path | None) -> str:
     """Changes whenever anything that shapes the exported graphs changes (checkpoint files by path,
     size and modification time: hashing gigabytes on every build would cost more than an export).
@@ -56,10 +60,11 @@ def _fingerprint(profile: Profile, weights: Path | None) -> str:
         st = f.stat()
         h.update(f"{f.relative_to(weights)}:{st.st_size}:{st.st_mtime_ns}".encode())
     core = Path(str(resources.files("t2iguard")))
-    shaping = sorted(Path(str(resources.files("t2iguard.export"))).glob("*.py"))
+    export_dir = Path(str(resources.files("t2iguard.export")))
+    shaping = [export_dir / f for f in GRAPH_SOURCES]
     shaping += [core / f for f in ("contract/specs.py", "contract/profiles.py", "contract/taxonomy.py",
                                    "runtime/text.py", "runtime/lexicon.py")]
-    shaping += sorted(Path(str(resources.files("t2iguard.export"))).glob("weights/*.safetensors"))
+    shaping += sorted(export_dir.glob("weights/*.safetensors"))
     for f in shaping:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
