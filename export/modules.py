@@ -182,6 +182,24 @@ class MLPHead(nn.Module):
         return torch.sigmoid(self.net(pooled))
 
 
+class ExemplarFusion(nn.Module):
+    """The prompt classifier's head with an exemplar bank: pooled embedding float32 [B, D] -> scores [B, C] =
+    (1 - w) * MLP head + w * softmax(cos(prompt, bank) / temperature) @ bank labels. The bank is a stored
+    [M, D] matrix of unit embeddings of labelled prompts: one matmul on the served path, no second encoder pass."""
+
+    def __init__(self, head: MLPHead, vectors: torch.Tensor, labels: torch.Tensor, weight: float, temperature: float):
+        super().__init__()
+        self.head = head
+        self.register_buffer("vectors", vectors)
+        self.register_buffer("labels", labels)
+        self.weight, self.temperature = float(weight), float(temperature)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        unit = pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        near = torch.softmax(unit @ self.vectors.T / self.temperature, dim=-1) @ self.labels
+        return (1.0 - self.weight) * self.head(pooled) + self.weight * near
+
+
 class RewriteTagger(nn.Module):
     """tokens -> (sentence tag scores float32 [B, T] (sigmoid), token label probs float32 [B, L, K] (softmax))."""
 

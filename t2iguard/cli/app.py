@@ -306,18 +306,18 @@ app.command()(redteam)
 
 @train_app.command("prompt-classifier")
 def train_prompt_classifier(
-    seed: Annotated[int, typer.Option(help="Seed of the corpus split and of training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 2,
 ) -> None:
-    """Train the head on frozen MiniLM embeddings of the corpus (`t2iguard data import` first), calibrate the
-    thresholds on leave-one-source-out scores; write export/weights/prompt_classifier.safetensors and the
-    thresholds into the bundled policy as a new version. Rebuild the repository afterwards."""
+    """Fine-tune MiniLM adapters + head; write export/weights/prompt_classifier.safetensors and the
+    calibrated thresholds into the bundled policy. Rebuild the repository afterwards."""
     from t2iguard.training.train_prompt_classifier import train
 
     with err.status("training prompt classifier") as status:
-        result = train(seed=seed, say=lambda m: status.update(m))
-    err.print(f"{result.examples} training examples, {result.seconds:.0f}s -> {result.weights}")
-    err.print(f"own committed prompts (flagged, n): {json.dumps(result.figures)}")
-    err.print(f"thresholds written to the policy (version {result.policy_version}): {json.dumps(result.thresholds)}")
+        result = train(seed=seed, epochs=epochs, say=lambda m: status.update(m))
+    err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
+    err.print(f"validation: {json.dumps(result.val)}")
+    err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
 
 
 @train_app.command("rewriter")
@@ -379,8 +379,9 @@ def eval_prompt_classifier(
     real_data: Annotated[bool, typer.Option(help="Also the leave-one-source-out table, held-out sources, twins, "
                                                  "eval-set copies and calibration plot (needs the data cache).")]
         = True,
-    variants: Annotated[str, typer.Option(help="Models in the real-data study, comma-separated: a (head), b (weak "
-                                               "rows down-weighted, shipped), c (b + exemplar bank).")] = "b",
+    variants: Annotated[str, typer.Option(help="Corpus-trained candidates in the real-data study (training/"
+                                               "prompt_head.py), comma-separated: a (head), b (weak rows "
+                                               "down-weighted), c (b + exemplar bank).")] = "c",
 ) -> None:
     """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets; then the
     leave-one-source-out study of the model on the public corpus."""
