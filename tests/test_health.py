@@ -17,16 +17,18 @@ from t2iguard.triton.health import HealthMonitor
 from t2iguard.triton.server import TritonServer, free_ports
 
 
-def _stub_pid(model: str) -> int:
-    """The python-backend stub process serving `model` (its command line names the model's model.py)."""
+def _stub_pid(server: TritonServer, model: str) -> int:
+    """The python-backend stub process serving `model` for `server` (its command line names the model's model.py;
+    it runs in the server's process group, not in another server's over the same repository)."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            group = os.getpgid(int(pid))
+        except (OSError, ProcessLookupError):
             continue
-        if any(part.endswith(f"/{model}/1/model.py".encode()) for part in cmd):
+        if group == server.proc.pid and any(part.endswith(f"/{model}/1/model.py".encode()) for part in cmd):
             return int(pid)
-    raise LookupError(f"no stub process for {model}")
+    raise LookupError(f"no stub process for {model} in server {server.proc.pid}")
 
 
 def _probe(port: int, path: str) -> tuple[int, dict]:
@@ -47,7 +49,7 @@ def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(repository, model):
         monitor = HealthMonitor(server.grpc_url, repository, port=port, period_s=2.0, heal=False).start()
         try:
             assert _probe(port, "/ready")[0] == 200 and _probe(port, "/live")[0] == 200
-            os.kill(_stub_pid(model), signal.SIGKILL)
+            os.kill(_stub_pid(server, model), signal.SIGKILL)
             time.sleep(1.0)
             with pytest.raises(T2IGuardError):  # fails closed: no screen, no image
                 client.generate("a red circle on a blue background", seed=1, steps=2)
