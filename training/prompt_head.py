@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.modules import MLPHead
 from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
-from t2iguard.training.train_prompt_classifier import write_thresholds
+from t2iguard.training.train_prompt_classifier import calibrate, write_thresholds  # the same operating point
 
 HIDDEN = 256
 SEED = 0
@@ -46,12 +46,7 @@ EPOCHS = 4
 BATCH = 512
 #: weight of the weakly labelled rows (Davidson "offensive" read as harassment; image-derived ErasureBench labels)
 WEAK_WEIGHT = 0.25
-#: the operating point: per category, at most this share of out-of-source benign / risky-looking benign flagged
-BENIGN_FPR = 0.001
-HARD_FPR = 0.01
-#: threshold floor per category (policy choice: stricter for sexual content involving minors)
-FLOOR = {"sexual/minors": 0.3}
-MAX_THRESHOLD = 0.98
+#: thresholds: `train_prompt_classifier.calibrate`'s operating point, applied to out-of-source (LOSO) scores
 
 
 @dataclass
@@ -224,19 +219,7 @@ def loso_scores(data: Embedded, variant: Variant | list[Variant], seed: int = SE
 # ---------------------------------------------------------------------------------------------------------
 # calibration and the policy
 # ---------------------------------------------------------------------------------------------------------
-def calibrate(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, benign_fpr: float = BENIGN_FPR,
-              hard_fpr: float = HARD_FPR) -> dict[str, float]:
-    """Per category: the smallest threshold (>= its floor, 0.5 by default) meeting the operating point."""
-    out = {}
-    for j, cat in enumerate(CATEGORIES):
-        neg = y[:, j] == 0
-        t = FLOOR.get(cat, 0.5)
-        for group, fpr in (("benign", benign_fpr), ("hard-negative", hard_fpr)):
-            s = scores[neg & (groups == group), j]
-            if len(s):
-                t = max(t, float(np.quantile(s, 1.0 - fpr)) + 1e-3)
-        out[cat] = round(min(t, MAX_THRESHOLD), 3)
-    return out
+
 
 
 # ---------------------------------------------------------------------------------------------------------
