@@ -127,6 +127,11 @@ class Healer:
         for model in suspects:
             try:
                 log.warning("reloading %s (canary: %s)", model, {k: v for k, v in result.errors.items() if v})
+                # unload, then load: a load of an unchanged, loaded model is a no-op, and the dead stub would stay
+                self.client.unload_model(model)
+                deadline = time.monotonic() + 30
+                while self.client.is_model_ready(model) and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 self.client.load_model(model)
             except InferenceServerException as e:
                 log.error("reload of %s failed: %s", model, e)
