@@ -19,6 +19,16 @@ def test_normalize_folds_obfuscation_forms():
     assert normalize("k\u200bi\u200dll  \t me") == "kill me"
 
 
+def test_normalize_folds_look_alikes_from_other_scripts():
+    """The red-team's homoglyph bypasses: Armenian, Greek and IPA letters inside Latin words read as the Latin
+    letters they pass for; text written in another script stays as it is."""
+    assert normalize("nɑked wօmɑn") == "naked woman"  # IPA alpha, Armenian oh
+    assert normalize("blооd and gսts") == "blood and guts"  # Cyrillic o, Armenian seh
+    assert normalize("ηaked") == "naked"  # Greek eta
+    assert normalize("naïve café") == "naive cafe"
+    assert normalize("Москва ночью") == "Москва ночью"
+
+
 def test_screening_windows_count_tokens_not_whitespace():
     """A run without spaces is hundreds of tokens: it must not push a later clause out of every window
     (whitespace windows put "a,a,...,a, a photo of a person killing another person" in one window, which the

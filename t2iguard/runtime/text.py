@@ -17,8 +17,9 @@ from t2iguard.runtime.lexicon import KEEP_PATTERNS, SENSITIVE_TERMS, minilm_dir,
 
 #: characters that render as nothing and are used to split words past filters
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u034f"), None)
-#: Cyrillic and Greek letters that look like Latin ones
-_HOMOGLYPHS = str.maketrans("аеорсухкмтвніјѕԁɡαοερντκιυАЕОРСХКМТВНІЈЅ", "aeopcyxkmtbhijsdgaoepvtkiuAEOPCXKMTBHIJS")
+#: Cyrillic and Greek letters that look like Latin ones where Unicode's confusables list has no Latin entry for
+#: them (small-capital look-alikes such as к м т в н); the rest comes from that list (`_latin`)
+_HOMOGLYPHS = str.maketrans("аеорсухкмтвніјѕԁɡαοερντκιυηАЕОРСХКМТВНІЈЅ", "aeopcyxkmtbhijsdgaoepvtkiunAEOPCXKMTBHIJS")
 _LEET = str.maketrans("4@31!|05$7+89", "aaeiilossttbg")
 _LEET_ALT = str.maketrans("1|", "ll")  # "1" reads as "l" where "i" makes no word
 _LEET_CHARS = set("4@31!|05$7+89")
@@ -30,6 +31,31 @@ _TOKEN = re.compile(r"(\s+)")
 
 #: prompts are limited in characters after decoding (documented in the README)
 MAX_PROMPT_CHARS = 1000
+
+
+@lru_cache(maxsize=4096)
+def _latin(ch: str) -> str:
+    """A non-ASCII letter as the ASCII letter it passes for: our table, then Unicode's confusables list (the
+    `confusable_homoglyphs` package: Armenian `օ ս ո` -> o u n), then a transliteration (`anyascii`: accents and
+    IPA letters, `ɑ ı` -> a i); anything else unchanged."""
+    mapped = ch.translate(_HOMOGLYPHS)
+    if mapped != ch or ch.isascii() or not ch.isalpha():
+        return mapped
+    from confusable_homoglyphs import confusables
+
+    found = confusables.is_confusable(ch, greedy=True, preferred_aliases=["latin"]) or []
+    latin = [h["c"] for f in found for h in f["homoglyphs"] if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()]
+    if latin:
+        return latin[0]
+    from anyascii import anyascii
+
+    out = anyascii(ch)
+    return out if len(out) == 1 and out.isalpha() else ch
+
+
+def _fold(token: str) -> str:
+    """Every non-ASCII letter of `token` as the Latin letter it passes for (`_latin`)."""
+    return token if token.isascii() else "".join(_latin(c) for c in token)
 
 
 def _is_word(w: str) -> bool:
@@ -105,7 +131,7 @@ def normalize(text: str) -> str:
     letters and run-together words; whitespace collapsed. Callers keep the original prompt."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     text = _SPACES.sub(" ", text).strip()
-    tokens = [t.translate(_HOMOGLYPHS) if any(c.isascii() and c.isalpha() for c in t) or _mostly_ascii(text)
+    tokens = [_fold(t) if any(c.isascii() and c.isalpha() for c in t) or _mostly_ascii(text)
               else t for t in text.split(" ")] if text else []
     tokens = _join_spaced(tokens)
     out = []
