@@ -78,9 +78,24 @@ def test_strikes_by_severity_suspend_and_expire(store_url, tmp_path):
     assert limiter.refused("v", ["hate"], now=80.0).total == 1.0  # the first strike left the 60 s window
 
 
+def test_a_request_the_service_refuses_costs_the_client_nothing(store_url, tmp_path):
+    """Buckets are taken all or none: while the global bucket is empty, the client's tokens stay where they are."""
+    limits = LIMITS.model_copy(update={"global_": LIMITS.per_client.model_copy(update={"rate": 0.5, "burst": 1})})
+    limiter = Limiter(limits, open_store(store_url, tmp_path))
+    limiter.admit("a", now=100.0)  # the service's only token
+    for _ in range(5):
+        with pytest.raises(RateLimited, match="rate limit of the service") as info:
+            limiter.admit("b", now=100.0)
+        assert info.value.retry_after_s == pytest.approx(2.0)
+    limiter.admit("b", now=102.0)  # b's own bucket was never touched by the five refusals
+    assert limiter.store.take([("client:b", 1e-9, 3)], 102.0) == (-1, 0.0)  # 3 - 1 admitted = 2 left, take 1
+    assert limiter.store.take([("client:b", 1e-9, 3)], 102.0) == (-1, 0.0)
+    assert limiter.store.take([("client:b", 1e-9, 3)], 102.0)[0] == 0  # now empty
+
+
 def _take_many(url: str, root: str, n: int, out) -> None:
     store = open_store(url, root)
-    out.put(sum(store.take("shared", 0.001, 20, 500.0) == 0.0 for _ in range(n)))
+    out.put(sum(store.take([("shared", 0.001, 20)], 500.0)[0] < 0 for _ in range(n)))
 
 
 def test_two_processes_never_double_spend_a_token(store_url, tmp_path):

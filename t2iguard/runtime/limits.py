@@ -1,7 +1,8 @@
 """Per-client rate limits and strikes, in a store that every replica shares.
 
 - Token buckets: one per client and one global (`rate` tokens per second, up to `burst`); a request takes one
-  token from each, or is refused with the seconds until one is there (`RateLimited.retry_after_s`).
+  token from each, all or none (a request the global bucket refuses costs the client nothing), or is refused
+  with the seconds until the refusing bucket has one (`RateLimited.retry_after_s`).
 - Strikes: each refused prompt or image adds its categories' points (`limits.strikes.points`, by severity);
   points older than `window_s` expire; a client reaching `threshold` is suspended for `suspend_s`, and every
   request it sends meanwhile is refused with the time left.
@@ -24,10 +25,14 @@ from typing import Protocol
 from t2iguard.contract.errors import RateLimited
 from t2iguard.contract.policy import LimitsPolicy
 
+#: a token bucket to take from: (key, rate per second, burst)
+Bucket = tuple[str, float, float]
+
 
 class Store(Protocol):
-    def take(self, key: str, rate: float, burst: float, now: float) -> float:
-        """Take one token from bucket `key`; 0.0 when taken, else the seconds until one is there."""
+    def take(self, buckets: list[Bucket], now: float) -> tuple[int, float]:
+        """Take one token from every bucket, or from none: (-1, 0.0) when taken, else (index of the first bucket
+        without a token, seconds until it has one)."""
 
     def strike(self, client: str, points: float, now: float, window_s: float) -> float:
         """Add `points` for `client` at `now`; returns its points within the last `window_s`."""
@@ -73,14 +78,16 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
-    def take(self, key: str, rate: float, burst: float, now: float) -> float:
+    def take(self, buckets: list[Bucket], now: float) -> tuple[int, float]:
         def fn(db):
-            row = db.execute("SELECT tokens, at FROM buckets WHERE key = ?", (key,)).fetchone()
-            tokens = burst if row is None else min(burst, row[0] + max(now - row[1], 0.0) * rate)
-            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
-            db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
-                       (key, tokens - 1.0 if wait == 0.0 else tokens, now))
-            return wait
+            tokens = []
+            for key, rate, burst in buckets:
+                row = db.execute("SELECT tokens, at FROM buckets WHERE key = ?", (key,)).fetchone()
+                tokens.append(burst if row is None else min(burst, row[0] + max(now - row[1], 0.0) * rate))
+            short = next((i for i, t in enumerate(tokens) if t < 1.0), -1)
+            for (key, _, _), t in zip(buckets, tokens, strict=True):
+                db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", (key, t - 1.0 if short < 0 else t, now))
+            return (-1, 0.0) if short < 0 else (short, (1.0 - tokens[short]) / buckets[short][1])
 
         return self._tx(fn)
 
@@ -100,17 +107,28 @@ class SqliteStore:
         return float(row[0]) if row else 0.0
 
 
-#: token bucket as one atomic step: KEYS[1] bucket; ARGV rate, burst, now -> seconds to wait (0: taken)
+#: token buckets, all or none, as one atomic step: KEYS the buckets; ARGV now, then rate and burst per bucket ->
+#: {0-based index of the first bucket without a token (-1: taken), seconds until it has one}
 _TAKE = """
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tokens = burst
-if b[1] then tokens = math.min(burst, tonumber(b[1]) + math.max(now - tonumber(b[2]), 0) * rate) end
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
-return tostring(wait)
+local now = tonumber(ARGV[1])
+local tokens, short = {}, -1
+for i, key in ipairs(KEYS) do
+  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local b = redis.call('HMGET', key, 'tokens', 'at')
+  local t = burst
+  if b[1] then t = math.min(burst, tonumber(b[1]) + math.max(now - tonumber(b[2]), 0) * rate) end
+  tokens[i] = t
+  if t < 1 and short < 0 then short = i end
+end
+for i, key in ipairs(KEYS) do
+  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local t = tokens[i]
+  if short < 0 then t = t - 1 end
+  redis.call('HSET', key, 'tokens', tostring(t), 'at', tostring(now))
+  redis.call('EXPIRE', key, math.ceil(burst / rate) + 60)
+end
+if short < 0 then return {-1, '0'} end
+return {short - 1, tostring((1 - tokens[short]) / tonumber(ARGV[2 * short]))}
 """
 #: KEYS[1] the client's strikes (sorted set by time); ARGV points, now, window, unique member -> points in window
 _STRIKE = """
@@ -136,8 +154,10 @@ class RedisStore:
         self._take, self._strike = self.r.register_script(_TAKE), self.r.register_script(_STRIKE)
         self._n = 0
 
-    def take(self, key: str, rate: float, burst: float, now: float) -> float:
-        return float(self._take(keys=[f"{self.prefix}bucket:{key}"], args=[rate, burst, now]))
+    def take(self, buckets: list[Bucket], now: float) -> tuple[int, float]:
+        args = [now] + [x for _, rate, burst in buckets for x in (rate, burst)]
+        short, wait = self._take(keys=[f"{self.prefix}bucket:{key}" for key, _, _ in buckets], args=args)
+        return int(short), float(wait)
 
     def strike(self, client: str, points: float, now: float, window_s: float) -> float:
         self._n += 1
@@ -185,12 +205,13 @@ class Limiter:
         if until > now:
             raise RateLimited(f"client {client!r} is suspended for repeated refusals; retry after "
                               f"{math.ceil(until - now)} s", until - now)
-        for key, rule in ((f"client:{client}", self.policy.per_client), ("global", self.policy.global_)):
-            wait = self.store.take(key, rule.rate, rule.burst, now)
-            if wait > 0:
-                scope = f"client {client!r}" if key != "global" else "the service"
-                raise RateLimited(f"rate limit of {scope} ({rule.rate:g}/s, burst {rule.burst:g}) reached; "
-                                  f"retry after {wait:.2f} s", wait)
+        rules = (self.policy.per_client, self.policy.global_)
+        keys = (f"client:{client}", "global")
+        short, wait = self.store.take([(k, r.rate, r.burst) for k, r in zip(keys, rules, strict=True)], now)
+        if short >= 0:
+            rule, scope = rules[short], (f"client {client!r}", "the service")[short]
+            raise RateLimited(f"rate limit of {scope} ({rule.rate:g}/s, burst {rule.burst:g}) reached; "
+                              f"retry after {wait:.2f} s", wait)
 
     def refused(self, client: str, categories: list[str], now: float) -> Strike:
         """Count a refusal's strikes (the severest category's points); suspends at the threshold."""

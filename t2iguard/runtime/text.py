@@ -44,7 +44,8 @@ def _latin(ch: str) -> str:
     from confusable_homoglyphs import confusables
 
     found = confusables.is_confusable(ch, greedy=True, preferred_aliases=["latin"]) or []
-    latin = [h["c"] for f in found for h in f["homoglyphs"] if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()]
+    latin = [h["c"] for f in found for h in f["homoglyphs"]
+             if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()]
     if latin:
         return latin[0]
     from anyascii import anyascii
