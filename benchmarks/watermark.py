@@ -57,16 +57,25 @@ def families(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
         im = np.broadcast_to(np.array(c), (MIN_SIDE, MIN_SIDE, 3)).astype(np.uint8).copy()
         im[96:160, 96:160] = (220, 30, 30)
         squares.append(im)
-    y, x = np.mgrid[0:MIN_SIDE, 0:MIN_SIDE] / (MIN_SIDE - 1)
-    gradients = []
-    for a, b in zip(rng.random((20, 3)), rng.random((20, 3)), strict=True):
-        gradients.append((255 * (x[..., None] * a + y[..., None] * b) / (a + b + 1e-6)).clip(0, 255).astype(np.uint8))
-    coarse = torch.from_numpy(rng.normal(128, 60, (20, 3, 32, 32)))
-    smooth = torch.nn.functional.interpolate(coarse, size=(MIN_SIDE, MIN_SIDE), mode="bilinear", align_corners=False)
-    noise = list(smooth.permute(0, 2, 3, 1).clamp(0, 255).to(torch.uint8).numpy())
+    grads, noise = gradients(rng, 20), smooth_noise(rng, 20)
     drawn = [W.render(W.sample_t2i(rng)[0]) for _ in range(40)]
     return {"flat": flat, "flat, gamut face": face, "flat + square": squares, "ShapeWorld": drawn,
-            "gradient": gradients, "smooth noise": noise}
+            "gradient": grads, "smooth noise": noise}
+
+
+def gradients(rng: np.random.Generator, n: int, side: int = MIN_SIDE) -> list[np.ndarray]:
+    """n linear colour gradients, corner to corner in random directions: uint8 [side, side, 3] RGB."""
+    y, x = np.mgrid[0:side, 0:side] / (side - 1)
+    return [(255 * (x[..., None] * a + y[..., None] * b) / (a + b + 1e-6)).clip(0, 255).astype(np.uint8)
+            for a, b in zip(rng.random((n, 3)), rng.random((n, 3)), strict=True)]
+
+
+def smooth_noise(rng: np.random.Generator, n: int, side: int = MIN_SIDE) -> list[np.ndarray]:
+    """n images of Gaussian colour noise (mean 128, sd 60) on a 32 x 32 grid, bilinearly upsampled:
+    uint8 [side, side, 3] RGB."""
+    coarse = torch.from_numpy(rng.normal(128, 60, (n, 3, 32, 32)))
+    smooth = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)
+    return list(smooth.permute(0, 2, 3, 1).clamp(0, 255).to(torch.uint8).numpy())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

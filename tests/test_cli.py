@@ -29,7 +29,7 @@ def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def test_error_table_is_one_to_one():
-    assert [k.exit_code for k in ERROR_TABLE] == [0, 3, 2, 1, 1, 4, 1]
+    assert [k.exit_code for k in ERROR_TABLE] == [0, 3, 2, 1, 1, 4, 1, 5]
     statuses = [k.grpc_status for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD)]
     assert len(set(statuses)) == 3
     for k in (BAD_INPUT, GUARD_FAILURE, OVERLOAD):

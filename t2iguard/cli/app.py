@@ -1,7 +1,7 @@
 """`t2iguard`: build, serve, generate, screen, demo.
 
 Exit codes follow the error table (`t2iguard.contract.errors`): 0 allowed/rewritten, 3 refused,
-2 bad input, 1 any other error.
+2 bad input, 1 any other error; `verify`: 0 marked, 5 not marked, 2 unreadable.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rich.console import Console
 
 from t2iguard.cli.data import app as data_app
 from t2iguard.cli.redteam import redteam
+from t2iguard.cli.verify import verify
 from t2iguard.contract.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
 
 app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
@@ -302,6 +303,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.command()(redteam)
+app.command()(verify)
 
 
 @train_app.command("prompt-classifier")

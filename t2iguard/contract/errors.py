@@ -9,11 +9,16 @@
 | overload      | queue full / server not ready or unreachable       | UNAVAILABLE        | 1        |
 | rate-limited  | a client's or the service's rate limit; a suspension | UNAVAILABLE + tag  | 4        |
 | other         | anything else (NOT_FOUND: model not loaded)        | (as received)      | 1        |
+| not-marked    | `t2iguard verify`: an image lacks the watermark     | (none: local)      | 5        |
 
 A refusal is a decision, not a failure: it returns OK with the safety report (categories,
 scores) and no image bytes, so that clients can show why. Triton's python backend has no
 RESOURCE_EXHAUSTED: a rate limit travels as UNAVAILABLE whose message carries `RATE_LIMITED_TAG`
 ("rate-limited: ... retry after N s"); the client reads the kind and the seconds to wait back. Tests cover every row.
+
+`t2iguard verify IMAGE...` exits 0 when every image carries the watermark, 5 (not-marked: a finding, like a
+refusal) when one does not, and 2 (bad-input) when one cannot be read (not an image, truncated, under
+256x256); 2 wins over 5.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ GUARD_FAILURE = ErrorKind("guard-failure", "INTERNAL", "INTERNAL", 1)
 OVERLOAD = ErrorKind("overload", "UNAVAILABLE", "UNAVAILABLE", 1)
 RATE_LIMITED = ErrorKind("rate-limited", "UNAVAILABLE", "UNAVAILABLE", 4)
 OTHER = ErrorKind("other", "UNKNOWN", None, 1)
+NOT_MARKED = ErrorKind("not-marked", "OK", None, 5)  # a local finding of `t2iguard verify`; never on the wire
 
-ERROR_TABLE: tuple[ErrorKind, ...] = (OK, REFUSED, BAD_INPUT, GUARD_FAILURE, OVERLOAD, RATE_LIMITED, OTHER)
+ERROR_TABLE: tuple[ErrorKind, ...] = (OK, REFUSED, BAD_INPUT, GUARD_FAILURE, OVERLOAD, RATE_LIMITED, OTHER,
+                                      NOT_MARKED)
 #: how a rate-limit refusal's message starts (it shares UNAVAILABLE with overload)
 RATE_LIMITED_TAG = "rate-limited:"
 _RETRY_AFTER = re.compile(r"retry after ([0-9.]+) s")
