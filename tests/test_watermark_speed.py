@@ -54,3 +54,16 @@ def test_read_back_is_the_librarys_decoder_on_marked_and_unmarked_images():
     for n in (8, 32, 48):  # other message lengths group the blocks differently
         image = embed(_images()[0], [1, 0] * (n // 2))
         assert (read_bits(image, n) == _library_bits(image, n)).all()
+
+
+def test_the_served_mark_loads_neither_torch_nor_the_library_package():
+    """invisible-watermark's package `__init__` imports its rivaGan module and with it torch (hundreds of MB in
+    the watermark stub): the served embed and read-back use only cv2, pywt and numpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from t2iguard.runtime.watermark import apply_watermark; "
+            "apply_watermark(np.full((256, 256, 3), 128, np.uint8)); "
+            "print(sorted(m for m in ('torch', 'imwatermark') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

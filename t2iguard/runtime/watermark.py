@@ -97,20 +97,21 @@ def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: in
     No read-back check; `apply_watermark` is the served path."""
     import cv2  # cv2 and pywt ship with invisible-watermark, whose decoder converts colours and transforms with them
     import pywt
-    from imwatermark.dwtDctSvd import EmbedDwtDctSvd
-    from imwatermark.maxDct import EmbedMaxDct
 
+    if method not in ("dwtDct", METHOD):
+        raise ValueError(f"method must be 'dwtDct' or {METHOD!r}, not {method!r}")
     if min(image.shape[:2]) < MIN_SIDE:
         raise ValueError(f"watermarking needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {image.shape[:2]}")
-    coder = {"dwtDct": EmbedMaxDct, "dwtDctSvd": EmbedDwtDctSvd}[method](bits, wmLen=len(bits), block=BLOCK)
     bgr = np.ascontiguousarray(np.clip(image[:, :, ::-1], headroom, 255 - headroom))  # OpenCV order
     h, w = (s // BLOCK * BLOCK for s in image.shape[:2])
     u = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)[:h, :w, 1].astype(np.float64)
     ll, details = pywt.dwt2(u, "haar")
     if method == METHOD:  # in place, one bit per 4x4 block of LL: the library's coder, every block at once
         encode_blocks(ll, bits)
-    else:
-        coder.encode_frame(ll, SCALE)
+    else:  # the library's own coder; imported only here: the package's __init__ imports torch (for rivaGan)
+        from imwatermark.maxDct import EmbedMaxDct
+
+        EmbedMaxDct(bits, wmLen=len(bits), block=BLOCK).encode_frame(ll, SCALE)
     target = np.rint(pywt.idwt2((ll, details), "haar"))  # the decoder reads integer U
     out, marked = bgr.astype(np.float64), bgr.copy()
     moved = np.flatnonzero(U_TO_BGR)  # B and G: R does not move with U
