@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.export.build import cache_root
 from t2iguard.export.modules import MLPHead, masked_mean
 from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, lora_encoder
 from t2iguard.runtime.text import normalize, tokenize
@@ -37,6 +38,8 @@ from t2iguard.training.data.prompts import generate, split_of
 from t2iguard.training.embed import embed
 
 HIDDEN = 256
+BATCH = 64
+CHECKPOINT_EVERY = 50
 
 #: operating point: per category, at most this share of benign / hard-negative validation prompts flagged
 BENIGN_FPR = 0.001
@@ -61,31 +64,51 @@ def _batches(n: int, size: int, gen: torch.Generator):
         yield perm[i:i + size]
 
 
-def _fit(texts: list[str], y: np.ndarray, seed: int, epochs: int, seq_len: int, say):
+def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
+         checkpoint: Path | None = None):
+    """LoRA adapters + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row). With
+    `checkpoint`, the state (adapters, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a
+    run with the same checkpoint path resumes from it: the batch order is a function of (seed, epoch) only."""
     torch.manual_seed(seed)
     encoder = lora_encoder()
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
     params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
-    targets = torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(seed)
-    steps = epochs * -(-len(texts) // 64)
-    done = 0
-    for epoch in range(epochs):
+    targets, weights = torch.from_numpy(y), torch.from_numpy(w)
+    per_epoch = -(-len(texts) // BATCH)
+    steps, done = epochs * per_epoch, 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        encoder.load_state_dict(state["encoder"], strict=False)
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["opt"])
+        done = int(state["step"])
+        say(f"resumed at step {done}/{steps} from {checkpoint}")
+    for epoch in range(done // per_epoch, epochs):
         encoder.train()
         head.train()
-        for idx in _batches(len(texts), 64, gen):
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
+        for i, idx in enumerate(_batches(len(texts), BATCH, gen)):
+            if epoch * per_epoch + i < done:
+                continue
             ids, mask = (torch.from_numpy(a) for a in tokenize([texts[int(j)] for j in idx], seq_len))
             width = int(mask.sum(1).max())
             hidden = encoder(input_ids=ids[:, :width], attention_mask=mask[:, :width]).last_hidden_state
             logits = head.logits(masked_mean(hidden, mask[:, :width]))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[idx])
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[idx], reduction="none")
+                    .mean(1) * weights[idx]).sum() / weights[idx].sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
             done += 1
             if done % 20 == 0:
                 say(f"epoch {epoch + 1}/{epochs} step {done}/{steps} loss {loss.item():.4f}")
+            if checkpoint is not None and (done % CHECKPOINT_EVERY == 0 or done == steps):
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                tmp = checkpoint.with_suffix(".tmp")
+                torch.save({"encoder": {k: v for k, v in encoder.state_dict().items() if "lora_" in k},
+                            "head": head.state_dict(), "opt": opt.state_dict(), "step": done}, tmp)
+                tmp.replace(checkpoint)
     return encoder.eval(), head.eval()
 
 
@@ -133,33 +156,84 @@ def write_thresholds(thresholds: dict[str, float], policy: Path = DEFAULT_POLICY
     return version
 
 
+#: corpus mode: at most this many training rows per (source, group, weak) cell, sampled with the seed, so that
+#: Davidson's 15k coarse "offensive" tweets and T2I-CompBench's 6k captions do not drown the twins
+CAP = 2500
+WEAK_WEIGHT = 0.25  # rows whose labels come from a coarse mapping (SOURCES.md) count a quarter
+
+
+@dataclass
+class Dataset:
+    texts: np.ndarray  # object [N], normalised
+    y: np.ndarray  # float32 [N, len(CATEGORIES)]
+    w: np.ndarray  # float32 [N], per-row loss weight
+    split: np.ndarray  # str [N]: train | val | test
+    groups: np.ndarray  # str [N]: benign | hard-negative | unsafe
+    digest: str  # sha256 (16 hex) of the raw texts, in order
+
+
+def templates_dataset(seed: int) -> Dataset:
+    """The project's template generator only (the recipe before issue 21)."""
+    data = generate(seed, benign=8000, hard=5000)
+    return Dataset(np.array([normalize(e.text) for e in data], dtype=object),
+                   np.array([e.target for e in data], dtype=np.float32), np.ones(len(data), np.float32),
+                   np.array([split_of(e.text) for e in data]), np.array([e.group for e in data]),
+                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+
+
+def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
+    """The corpus (`training.data.corpus.load_corpus`: public sources in the cache, deduplicated against the
+    evaluation sets, plus templates, twins and hard negatives); training rows capped per cell (`CAP`), weak rows
+    weighted `WEAK_WEIGHT`; validation and test rows all kept."""
+    from t2iguard.training.data.corpus import load_corpus
+
+    rng = np.random.default_rng(seed)
+    cells: dict[tuple, list] = {}
+    for e in load_corpus(seed=seed, embedding="cached"):
+        cells.setdefault((e.source, e.group, e.weak, e.split), []).append(e)
+    data = []
+    for (_, _, _, split), rows in sorted(cells.items()):
+        if split == "train" and len(rows) > cap:
+            rows = [rows[i] for i in sorted(rng.choice(len(rows), cap, replace=False))]
+        data += rows
+    return Dataset(np.array([normalize(e.text) for e in data], dtype=object),
+                   np.array([e.target for e in data], dtype=np.float32),
+                   np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
+                   np.array([e.split for e in data]), np.array([e.group for e in data]),
+                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+
+
+DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
+
+
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
-          say=lambda msg: None) -> TrainResult:
+          data: str = "corpus", say=lambda msg: None) -> TrainResult:
+    """Fine-tune on `data` ("corpus" or "templates"), calibrate on its validation split, write the weights to `out`
+    and the thresholds into `policy` as a new version. Resumable: an interrupted run with the same arguments
+    continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
-    data = generate(seed, benign=8000, hard=5000)
-    texts = np.array([normalize(e.text) for e in data], dtype=object)
-    y = np.array([e.target for e in data], dtype=np.float32)
-    split = np.array([split_of(e.text) for e in data])
-    groups = np.array([e.group for e in data])
-    train_mask, val_mask = split == "train", split == "val"
-    say(f"{len(data)} prompts ({int(train_mask.sum())} train); fine-tuning MiniLM adapters + head")
-    encoder, head = _fit(list(texts[train_mask]), y[train_mask], seed, epochs, seq_len, say)
+    ds = DATASETS[data](seed)
+    train_mask, val_mask = ds.split == "train", ds.split == "val"
+    say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM adapters + head")
+    checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}.pt"
+    encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
+                         say, checkpoint)
     with torch.no_grad():
-        val_scores = head(torch.from_numpy(embed(encoder, list(texts[val_mask]), seq_len))).numpy()
-    thresholds = calibrate(val_scores, y[val_mask], groups[val_mask])
+        val_scores = head(torch.from_numpy(embed(encoder, list(ds.texts[val_mask]), seq_len))).numpy()
+    thresholds = calibrate(val_scores, ds.y[val_mask], ds.groups[val_mask])
     flagged = (val_scores >= np.array([thresholds[c] for c in CATEGORIES])).any(1)
-    unsafe = y[val_mask].sum(1) > 0
+    unsafe = ds.y[val_mask].sum(1) > 0
     val = {"recall_unsafe": float(flagged[unsafe].mean()),
-           "fpr_benign": float(flagged[groups[val_mask] == "benign"].mean()),
-           "fpr_hard_negative": float(flagged[groups[val_mask] == "hard-negative"].mean())}
-    digest = hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16]
+           "fpr_benign": float(flagged[ds.groups[val_mask] == "benign"].mean()),
+           "fpr_hard_negative": float(flagged[ds.groups[val_mask] == "hard-negative"].mean())}
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "lora": json.dumps(LORA),
-            "categories": json.dumps(CATEGORIES), "data_sha256_16": digest, "examples": str(len(data)),
-            "encoder": "all-MiniLM-L6-v2 + LoRA", "val": json.dumps(val), "thresholds": json.dumps(thresholds)}
+            "categories": json.dumps(CATEGORIES), "data": data, "data_sha256_16": ds.digest,
+            "examples": str(len(ds.texts)), "encoder": "all-MiniLM-L6-v2 + LoRA", "val": json.dumps(val),
+            "thresholds": json.dumps(thresholds)}
     state = {f"encoder.{k}": v for k, v in encoder.state_dict().items() if "lora_" in k}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out), metadata=meta)
     write_thresholds(thresholds, policy)
-    return TrainResult(out, thresholds, val, time.perf_counter() - t0, len(data))
+    return TrainResult(out, thresholds, val, time.perf_counter() - t0, len(ds.texts))
