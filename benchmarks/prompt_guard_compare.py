@@ -1,11 +1,12 @@
 """Two prompt-classifier files side by side on sets neither was trained on (held-out twins, HateCheck, TweetEval).
 
-    python benchmarks/prompt_guard_compare.py OLD.safetensors OLD_POLICY.yaml NEW.safetensors NEW_POLICY.yaml
+    python benchmarks/prompt_guard_compare.py OLD.safetensors OLD_POLICY.yaml NEW.safetensors NEW_POLICY.yaml \
+        [--window-a N] [--window-b N]
 
-Each file scores as served (`training.prompt_head.served_scores`: normalise, tokenise, MiniLM, head) at its own
-policy's prompt thresholds; prints, per set, the share of benign-looking rows flagged and of unsafe rows caught.
-The table in docs/2026-12-03-prompt-guard-real-data.md came from it, with the committed LoRA classifier
-(`git show b941ffc:export/weights/prompt_classifier.safetensors`) against the candidate of variant (c).
+Each file scores as served (`training.train_prompt_classifier.served_scores`: normalise, tokenise, MiniLM, head;
+the max over N-token windows too, N = 0 for the whole prompt only, as served before issue 21; default: A whole,
+B the served window) at its own policy's prompt thresholds; prints, per set, the share of benign-looking rows
+flagged and of unsafe rows caught. The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ import numpy as np
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.evaluation.prompt_classifier import unseen_sets
-from t2iguard.training.prompt_head import served_scores
+from t2iguard.export.modules import PROMPT_WINDOW
+from t2iguard.training.train_prompt_classifier import served_scores
 
 SETS = ("own twins", "HateCheck", "TweetEval hate")
 
 
-def flagged_shares(weights: Path, policy: Path) -> dict[str, dict[str, float]]:
+def flagged_shares(weights: Path, policy: Path, window: int | None) -> dict[str, dict[str, float]]:
     """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires)."""
     pol = load_policy(policy)
     t = np.array([pol.categories[c].prompt.threshold if pol.categories[c].prompt else np.inf for c in CATEGORIES])
     out = {}
     for u in unseen_sets():
         if u.name.startswith(SETS):
-            flagged = (served_scores(u.texts, weights) >= t).any(1)
+            flagged = (served_scores(u.texts, weights, window=window) >= t).any(1)
             out[u.name] = {g: round(100 * float(flagged[u.group == g].mean()), 1)
                            for g in ("benign", "hard-negative", "unsafe") if (u.group == g).any()}
     return out
@@ -39,8 +41,11 @@ def flagged_shares(weights: Path, policy: Path) -> dict[str, dict[str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs=4, type=Path, help="WEIGHTS_A POLICY_A WEIGHTS_B POLICY_B")
+    ap.add_argument("--window-a", type=int, default=0, help="A's screening window in tokens (0: whole prompt)")
+    ap.add_argument("--window-b", type=int, default=PROMPT_WINDOW, help="B's screening window (0: whole prompt)")
     args = ap.parse_args()
-    a, b = flagged_shares(*args.files[:2]), flagged_shares(*args.files[2:])
+    a = flagged_shares(*args.files[:2], window=args.window_a or None)
+    b = flagged_shares(*args.files[2:], window=args.window_b or None)
     print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
     for name in a:
         print(f"| {name} | {a[name]} | {b.get(name)} |")

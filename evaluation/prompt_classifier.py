@@ -578,7 +578,7 @@ def render_study(res: dict) -> str:
 def normaliser_effect(seed: int = 0) -> dict[str, dict[str, float | int]]:
     """The committed classifier (torch, as served) on the held-out unsafe prompts under each obfuscation, on the
     raw text and on `normalize(text)`, at the bundled policy's thresholds: what the normaliser buys per kind."""
-    from t2iguard.training.prompt_head import served_scores
+    from t2iguard.training.train_prompt_classifier import served_scores
 
     policy = load_policy()
     t = np.array([policy.categories[c].prompt.threshold for c in CATEGORIES])

@@ -45,16 +45,42 @@ class CLIPTextHidden(nn.Module):
         return hidden + 0.0 * attention_mask[..., None].to(hidden.dtype)
 
 
-class SentenceScorer(nn.Module):
-    """prompt_classifier / rewrite_tagger: tokens -> MiniLM -> mean pool -> head -> float32 [B, C]."""
+#: the prompt classifier's screening windows, in tokens (stride: half of it). Chosen on the corpus's validation
+#: split and its own-data dilutions (docs/2026-12-03-prompt-guard-real-data.md), never on the red-team cases
+PROMPT_WINDOW = 12
 
-    def __init__(self, encoder: nn.Module, head: nn.Module):
+
+def window_means(hidden: torch.Tensor, mask: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 [B, L, D], int64 [B, L] -> (float32 [B, N, D] masked means of windows of `window` tokens every
+    `window // 2`, float32 [B, N] 1 where a window holds at least min(prompt tokens, window // 2) tokens). The
+    sequence is padded with `window - 1` masked positions so that any L >= 1 has windows."""
+    m = nn.functional.pad(mask.to(hidden.dtype), (0, window - 1)).unsqueeze(1)  # [B, 1, L + w - 1]
+    h = nn.functional.pad((hidden * mask.unsqueeze(-1).to(hidden.dtype)).transpose(1, 2), (0, window - 1))
+    sums = nn.functional.avg_pool1d(h, window, window // 2) * window  # [B, D, N]
+    counts = nn.functional.avg_pool1d(m, window, window // 2) * window  # [B, 1, N]
+    tokens = mask.to(hidden.dtype).sum(1, keepdim=True)  # [B, 1]
+    valid = (counts.squeeze(1) >= torch.clamp(tokens, max=float(window // 2)) - 0.5).to(hidden.dtype)
+    return (sums / counts.clamp(min=1.0)).transpose(1, 2), valid
+
+
+class SentenceScorer(nn.Module):
+    """prompt_classifier / rewrite_tagger: tokens -> MiniLM -> mean pool -> head -> float32 [B, C].
+
+    With `window` (the prompt classifier: `PROMPT_WINDOW`) the score is the larger of the whole prompt's and its
+    windows' (`window_means`, the same head on each), per category: a harmful clause inside a long benign prompt
+    is not averaged away by mean pooling (prompt dilution). Still one encoder pass per prompt."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, window: int | None = None):
         super().__init__()
-        self.encoder, self.head = encoder, head
+        self.encoder, self.head, self.window = encoder, head, window
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(masked_mean(hidden, attention_mask))
+        whole = self.head(masked_mean(hidden, attention_mask))
+        if self.window is None:
+            return whole
+        windows, valid = window_means(hidden, attention_mask, self.window)
+        return torch.maximum(whole, (self.head(windows) * valid.unsqueeze(-1)).amax(1))
 
 
 class UNetEps(nn.Module):

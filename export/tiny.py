@@ -204,7 +204,8 @@ def build_text_guards() -> dict[str, Built]:
     classifier = _require(load_classifier(), "prompt classifier", "t2iguard train prompt-classifier")
     tagger = _require(load_tagger(load_minilm()), "rewrite tagger", "t2iguard train rewriter")
     return {
-        S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier), "trained (MiniLM + LoRA, MLP head)"),
+        S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier, window=M.PROMPT_WINDOW),
+                                   f"trained (MiniLM + LoRA, MLP head, max over {M.PROMPT_WINDOW}-token windows)"),
         S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
 

@@ -37,8 +37,11 @@ from safetensors.torch import save_file
 
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.modules import MLPHead
-from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
-from t2iguard.training.train_prompt_classifier import calibrate, write_thresholds  # the same operating point
+from t2iguard.training.train_prompt_classifier import (  # the same operating point, the same served scoring
+    calibrate,
+    own_figures,
+    write_thresholds,
+)
 
 HIDDEN = 256
 SEED = 0
@@ -220,43 +223,6 @@ def loso_scores(data: Embedded, variant: Variant | list[Variant], seed: int = SE
 # calibration and the policy
 # ---------------------------------------------------------------------------------------------------------
 
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the project's own committed prompts, scored as served (torch)
-# ---------------------------------------------------------------------------------------------------------
-DATA = Path(__file__).parent / "data"
-OWN_SETS = ("test_prompts.tsv", "dev_prompts.tsv", "dev_prompts_2.tsv")
-
-
-@torch.no_grad()
-def served_scores(texts: list[str], path: Path = PROMPT_CLASSIFIER_CHECKPOINT, normalise: bool = True) -> np.ndarray:
-    """The committed classifier's scores as the served graph computes them: `normalize` (unless `normalise` is
-    False), tokenize at the profile's length, MiniLM, masked mean, head."""
-    from t2iguard.contract.profiles import get_profile
-    from t2iguard.export.modules import SentenceScorer
-    from t2iguard.export.tiny import load_classifier
-    from t2iguard.runtime.text import normalize, tokenize
-
-    model = SentenceScorer(*load_classifier(path)).eval()
-    ids, mask = tokenize([normalize(t) if normalise else t for t in texts], get_profile("tiny").seq_len)
-    out = [model(torch.from_numpy(ids[i:i + 128]), torch.from_numpy(mask[i:i + 128])).numpy()
-           for i in range(0, len(texts), 128)]
-    return np.concatenate(out)
-
-
-def own_figures(thresholds: dict[str, float], path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> dict[str, dict]:
-    """Per committed prompt file: flagged share per group (benign, over-refusal, unsafe) at `thresholds`."""
-    out = {}
-    t = np.array([thresholds[c] for c in CATEGORIES])
-    for name in OWN_SETS:
-        rows = [line.split("\t") for line in (DATA / name).read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-        flagged = (served_scores([r[2] for r in rows], path) >= t).any(1)
-        groups = np.array([r[0] for r in rows])
-        out[name] = {g: [int(flagged[groups == g].sum()), int((groups == g).sum())]
-                     for g in ("benign", "over-refusal", "unsafe") if (groups == g).any()}
-    return out
 
 
 @dataclass

@@ -1,16 +1,18 @@
-"""`t2iguard train prompt-classifier`: fine-tune the prompt classifier on the project's data.
+"""`t2iguard train prompt-classifier`: fine-tune the prompt classifier on the corpus.
 
 MiniLM (from its package) gets low-rank adapters (LoRA, r=8, on attention query/value) trained
 together with an MLP head; only the adapters and the head are committed (safetensors, fp16,
-about 350 KB); the build merges the adapters into the encoder before ONNX export. Steps: generate
-the dataset (`training.data.prompts`, seeded), normalise every prompt as `text_normalize` does,
-train with binary cross-entropy, calibrate a threshold per category on the validation split, and
-write the weights and the thresholds (into the policy file). About 6 minutes on 2 CPU cores.
+about 350 KB); the build merges the adapters into the encoder before ONNX export. Steps: the dataset
+(`corpus_dataset`: the public sources laid into the cache by `t2iguard data import`, deduplicated against the
+evaluation sets, with the project's templates, counterfactual twins and hard negatives; or `templates_dataset`,
+the recipe before issue 21), every prompt normalised as `text_normalize` does, weighted binary cross-entropy,
+a threshold per category calibrated on the validation split as served (max of the whole prompt's and its
+`PROMPT_WINDOW`-token windows' scores), and the weights and thresholds written (the thresholds as a new policy
+version). About 40 minutes on 2 CPU cores for the corpus; resumable from its checkpoint in the cache.
 
-Why adapters and not a head on the frozen encoder: on the project's hand-written development set
-(`training/data/dev_prompts.tsv`, threshold 0.5) the frozen-encoder head flagged 13.6% of the
-risky-looking benign prompts at 94.8% recall; the adapters flag 6.8% at 90.9% recall, and 0% of
-ordinary benign prompts for both (`t2iguard eval prompt-classifier` reports the final figures).
+Why adapters and not a head on the frozen encoder: on sets neither was trained on, the frozen-encoder head with
+an exemplar bank (`training/prompt_head.py`) caught far fewer unsafe prompts than the adapters
+(docs/2026-12-03-prompt-guard-real-data.md).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
-from t2iguard.export.modules import MLPHead, masked_mean
+from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer, masked_mean
 from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, lora_encoder
 from t2iguard.runtime.text import normalize, tokenize
 from t2iguard.training.data.prompts import generate, split_of
-from t2iguard.training.embed import embed
+from t2iguard.training.embed import score
 
 HIDDEN = 256
 BATCH = 64
@@ -156,6 +158,43 @@ def write_thresholds(thresholds: dict[str, float], policy: Path = DEFAULT_POLICY
     return version
 
 
+# ---------------------------------------------------------------------------------------------------------
+# the project's own committed prompts, scored as served (torch)
+# ---------------------------------------------------------------------------------------------------------
+DATA = Path(__file__).parent / "data"
+OWN_SETS = ("test_prompts.tsv", "dev_prompts.tsv", "dev_prompts_2.tsv")
+
+
+@torch.no_grad()
+def served_scores(texts: list[str], path: Path = PROMPT_CLASSIFIER_CHECKPOINT, normalise: bool = True,
+                  window: int | None = -1) -> np.ndarray:
+    """The committed classifier's scores as the served graph computes them: `normalize` (unless `normalise` is
+    False), tokenize at the profile's length, MiniLM, max of the whole prompt's and its windows' head scores
+    (`window`: -1 the served `PROMPT_WINDOW`, None the whole prompt only, as served before issue 21)."""
+    from t2iguard.contract.profiles import get_profile
+    from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
+    from t2iguard.export.tiny import load_classifier
+    from t2iguard.runtime.text import normalize
+    from t2iguard.training.embed import score
+
+    model = SentenceScorer(*load_classifier(path), window=PROMPT_WINDOW if window == -1 else window).eval()
+    return score(model, [normalize(t) if normalise else t for t in texts], get_profile("tiny").seq_len)
+
+
+def own_figures(thresholds: dict[str, float], path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> dict[str, dict]:
+    """Per committed prompt file: flagged share per group (benign, over-refusal, unsafe) at `thresholds`."""
+    out = {}
+    t = np.array([thresholds[c] for c in CATEGORIES])
+    for name in OWN_SETS:
+        rows = [line.split("\t") for line in (DATA / name).read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+        flagged = (served_scores([r[2] for r in rows], path) >= t).any(1)
+        groups = np.array([r[0] for r in rows])
+        out[name] = {g: [int(flagged[groups == g].sum()), int((groups == g).sum())]
+                     for g in ("benign", "over-refusal", "unsafe") if (groups == g).any()}
+    return out
+
+
 #: corpus mode: at most this many training rows per (source, group, weak) cell, sampled with the seed, so that
 #: Davidson's 15k coarse "offensive" tweets and T2I-CompBench's 6k captions do not drown the twins
 CAP = 2500
@@ -219,8 +258,7 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}.pt"
     encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
                          say, checkpoint)
-    with torch.no_grad():
-        val_scores = head(torch.from_numpy(embed(encoder, list(ds.texts[val_mask]), seq_len))).numpy()
+    val_scores = score(SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval(), list(ds.texts[val_mask]), seq_len)
     thresholds = calibrate(val_scores, ds.y[val_mask], ds.groups[val_mask])
     flagged = (val_scores >= np.array([thresholds[c] for c in CATEGORIES])).any(1)
     unsafe = ds.y[val_mask].sum(1) > 0
@@ -234,6 +272,10 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     state = {f"encoder.{k}": v for k, v in encoder.state_dict().items() if "lora_" in k}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out), metadata=meta)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
+    save_file(state, str(out), metadata=meta)
+    # the project's own committed prompts through the saved (fp16) file, as served: the test reproduces these
+    meta["own_figures"] = json.dumps(own_figures(thresholds, out))
+    save_file(state, str(out), metadata=meta)
     write_thresholds(thresholds, policy)
     return TrainResult(out, thresholds, val, time.perf_counter() - t0, len(ds.texts))

@@ -310,13 +310,20 @@ app.command()(verify)
 def train_prompt_classifier(
     seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0,
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 2,
+    data: Annotated[str, typer.Option(help="corpus: the public sources in the cache (`t2iguard data import`) with "
+                                           "the project's templates, twins and hard negatives (the shipped model); "
+                                           "templates: the project's template generator only (the recipe before "
+                                           "issue 21).")] = "corpus",
 ) -> None:
     """Fine-tune MiniLM adapters + head; write export/weights/prompt_classifier.safetensors and the
-    calibrated thresholds into the bundled policy. Rebuild the repository afterwards."""
-    from t2iguard.training.train_prompt_classifier import train
+    calibrated thresholds into the bundled policy (a new policy version). Resumes an interrupted run from its
+    checkpoint in the cache. About 40 minutes on 2 CPU cores (corpus). Rebuild the repository afterwards."""
+    from t2iguard.training.train_prompt_classifier import DATASETS, train
 
+    if data not in DATASETS:
+        raise typer.BadParameter(f"--data must be one of {', '.join(DATASETS)}, not {data!r}")
     with err.status("training prompt classifier") as status:
-        result = train(seed=seed, epochs=epochs, say=lambda m: status.update(m))
+        result = train(seed=seed, epochs=epochs, data=data, say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
     err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
