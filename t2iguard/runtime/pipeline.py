@@ -22,15 +22,15 @@ from t2iguard.contract.errors import GuardFailure, InvalidInput, Overloaded, T2I
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport, report_decision
-from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, NUDE_CLASSES, TRANSFORM_CLASSES
+from t2iguard.contract.taxonomy import GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
 from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
 from t2iguard.runtime.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
-from t2iguard.runtime.runners import ModelCallError, Runner, screen_prompts
+from t2iguard.runtime.runners import ModelCallError, Runner, score_images, screen_texts
 from t2iguard.runtime.scheduler import DDIM, schedule_of
 from t2iguard.runtime.stages import decode_text
 from t2iguard.runtime.tensors import bytes_column
-from t2iguard.runtime.text import mean_pool, normalize, screening_windows, tokenize
+from t2iguard.runtime.text import mean_pool, tokenize
 from t2iguard.runtime.watermark import METHOD, WATERMARK_BITS
 
 #: documented request limits (README, "Request limits and errors")
@@ -267,19 +267,7 @@ class SafeT2IPipeline:
     def check_prompt(self, prompt: str) -> PromptScreen:
         """Screen the whole prompt: one row when it fits the classifier's tokens, else overlapping
         word windows in one batch, merged (max score per category; the policy decides on those)."""
-        windows = screening_windows(prompt, self.profile.seq_len)
-        screens = screen_prompts(self._call, windows, self.profile.max_batch)
-        if len(screens) == 1:
-            return screens[0]
-        scores = {c: max(sc.scores[c] for sc in screens) for c in screens[0].scores}
-        decision = self.policy.decide_prompt(scores)
-        blocklist: dict[str, list[str]] = {}
-        for sc in screens:
-            for cat, terms in sc.blocklist.items():
-                blocklist[cat] = sorted(set(blocklist.get(cat, [])) | set(terms))
-        return PromptScreen(normalized_prompt=normalize(prompt), decision=decision.action, scores=scores,
-                            flagged=decision.flagged, logged=decision.logged, blocklist=blocklist,
-                            policy_version=self.policy.version)
+        return screen_texts(self._call, [prompt], self.profile.max_batch, self.profile.seq_len, self.policy)[0]
 
     def request_rewrite(self, prompt: str, seed: int) -> tuple[str, list[Rewrite]]:
         """The prompt_rewrite ensemble on `prompt`: (rewritten prompt, each rewrite)."""
@@ -490,15 +478,10 @@ class SafeT2IPipeline:
         # an edit's transform check is issued alongside the image guard; both are awaited, either failure raises
         transform = self._together.submit(self.check_transform, image, req, pooled) if req.is_edit else None
         try:
-            out = self._call(S.IMAGE_GUARD, {S.IMAGE: image[None]},
-                             [S.IMAGE_SCORES, S.NUDE_SCORES] if detector else [S.IMAGE_SCORES])
+            [(scores, nude)] = score_images(self._call, image[None], 1, detector)
         finally:
             if transform is not None:
                 wait([transform])
-        scores = {c: round(float(s), 4) for c, s in zip(CATEGORIES, out[S.IMAGE_SCORES][0], strict=True)}
-        nude = None
-        if detector:
-            nude = {c: round(float(s), 4) for c, s in zip(NUDE_CLASSES, out[S.NUDE_SCORES][0], strict=True)}
         scores = self.policy.fuse_image_scores(scores, nude)
         return scores, (transform.result() if transform is not None else None), nude
 

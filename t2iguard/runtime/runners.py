@@ -16,8 +16,10 @@ from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import PromptScreen
 from t2iguard.contract.specs import ModelSpec, build_specs
+from t2iguard.contract.taxonomy import CATEGORIES, NUDE_CLASSES
 from t2iguard.runtime.stages import STAGES
 from t2iguard.runtime.tensors import bytes_column, split_rows
+from t2iguard.runtime.text import normalize, screening_windows
 
 
 class ModelCallError(Exception):
@@ -49,6 +51,49 @@ def screen_prompts(infer: Infer, prompts: list[str], max_batch: int) -> list[Pro
     """Screen `prompts` with the prompt_guard ensemble through `infer`, one request per `max_batch`
     prompts (the served ensemble's `max_batch_size`); one PromptScreen per prompt, in order."""
     return screen_reports(infer_in_batches(infer, S.PROMPT_GUARD, screen_inputs(prompts), [S.PROMPT_REPORT], max_batch))
+
+
+def screen_texts(infer: Infer, prompts: list[str], max_batch: int, seq_len: int, policy: Policy
+                 ) -> list[PromptScreen]:
+    """Screen prompts of any length: a prompt that fits the classifier's `seq_len` tokens is one row, a longer
+    one its overlapping word windows (`screening_windows`); the windows of all `prompts` go to prompt_guard
+    together, `max_batch` per request. A windowed prompt's screens merge into one: the max score per category,
+    decided by `policy`, the blocklist hits of every window. One PromptScreen per prompt, in order."""
+    windows = [screening_windows(p, seq_len) or [p] for p in prompts]
+    screens = iter(screen_prompts(infer, [w for ws in windows for w in ws], max_batch))
+    out = []
+    for prompt, ws in zip(prompts, windows, strict=True):
+        mine = [next(screens) for _ in ws]
+        out.append(mine[0] if len(mine) == 1 else _merge_screens(prompt, mine, policy))
+    return out
+
+
+def _merge_screens(prompt: str, screens: list[PromptScreen], policy: Policy) -> PromptScreen:
+    scores = {c: max(sc.scores[c] for sc in screens) for c in screens[0].scores}
+    decision = policy.decide_prompt(scores)
+    blocklist: dict[str, list[str]] = {}
+    for sc in screens:
+        for cat, terms in sc.blocklist.items():
+            blocklist[cat] = sorted(set(blocklist.get(cat, [])) | set(terms))
+    return PromptScreen(normalized_prompt=normalize(prompt), decision=decision.action, scores=scores,
+                        flagged=decision.flagged, logged=decision.logged, blocklist=blocklist,
+                        policy_version=policy.version)
+
+
+def score_images(infer: Infer, images: np.ndarray, max_batch: int, nude_detector: bool
+                 ) -> list[tuple[dict[str, float], dict[str, float] | None]]:
+    """image_guard on uint8 [N, S, S, 3] RGB images (S: the profile's `image_size`), one request per `max_batch`
+    images. Per image, in order: (the classifier's score per policy category, NudeNet's score per exposed class
+    or None when the repository has no detector), each rounded to 4 places; the policy fuses and decides."""
+    outputs = [S.IMAGE_SCORES, S.NUDE_SCORES] if nude_detector else [S.IMAGE_SCORES]
+    results: list[tuple[dict[str, float], dict[str, float] | None]] = []
+    for out in infer_in_batches(infer, S.IMAGE_GUARD, {S.IMAGE: images}, outputs, max_batch):
+        for i, row in enumerate(out[S.IMAGE_SCORES]):
+            nude = None
+            if nude_detector:
+                nude = {c: round(float(v), 4) for c, v in zip(NUDE_CLASSES, out[S.NUDE_SCORES][i], strict=True)}
+            results.append(({c: round(float(v), 4) for c, v in zip(CATEGORIES, row, strict=True)}, nude))
+    return results
 
 
 def screen_inputs(prompts: list[str]) -> dict[str, np.ndarray]:
