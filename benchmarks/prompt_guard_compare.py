@@ -25,16 +25,23 @@ from t2iguard.training.train_prompt_classifier import served_scores
 SETS = ("own twins", "HateCheck", "TweetEval hate")
 
 
-def flagged_shares(weights: Path, policy: Path, window: int | None) -> dict[str, dict[str, float]]:
-    """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires)."""
+def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool = False,
+                   max_rows: int = 0) -> dict[str, dict[str, float]]:
+    """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires). `every`: all
+    unseen sets, the eval-set copies included (measured, never tuned on); `max_rows`: a seeded sample of each
+    larger set (0: all rows)."""
     pol = load_policy(policy)
     t = np.array([pol.categories[c].prompt.threshold if pol.categories[c].prompt else np.inf for c in CATEGORIES])
     out = {}
     for u in unseen_sets():
-        if u.name.startswith(SETS):
-            flagged = (served_scores(u.texts, weights, window=window) >= t).any(1)
-            out[u.name] = {g: round(100 * float(flagged[u.group == g].mean()), 1)
-                           for g in ("benign", "hard-negative", "unsafe") if (u.group == g).any()}
+        if every or u.name.startswith(SETS):
+            rows = np.arange(len(u.texts))
+            if max_rows and len(rows) > max_rows:
+                rows = np.sort(np.random.default_rng(0).choice(rows, max_rows, replace=False))
+            flagged = (served_scores([u.texts[i] for i in rows], weights, window=window) >= t).any(1)
+            group = u.group[rows]
+            out[f"{u.name} (n={len(rows)})"] = {g: round(100 * float(flagged[group == g].mean()), 1)
+                                                for g in ("benign", "hard-negative", "unsafe") if (group == g).any()}
     return out
 
 
@@ -43,9 +50,11 @@ def main() -> None:
     ap.add_argument("files", nargs=4, type=Path, help="WEIGHTS_A POLICY_A WEIGHTS_B POLICY_B")
     ap.add_argument("--window-a", type=int, default=0, help="A's screening window in tokens (0: whole prompt)")
     ap.add_argument("--window-b", type=int, default=PROMPT_WINDOW, help="B's screening window (0: whole prompt)")
+    ap.add_argument("--all", action="store_true", help="every unseen set, the eval-set copies included")
+    ap.add_argument("--max-rows", type=int, default=0, help="a seeded sample of each larger set (0: all)")
     args = ap.parse_args()
-    a = flagged_shares(*args.files[:2], window=args.window_a or None)
-    b = flagged_shares(*args.files[2:], window=args.window_b or None)
+    a = flagged_shares(*args.files[:2], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
+    b = flagged_shares(*args.files[2:], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
     print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
     for name in a:
         print(f"| {name} | {a[name]} | {b.get(name)} |")
