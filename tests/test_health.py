@@ -39,8 +39,10 @@ def _probe(port: int, path: str) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-@pytest.mark.parametrize("model", ["prompt_classifier", "watermark"])
-def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(repository, model):
+@pytest.fixture(scope="module")
+def healing(repository):
+    """One server (explicit model control) with its health monitor, shared by the kills below: each test leaves it
+    healed (or fails), so the next kill starts from a healthy server."""
     from t2iguard.client import SafeT2IClient
 
     port = free_ports().http
@@ -48,27 +50,37 @@ def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(repository, model):
             SafeT2IClient(server.grpc_url, timeout_s=60) as client:
         monitor = HealthMonitor(server.grpc_url, repository, port=port, period_s=2.0, heal=False).start()
         try:
-            assert _probe(port, "/ready")[0] == 200 and _probe(port, "/live")[0] == 200
-            os.kill(_stub_pid(server, model), signal.SIGKILL)
-            time.sleep(1.0)
-            with pytest.raises(T2IGuardError):  # fails closed: no screen, no image
-                client.generate("a red circle on a blue background", seed=1, steps=2)
-            assert client.ready()  # Triton's own health does not see the dead stub ...
-            code, body = _probe(port, "/ready")  # ... the canary does
-            assert code == 503 and not body["ready"] and any(body["errors"].values())
-            monitor.heal_enabled = True
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 30:
-                try:
-                    if client.screen(["a cat on a sofa"])[0].decision == "allow" and \
-                            client.generate("a red circle", seed=1, steps=2).image_png is not None:
-                        break
-                except T2IGuardError:
-                    pass
-                time.sleep(0.5)
-            healed = time.monotonic() - t0
-            assert healed < 30, f"not served again within 30 s of healing being on ({model})"
-            assert any(model in suspects and ok for _, suspects, ok in monitor.healer.reloads)
-            assert _probe(port, "/ready")[0] == 200
+            yield server, client, monitor, port
         finally:
             monitor.stop()
+
+
+@pytest.mark.parametrize("model", ["prompt_classifier", "watermark"])
+def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(healing, model):
+    server, client, monitor, port = healing
+    monitor.heal_enabled = False
+    t0 = time.monotonic()
+    while _probe(port, "/ready")[0] != 200 and time.monotonic() - t0 < 30:  # the canary's cache of a kill before
+        time.sleep(0.5)
+    assert _probe(port, "/ready")[0] == 200 and _probe(port, "/live")[0] == 200
+    os.kill(_stub_pid(server, model), signal.SIGKILL)
+    time.sleep(1.0)
+    with pytest.raises(T2IGuardError):  # fails closed: no screen, no image
+        client.generate("a red circle on a blue background", seed=1, steps=2)
+    assert client.ready()  # Triton's own health does not see the dead stub ...
+    code, body = _probe(port, "/ready")  # ... the canary does
+    assert code == 503 and not body["ready"] and any(body["errors"].values())
+    monitor.heal_enabled = True
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        try:
+            if client.screen(["a cat on a sofa"])[0].decision == "allow" and \
+                    client.generate("a red circle", seed=1, steps=2).image_png is not None:
+                break
+        except T2IGuardError:
+            pass
+        time.sleep(0.5)
+    healed = time.monotonic() - t0
+    assert healed < 30, f"not served again within 30 s of healing being on ({model})"
+    assert any(model in suspects and ok for _, suspects, ok in monitor.healer.reloads)
+    assert _probe(port, "/ready")[0] == 200

@@ -104,15 +104,20 @@ class Recipe:
     classifier_steps: int = 1000
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
     batch: int = 32
+    reconstruction_held_out: int = 64  # held-out images the VAE phases' reconstruction error is measured on
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """What shapes the weights; the size of a held-out measurement does not (the committed weights' digests
+        were recorded before `reconstruction_held_out` existed and stay valid)."""
+        shaping = {k: v for k, v in asdict(self).items() if k != "reconstruction_held_out"}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=32, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
+        return replace(self, t2i=64, edits=32, held_out=8, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
                        head_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2, unet_more_steps=2, unet_position_steps=2,
-                       unet_vpred_steps=2, guard_steps=2, classifier_steps=2, decoded=16, batch=8)
+                       unet_vpred_steps=2, guard_steps=2, classifier_steps=2, decoded=16, batch=8,
+                       reconstruction_held_out=4)
 
 
 @dataclass
@@ -377,7 +382,7 @@ def train_vae(recipe: Recipe, out: Path, say) -> dict:
 
     _loop(recipe.vae_steps, step, say, "vae")
     vae.eval()
-    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.reconstruction_held_out, 1).images
     with torch.no_grad():
         scaling = float(1.0 / vae.encode(torch.from_numpy(to_pixels(held)) * 2 - 1).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=scaling)
@@ -454,7 +459,8 @@ def train_vae_decoder(recipe: Recipe, out: Path, say) -> dict:
     world = draw(recipe.seed + 1, recipe.t2i // 2, recipe.edits // 4)  # not the `vae` phase's draw
     vae = _continue_decoder(recipe, out, say, "vae-decoder", world, world.scenes + [e.target for e in world.edits],
                             recipe.vae_decoder_steps, 1.0, recipe.seed + 1)
-    return {"vae_decoder": _reconstruction(vae, draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images)}
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.reconstruction_held_out, 1).images
+    return {"vae_decoder": _reconstruction(vae, held)}
 
 
 def train_vae_heads(recipe: Recipe, out: Path, say) -> dict:
@@ -466,7 +472,7 @@ def train_vae_heads(recipe: Recipe, out: Path, say) -> dict:
     world = draw(recipe.seed + 2, recipe.t2i // 4, recipe.edits // 2)  # neither decoder phase's draw before
     vae = _continue_decoder(recipe, out, say, "vae-heads", world, world.scenes + [e.target for e in world.edits],
                             recipe.vae_heads_steps, recipe.vae_heads_weight, recipe.seed + 2, "vae_edit_decoder")
-    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, 64, 1).images
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.reconstruction_held_out, 1).images
     return {"vae_heads": {**_reconstruction(vae, held), **_head_tones(vae, recipe.seed + HELD_OUT_SEED_OFFSET,
                                                                      recipe.head_tones)}}
 
