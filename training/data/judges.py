@@ -59,9 +59,9 @@ def background_of(image: np.ndarray) -> np.ndarray:
 def position_of(image: np.ndarray, top: int = 80, threshold: float = 60.0) -> int:
     """Pixel rule: index into W.POSITIONS of the object's horizontal place, from the centroid of the
     pixels (below the hazard sign's rows) farther than `threshold` from the background colour
-    (`background_of`); the nearest anchor, -1 when nothing stands out. 100% on drawn scenes."""
+    (`background_of` those rows); the nearest anchor, -1 when nothing stands out. 100% on drawn scenes."""
     img = image[top:].astype(np.float32)
-    foreground = np.linalg.norm(img - background_of(image), axis=-1) > threshold
+    foreground = np.linalg.norm(img - background_of(image[top:]), axis=-1) > threshold
     if not foreground.any():
         return -1
     anchors = np.array(list(W.POSITIONS.values()))
