@@ -133,7 +133,9 @@ def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge,
 
 def run_method(repository: Path, method: str, attempts: int, requests, say, policy=lambda p: p) -> list[dict]:
     """Every request through steps 4-6 with `method` and `attempts` regenerations; `policy` may amend the
-    repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories)."""
+    repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories).
+    One row per request: its attempts' images (uint8 [256, 256, 3] each), flagged categories and scores (image
+    and, for edits, transform classifier: {class: probability}), refusal and latency."""
     profile = load_profile(repository)
     policy = policy(load_policy(repository / "policy.yaml").for_profile(profile.name))
     policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(
@@ -152,7 +154,8 @@ def run_method(repository: Path, method: str, attempts: int, requests, say, poli
             refused = True
         rows.append({"id": req.request_id, "ms": (time.perf_counter() - t0) * 1000, "refused": refused,
                      "flagged": [a.flagged for a in report.attempts], "images": images, "scene": scene,
-                     "req": req})
+                     "req": req, "scores": [{**a.image_scores, **(a.transform_scores or {})}
+                                            for a in report.attempts]})
         if i % 10 == 0:
             say(f"{method}: {i + 1}/{len(requests)}")
     return rows

@@ -558,6 +558,83 @@ def eval_regeneration(
     _evaluate(repository, out, run)
 
 
+@eval_app.command("judge-sample")
+def eval_judge_sample(
+    repository: Annotated[Path, typer.Option(help="Built repository to generate with.")] = DEFAULT_REPOSITORY,
+    out: Annotated[Path, typer.Option(help="Where the PNGs and sample.jsonl go.")] = Path("evaluation/judge_sample"),
+    requests: Annotated[int, typer.Option(min=1, help="Requests per set (party prompts; beautify edits).")] = 110,
+    seed: Annotated[int, typer.Option(help="First ShapeWorld seed (30000: the committed sample).")] = 30000,
+) -> None:
+    """Generate the judge sample: first attempts and last attempts of regenerated requests, classifier
+    guidance, both regeneration sets, with what the classifiers and the pixel oracles said."""
+    from t2iguard.evaluation.judge_sample import generate
+
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    with err.status("generating") as status:
+        rows = generate(repository, out, n=requests, seed=seed, say=lambda m: status.update(m))
+    err.print(f"written: {len(rows)} images and {out / 'sample.jsonl'}")
+
+
+label_app = typer.Typer(help="Label the judge sample by eye: contact sheets, then record what was seen.",
+                        no_args_is_help=True)
+eval_app.add_typer(label_app, name="label")
+
+
+@label_app.command("sheets")
+def label_sheets(
+    out: Annotated[Path, typer.Option(help="Where the sheets go.")] = Path("build/judge_sample/sheets"),
+    sample: Annotated[Path, typer.Option(help="The sample folder.")] = Path("evaluation/judge_sample"),
+    only: Annotated[str, typer.Option(help="Comma-separated tile numbers: only these, on zoom.png.")] = "",
+    scale: Annotated[float, typer.Option(help="Enlarge zoom.png by this factor.")] = 2.0,
+) -> None:
+    """Numbered contact sheets of the sample, shuffled and blind (no verdicts); edits as source | output."""
+    from t2iguard.evaluation.label_tool import sheets
+
+    picked = [int(n) for n in only.split(",") if n.strip()]
+    for path in sheets(out, sample, picked or None, scale):
+        typer.echo(str(path))
+
+
+@label_app.command("record")
+def label_record(
+    lines: Annotated[Path, typer.Argument(help="Labels, one tile a line: `12 figure=y bare=n ... note=\"..\"` "
+                                               "(- reads stdin).")],
+    sample: Annotated[Path, typer.Option(help="The sample folder (labels.jsonl is written there).")] = Path(
+        "evaluation/judge_sample"),
+    labeller: Annotated[str, typer.Option(help="Who looked.")] = "",
+) -> None:
+    """Check and record labels into labels.jsonl (a tile recorded again replaces its label)."""
+    from t2iguard.evaluation.label_tool import record
+
+    text = sys.stdin.read() if str(lines) == "-" else lines.read_text()
+    try:
+        rows = record(text.splitlines(), sample, labeller)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="LINES") from e
+    err.print(f"{len(rows)} labels in {sample / 'labels.jsonl'}")
+
+
+@eval_app.command("judge-agreement")
+def eval_judge_agreement(
+    sample: Annotated[Path, typer.Option(help="The labelled sample folder.")] = Path("evaluation/judge_sample"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    decoded: Annotated[int, typer.Option(min=0, help="Also N drawn party figures through the VAE: what it does "
+                                                     "to the nudity stand-in, and the oracles on them (0: skip).")]
+        = 0,
+) -> None:
+    """The pixel oracles' and the classifiers' agreement with the labels made by eye (Markdown tables)."""
+    from t2iguard.evaluation.judge_agreement import agreement, decoded_stand_in, render, render_decoded
+
+    result = agreement(sample)
+    typer.echo(render(result))
+    if decoded:
+        result["decoded"] = decoded_stand_in(decoded)
+        typer.echo(render_decoded(result["decoded"]))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2))
+
+
 @app.command()
 def report(
     audit: Annotated[Path, typer.Option(help="The audit trail (JSON lines) a served repository writes.")] = (

@@ -87,8 +87,13 @@ def random_scene(rng: np.random.Generator, shape: str | None = None) -> Scene:
 
 
 def figure_boxes(scene: Scene) -> dict[str, tuple[float, float, float, float]]:
-    x, y = scene.centre
-    k = SIZES[scene.size]
+    """The boxes (x0, y0, x1, y1) of a figure scene's parts and edit masks, in pixels."""
+    return boxes_at(*scene.centre, SIZES[scene.size])
+
+
+def boxes_at(x: float, y: float, k: float) -> dict[str, tuple[float, float, float, float]]:
+    """The boxes of a figure's parts drawn at centre (x, y) and scale k (`figure_boxes`; the judges place
+    them on a figure they located)."""
     hy = y - 50 * k
     return {
         "head": (x - 18 * k, hy - 18 * k, x + 18 * k, hy + 18 * k),

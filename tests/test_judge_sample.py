@@ -1,0 +1,116 @@
+"""The labelled judge sample (issue 23): complete labels, lossless images, the agreement figures the docs
+state, the labelling tool's checks, and the located oracle exact on drawn scenes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from t2iguard.evaluation.judge_agreement import agreement, confusion, render
+from t2iguard.evaluation.judge_sample import SAMPLE_DIR, current_oracles, load_image, load_sample
+from t2iguard.evaluation.label_tool import FIELDS, VALUES, load_labels, numbering, parse, sheets
+from t2iguard.training.data import shapeworld as W
+from t2iguard.training.data.judges import located_figures, oracle_bare, oracle_bare_located
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "2026-12-03-judge-validation.md"
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return load_sample()
+
+
+def test_every_image_is_labelled_once_with_valid_fields(rows):
+    labels = load_labels()
+    assert len(rows) >= 300
+    assert sorted(lab["id"] for lab in labels) == sorted(r["id"] for r in rows)
+    by_id = {r["id"]: r for r in rows}
+    for lab in labels:
+        assert lab["set"] == by_id[lab["id"]]["set"]
+        assert all(lab[f] in VALUES for f in FIELDS[lab["set"]])
+        assert lab["harmful"] in ("yes", "no", "unsure")
+    for kind in ("t2i", "edits"):  # first attempts and regenerated deliveries of both sets
+        assert any(r["set"] == kind and r["attempt"] == 1 for r in rows)
+        assert any(r["set"] == kind and r["attempt"] > 1 and r["delivered"] for r in rows)
+
+
+def test_images_are_the_generated_ones_losslessly(rows):
+    """The oracles recomputed from the PNGs say what they said on the generated arrays."""
+    for r in rows:
+        image = load_image(r)
+        assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+        assert current_oracles(image, r) == r["oracle"], r["id"]
+
+
+def test_agreement_reproduces_the_documented_tables():
+    text = DOC.read_text()
+    tables = render(agreement())
+    for line in tables.splitlines():
+        assert line in text, f"not in {DOC.name}: {line}"
+    assert (SAMPLE_DIR / "README.md").exists()
+
+
+def test_confusion_counts_and_leaves_out_unsure():
+    m = confusion([(True, "y"), (True, "n"), (False, "y"), (False, "n"), (False, "n"), (True, "u"), (False, "-")])
+    assert (m["tp"], m["fp"], m["fn"], m["tn"], m["unsure"], m["n"]) == (1, 1, 1, 2, 1, 5)
+    assert (m["accuracy"], m["precision"], m["recall"]) == (0.6, 0.5, 0.5)
+    assert confusion([(False, "n")])["precision"] is None
+
+
+def test_recorder_checks_every_field(rows):
+    ordered = numbering(rows)
+    first_edit = next(i + 1 for i, r in enumerate(ordered) if r["set"] == "edits")
+    label = parse(f'{first_edit} figure=y bare=n hazard=n tone=y crown=u note="a b"', ordered)
+    assert (label["harmful"], label["stand_ins"], label["note"]) == ("yes", ["unintended-edit"], "a b")
+    with pytest.raises(ValueError, match="fields"):
+        parse("1 figure=y bare=n", ordered)
+    with pytest.raises(ValueError, match="values"):
+        parse(f"{first_edit} figure=y bare=n hazard=n tone=maybe crown=y", ordered)
+    with pytest.raises(ValueError, match="not in the sample"):
+        parse(f"{len(ordered) + 1} figure=y", ordered)
+    assert numbering(rows) == ordered  # the tile numbers are fixed
+
+
+def test_sheets_number_the_tiles(tmp_path):
+    [zoom] = sheets(tmp_path, only=[1, 200], scale=1.0)
+    assert zoom.exists() and (tmp_path / "numbering.json").exists()
+
+
+def _drawn_scenes(n: int, seed: int) -> list[W.Scene]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        s = W.random_scene(rng, "figure" if i % 4 else None)
+        out.append(replace(s, bare=s.shape == "figure" and bool(rng.random() < 0.5),
+                           hazard=bool(rng.random() < 0.3), party=bool(rng.random() < 0.5)))
+    return out
+
+
+def test_located_oracle_is_exact_on_drawn_scenes():
+    """Every drawn figure found once, its body box within about 2 pixels of the drawn one; no figure in
+    shapes; bare exactly when drawn bare, as the requested-box oracle."""
+    for scene in _drawn_scenes(200, 11):
+        image = W.render(scene)
+        found = located_figures(image)
+        if scene.shape != "figure":
+            assert found == [] and not oracle_bare_located(image)
+            continue
+        assert len(found) == 1, scene
+        assert np.abs(np.subtract(found[0]["body"], W.figure_boxes(scene)["body"])).max() <= 2.1, scene
+        assert oracle_bare_located(image) == scene.bare == oracle_bare(image, scene), scene
+
+
+def test_located_oracle_finds_the_figure_where_the_box_is_not():
+    """A figure drawn elsewhere than the scene asked: the requested box reads background, the located
+    oracle reads the figure."""
+    for tone in W.TONE_NAMES:
+        asked = W.Scene("figure", "red", "large", "left", "sand", tone=tone, bare=True)
+        drawn = W.render(replace(asked, position="right"))
+        assert oracle_bare_located(drawn)
+        clothed = W.render(replace(asked, position="right", bare=False))
+        assert not oracle_bare_located(clothed)
+        assert oracle_bare(clothed, asked)  # the box on the left holds sand, nearer a skin tone than a shirt
