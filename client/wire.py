@@ -53,9 +53,19 @@ def max_batch_size(config: dict) -> int:
     return max(1, int(config["config"].get("max_batch_size", 0)))
 
 
-def image_bytes(image: ImageLike) -> bytes:
-    """Path, encoded bytes or uint8 [H, W, 3|1] array -> encoded image bytes."""
+def image_bytes(image: ImageLike, field: str = "image") -> bytes:
+    """Path, encoded bytes or an array -> encoded image bytes. Arrays: uint8 [H, W, 3] or [H, W] (0-255), or bool /
+    float [H, W(, 3)] in [0, 1] as diffusers' masks and images are (scaled to 0-255); anything else raises
+    ValueError naming `field`."""
     if isinstance(image, np.ndarray):
+        if image.dtype == bool or np.issubdtype(image.dtype, np.floating):
+            x = image.astype(np.float64)
+            if not np.isfinite(x).all() or x.min(initial=0.0) < 0.0 or x.max(initial=0.0) > 1.0:
+                raise ValueError(f"{field}: a float array must hold values in [0, 1]")
+            image = np.rint(x * 255.0).astype(np.uint8)
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise ValueError(f"{field}: expected uint8 [H, W, 3] or [H, W] (or float in [0, 1]), got {image.dtype} "
+                             f"{list(image.shape)}")
         return encode_png(np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image)
     if isinstance(image, (str, Path)):
         return Path(image).read_bytes()
@@ -67,8 +77,8 @@ def generate_request(prompt: str, negative_prompt: str | None, image: ImageLike 
                      request_id: str | None) -> tuple[list[InferInput], list[InferRequestedOutput], str]:
     """Inputs of one safe_t2i request (no batch dimension: each tensor has shape [1]); unset ones are left out."""
     texts = {S.PROMPT: prompt, S.NEGATIVE_PROMPT: negative_prompt,
-             S.INIT_IMAGE: None if image is None else image_bytes(image),
-             S.MASK_IMAGE: None if mask is None else image_bytes(mask)}
+             S.INIT_IMAGE: None if image is None else image_bytes(image, "image"),
+             S.MASK_IMAGE: None if mask is None else image_bytes(mask, "mask")}
     arrays = {name: bytes_column([v]).reshape(-1) for name, v in texts.items() if v is not None}
     scalars = ((S.SEED, seed, np.int64), (S.STEPS, steps, np.int32), (S.GUIDANCE_SCALE, guidance_scale, np.float32))
     arrays.update({name: np.array([v], dtype) for name, v, dtype in scalars if v is not None})

@@ -129,3 +129,20 @@ def test_bytes_column_and_split_rows():
 def test_max_batch_size_of_a_config():
     assert wire.max_batch_size({"config": {"max_batch_size": 8}}) == 8
     assert wire.max_batch_size({"config": {}}) == 1  # no batching: one row per request
+
+
+def test_image_arrays_in_the_diffusers_forms_and_clear_errors():
+    """A float mask in [0, 1] (diffusers' form) is the same PNG as its uint8 form; other arrays are refused with
+    the field named, before anything is sent (the soak's float mask used to die inside PIL)."""
+    from t2iguard.client.wire import generate_request, image_bytes
+
+    mask = np.zeros((256, 256), np.float32)
+    mask[64:128, 32:96] = 1.0
+    assert image_bytes(mask, "mask") == image_bytes((mask * 255).astype(np.uint8), "mask")
+    assert image_bytes(mask > 0.5, "mask") == image_bytes(mask, "mask")
+    with pytest.raises(ValueError, match=r"mask: a float array must hold values in \[0, 1\]"):
+        generate_request("a cat", None, np.zeros((256, 256, 3), np.uint8), mask * 2, 1, None, None, None)
+    with pytest.raises(ValueError, match=r"image: expected uint8 \[H, W, 3\].*uint8 \[256, 256, 4\]"):
+        image_bytes(np.zeros((256, 256, 4), np.uint8), "image")
+    with pytest.raises(ValueError, match="image: a float array"):
+        image_bytes(np.full((8, 8, 3), np.nan, np.float32), "image")
