@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from t2iguard.export.render import parse_pbtxt
 from t2iguard.export.trt import gpu_name
 from t2iguard.runtime.pipeline import Guidance, SafeT2IPipeline, parse_request
 from t2iguard.runtime.runners import LocalRunner
-from t2iguard.triton.server import free_ports
+from t2iguard.triton.server import SHM_DIR, TritonServer, free_ports
 
 
 @pytest.mark.parametrize("target", ["onnx", "trt"])
@@ -68,6 +70,26 @@ def test_serve_starts_and_stops_on_sigterm(repository):
     assert f"gRPC localhost:{ports.grpc}" in err and "shutting down" in err
     with pytest.raises(Exception):  # noqa: B017 - the port is closed
         client.is_server_ready()
+
+
+def test_a_killed_server_s_shared_memory_is_removed_on_stop(repository, tmp_path):
+    """Each server names its python-backend shared memory with its own prefix, so a server killed with -9 (its
+    stubs with it, as the OOM killer would) leaves nothing in /dev/shm once `stop()` has run: a run that kills
+    servers must not fill /dev/shm until a new stub cannot start (CI's `boost::interprocess::lock_exception`)."""
+    shutil.copytree(repository / "text_normalize", tmp_path / "repo" / "text_normalize")
+    for name in ("profile.json", "build.json", "policy.yaml"):
+        shutil.copy2(repository / name, tmp_path / "repo" / name)
+    server = TritonServer(tmp_path / "repo", free_ports())
+    server.start()
+    try:
+        regions = sorted(SHM_DIR.glob(f"{server.shm_prefix}*"))
+        assert regions, "the python backend's regions carry the server's own prefix"
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        assert all(r.exists() for r in regions), "a killed server leaves its regions behind ..."
+    finally:
+        server.stop()
+    assert not [r for r in regions if r.exists()], "... and stop() removes them"
 
 
 def test_local_pipeline_matches_served(repository, profile, policy, client):

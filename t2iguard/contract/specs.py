@@ -201,6 +201,10 @@ class ModelSpec:
     #: retries; the orchestrator reports overload, not a guard failure). Dynamically batched models only.
     queue_batches: int = 8
     queue_timeout_s: float = 30.0
+    #: Triton's response cache: a request whose inputs (bytes) were seen answers from the cache without running
+    #: the model (hits and misses in Triton's metrics, `nv_cache_num_hits_per_model`). For deterministic models
+    #: whose inputs repeat: the screening classifier (the same normalised prompt, the same tokens)
+    response_cache: bool = False
     description: str = ""
 
     @property
@@ -256,7 +260,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             PROMPT_CLASSIFIER, "network", inputs=var_tokens,
             outputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)),),
-            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets,
+            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets, response_cache=True,
             description="MiniLM encoder + multi-label head: a score in [0,1] per policy category",
         ),
         ModelSpec(

@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def server_env() -> dict[str, str]:
     return env
 
 
+#: Triton's local response cache (models with `ModelSpec.response_cache`): 16 MB holds about 100k screened prompts
+RESPONSE_CACHE_BYTES = 16 << 20
+#: Where the python backend's stubs exchange tensors with the server (one region per stub, 8 MB to start)
+SHM_DIR = Path("/dev/shm")
+
+
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM tritonserver when its parent dies, so a killed
     `t2iguard serve` (or test run) never leaves an orphan server holding the ports."""
@@ -91,6 +98,10 @@ class TritonServer:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self._workdir: Path | None = None
+        #: this server's python-backend shared-memory regions are named `<shm_prefix><uuid>`: `stop()` removes
+        #: them, since a stub or server that was killed (SIGKILL, OOM) leaves its regions in /dev/shm, and a
+        #: test run that kills servers would otherwise fill it until a new stub cannot start
+        self.shm_prefix = f"t2iguard_{uuid.uuid4().hex[:12]}_"
 
     @property
     def grpc_url(self) -> str:
@@ -105,11 +116,12 @@ class TritonServer:
             str(_dist() / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
             f"--backend-directory={backends}",
-            f"--cache-directory={_dist() / 'caches'}",
+            f"--cache-directory={_dist() / 'caches'}", f"--cache-config=local,size={RESPONSE_CACHE_BYTES}",
             f"--grpc-port={self.ports.grpc}", f"--http-port={self.ports.http}",
             f"--metrics-port={self.ports.metrics}",
             "--allow-metrics=true", "--allow-gpu-metrics=false", "--allow-cpu-metrics=true",
             "--exit-timeout-secs=10", "--backend-config=python,shm-default-byte-size=8388608",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--log-verbose=1" if self.verbose else "--log-verbose=0",
         ]
         if self.explicit:
@@ -150,6 +162,9 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.proc:
+            for region in SHM_DIR.glob(f"{self.shm_prefix}*"):
+                region.unlink(missing_ok=True)
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
