@@ -24,6 +24,8 @@ demo: $(STAMP)
 
 test: $(STAMP) redis-server
 	$(BIN)/ruff check .
+	@# python-backend stubs map their tensors in /dev/shm: each tiny server takes about 160 MiB
+	@df -h /dev/shm | tail -1
 	$(BIN)/python -m pytest -q
 
 # the tests start their own redis-server (the shared rate-limit store of many replicas): Debian's package

@@ -74,6 +74,12 @@ RESPONSE_CACHE_BYTES = 16 << 20
 SHM_DIR = Path("/dev/shm")
 
 
+def shm_free() -> str:
+    """`/dev/shm` space, for errors: a stub that cannot map its region dies with a boost lock_exception."""
+    st = os.statvfs(SHM_DIR)
+    return f"{SHM_DIR}: {st.f_bavail * st.f_frsize >> 20} MiB free of {st.f_blocks * st.f_frsize >> 20} MiB"
+
+
 def _die_with_parent() -> None:
     """In the child before exec: ask Linux to SIGTERM tritonserver when its parent dies, so a killed
     `t2iguard serve` (or test run) never leaves an orphan server holding the ports."""
@@ -135,7 +141,8 @@ class TritonServer:
         client = grpcclient.InferenceServerClient(self.grpc_url)
         while time.perf_counter() - t0 < timeout_s:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"tritonserver exited with {self.proc.returncode} ({shm_free()}):\n"
+                                   f"{self.log_tail()}")
             try:
                 if client.is_server_ready():
                     return time.perf_counter() - t0
@@ -143,7 +150,7 @@ class TritonServer:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+        raise RuntimeError(f"tritonserver not ready after {timeout_s:.0f}s ({shm_free()}):\n{self.log_tail()}")
 
     def log_tail(self, n: int = 40) -> str:
         try:
