@@ -75,13 +75,14 @@ def image_bytes(image: ImageLike, field: str = "image") -> bytes:
 def generate_request(prompt: str, negative_prompt: str | None, image: ImageLike | None, mask: ImageLike | None,
                      seed: int | None, steps: int | None, guidance_scale: float | None,
                      request_id: str | None) -> tuple[list[InferInput], list[InferRequestedOutput], str]:
-    """Inputs of one safe_t2i request (no batch dimension: each tensor has shape [1]); unset ones are left out."""
+    """Inputs of one safe_t2i request: each tensor has shape [1, 1] (a batch of one: safe_t2i's max batch size is 1,
+    which gives it a bounded queue); unset ones are left out."""
     texts = {S.PROMPT: prompt, S.NEGATIVE_PROMPT: negative_prompt,
              S.INIT_IMAGE: None if image is None else image_bytes(image, "image"),
              S.MASK_IMAGE: None if mask is None else image_bytes(mask, "mask")}
-    arrays = {name: bytes_column([v]).reshape(-1) for name, v in texts.items() if v is not None}
+    arrays = {name: bytes_column([v]).reshape(1, 1) for name, v in texts.items() if v is not None}
     scalars = ((S.SEED, seed, np.int64), (S.STEPS, steps, np.int32), (S.GUIDANCE_SCALE, guidance_scale, np.float32))
-    arrays.update({name: np.array([v], dtype) for name, v, dtype in scalars if v is not None})
+    arrays.update({name: np.array([[v]], dtype) for name, v, dtype in scalars if v is not None})
     outputs = [InferRequestedOutput(S.IMAGE_PNG), InferRequestedOutput(S.SAFETY_REPORT)]
     return infer_inputs(arrays), outputs, request_id or secrets.token_hex(8)
 

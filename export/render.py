@@ -69,8 +69,6 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
         queue.timeout_action = pb.ModelQueuePolicy.REJECT
         queue.default_timeout_microseconds = int(spec.queue_timeout_s * 1e6)
         queue.allow_timeout_override = True
-    if spec.response_cache:
-        cfg.response_cache.enable = True
     params = dict(parameters or {})
     if spec.kind == "network" and target == "cpu":
         params["intra_op_threads"] = str(spec.threads)

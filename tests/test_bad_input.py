@@ -17,15 +17,15 @@ from t2iguard.runtime.images import MAX_IMAGE_BYTES, encode_png
 from t2iguard.runtime.text import MAX_PROMPT_CHARS
 
 
-def _bytes(name, value: bytes, shape=(1,)):
+def _bytes(name, value: bytes, shape=(1, 1)):
     i = grpcclient.InferInput(name, list(shape), "BYTES")
     i.set_data_from_numpy(np.array([value] * int(np.prod(shape)), dtype=np.object_).reshape(shape))
     return i
 
 
 def _num(name, value, dtype, np_dtype):
-    i = grpcclient.InferInput(name, [1], dtype)
-    i.set_data_from_numpy(np.array([value], dtype=np_dtype))
+    i = grpcclient.InferInput(name, [1, 1], dtype)
+    i.set_data_from_numpy(np.array([[value]], dtype=np_dtype))
     return i
 
 
@@ -49,7 +49,8 @@ CASES = {
     "negative prompt invalid utf-8": ([PROMPT_OK, _bytes(S.NEGATIVE_PROMPT, b"\xc3")], r"`NEGATIVE_PROMPT`"),
     "wrong dtype": ([PROMPT_OK, _num(S.STEPS, 4.0, "FP32", np.float32)],
                     r"'STEPS' data-type is 'FP32', but model 'safe_t2i' expects 'INT32'"),
-    "wrong shape": ([_bytes(S.PROMPT, b"a", shape=(2,))], r"input 'PROMPT' .*Expected \[1\], got \[2\]"),
+    "wrong shape": ([_bytes(S.PROMPT, b"a", shape=(1, 2))], r"input 'PROMPT' .*Expected \[-1,1\], got \[1,2\]"),
+    "batch of two": ([_bytes(S.PROMPT, b"a", shape=(2, 1))], r"batch-size must be <= 1"),
     "steps out of range": ([PROMPT_OK, _num(S.STEPS, 0, "INT32", np.int32)], r"`STEPS` is 0; it must be in \[1, 50\]"),
     "too many steps": ([PROMPT_OK, _num(S.STEPS, 51, "INT32", np.int32)], r"`STEPS` is 51"),
     "guidance out of range": ([PROMPT_OK, _num(S.GUIDANCE_SCALE, 99.0, "FP32", np.float32)],

@@ -50,19 +50,3 @@ def test_alert_rules_and_dashboard_name_only_served_metrics():
                                                                                            "sum")}
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert {"T2IGuardGuardFailures", "T2IGuardRefusalRateSpike"} <= alerts
-
-
-def test_a_repeated_prompt_is_scored_from_triton_s_response_cache(server, client):
-    """The screening classifier enables Triton's response cache: the same prompt again is a cache hit (counted
-    on the metrics port) with the same scores, and a new prompt is a miss."""
-    prompt = "a lighthouse on a cliff at dusk, oil painting, for the cache test"
-    hits = 'nv_cache_num_hits_per_model{model="prompt_classifier",version="1"}'
-    misses = 'nv_cache_num_misses_per_model{model="prompt_classifier",version="1"}'
-    before = _scrape(server)
-    first = client.screen([prompt])[0]
-    middle = _scrape(server)
-    again = client.screen([prompt])[0]
-    after = _scrape(server)
-    assert _value(middle, misses) == _value(before, misses) + 1 and _value(middle, hits) == _value(before, hits)
-    assert _value(after, hits) == _value(middle, hits) + 1 and _value(after, misses) == _value(middle, misses)
-    assert again.screen.scores == first.screen.scores

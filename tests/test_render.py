@@ -79,6 +79,20 @@ def test_stateless_models_batch_dynamically(specs):
     assert bls.instance_group[0].count >= 2
 
 
+def test_every_queue_is_bounded(specs):
+    """Overload sheds: every model Triton schedules (ensembles have no queue of their own) rejects requests beyond
+    a bounded queue, the BLS orchestrator included (one request per execution, its queue at most 4 per instance)."""
+    for spec in specs.values():
+        if spec.kind == "ensemble":
+            continue
+        cfg = render(spec, "cpu")
+        queue = cfg.dynamic_batching.default_queue_policy
+        assert 0 < queue.max_queue_size and queue.timeout_action == pb.ModelQueuePolicy.REJECT, spec.name
+    bls = render(specs["safe_t2i"], "cpu")
+    assert bls.max_batch_size == 1 and bls.dynamic_batching.max_queue_delay_microseconds == 0
+    assert bls.dynamic_batching.default_queue_policy.max_queue_size <= 4 * bls.instance_group[0].count
+
+
 def test_unet_batch_fits_concept_guidance(specs, profile):
     # 3 rows per request (uncond, cond, safety concept) for every request of a full batch
     assert specs["unet"].max_batch_size >= 3 * profile.max_batch

@@ -4,8 +4,11 @@
 
 Starts its own tritonserver over the repository, then `concurrency` workers send, for `minutes`, a mix of
 allowed, rewritten, refused and edit requests and a few hostile ones (empty prompt, an over-long prompt, a
-PNG that is not one), with the client's retries off so every error counts. Reports: unexpected errors
-(anything but INVALID_ARGUMENT on a hostile request), p50/p99 of the first and the last minute, and the
+PNG that is not one). Beyond what the server holds (its instances and their bounded queue) requests are shed
+as UNAVAILABLE; the client retries those as a real one would (its default: 3 retries, exponential backoff with
+full jitter), and a request still shed after them is counted as shed, not as an error. Reports: unexpected
+errors (anything else but INVALID_ARGUMENT on a hostile request), the shed count, p50/p99 of the requests
+served in the first and the last minute, and the
 resident memory of tritonserver and its python stubs, sampled every 10 s (drift: last minute against the
 second, after warm-up). Writes a JSON record and prints the RESULTS.md row. A benchmark, not a test.
 """
@@ -23,7 +26,7 @@ import numpy as np
 
 from t2iguard.cli.bench import load
 from t2iguard.client import AsyncSafeT2IClient
-from t2iguard.contract.errors import InvalidInput
+from t2iguard.contract.errors import InvalidInput, Overloaded
 from t2iguard.runtime.images import encode_png
 from t2iguard.training.data import shapeworld as W
 from t2iguard.triton.server import TritonServer, free_ports
@@ -74,7 +77,7 @@ async def soak(url: str, server_pid: int, concurrency: int, seconds: float, step
             memory.append((time.perf_counter() - t_start, rss_mb(server_pid)))
             await asyncio.sleep(10)
 
-    async with AsyncSafeT2IClient(url, timeout_s=600, client_id="soak", retries=0) as client:
+    async with AsyncSafeT2IClient(url, timeout_s=600, client_id="soak") as client:
         async def send(i: int) -> None:
             kind, kwargs, hostile = mix[i % len(mix)]
             t0 = time.perf_counter()
@@ -86,6 +89,8 @@ async def soak(url: str, server_pid: int, concurrency: int, seconds: float, step
             except InvalidInput as e:
                 if not hostile:
                     error = f"InvalidInput: {e}"
+            except Overloaded:  # shed by the bounded queue, after the client's retries
+                kind = "shed"
             except Exception as e:  # noqa: BLE001 - every other error is what the soak counts
                 error = f"{type(e).__name__}: {e}"
             events.append((t0 - t_start, time.perf_counter() - t0, kind, error))
@@ -98,7 +103,7 @@ async def soak(url: str, server_pid: int, concurrency: int, seconds: float, step
 
 def summarise(events, memory, seconds: float, concurrency: int) -> dict:
     def minute(lo: float, hi: float) -> dict:
-        lat = np.array([e[1] for e in events if lo <= e[0] < hi and e[3] is None]) * 1000
+        lat = np.array([e[1] for e in events if lo <= e[0] < hi and e[3] is None and e[2] != "shed"]) * 1000
         return {"requests": int(lat.size), "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
                 "p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None}
 
@@ -108,7 +113,8 @@ def summarise(events, memory, seconds: float, concurrency: int) -> dict:
     unexpected = [e for e in events if e[3]]
     return {
         "concurrency": concurrency, "seconds": seconds, "requests": len(events),
-        "by_kind": {k: sum(e[2] == k for e in events) for k in ("allowed", "rewritten", "refused", "edit", "hostile")},
+        "by_kind": {k: sum(e[2] == k for e in events) for k in ("allowed", "rewritten", "refused", "edit", "hostile",
+                                                                 "shed")},
         "unexpected_errors": len(unexpected), "error_examples": sorted({e[3] for e in unexpected})[:5],
         "first_minute": first, "last_minute": last,
         "p99_ratio_last_over_first": round(last["p99_ms"] / first["p99_ms"], 3) if first["p99_ms"] and
@@ -134,7 +140,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     f, la = result["first_minute"], result["last_minute"]
-    print(f"| {args.concurrency} | {args.minutes:g} min | {result['requests']} | {result['unexpected_errors']} | "
+    print(f"| {args.concurrency} | {args.minutes:g} min | {result['requests']} | {result['by_kind']['shed']} | "
+          f"{result['unexpected_errors']} | "
           f"{f['p50_ms']} / {f['p99_ms']} | {la['p50_ms']} / {la['p99_ms']} | {result['rss_mb']['second_minute']} -> "
           f"{result['rss_mb']['last_minute']} MB ({100 * result['rss_drift']:+.1f}%) |")
     print(json.dumps({k: v for k, v in result.items() if k != "memory_samples"}, indent=2))

@@ -201,10 +201,6 @@ class ModelSpec:
     #: retries; the orchestrator reports overload, not a guard failure). Dynamically batched models only.
     queue_batches: int = 8
     queue_timeout_s: float = 30.0
-    #: Triton's response cache: a request whose inputs (bytes) were seen answers from the cache without running
-    #: the model (hits and misses in Triton's metrics, `nv_cache_num_hits_per_model`). For deterministic models
-    #: whose inputs repeat: the screening classifier (the same normalised prompt, the same tokens)
-    response_cache: bool = False
     description: str = ""
 
     @property
@@ -260,7 +256,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             PROMPT_CLASSIFIER, "network", inputs=var_tokens,
             outputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)),),
-            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets, response_cache=True,
+            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets,
             description="MiniLM encoder + multi-label head: a score in [0,1] per policy category",
         ),
         ModelSpec(
@@ -419,7 +415,10 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
                 Tensor(GUIDANCE_SCALE, "FP32", (1,), optional=True),
             ),
             outputs=(Tensor(IMAGE_PNG, "BYTES", (1,)), Tensor(SAFETY_REPORT, "BYTES", (1,))),
-            max_batch_size=0, instances=4,
+            # max_batch_size 1: one request per execution, but Triton's queue policy (a dynamic-batcher
+            # feature) bounds the requests waiting for an instance, so overload is answered UNAVAILABLE at once
+            # instead of queueing without end; clients send every tensor as [1, 1]
+            max_batch_size=1, instances=4, batch_delay_us=0, queue_batches=16,
             description="BLS orchestrator: validate, guard, rewrite, generate, check, regenerate, respond",
         ),
     ]

@@ -201,6 +201,6 @@ class SafeT2IModel(_Configured):
                                                            "INTERNAL"))
         self.metrics.request(report.decision, time.perf_counter() - t0, report)
         return pb_utils.InferenceResponse(output_tensors=[
-            pb_utils.Tensor(self.spec.outputs[0].name, bytes_column([png or b""]).reshape(-1)),
-            pb_utils.Tensor(self.spec.outputs[1].name, bytes_column([report.model_dump_json()]).reshape(-1)),
+            pb_utils.Tensor(self.spec.outputs[0].name, bytes_column([png or b""]).reshape(1, 1)),  # batch of one
+            pb_utils.Tensor(self.spec.outputs[1].name, bytes_column([report.model_dump_json()]).reshape(1, 1)),
         ])

@@ -50,8 +50,9 @@ class CanaryResult:
         return not any(self.errors.values())
 
 
-def _bytes(text: str, batched: bool) -> grpcclient.InferInput:
-    data = np.array([[text.encode()]] if batched else [text.encode()], dtype=np.object_)
+def _bytes(text: str) -> grpcclient.InferInput:
+    """`PROMPT` as a batch of one, [1, 1] BYTES (every probed model batches)."""
+    data = np.array([[text.encode()]], dtype=np.object_)
     inp = grpcclient.InferInput(S.PROMPT, list(data.shape), "BYTES")
     inp.set_data_from_numpy(data)
     return inp
@@ -75,13 +76,13 @@ class Canary:
         side = self.profile.image_size
         image = grpcclient.InferInput(S.IMAGE, [1, side, side, 3], "UINT8")
         image.set_data_from_numpy(np.full((1, side, side, 3), 128, np.uint8))
-        steps = grpcclient.InferInput(S.STEPS, [1], "INT32")
-        steps.set_data_from_numpy(np.ones(1, np.int32))
+        steps = grpcclient.InferInput(S.STEPS, [1, 1], "INT32")
+        steps.set_data_from_numpy(np.ones((1, 1), np.int32))
         return {
-            S.PROMPT_GUARD: [_bytes("a red circle on a blue background", True)],
-            S.PROMPT_REWRITE: [_bytes("a doctor at work", True), seed],
+            S.PROMPT_GUARD: [_bytes("a red circle on a blue background")],
+            S.PROMPT_REWRITE: [_bytes("a doctor at work"), seed],
             S.IMAGE_GUARD: [image],
-            S.SAFE_T2I: [_bytes("a red circle on a blue background", False), steps],
+            S.SAFE_T2I: [_bytes("a red circle on a blue background"), steps],
         }
 
     def check(self, fresh: bool = False) -> CanaryResult:

@@ -68,8 +68,6 @@ def server_env() -> dict[str, str]:
     return env
 
 
-#: Triton's local response cache (models with `ModelSpec.response_cache`): 16 MB holds about 100k screened prompts
-RESPONSE_CACHE_BYTES = 16 << 20
 #: Where the python backend's stubs exchange tensors with the server (one region per stub, 8 MB to start)
 SHM_DIR = Path("/dev/shm")
 
@@ -122,7 +120,7 @@ class TritonServer:
             str(_dist() / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
             f"--backend-directory={backends}",
-            f"--cache-directory={_dist() / 'caches'}", f"--cache-config=local,size={RESPONSE_CACHE_BYTES}",
+            f"--cache-directory={_dist() / 'caches'}",
             f"--grpc-port={self.ports.grpc}", f"--http-port={self.ports.http}",
             f"--metrics-port={self.ports.metrics}",
             "--allow-metrics=true", "--allow-gpu-metrics=false", "--allow-cpu-metrics=true",
