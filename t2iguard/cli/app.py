@@ -504,6 +504,8 @@ def eval_prompt_classifier(
     variants: Annotated[str, typer.Option(help="Corpus-trained candidates in the real-data study (training/"
                                                "prompt_head.py), comma-separated: a (head), b (weak rows "
                                                "down-weighted), c (b + exemplar bank).")] = "c",
+    max_prompts: Annotated[int | None, typer.Option(min=1, help="Screen a seeded sample of at most N prompts per "
+                                                               "set (a quick run; default: every prompt).")] = None,
 ) -> None:
     """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets; then the
     leave-one-source-out study of the model on the public corpus."""
@@ -511,7 +513,7 @@ def eval_prompt_classifier(
 
     keys = tuple(v.strip() for v in variants.split(",") if v.strip())
     _evaluate(repository, out, lambda r, o, say: evaluate(r, o, say=say, suite=suite, real_data=real_data,
-                                                          variants=keys))
+                                                          variants=keys, max_prompts=max_prompts))
 
 
 @eval_app.command("rewriter")
@@ -519,12 +521,16 @@ def eval_rewriter(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
     out: Annotated[Path, typer.Option(help="Where report.md, metrics.json, plot.png go.")] =
         Path("build/eval/rewriter"),
-    seeds: Annotated[int, typer.Option(help="Seeded requests per occupation prompt.")] = 500,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeded requests per occupation prompt.")] = 500,
+    no_op_prompts: Annotated[int, typer.Option(min=1, help="Prompts of the no-op precision set.")] = 600,
+    anonymisation_prompts: Annotated[int, typer.Option(min=1, help="Prompts of each anonymisation set (private "
+                                                                   "details; public names).")] = 400,
 ) -> None:
     """Diversity, no-op precision, anonymisation recall and grounding of the rewriter (in-process)."""
     from t2iguard.evaluation.rewriter import evaluate
 
-    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say))
+    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say, no_op_prompts=no_op_prompts,
+                                                          anonymisation_prompts=anonymisation_prompts))
 
 
 @eval_app.command("regeneration")
