@@ -56,15 +56,26 @@ def rich_markdown(tables: list) -> str:
     return "\n".join(out)
 
 
-def markdown_html(text: str, folder: Path) -> tuple[str, set[str]]:
-    """Markdown -> HTML (tables on, raw HTML escaped); images that name a PNG in `folder` are embedded.
-    Returns the HTML and the names of the images embedded."""
+def _markdown():
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def inline_html(text: str) -> str:
+    """One line of Markdown (code spans, emphasis) -> HTML, raw HTML escaped."""
+    return _markdown().renderInline(text)
+
+
+def markdown_html(text: str, folder: Path, demote: int = 2) -> tuple[str, set[str]]:
+    """Markdown -> HTML (tables on, raw HTML escaped); headings `demote` levels down (under the page's own);
+    images that name a PNG in `folder` are embedded. Returns the HTML and the names of the images embedded."""
+    md = _markdown()
     tokens = md.parse(text)
     used: set[str] = set()
     for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + demote, 6)}"
         for child in token.children or []:
             src = child.attrGet("src") if child.type == "image" else None
             if src and "/" not in str(src) and (folder / str(src)).is_file():
@@ -83,9 +94,9 @@ def section_html(key: str, title: str, entry: dict, folder: Path, trace: str | N
     colour = STATUS_COLOUR.get(entry["status"], "#000")
     parts = [f'<section id="{html.escape(key)}"><h2>{html.escape(title)} '
              f'<span class="status" style="color:{colour}">[{html.escape(entry["status"])}]</span></h2>',
-             f"<p>{entry['seconds']:.0f} s. Reproduce this section alone: <code>{html.escape(entry['command'])}"
-             "</code></p>"]
-    parts += [f'<p class="note">{html.escape(n)}</p>' for n in entry["notes"]]
+             f"<p>{entry['seconds']:.0f} s. Reproduce this section alone:</p>"
+             f"<pre>{html.escape(entry['command'])}</pre>"]
+    parts += [f'<p class="note">{inline_html(n)}</p>' for n in entry["notes"]]
     if entry.get("error"):
         parts.append(f"<p><b>Error:</b></p><pre>{html.escape(entry['error'])}</pre>")
         if trace:

@@ -61,9 +61,13 @@ class Context:
     served: Callable[[], str]  # returns a gRPC URL, starting a server on the first call
     url_given: str | None = None  # --url, when the caller was given one
 
-    def url_for_command(self) -> str:
-        """The URL to write into a reproducing command (a server started here is gone by then)."""
-        return self.url_given or "localhost:8001"
+    def served_command(self, *args) -> str:
+        """A command against the served stack: on --url, or on one `t2iguard serve` (a server started here is
+        gone by the time anyone reads the report)."""
+        if self.url_given:
+            return _cmd(*args[:2], "--url", self.url_given, *args[2:])
+        return (_cmd("t2iguard", "serve", "--repository", self.repository) + "   # then, in another shell:\n"
+                + _cmd(*args[:2], "--url", "localhost:8001", *args[2:]))
 
 
 @dataclass(frozen=True)
@@ -290,7 +294,7 @@ def _command_redteam(ctx: Context, p: dict, out: Path) -> str:
              "--depth": p["depth"], "--variants": p["variants"], "--generate": p["generate"],
              "--steps": p["steps"], "--seed": p["seed"]}
     args = [x for k, v in flags.items() if v not in ("", 0) or k == "--seed" for x in (k, v)]
-    return _cmd("t2iguard", "redteam", "--url", ctx.url_for_command(), *args, "--out", out)
+    return ctx.served_command("t2iguard", "redteam", *args, "--out", out)
 
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (

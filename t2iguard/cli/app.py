@@ -651,9 +651,9 @@ def eval_all(
     finally:
         if server is not None:
             server.stop()
-    table = Table("section", "status", "seconds", "reproduce alone", title=f"t2iguard eval all --size {size}")
+    table = Table("section", "status", "seconds", title=f"t2iguard eval all --size {size}")
     for key, entry in rep["sections"].items():
-        table.add_row(key, entry["status"], f"{entry['seconds']:.0f}", entry["command"])
+        table.add_row(key, entry["status"], f"{entry['seconds']:.0f}")
     Console().print(table)
     for key, entry in rep["sections"].items():
         for note in entry["notes"]:
