@@ -383,19 +383,12 @@ def sizes_help() -> str:
 
 # --------------------------------------------------------------------------------------------- provenance
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def provenance(repository: Path) -> dict:
     """Version, commit, profile, policy version and digest, and the digests of every served graph."""
     from importlib.metadata import PackageNotFoundError, version
 
     from t2iguard.contract.policy import load_policy
+    from t2iguard.training.data.sources import file_digest
 
     try:
         dist = version("t2iguard")
@@ -408,13 +401,13 @@ def provenance(repository: Path) -> dict:
         dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
         if head.returncode == 0:
             commit = head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    graphs = {p.parent.parent.name: sha256_of(p) for p in sorted(repository.glob("*/1/model.onnx"))}
+    graphs = {p.parent.parent.name: file_digest(p) for p in sorted(repository.glob("*/1/model.onnx"))}
     combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in graphs.items()).encode()).hexdigest()
     profile = json.loads((repository / "profile.json").read_text()).get("name")
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return {"t2iguard_version": dist, "commit": commit, "date": now, "repository": str(repository), "profile": profile,
             "policy_version": load_policy(repository / "policy.yaml").version,
-            "policy_sha256": sha256_of(repository / "policy.yaml"),
+            "policy_sha256": file_digest(repository / "policy.yaml"),
             "weights_sha256": combined, "graphs_sha256": graphs}
 
 

@@ -140,3 +140,15 @@ def test_rich_tables_become_markdown_tables():
     assert text.splitlines()[:4] == ["**t**", "", "| a | b\\|c |", "|---|---|"]
     body, used = html_report.markdown_html(text, Path("."))
     assert body.count("<td>") == 2 and "<td>1 | 2</td>" in body and not used
+
+
+def test_a_section_without_its_inputs_is_skipped_and_says_why(repository, tmp_path, monkeypatch):
+    """No benchmarks/ (an installed wheel): the watermark section is skipped, not failed, and says why."""
+    monkeypatch.setattr(report_all, "WATERMARK_SCRIPT", tmp_path / "absent.py")
+    rep = report_all.run_all(repository, tmp_path / "out", served=lambda: pytest.fail("no server needed"),
+                             only=["watermark"])
+    entry = rep["sections"]["watermark"]
+    assert rep["ok"] and list(rep["sections"]) == ["watermark"]
+    assert entry["status"] == "skipped" and entry["figures"] is None and "source checkout" in entry["notes"][0]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "[skipped]" in page and "source checkout" in page
