@@ -1,6 +1,7 @@
 """Does the served watermark survive what happens to shared images? Bit accuracy and detection per transform.
 
-    .venv/bin/python benchmarks/watermark_robustness.py [--images 24] [--rivagan 0] [--seed 3]
+    .venv/bin/python benchmarks/watermark_robustness.py [--images 24] [--rivagan 0] [--seed 3] \
+        [--json OUT.json] [--plot OUT.png]
 
 Draws `--images` 512x512 images of four kinds (ShapeWorld scenes, drawn at 256 and doubled by pixel repetition;
 colour gradients and smooth colour noise from `benchmarks/watermark.py`; a photo-like landscape drawn here), marks
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -165,32 +168,79 @@ def rivagan_matches(image: np.ndarray) -> int:
     return int(np.sum(np.asarray(bits) == RIVAGAN_BITS))
 
 
-def table(name: str, bits: int, images: dict[str, list[np.ndarray]], mark: Callable[[np.ndarray], np.ndarray],
-          matches: Callable[[np.ndarray], int], unmarked_transforms: bool) -> None:
-    """Print the Markdown table of one mark: rows transforms, columns image kinds, cells mean bit accuracy and
-    images detected (matches >= threshold(bits)); then the false positives of the unmarked images."""
+def measure(bits: int, images: dict[str, list[np.ndarray]], mark: Callable[[np.ndarray], np.ndarray],
+            matches: Callable[[np.ndarray], int], unmarked_transforms: bool, label: str = "") -> dict:
+    """Mark every image, apply each transform, count the bits read back. Returns {bits, threshold, images: {kind:
+    n}, transforms: {transform: {kind: {bit_accuracy, detected, n}}}, false_positives: {kind: {detected, n,
+    most_bits}}, unmarked_transforms, seconds}; detected = matches >= threshold(bits)."""
     k = threshold(bits)
     start = time.perf_counter()
     found = {t: {kind: [] for kind in images} for t in TRANSFORMS}
     false_pos = {kind: [] for kind in images}
     for kind, ims in images.items():
-        for image in track(ims, description=f"{name}: {kind}", transient=True, console=Console(stderr=True)):
+        for image in track(ims, description=f"{label}: {kind}", transient=True, console=Console(stderr=True)):
             marked = mark(image)
             for t, fn in TRANSFORMS.items():
                 found[t][kind].append(matches(fn(marked)))
                 if unmarked_transforms or t == "none":
                     false_pos[kind].append(matches(fn(image)))
-    print(f"\n**{name}**: {bits} bits, detected = at least {k} match (p = {p_value(k, bits):.1e} <= "
-          f"{FALSE_POSITIVE_RATE:g} for an unmarked image's fair coins); cells: mean bit accuracy / detected\n")
-    print("| transform | " + " | ".join(f"{kind} ({len(ims)})" for kind, ims in images.items()) + " |")
-    print("|---" * (len(images) + 1) + "|")
-    for t in TRANSFORMS:
-        cells = [f"{np.mean(m) / bits:.1%} / {sum(x >= k for x in m)}/{len(m)}" for m in found[t].values()]
-        print(f"| {t} | " + " | ".join(cells) + " |")
-    which = "every transform" if unmarked_transforms else "untransformed"
-    cells = [f"{sum(x >= k for x in m)}/{len(m)} (most bits: {max(m)}/{bits})" for m in false_pos.values()]
-    print(f"| false positives: unmarked, {which} | " + " | ".join(cells) + " |")
-    print(f"\n({time.perf_counter() - start:.0f} s)", flush=True)
+    return {"bits": bits, "threshold": k, "images": {kind: len(ims) for kind, ims in images.items()},
+            "transforms": {t: {kind: {"bit_accuracy": float(np.mean(m)) / bits,
+                                      "detected": int(sum(x >= k for x in m)), "n": len(m)}
+                               for kind, m in per.items()} for t, per in found.items()},
+            "false_positives": {kind: {"detected": int(sum(x >= k for x in m)), "n": len(m), "most_bits": int(max(m))}
+                                for kind, m in false_pos.items()},
+            "unmarked_transforms": unmarked_transforms, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def markdown(name: str, result: dict) -> str:
+    """The Markdown table of one mark's `measure` result: rows transforms, columns image kinds, cells mean bit
+    accuracy / images detected; then the false positives of the unmarked images."""
+    bits, k = result["bits"], result["threshold"]
+    lines = [f"**{name}**: {bits} bits, detected = at least {k} match (p = {p_value(k, bits):.1e} <= "
+             f"{FALSE_POSITIVE_RATE:g} for an unmarked image's fair coins); cells: mean bit accuracy / detected", "",
+             "| transform | " + " | ".join(f"{kind} ({n})" for kind, n in result["images"].items()) + " |",
+             "|---" * (len(result["images"]) + 1) + "|"]
+    for t, per in result["transforms"].items():
+        lines.append(f"| {t} | " + " | ".join(f"{c['bit_accuracy']:.1%} / {c['detected']}/{c['n']}"
+                                              for c in per.values()) + " |")
+    which = "every transform" if result["unmarked_transforms"] else "untransformed"
+    cells = [f"{c['detected']}/{c['n']} (most bits: {c['most_bits']}/{bits})"
+             for c in result["false_positives"].values()]
+    lines += [f"| false positives: unmarked, {which} | " + " | ".join(cells) + " |", "",
+              f"({result['seconds']:.0f} s)"]
+    return "\n".join(lines)
+
+
+def plot(result: dict, title: str, path: Path) -> None:
+    """PNG: per transform, the share of marked images detected, one bar per image kind (a `measure` result)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    transforms, kinds_ = list(result["transforms"]), list(result["images"])
+    y = np.arange(len(transforms))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(transforms) + 1.4))
+    height = 0.8 / len(kinds_)
+    for i, kind in enumerate(kinds_):
+        rates = [100 * result["transforms"][t][kind]["detected"] / result["transforms"][t][kind]["n"]
+                 for t in transforms]
+        ax.barh(y + (i - (len(kinds_) - 1) / 2) * height, rates, height, label=f"{kind} ({result['images'][kind]})")
+    ax.set_yticks(y, transforms, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"marked images detected (%), at least {result['threshold']} of {result['bits']} bits")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: the marks measured: their key in the JSON -> their title in the tables
+MARKS = {"served": "served: dwtDctSvd, 48 bits (`apply_watermark`, read by `verify`)",
+         "rivagan": "invisible-watermark rivaGan, 32 bits (library encode and decode)"}
 
 
 def main() -> None:
@@ -199,18 +249,28 @@ def main() -> None:
     ap.add_argument("--rivagan", type=int, default=0, help="images per kind for invisible-watermark's rivaGan "
                                                            "(0: skip; about 40 s per image on 2 CPU cores)")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here: {seed, marks: {served, "
+                                                             "rivagan: measure()'s dict}}")
+    ap.add_argument("--plot", type=Path, default=None, help="also write a PNG of the served mark's detection rates")
     args = ap.parse_args()
+    if args.images < 1:
+        ap.error(f"--images must be at least 1, not {args.images}")
     rng = np.random.default_rng(args.seed)
     images = kinds(rng, args.images)
-    table("served: dwtDctSvd, 48 bits (`apply_watermark`, read by `verify`)", len(WATERMARK_BITS), images,
-          apply_watermark, served_matches, unmarked_transforms=True)
+    results = {"served": measure(len(WATERMARK_BITS), images, apply_watermark, served_matches, True, "served")}
+    print("\n" + markdown(MARKS["served"], results["served"]) + "\n", flush=True)
     if args.rivagan:
         from imwatermark import WatermarkEncoder
 
         WatermarkEncoder.loadModel()
-        table("invisible-watermark rivaGan, 32 bits (library encode and decode)", len(RIVAGAN_BITS),
-              {kind: ims[:args.rivagan] for kind, ims in images.items()}, rivagan_mark, rivagan_matches,
-              unmarked_transforms=False)
+        results["rivagan"] = measure(len(RIVAGAN_BITS), {kind: ims[:args.rivagan] for kind, ims in images.items()},
+                                     rivagan_mark, rivagan_matches, False, "rivaGan")
+        print("\n" + markdown(MARKS["rivagan"], results["rivagan"]) + "\n", flush=True)
+    if args.plot:
+        plot(results["served"], MARKS["served"], args.plot)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"seed": args.seed, "marks": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -117,21 +117,30 @@ def _latency(fn, prompts: list[str], n: int = 100) -> float:
     return statistics.median(times)
 
 
+def sample_rows(rows: list[Row], n: int | None, seed: int) -> list[Row]:
+    """At most `n` of `rows`, a seeded draw kept in file order (all of them when `n` is None or larger)."""
+    if n is None or n >= len(rows):
+        return rows
+    return [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), n))]
+
+
 def evaluate(repository: Path, out: Path, seed: int = 0, say=lambda msg: None, suite: Path | None = None,
-             real_data: bool = True, variants: tuple[str, ...] = ("b",)) -> dict:
+             real_data: bool = True, variants: tuple[str, ...] = ("b",), max_prompts: int | None = None) -> dict:
     """The served guard and the baseline on the project's sets (and `suite`, per source), then, when the
-    corpus cache is present and `real_data`, the real-data study (`study`) for `variants` in the same run."""
+    corpus cache is present and `real_data`, the real-data study (`study`) for `variants` in the same run.
+    `max_prompts`: screen a seeded sample of at most that many prompts per set (a quick run)."""
     from better_profanity import profanity
 
     profanity.load_censor_words()
     profile = load_profile(repository)
     policy = load_policy(repository / "policy.yaml")
     runner = LocalRunner(repository, profile, policy)
-    results: dict = {"policy_version": policy.version, "sets": {}}
+    results: dict = {"policy_version": policy.version, "max_prompts_per_set": max_prompts, "sets": {}}
     sets = eval_sets(seed)
     if suite is not None:
         sets[f"suite: {suite.name}"] = [r if r.source else Row(r.group, r.labels, r.prompt, r.obfuscation, suite.name)
                                         for r in load_suite(suite)]
+    sets = {name: sample_rows(rows, max_prompts, seed) for name, rows in sets.items()}
     for name, rows in sets.items():
         say(f"screening {name} ({len(rows)} prompts)")
         prompts = [r.prompt for r in rows]
@@ -175,7 +184,9 @@ def _pct(x: float | None) -> str:
 
 
 def render_report(results: dict) -> str:
+    cap = results.get("max_prompts_per_set")
     lines = [f"# Prompt classifier evaluation (policy {results['policy_version']})", "",
+             *([f"A seeded sample of at most {cap} prompts per set (`--max-prompts {cap}`).", ""] if cap else []),
              "A prompt counts as flagged when the policy's decision is not `allow` (block or rewrite; what",
              "`t2iguard screen` reports), or when the keyword list reports profanity (better-profanity).", "",
              "| set | system | FPR benign | FPR risky-looking benign | recall unsafe | n |",

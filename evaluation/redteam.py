@@ -447,6 +447,14 @@ def report(config: Config, single: list[tuple[str, str, str]], results: list, at
 
 # ------------------------------------------------------------------------------------------------ outputs
 
+def save(rep: dict, out: Path) -> tuple[Path, Path]:
+    """Write a run's report as `out/redteam.json` and its plot as `out/redteam.png`; returns both paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "redteam.json").write_text(json.dumps(rep, indent=2, ensure_ascii=False))
+    plot(rep, out / "redteam.png")
+    return out / "redteam.json", out / "redteam.png"
+
+
 def _pct(rate: dict) -> str:
     return "-" if rate["asr"] is None else f"{100 * rate['asr']:.1f}% ({rate['bypassed']}/{rate['n']})"
 

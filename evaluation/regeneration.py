@@ -226,6 +226,8 @@ def summarise(rows: list[dict], attempts: int, kind: str, judge: AttributeJudge)
 def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed: int = EVAL_SEED,
              methods: tuple[str, ...] = METHODS, say=lambda m: None) -> dict:
     """`seed`: where the ShapeWorld draws start (report on EVAL_SEED; tune presets on a disjoint range)."""
+    if not methods or set(methods) - set(METHODS):
+        raise ValueError(f"methods {', '.join(methods) or '(none)'}: choose from {', '.join(METHODS)}")
     out.mkdir(parents=True, exist_ok=True)
     judge = AttributeJudge()
     sets = {"t2i": t2i_requests(n, seed), "edits": edit_requests(n, seed + n)}

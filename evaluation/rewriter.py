@@ -166,7 +166,9 @@ def latency(runner: LocalRunner, n: int = 100) -> dict[str, float]:
     return out
 
 
-def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=lambda m: None) -> dict:
+def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=lambda m: None,
+             no_op_prompts: int = 600, anonymisation_prompts: int = 400) -> dict:
+    """Every measure above; `seeds` per occupation prompt, and the no-op and anonymisation set sizes."""
     profile = load_profile(repository)
     policy = load_policy(repository / "policy.yaml")
     runner = LocalRunner(repository, profile, policy)
@@ -174,9 +176,9 @@ def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=l
     say("diversity")
     results = {"policy_version": policy.version, "diversity": diversity(rw, policy, seeds)}
     say("no-op precision")
-    results["no_op"] = no_op(rw, 600, seed)
+    results["no_op"] = no_op(rw, no_op_prompts, seed)
     say("anonymisation")
-    results["anonymisation"] = anonymisation(rw, 400, seed)
+    results["anonymisation"] = anonymisation(rw, anonymisation_prompts, seed)
     say("grounding")
     results["grounding"] = grounding(rw, runner, seed)
     results["latency_ms_p50_in_process"] = latency(runner)
@@ -236,7 +238,9 @@ def plot(r: dict, path: Path) -> None:
         ax.set_xticks(x, values, rotation=30, fontsize=8)
         ax.set_title(f"{attribute} (entropy ratio {m['entropy_ratio']:.2f})", fontsize=9)
     np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle("diversity augmentation: inserted descriptors, 20 held-out occupations x 500 seeds")
+    d = r["diversity"]
+    fig.suptitle(f"diversity augmentation: inserted descriptors, {d['prompts']} held-out occupations x "
+                 f"{d['seeds']} seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -20,6 +20,7 @@ from t2iguard.cli.data import app as data_app
 from t2iguard.cli.redteam import redteam
 from t2iguard.cli.verify import verify
 from t2iguard.contract.errors import BAD_INPUT, OTHER, REFUSED, T2IGuardError
+from t2iguard.evaluation.report_all import SECTIONS, sizes_help
 
 app = typer.Typer(help="Text-to-image with a layered safety stack, served by NVIDIA Triton.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -504,6 +505,8 @@ def eval_prompt_classifier(
     variants: Annotated[str, typer.Option(help="Corpus-trained candidates in the real-data study (training/"
                                                "prompt_head.py), comma-separated: a (head), b (weak rows "
                                                "down-weighted), c (b + exemplar bank).")] = "c",
+    max_prompts: Annotated[int | None, typer.Option(min=1, help="Screen a seeded sample of at most N prompts per "
+                                                               "set (a quick run; default: every prompt).")] = None,
 ) -> None:
     """The served prompt_guard (in-process) vs the better-profanity blocklist, on held-out sets; then the
     leave-one-source-out study of the model on the public corpus."""
@@ -511,7 +514,7 @@ def eval_prompt_classifier(
 
     keys = tuple(v.strip() for v in variants.split(",") if v.strip())
     _evaluate(repository, out, lambda r, o, say: evaluate(r, o, say=say, suite=suite, real_data=real_data,
-                                                          variants=keys))
+                                                          variants=keys, max_prompts=max_prompts))
 
 
 @eval_app.command("rewriter")
@@ -519,12 +522,16 @@ def eval_rewriter(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
     out: Annotated[Path, typer.Option(help="Where report.md, metrics.json, plot.png go.")] =
         Path("build/eval/rewriter"),
-    seeds: Annotated[int, typer.Option(help="Seeded requests per occupation prompt.")] = 500,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeded requests per occupation prompt.")] = 500,
+    no_op_prompts: Annotated[int, typer.Option(min=1, help="Prompts of the no-op precision set.")] = 600,
+    anonymisation_prompts: Annotated[int, typer.Option(min=1, help="Prompts of each anonymisation set (private "
+                                                                   "details; public names).")] = 400,
 ) -> None:
     """Diversity, no-op precision, anonymisation recall and grounding of the rewriter (in-process)."""
     from t2iguard.evaluation.rewriter import evaluate
 
-    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say))
+    _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say, no_op_prompts=no_op_prompts,
+                                                          anonymisation_prompts=anonymisation_prompts))
 
 
 @eval_app.command("regeneration")
@@ -556,6 +563,106 @@ def eval_regeneration(
             json_out.write_text(json.dumps(results, indent=2))
 
     _evaluate(repository, out, run)
+
+
+class _EvalProgress:
+    """`eval all`'s rich display: a line per section, its latest message, a spinner while it runs."""
+
+    def __init__(self, progress):
+        self.progress, self.tasks = progress, {}
+
+    def start(self, key: str, title: str) -> None:
+        self.tasks[key] = self.progress.add_task(f"{key}: starting", total=1)
+
+    def say(self, key: str, message: str) -> None:
+        self.progress.update(self.tasks[key], description=f"{key}: {message}")
+
+    def done(self, key: str, status: str, seconds: float) -> None:
+        colour = {"ok": "green", "failed": "red"}.get(status, "yellow")
+        self.progress.update(self.tasks[key], completed=1, description=f"{key}: [{colour}]{status}[/{colour}]")
+
+
+@eval_app.command("all")
+def eval_all(
+    size: Annotated[str, typer.Option(help="small: a few minutes on 2 CPU cores, every figure from a small "
+                                           "sample; full: the sizes of the README's figures (hours). Per section, "
+                                           f"parameter small/full: {sizes_help()}.")] = "small",
+    out: Annotated[Path, typer.Option(help="Where report.html, report.json and one folder per section go.")] = (
+        Path("build/eval/all")),
+    repository: Annotated[Path, typer.Option(help="Built repository the in-process evals load (built first "
+                                                  "when missing) and a started server serves.")] =
+        DEFAULT_REPOSITORY,
+    url: Annotated[str | None, typer.Option("--url", help="Triton gRPC endpoint (host:port) of a served stack "
+                                                          "for the red team; default: start one tritonserver "
+                                                          "over --repository, stopped at the end.")] = None,
+    only: Annotated[str, typer.Option(help="Comma-separated sections to run (default: all): "
+                                           f"{', '.join(SECTIONS)}.")] = "",
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override one section parameter, SECTION.PARAM=VALUE (repeat), e.g. "
+                      "`--set regeneration.requests=50`.")] = None,
+) -> None:
+    """Run every evaluation at one size and write one report: report.html (self-contained: provenance, a
+    summary, then per section the command that reproduces it alone, its tables and plots) and report.json
+    (the headline figures per section, stable keys, for tracking across versions).
+
+    Sections: prompt-classifier, rewriter and regeneration run in-process on --repository; watermark runs
+    benchmarks/watermark_robustness.py (a source checkout); redteam attacks a served stack over gRPC. Each
+    section's own outputs land in OUT/SECTION/. A section that fails is reported with its error and the others
+    still run (exit 1 at the end); one whose inputs are absent (no data cache for the real-data study) says
+    what was skipped and the command that fetches it. Exit 2: a bad option."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from t2iguard.evaluation import report_all as RA
+
+    try:
+        if size not in RA.SIZES:
+            raise typer.BadParameter(f"{size!r}: choose from {', '.join(RA.SIZES)}", param_hint="--size")
+        chosen = RA.parse_only(only)
+        overrides = RA.parse_overrides(set_ or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    server = None
+
+    def served() -> str:
+        nonlocal server
+        if url:
+            return url
+        if server is None:
+            from t2iguard.triton.server import TritonServer, free_ports
+
+            out.mkdir(parents=True, exist_ok=True)
+            server = TritonServer(repository, free_ports(), log_path=out.resolve() / "tritonserver.log")
+            try:
+                server.start()
+            except Exception:
+                server.stop()
+                raise
+        if server.proc is None or server.proc.poll() is not None:
+            raise RuntimeError(f"the tritonserver started for this run is not running (log: {server.log_path})")
+        return server.grpc_url
+
+    try:
+        with Progress(SpinnerColumn(finished_text="-"), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err) as progress:
+            rep = RA.run_all(repository, out, served, size, chosen, overrides, url, _EvalProgress(progress))
+    finally:
+        if server is not None:
+            server.stop()
+    table = Table("section", "status", "seconds", title=f"t2iguard eval all --size {size}")
+    for key, entry in rep["sections"].items():
+        table.add_row(key, entry["status"], f"{entry['seconds']:.0f}")
+    Console().print(table)
+    for key, entry in rep["sections"].items():
+        for note in entry["notes"]:
+            err.print(f"{key}: {note}")
+        if entry["error"]:
+            err.print(f"[red]{key} failed:[/red] {entry['error']}")
+    err.print(f"written: {out / 'report.html'}, {out / 'report.json'}")
+    if not rep["ok"]:
+        raise typer.Exit(OTHER.exit_code)
 
 
 @eval_app.command("judge-sample")

@@ -6,7 +6,6 @@ that `t2iguard --help` stays fast.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -87,13 +86,11 @@ def redteam(
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(OTHER.exit_code) from None
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "redteam.json").write_text(json.dumps(rep, indent=2, ensure_ascii=False))
-    R.plot(rep, out / "redteam.png")
+    written = R.save(rep, out)
     console = Console()
     for table in R.tables(rep):
         console.print(table)
-    err.print(f"{rep['queries']} screen queries; wrote {out / 'redteam.json'} and {out / 'redteam.png'}")
+    err.print(f"{rep['queries']} screen queries; wrote {written[0]} and {written[1]}")
     if save_bypasses:
         added = R.append_cases(R.bypass_cases(rep), cases or R.CASES)
         err.print(f"saved {len(added)} new bypass case(s) to {cases or R.CASES}")

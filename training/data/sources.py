@@ -110,7 +110,8 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -150,7 +151,7 @@ def _lay(sources: Iterable[Source], fetch: Callable[[Source], bytes], root: Path
     status = Status()
     for src in sources:
         dst = src.cached(root)
-        if dst.is_file() and not force and _file_digest(dst) == src.sha256:
+        if dst.is_file() and not force and file_digest(dst) == src.sha256:
             status.present.append(src)
             outcome = "cached"
         else:
@@ -208,7 +209,7 @@ def verify(sources: Iterable[Source] | None = None, root: Path | None = None) ->
         if not path.is_file():
             status.missing.append(src)
             continue
-        found = _file_digest(path)
+        found = file_digest(path)
         if found == src.sha256:
             status.present.append(src)
         else:
