@@ -26,7 +26,7 @@ test: $(STAMP) redis-server
 	$(BIN)/ruff check .
 	@# python-backend stubs map their tensors in /dev/shm: each tiny server takes about 160 MiB
 	@df -h /dev/shm | tail -1
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # the tests start their own redis-server (the shared rate-limit store of many replicas): Debian's package
 redis-server:
