@@ -240,9 +240,11 @@ class SafeT2IPipeline:
                 cond, uncond, pooled = self.encode_prompt(prompt, req.negative_prompt)
             # 5-6. Generate, check the image, regenerate with safety guidance while flagged
             image = self.generate_checked(req, cond, uncond, pooled, report, timings)
-            # 7. Watermark and encode
+            # 7. Watermark (the served model embeds and reads every bit back), then encode
             with self._timed(timings, "watermark"):
-                png = encode_png(self.watermark(image))
+                marked = self.watermark(image)
+            with self._timed(timings, "encode_png"):
+                png = encode_png(marked)
             report.watermark = f"{METHOD}-{len(WATERMARK_BITS)}bit"
         except Refused as r:
             report.refusal, png = r.refusal, None

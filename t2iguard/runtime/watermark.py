@@ -114,16 +114,13 @@ def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: in
         EmbedMaxDct(bits, wmLen=len(bits), block=BLOCK).encode_frame(ll, SCALE)
     target = np.rint(pywt.idwt2((ll, details), "haar"))  # the decoder reads integer U
     out, marked = bgr.astype(np.float64), bgr.copy()
-    moved = np.flatnonzero(U_TO_BGR)  # B and G: R does not move with U
+    region, gain = out[:h, :w], FEEDBACK_GAIN * U_TO_BGR  # B and G move with U, R does not (gain 0)
     for _ in range(FEEDBACK_ROUNDS):  # rounding moves the decoder's U by about 1; feed that back
         missing = target - cv2.cvtColor(marked, cv2.COLOR_BGR2YUV)[:h, :w, 1]
-        rows, cols = np.nonzero(missing)  # only these pixels change (elsewhere the step adds 0)
-        if not len(rows):
+        if not missing.any():
             break  # converged: the remaining rounds would change nothing
-        step = FEEDBACK_GAIN * missing[rows, cols]
-        for c in moved:
-            out[rows, cols, c] += step * U_TO_BGR[c]
-            marked[rows, cols, c] = np.clip(np.rint(out[rows, cols, c]), 0, 255)
+        region += missing[:, :, None] * gain  # whole-array steps: where nothing is missing they add 0
+        marked[:h, :w] = np.clip(np.rint(region), 0, 255)
     return np.ascontiguousarray(marked[:, :, ::-1])
 
 
