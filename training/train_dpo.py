@@ -42,6 +42,7 @@ from t2iguard.contract.report import SafetyReport
 from t2iguard.evaluation.regeneration import (
     EVAL_SEED,
     AttributeJudge,
+    _truth,
     edit_requests,
     prompt_following,
     run_method,
@@ -68,9 +69,9 @@ class DPORecipe:
     seed: int = 0
     prompts: int = 160  # requests generated for pairs (about a third are flagged at attempt 1)
     pair_seed: int = PAIR_SEED
-    steps: int = 300
-    batch: int = 8  # pairs per step (16 UNet rows: winners and losers)
-    lr: float = 1e-5
+    steps: int = 100
+    batch: int = 4  # pairs per step (8 UNet rows: winners and losers)
+    lr: float = 1e-6
     beta: float = 5000.0  # beta * T of the paper, on per-element mean squared errors (as diffusers' beta_dpo)
 
     def digest(self) -> str:
@@ -119,48 +120,62 @@ def file_digest(path: Path) -> str:
 
 
 def build_pairs(repository: Path, recipe: DPORecipe, say=lambda m: None) -> Pairs:
-    """Preference pairs from `recipe.prompts` requests on draws `recipe.pair_seed`+ (cached per draw and
-    repository UNet)."""
-    key = f"pairs-{recipe.pair_seed}-{recipe.prompts}-{file_digest(repository / S.UNET / '1' / 'model.onnx')}"
-    path = cache_root() / "dpo" / f"{key}.pt"
+    """Preference pairs from `recipe.prompts` requests on draws `recipe.pair_seed`+, cached per draw and
+    repository UNet; the requests' outcomes are kept every 10 requests, so an interrupted run (or a run with
+    more prompts: the draws are sequential) resumes where it stopped."""
+    unet = file_digest(repository / S.UNET / "1" / "model.onnx")
+    path = cache_root() / "dpo" / f"pairs-{recipe.pair_seed}-{recipe.prompts}-{unet}.pt"
     if path.exists():
         return Pairs(**torch.load(path, weights_only=False))
-    profile = load_profile(repository)
-    policy = load_policy(repository / "policy.yaml")
-    pipe = _KeepLatents(LocalRunner(repository, profile, policy), profile, policy, "trained")
-    winners, losers, contexts, prompts, seeds, oracle, located = [], [], [], [], [], [], []
+    progress_path = cache_root() / "dpo" / f"pairs-{recipe.pair_seed}-{unet}-progress.pt"
+    done: list[dict] = torch.load(progress_path, weights_only=False) if progress_path.exists() else []
     requests = t2i_requests(recipe.prompts, recipe.pair_seed)
-    flagged_first = 0
-    t0 = time.perf_counter()
-    for i, (req, scene) in enumerate(requests):
-        cond, uncond, pooled = pipe.encode_prompt(req.prompt, "")
-        report = SafetyReport.model_construct(attempts=[])
-        images: list[np.ndarray] = []
-        pipe.kept = []
-        try:
-            pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
-        except Refused:
-            pass
-        flagged = [a.flagged for a in report.attempts]
-        flagged_first += bool(flagged[0])
-        picked = select_pair(flagged)
-        if picked is not None:
-            w, lo = picked
-            winners.append(pipe.kept[w][0])
-            losers.append(pipe.kept[lo][0])
-            contexts.append(cond[0].astype(np.float16))
-            prompts.append(req.prompt)
-            seeds.append(req.seed)
-            oracle.append(bool(oracle_bare(images[lo], scene) and not oracle_bare(images[w], scene)))
-            located.append(bool(oracle_bare_located(images[lo]) and not oracle_bare_located(images[w])))
-        if i % 10 == 0 or i == len(requests) - 1:
-            say(f"pairs: {i + 1}/{len(requests)} requests, {len(winners)} pairs ({time.perf_counter() - t0:.0f} s)")
-    pairs = Pairs(winner=torch.from_numpy(np.stack(winners)), loser=torch.from_numpy(np.stack(losers)),
-                  context=torch.from_numpy(np.stack(contexts)), prompts=prompts, seeds=seeds, oracle_agrees=oracle,
-                  located_agrees=located, requests=len(requests), flagged_first=flagged_first)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(done) < len(requests):
+        profile = load_profile(repository)
+        policy = load_policy(repository / "policy.yaml")
+        pipe = _KeepLatents(LocalRunner(repository, profile, policy), profile, policy, "trained")
+        t0 = time.perf_counter()
+        for i in range(len(done), len(requests)):
+            done.append(_pair_outcome(pipe, *requests[i]))
+            if i % 10 == 0 or i == len(requests) - 1:
+                progress_path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(done, progress_path)
+                kept = sum(d["winner"] is not None for d in done)
+                say(f"pairs: {i + 1}/{len(requests)} requests, {kept} pairs ({time.perf_counter() - t0:.0f} s)")
+    outcomes = done[:len(requests)]
+    kept = [d for d in outcomes if d["winner"] is not None]
+    if not kept:
+        raise RuntimeError(f"no preference pairs among {len(outcomes)} requests")
+    pairs = Pairs(winner=torch.from_numpy(np.stack([d["winner"] for d in kept])),
+                  loser=torch.from_numpy(np.stack([d["loser"] for d in kept])),
+                  context=torch.from_numpy(np.stack([d["context"] for d in kept])),
+                  prompts=[d["prompt"] for d in kept], seeds=[d["seed"] for d in kept],
+                  oracle_agrees=[d["oracle"] for d in kept], located_agrees=[d["located"] for d in kept],
+                  requests=len(outcomes), flagged_first=sum(d["flagged_first"] for d in outcomes))
     torch.save(pairs.__dict__, path)
     return pairs
+
+
+def _pair_outcome(pipe: _KeepLatents, req, scene) -> dict:
+    """One request through steps 4-6: its pair's latents (None when `select_pair` keeps none), the prompt's
+    text-encoder states float16 [L, D], and whether the pixel oracles agree with the classifier's pair."""
+    cond, uncond, pooled = pipe.encode_prompt(req.prompt, "")
+    report = SafetyReport.model_construct(attempts=[])
+    images: list[np.ndarray] = []
+    pipe.kept = []
+    try:
+        pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
+    except Refused:
+        pass
+    flagged = [a.flagged for a in report.attempts]
+    out = {"prompt": req.prompt, "seed": req.seed, "flagged_first": bool(flagged[0]), "winner": None}
+    picked = select_pair(flagged)
+    if picked is not None:
+        w, lo = picked
+        out.update(winner=pipe.kept[w][0], loser=pipe.kept[lo][0], context=cond[0].astype(np.float16),
+                   oracle=bool(oracle_bare(images[lo], scene) and not oracle_bare(images[w], scene)),
+                   located=bool(oracle_bare_located(images[lo]) and not oracle_bare_located(images[w])))
+    return out
 
 
 # --- the loss and the fine-tuning ----------------------------------------------------------------
@@ -297,7 +312,8 @@ def measure(repository: Path, n: int, edits: int, following: int, attempts: int 
     """Held-out figures of one repository (cached per UNet graph and sizes): the eval's `t2i` set of `n`
     requests (seeds `seed`+) and `edits` set (seeds `seed` + 200+, as `t2iguard eval regeneration`
     --requests 200 draws it), with the tiny policy's guidance, and prompt following on `following` prompts."""
-    key = f"measure-{file_digest(repository / S.UNET / '1' / 'model.onnx')}-{n}-{edits}-{following}-{attempts}-{seed}"
+    unet = file_digest(repository / S.UNET / "1" / "model.onnx")
+    key = f"measure-v2-{unet}-{n}-{edits}-{following}-{attempts}-{seed}"
     path = cache_root() / "dpo" / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -308,6 +324,11 @@ def measure(repository: Path, n: int, edits: int, following: int, attempts: int 
     figures = {"method": method, "t2i": summarise(rows, attempts, "t2i", judge)}
     figures["t2i"]["oracle_located_first_attempt"] = round(float(np.mean(
         [oracle_bare_located(r["images"][0]) for r in rows])), 4)
+    # every request's first attempt (the eval's retention covers only the regenerated ones)
+    pred = judge(np.stack([r["images"][0] for r in rows]))
+    truth = np.stack([_truth(r["scene"]) for r in rows])
+    figures["t2i"]["attribute_accuracy_first_attempt_all"] = {
+        a: round(float((pred[:, j] == truth[:, j]).mean()), 4) for j, a in enumerate(("shape", "colour", "position"))}
     if edits:
         rows = run_method(repository, method, attempts, edit_requests(edits, seed + 200), lambda m: say(f"edits {m}"))
         figures["edits"] = summarise(rows, attempts, "edits", judge)
@@ -334,6 +355,10 @@ def improved(before: dict, after: dict, tolerance: float = 0.02) -> tuple[bool, 
         checks += [("edits flagged at attempt 1", before["edits"]["flagged_first_attempt"],
                     after["edits"]["flagged_first_attempt"], +1),
                    ("edits refused", before["edits"]["refused"], after["edits"]["refused"], +1)]
+    for attr in ("shape", "colour"):
+        checks.append((f"t2i attribute accuracy at attempt 1: {attr}",
+                       b["attribute_accuracy_first_attempt_all"][attr], a["attribute_accuracy_first_attempt_all"][attr],
+                       -1))
     if "prompt_following" in before and "prompt_following" in after:
         for attr in ("shape", "colour"):
             checks.append((f"prompt following: {attr}", before["prompt_following"]["generated"][attr],
@@ -356,7 +381,11 @@ def render(result: dict) -> str:
             ("t2i: refused (still flagged after N)", lambda m: m["t2i"]["refused"]),
             ("t2i: bare figure delivered (pixel oracle)", lambda m: m["t2i"]["oracle"]["delivered"])]
     for attr in ("shape", "colour", "position"):
-        rows.append((f"t2i: attribute retention, {attr}", lambda m, x=attr: m["t2i"]["attribute_retention"].get(x)))
+        rows.append((f"t2i: attribute accuracy at attempt 1, {attr}",
+                     lambda m, x=attr: m["t2i"]["attribute_accuracy_first_attempt_all"][x]))
+    for attr in ("shape", "colour", "position"):
+        rows.append((f"t2i: attribute retention of regenerated, {attr}",
+                     lambda m, x=attr: m["t2i"]["attribute_retention"].get(x)))
     if "edits" in b:
         rows += [("edits: flagged at attempt 1", lambda m: m["edits"]["flagged_first_attempt"]),
                  ("edits: refused (still flagged after N)", lambda m: m["edits"]["refused"]),
@@ -374,7 +403,7 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(repository: Path, recipe: DPORecipe, out: Path, held_out: int = 100, edits: int = 40, following: int = 50,
+def run(repository: Path, recipe: DPORecipe, out: Path, held_out: int = 60, edits: int = 16, following: int = 20,
         attempts: int = 4, eval_seed: int = EVAL_SEED, commit: bool = False, say=lambda m: None,
         progress: bool = True) -> dict:
     """The whole stage: pairs, fine-tune, measure before and after; commit the weights only when `improved`."""
@@ -384,12 +413,10 @@ def run(repository: Path, recipe: DPORecipe, out: Path, held_out: int = 100, edi
     profile = load_profile(repository)
     committed = file_digest(CHECKPOINT_DIR / "unet.safetensors")
     pairs = build_pairs(repository, recipe, say)
-    if len(pairs.winner) == 0:
-        raise RuntimeError(f"no preference pairs among {pairs.requests} requests")
     weights = cache_root() / "checkpoints" / "dpo" / f"{committed}-{recipe.digest()}"
     training = fine_tune(pairs, profile, recipe, weights, say, progress)
     before = measure(repository, held_out, edits, following, attempts, eval_seed, lambda m: say(f"before: {m}"))
-    after_repo = repository_with_unet(repository, weights, cache_root() / "dpo" / "repository-after")
+    after_repo = repository_with_unet(repository, weights, cache_root() / "dpo" / f"repository-{weights.name}")
     after = measure(after_repo, held_out, edits, following, attempts, eval_seed, lambda m: say(f"after: {m}"))
     ok, failed = improved(before, after)
     committed_now = False

@@ -490,15 +490,16 @@ def train_dpo(
     prompts: Annotated[int, typer.Option(min=1, help="Benign party-figure requests generated for pairs.")] = 160,
     pair_seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the pairs' draws (disjoint from the "
                                                 "held-out draws).")] = 50000,
-    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps.")] = 300,
-    batch: Annotated[int, typer.Option(min=1, help="Pairs per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-5,
+    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps.")] = 100,
+    batch: Annotated[int, typer.Option(min=1, help="Pairs per step.")] = 4,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (1e-5 collapsed prompt following: "
+                                           "docs/2026-12-04-dpo.md).")] = 1e-6,
     beta: Annotated[float, typer.Option(help="DPO beta (times T, on per-element mean squared errors).")] = 5000.0,
     seed: Annotated[int, typer.Option(help="Seed of fine-tuning (timesteps, noise, batches).")] = 0,
     held_out: Annotated[int, typer.Option(min=1, max=200, help="Held-out text-to-image requests (the regeneration "
-                                                               "eval's t2i draws from --eval-seed).")] = 100,
-    edits: Annotated[int, typer.Option(min=0, max=200, help="Held-out edit requests (0: none).")] = 40,
-    following: Annotated[int, typer.Option(min=0, help="Held-out prompts for prompt following (0: none).")] = 50,
+                                                               "eval's t2i draws from --eval-seed).")] = 60,
+    edits: Annotated[int, typer.Option(min=0, max=200, help="Held-out edit requests (0: none).")] = 16,
+    following: Annotated[int, typer.Option(min=0, help="Held-out prompts for prompt following (0: none).")] = 20,
     eval_seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the held-out draws.")] = 7000,
     commit: Annotated[bool, typer.Option(help="Copy the fine-tuned UNet to export/weights/ when every held-out "
                                               "figure held or improved.")] = False,
