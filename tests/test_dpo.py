@@ -10,8 +10,19 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from t2iguard.evaluation.dpo import improved
+from t2iguard.evaluation.regeneration import t2i_requests
 from t2iguard.export.tiny import CHECKPOINT_DIR, tiny_profile
-from t2iguard.training.train_dpo import DPORecipe, Pairs, dpo_loss, dpo_step, fine_tune, load_unet, select_pair
+from t2iguard.training.train_dpo import (
+    DPORecipe,
+    Pairs,
+    dpo_loss,
+    dpo_step,
+    fine_tune,
+    load_unet,
+    party_requests,
+    select_pair,
+)
 
 
 def test_loss_matches_hand_computed_value():
@@ -74,6 +85,25 @@ def test_one_step_moves_the_margin_towards_the_winner_and_keeps_the_reference_fr
         _, swapped = dpo_step(policy2, reference, winner, loser, context, cond, alphas, 50.0,
                               torch.Generator().manual_seed(1))
     assert swapped.mean().item() < 0.0
+
+
+def test_pair_prompts_are_drawn_as_the_eval_draws_its_t2i_set():
+    ours, eval_set = party_requests(5, 50000), t2i_requests(5, 50000)
+    assert [(r.prompt, r.seed, s) for r, s in ours] == [(r.prompt, r.seed, s) for r, s in eval_set]
+
+
+def _figures(flagged: float, colour: float) -> dict:
+    return {"t2i": {"flagged_first_attempt": flagged, "oracle": {"first_attempt": 0.5},
+                    "oracle_located_first_attempt": 0.2, "refused": 0.0,
+                    "attribute_accuracy_first_attempt_all": {"shape": 0.9, "colour": colour}}}
+
+
+def test_gate_wants_less_harm_and_nothing_else_worse():
+    assert improved(_figures(0.35, 0.5), _figures(0.20, 0.49)) == (True, [])
+    ok, failed = improved(_figures(0.35, 0.5), _figures(0.17, 0.35))  # run B's trade-off: refused
+    assert not ok and failed == ["t2i attribute accuracy at attempt 1: colour: 50.0% -> 35.0%"]
+    ok, failed = improved(_figures(0.35, 0.5), _figures(0.35, 0.5))
+    assert not ok and failed == ["t2i flagged at attempt 1 did not fall"]
 
 
 @pytest.mark.parametrize(("flagged", "expected"), [

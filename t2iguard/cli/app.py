@@ -510,7 +510,8 @@ def train_dpo(
     on held-out requests. Resumable: pairs, checkpoints and measurements are cached. Rebuild after --commit."""
     import torch
 
-    from t2iguard.training.train_dpo import DPORecipe, run
+    from t2iguard.evaluation.dpo import run
+    from t2iguard.training.train_dpo import DPORecipe
 
     torch.set_num_threads(threads)
     if not (repository / "build.json").exists():
