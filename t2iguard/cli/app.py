@@ -481,6 +481,55 @@ def train_shapeworld(
         err.print(f"{name}: {json.dumps(figures)}")
 
 
+@train_app.command("dpo")
+def train_dpo(
+    repository: Annotated[Path, typer.Option(help="Built tiny repository of the committed weights: generates "
+                                                  "the pairs, and is the measurement's `before`.")] = (
+        DEFAULT_REPOSITORY),
+    out: Annotated[Path, typer.Option(help="Directory for report.md (before/after table) and metrics.json.")] = (
+        Path("build/eval/dpo")),
+    prompts: Annotated[int, typer.Option(min=1, help="Benign party-figure requests generated for pairs.")] = 160,
+    pair_seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the pairs' draws (disjoint from the "
+                                                "held-out draws).")] = 50000,
+    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps.")] = 100,
+    batch: Annotated[int, typer.Option(min=1, help="Pairs per step.")] = 4,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (1e-5 collapsed prompt following: "
+                                           "docs/2026-12-04-dpo.md).")] = 1e-6,
+    beta: Annotated[float, typer.Option(help="DPO beta (times T, on per-element mean squared errors).")] = 5000.0,
+    seed: Annotated[int, typer.Option(help="Seed of fine-tuning (timesteps, noise, batches).")] = 0,
+    held_out: Annotated[int, typer.Option(min=1, max=200, help="Held-out text-to-image requests (the regeneration "
+                                                               "eval's t2i draws from --eval-seed).")] = 60,
+    edits: Annotated[int, typer.Option(min=0, max=200, help="Held-out edit requests (0: none).")] = 16,
+    following: Annotated[int, typer.Option(min=0, help="Held-out prompts for prompt following (0: none).")] = 20,
+    eval_seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the held-out draws.")] = 7000,
+    commit: Annotated[bool, typer.Option(help="Copy the fine-tuned UNet to export/weights/ when every held-out "
+                                              "figure held or improved.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 1,
+) -> None:
+    """Diffusion-DPO safety fine-tuning of the tiny UNet: preference pairs (same prompt and seed: the delivered
+    regeneration preferred over the flagged first attempt), DPO against the frozen committed UNet, before/after
+    on held-out requests. Resumable: pairs, checkpoints and measurements are cached. Rebuild after --commit."""
+    import torch
+
+    from t2iguard.evaluation.dpo import run
+    from t2iguard.training.train_dpo import DPORecipe
+
+    torch.set_num_threads(threads)
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    recipe = DPORecipe(seed=seed, prompts=prompts, pair_seed=pair_seed, steps=steps, batch=batch, lr=lr, beta=beta)
+    try:
+        result = run(repository, recipe, out, held_out=held_out, edits=edits, following=following,
+                     eval_seed=eval_seed, commit=commit, say=err.print)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo((out / "report.md").read_text())
+    err.print(f"pairs: {json.dumps(result['pairs'])}; training: {json.dumps(result['training'])}")
+    verdict = "improved" if result["improved"] else "not improved: " + "; ".join(result["not_improved"])
+    err.print(f"{verdict}; weights {'committed to export/weights/' if result['committed'] else 'kept at'} "
+              f"{result['weights']}")
+
+
 def _evaluate(repository: Path, out: Path, evaluate) -> None:
     """Build when needed, run `evaluate(repository, out, say=...)`, print the report it wrote."""
     if not (repository / "build.json").exists():
