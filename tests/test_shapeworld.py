@@ -173,6 +173,9 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
             assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
             assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
             assert (m["crown"] is None) == (kind == "t2i")
+            judged = m["independent_judge"]  # the second judge, edits only
+            assert (judged is None) == (kind == "t2i")
+            assert judged is None or 0.0 <= judged["first_attempt"] <= 1.0
         assert 0.0 <= r["methods"][method]["edits"]["crown"]["first_attempt"] <= 1.0
     assert {"image_classifier", "transform_classifier"} <= set(r["classifiers_held_out"])
     follow = r["prompt_following"]
