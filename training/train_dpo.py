@@ -84,8 +84,8 @@ class Pairs:
 
 
 def party_requests(n: int, seed: int) -> list[tuple[GenerateRequest, W.Scene]]:
-    """`n` benign party-figure requests drawn from `seed` exactly as the regeneration eval draws its `t2i` set
-    (`evaluation.regeneration.t2i_requests`; training does not import evaluation, a test holds them equal)."""
+    """`n` benign party-figure requests drawn from `seed`: the DPO pairs' prompts, and the regeneration eval's
+    `t2i` set (`evaluation.regeneration.t2i_requests`) on its own seed range."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
