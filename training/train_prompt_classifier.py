@@ -67,10 +67,11 @@ def _batches(n: int, size: int, gen: torch.Generator):
 
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
-         checkpoint: Path | None = None):
-    """LoRA adapters + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row). With
-    `checkpoint`, the state (adapters, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a
-    run with the same checkpoint path resumes from it: the batch order is a function of (seed, epoch) only."""
+         checkpoint: Path | None = None, max_steps: int | None = None):
+    """LoRA adapters + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for `epochs`
+    or, given `max_steps`, at most that many steps. With `checkpoint`, the state (adapters, head, optimiser, step)
+    is saved there every `CHECKPOINT_EVERY` steps and a run with the same checkpoint path resumes from it: the
+    batch order is a function of (seed, epoch) only."""
     torch.manual_seed(seed)
     encoder = lora_encoder()
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
@@ -78,7 +79,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
     targets, weights = torch.from_numpy(y), torch.from_numpy(w)
     per_epoch = -(-len(texts) // BATCH)
-    steps, done = epochs * per_epoch, 0
+    steps, done = min(epochs * per_epoch, max_steps or epochs * per_epoch), 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
         encoder.load_state_dict(state["encoder"], strict=False)
@@ -93,6 +94,8 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
         for i, idx in enumerate(_batches(len(texts), BATCH, gen)):
             if epoch * per_epoch + i < done:
                 continue
+            if done == steps:
+                break
             ids, mask = (torch.from_numpy(a) for a in tokenize([texts[int(j)] for j in idx], seq_len))
             width = int(mask.sum(1).max())
             hidden = encoder(input_ids=ids[:, :width], attention_mask=mask[:, :width]).last_hidden_state
@@ -208,6 +211,7 @@ class Dataset:
     w: np.ndarray  # float32 [N], per-row loss weight
     split: np.ndarray  # str [N]: train | val | test
     groups: np.ndarray  # str [N]: benign | hard-negative | unsafe
+    source: np.ndarray  # str [N]: the unit leave-one-source-out holds out (`corpus.source_of`)
     digest: str  # sha256 (16 hex) of the raw texts, in order
 
 
@@ -217,14 +221,14 @@ def templates_dataset(seed: int) -> Dataset:
     return Dataset(np.array([normalize(e.text) for e in data], dtype=object),
                    np.array([e.target for e in data], dtype=np.float32), np.ones(len(data), np.float32),
                    np.array([split_of(e.text) for e in data]), np.array([e.group for e in data]),
-                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+                   np.full(len(data), "own-templates"), hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
 def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
     """The corpus (`training.data.corpus.load_corpus`: public sources in the cache, deduplicated against the
     evaluation sets, plus templates, twins and hard negatives); training rows capped per cell (`CAP`), weak rows
     weighted `WEAK_WEIGHT`; validation and test rows all kept."""
-    from t2iguard.training.data.corpus import load_corpus
+    from t2iguard.training.data.corpus import load_corpus, source_of
 
     rng = np.random.default_rng(seed)
     cells: dict[tuple, list] = {}
@@ -239,7 +243,7 @@ def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
                    np.array([e.target for e in data], dtype=np.float32),
                    np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
                    np.array([e.split for e in data]), np.array([e.group for e in data]),
-                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+                   np.array([source_of(e) for e in data]), hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}

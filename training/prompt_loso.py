@@ -1,0 +1,172 @@
+"""Leave-one-source-out for the served prompt classifier (MiniLM + LoRA + head, scored over windows), issue 21.
+
+The frozen-encoder study (`prompt_head.py`) fits a head in seconds; the served model fine-tunes the encoder, so
+every fold is a training run. Each fold follows the shipped recipe (`train_prompt_classifier`: the corpus rows
+capped per cell, weak rows weighted, thresholds calibrated on the validation split as served) without one unit,
+and scores that unit's rows (every split, at most `per_group` rows per group, seeded) as served. To fit a 2-core
+machine every fold trains `steps` steps of 64 prompts (the shipped model: 826), so a reference fold trained on
+every unit at the same budget scores each unit's test split: the in-distribution figure at equal budget. The
+held-out minus the reference is what an unseen source costs; both sit below the shipped model's full budget.
+
+Units: each public repository and each own-data family (`corpus.source_of`); the four benign caption
+repositories are held out together (`CAPTIONS`), which is stricter than one at a time. Every fold's scores are
+kept under `cache_root()/loso-lora/` (with its training checkpoint), so an interrupted run resumes and the
+table is rebuilt from them in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from t2iguard.contract.profiles import get_profile
+from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.export.build import cache_root
+from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
+from t2iguard.training.embed import score
+from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset
+
+#: benign caption repositories, held out as one unit
+CAPTIONS = ("Karine-Huang/T2I-CompBench", "krea-ai/open-prompts", "dbsxodud-11/PAG", "rohitgandikota/erasing")
+REFERENCE = "(none: every unit)"
+STEPS = 240
+PER_GROUP = 1500
+GROUPS = ("benign", "hard-negative", "unsafe")
+
+
+def unit_of(source: np.ndarray) -> np.ndarray:
+    """str [N] sources -> str [N] LOSO units (the caption repositories folded into one)."""
+    return np.where(np.isin(source, CAPTIONS), "public captions (4 repositories)", source)
+
+
+@dataclass
+class Fold:
+    unit: str
+    scores: np.ndarray  # float32 [n, C], the scored rows of the unit
+    y: np.ndarray  # float32 [n, C]
+    groups: np.ndarray  # str [n]
+    thresholds: dict[str, float]  # calibrated on the fold's own validation split (never the held-out unit)
+    seconds: float
+
+
+def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most `per_group` rows of each group among `mask`, sorted."""
+    out = []
+    for g in GROUPS:
+        idx = np.flatnonzero(mask & (groups == g))
+        out.append(idx if len(idx) <= per_group else rng.choice(idx, per_group, replace=False))
+    return np.sort(np.concatenate(out))
+
+
+def _slug(unit: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in unit).strip("-").lower()
+
+
+def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, per_group: int,
+             folder: Path, say=lambda msg: None) -> Fold:
+    """Train without `unit` (REFERENCE: with every unit), calibrate on the training units' validation split, score
+    the unit's rows (REFERENCE: every unit's test split). Cached in `folder` by unit, seed, steps and data."""
+    path = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}.npz"
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]))
+    t0 = time.perf_counter()
+    seq_len = get_profile("tiny").seq_len
+    held = units == unit
+    train, val = (ds.split == "train") & ~held, (ds.split == "val") & ~held
+    encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
+                         say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps)
+    model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
+    rng = np.random.default_rng(seed)
+    v = _sample(val, ds.groups, per_group, rng)
+    thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
+    if unit == REFERENCE:  # per unit, so that each unit's in-distribution figure has its own sample
+        scored = np.concatenate([_sample((ds.split == "test") & (units == u), ds.groups, per_group, rng)
+                                 for u in sorted(set(units))])
+    else:
+        scored = _sample(held, ds.groups, per_group, rng)
+    say(f"  scoring {len(scored)} rows")
+    scores = score(model, list(ds.texts[scored]), seq_len)
+    fold = Fold(unit, scores, ds.y[scored], ds.groups[scored], thresholds, time.perf_counter() - t0)
+    if unit == REFERENCE:  # keep each row's unit, so the reference can be read per unit
+        fold.groups = np.char.add(np.char.add(ds.groups[scored].astype(str), "|"), units[scored].astype(str))
+    np.savez(path, scores=scores, y=fold.y, groups=fold.groups, thresholds=json.dumps(thresholds),
+             seconds=fold.seconds)
+    path.with_suffix(".pt").unlink(missing_ok=True)
+    return fold
+
+
+def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dict[str, float] | float) -> dict:
+    """Flagged share per group ({"benign": (share, n), ...}, groups present only): flagged = any category's score
+    at or above its threshold (a dict per category, or one number for all)."""
+    t = np.array([thresholds[c] for c in CATEGORIES]) if isinstance(thresholds, dict) else thresholds
+    flagged = (scores >= t).any(1)
+    return {g: (float(flagged[groups == g].mean()), int((groups == g).sum())) for g in GROUPS if (groups == g).any()}
+
+
+def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
+          say=lambda msg: None) -> dict:
+    """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
+    calibrated thresholds and at 0.5. `only`: a subset of units (the reference always runs)."""
+    ds = corpus_dataset(seed)
+    units = unit_of(ds.source)
+    names = [u for u in sorted(set(units)) if only is None or u in only]
+    folder = cache_root() / "loso-lora"
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "units": {}}
+    for i, unit in enumerate([REFERENCE, *names]):
+        say(f"fold {i + 1}/{len(names) + 1}: without {unit}")
+        fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say)
+        if unit == REFERENCE:
+            ref = fold
+            out["reference_thresholds"] = fold.thresholds
+            continue
+        in_dist = np.char.endswith(ref.groups, "|" + unit)
+        ref_groups = np.array([g.split("|")[0] for g in ref.groups[in_dist]])
+        out["units"][unit] = {
+            "held_out": rates(fold.scores, fold.y, fold.groups, fold.thresholds),
+            "held_out_at_0.5": rates(fold.scores, fold.y, fold.groups, 0.5),
+            "reference": rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds),
+            "thresholds": fold.thresholds, "seconds": fold.seconds}
+    return out
+
+
+def _cell(r: dict, g: str) -> str:
+    return f"{100 * r[g][0]:.1f}% ({r[g][1]})" if g in r else "-"
+
+
+def markdown(res: dict) -> str:
+    """The study as a markdown table: per unit, held-out vs reference, per group."""
+    lines = [f"LoRA leave-one-source-out, {res['steps']} steps of 64 per fold, seed {res['seed']}, at most "
+             f"{res['per_group']} scored rows per group (data {res['data_sha256_16']}).", "",
+             "| held-out unit | benign flagged: held out / in-dist | risky-looking benign flagged: held out / in-dist "
+             "| unsafe caught: held out / in-dist | unsafe caught held out, @0.5 |", "|---|---|---|---|---|"]
+    for unit, r in res["units"].items():
+        cols = [f"{_cell(r['held_out'], g)} / {_cell(r['reference'], g)}" for g in GROUPS]
+        lines.append(f"| {unit} | " + " | ".join(cols) + f" | {_cell(r['held_out_at_0.5'], 'unsafe')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--per-group", type=int, default=PER_GROUP)
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--out", type=Path, default=Path("build/eval/prompt-loso"))
+    a = p.parse_args()
+    res = study(a.seed, a.steps, a.per_group, a.only, say=lambda m: print(m, flush=True))
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "loso.json").write_text(json.dumps(res, indent=1))
+    (a.out / "loso.md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
