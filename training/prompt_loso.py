@@ -33,7 +33,7 @@ from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, 
 #: benign caption repositories, held out as one unit
 CAPTIONS = ("Karine-Huang/T2I-CompBench", "krea-ai/open-prompts", "dbsxodud-11/PAG", "rohitgandikota/erasing")
 REFERENCE = "(none: every unit)"
-STEPS = 240
+STEPS = 150
 PER_GROUP = 1500
 GROUPS = ("benign", "hard-negative", "unsafe")
 
