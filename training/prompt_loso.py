@@ -66,6 +66,21 @@ def _slug(unit: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in unit).strip("-").lower()
 
 
+def fold_rows(ds: Dataset, units: np.ndarray, unit: str, seed: int, per_group: int) -> dict[str, np.ndarray]:
+    """A fold's rows, as indices into `ds`: "train" (the training split of every other unit), "val" (their
+    validation split, at most `per_group` per group: the calibration rows), "scored" (every split of `unit`, at
+    most `per_group` per group; REFERENCE: every unit's test split, at most `per_group` per group and unit)."""
+    held = units == unit
+    rng = np.random.default_rng(seed)
+    val = _sample((ds.split == "val") & ~held, ds.groups, per_group, rng)
+    if unit == REFERENCE:
+        scored = np.concatenate([_sample((ds.split == "test") & (units == u), ds.groups, per_group, rng)
+                                 for u in sorted(set(units))])
+    else:
+        scored = _sample(held, ds.groups, per_group, rng)
+    return {"train": np.flatnonzero((ds.split == "train") & ~held), "val": val, "scored": scored}
+
+
 def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, per_group: int,
              folder: Path, say=lambda msg: None) -> Fold:
     """Train without `unit` (REFERENCE: with every unit), calibrate on the training units' validation split, score
@@ -76,19 +91,12 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
         return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]))
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
-    held = units == unit
-    train, val = (ds.split == "train") & ~held, (ds.split == "val") & ~held
+    rows = fold_rows(ds, units, unit, seed, per_group)
+    train, v, scored = rows["train"], rows["val"], rows["scored"]
     encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
                          say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps)
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
-    rng = np.random.default_rng(seed)
-    v = _sample(val, ds.groups, per_group, rng)
     thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
-    if unit == REFERENCE:  # per unit, so that each unit's in-distribution figure has its own sample
-        scored = np.concatenate([_sample((ds.split == "test") & (units == u), ds.groups, per_group, rng)
-                                 for u in sorted(set(units))])
-    else:
-        scored = _sample(held, ds.groups, per_group, rng)
     say(f"  scoring {len(scored)} rows")
     scores = score(model, list(ds.texts[scored]), seq_len)
     fold = Fold(unit, scores, ds.y[scored], ds.groups[scored], thresholds, time.perf_counter() - t0)
@@ -149,24 +157,3 @@ def markdown(res: dict) -> str:
         cols = [f"{_cell(r['held_out'], g)} / {_cell(r['reference'], g)}" for g in GROUPS]
         lines.append(f"| {unit} | " + " | ".join(cols) + f" | {_cell(r['held_out_at_0.5'], 'unsafe')} |")
     return "\n".join(lines) + "\n"
-
-
-def main() -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=STEPS)
-    p.add_argument("--per-group", type=int, default=PER_GROUP)
-    p.add_argument("--only", nargs="*", default=None)
-    p.add_argument("--out", type=Path, default=Path("build/eval/prompt-loso"))
-    a = p.parse_args()
-    res = study(a.seed, a.steps, a.per_group, a.only, say=lambda m: print(m, flush=True))
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "loso.json").write_text(json.dumps(res, indent=1))
-    (a.out / "loso.md").write_text(markdown(res))
-    print(markdown(res))
-
-
-if __name__ == "__main__":
-    main()

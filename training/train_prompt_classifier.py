@@ -221,7 +221,8 @@ def templates_dataset(seed: int) -> Dataset:
     return Dataset(np.array([normalize(e.text) for e in data], dtype=object),
                    np.array([e.target for e in data], dtype=np.float32), np.ones(len(data), np.float32),
                    np.array([split_of(e.text) for e in data]), np.array([e.group for e in data]),
-                   np.full(len(data), "own-templates"), hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+                   np.full(len(data), "own-templates"),
+                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
 def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
@@ -243,7 +244,8 @@ def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
                    np.array([e.target for e in data], dtype=np.float32),
                    np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
                    np.array([e.split for e in data]), np.array([e.group for e in data]),
-                   np.array([source_of(e) for e in data]), hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+                   np.array([source_of(e) for e in data]),
+                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}

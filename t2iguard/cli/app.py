@@ -566,6 +566,32 @@ def eval_prompt_classifier(
                                                           variants=keys, max_prompts=max_prompts))
 
 
+@eval_app.command("prompt-loso")
+def eval_prompt_loso(
+    out: Annotated[Path, typer.Option(help="Where loso.md and loso.json go.")] = Path("build/eval/prompt-loso"),
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (64 prompts each) per fold; the shipped "
+                                                   "model trained 826.")] = 150,
+    per_group: Annotated[int, typer.Option(min=1, help="At most this many rows per group (benign, risky-looking "
+                                                       "benign, unsafe) scored per unit and used to calibrate.")]
+        = 1500,
+    only: Annotated[list[str] | None, typer.Option(help="Hold out only these units (repeatable), e.g. "
+                                                        "own-twins; the reference fold always runs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corpus caps, the samples and training.")] = 0,
+) -> None:
+    """Leave-one-source-out for the served model (MiniLM + LoRA + head, windows): one training run per held-out
+    unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
+    cached under the cache root, so an interrupted run resumes). Needs the data cache (`t2iguard data import`)."""
+    from t2iguard.training.prompt_loso import markdown, study
+
+    with err.status("leave-one-source-out") as status:
+        res = study(seed, steps, per_group, only, say=lambda m: status.update(m))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loso.json").write_text(json.dumps(res, indent=1))
+    (out / "loso.md").write_text(markdown(res))
+    typer.echo(markdown(res))
+    err.print(f"written: {out / 'loso.md'}, {out / 'loso.json'}")
+
+
 @eval_app.command("rewriter")
 def eval_rewriter(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,

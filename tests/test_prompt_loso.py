@@ -1,0 +1,52 @@
+"""Leave-one-source-out for the served LoRA classifier (training/prompt_loso.py): the folds never train on the
+unit they score, and a short study runs end to end (real training steps, real scoring)."""
+
+import numpy as np
+import pytest
+
+from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.training import prompt_loso as L
+from t2iguard.training.train_prompt_classifier import corpus_dataset
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    ds = corpus_dataset(0)
+    return ds, L.unit_of(ds.source)
+
+
+def test_no_fold_trains_or_calibrates_on_the_unit_it_scores(dataset):
+    ds, units = dataset
+    names = sorted(set(units))
+    assert {"own-templates", "own-twins", "own-hard-negatives"} <= set(names)
+    for unit in names:
+        rows = L.fold_rows(ds, units, unit, seed=0, per_group=200)
+        assert not (units[rows["train"]] == unit).any() and not (units[rows["val"]] == unit).any()
+        assert (units[rows["scored"]] == unit).all() and len(rows["scored"]) > 0
+        assert (ds.split[rows["train"]] == "train").all() and (ds.split[rows["val"]] == "val").all()
+        for g in L.GROUPS:
+            assert (ds.groups[rows["scored"]] == g).sum() <= 200
+    ref = L.fold_rows(ds, units, L.REFERENCE, seed=0, per_group=50)
+    assert (ds.split[ref["scored"]] == "test").all()
+    assert set(units[ref["scored"]]) == {u for u in names if ((units == u) & (ds.split == "test")).any()}
+
+
+def test_rates_count_a_prompt_flagged_by_any_category():
+    scores = np.zeros((4, len(CATEGORIES)), np.float32)
+    scores[0, 0], scores[1, 3], scores[2, 3] = 0.9, 0.6, 0.4
+    groups = np.array(["unsafe", "unsafe", "benign", "benign"])
+    thresholds = dict.fromkeys(CATEGORIES, 0.5)
+    assert L.rates(scores, None, groups, thresholds) == {"benign": (0.0, 2), "unsafe": (1.0, 2)}
+    assert L.rates(scores, None, groups, 0.3) == {"benign": (0.5, 2), "unsafe": (1.0, 2)}
+
+
+def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(L, "cache_root", lambda: tmp_path)
+    res = L.study(seed=0, steps=2, per_group=12, only=["own-twins"])
+    r = res["units"]["own-twins"]
+    assert r["held_out"]["unsafe"][1] == 12 and r["held_out"]["hard-negative"][1] == 12
+    assert "own-twins" in L.markdown(res)
+    assert set(r["thresholds"]) == set(CATEGORIES)
+    cached = sorted(p.name for p in (tmp_path / "loso-lora").iterdir())
+    assert len(cached) == 2 and all(n.endswith(".npz") for n in cached)  # checkpoints removed, scores kept
+    assert L.study(seed=0, steps=2, per_group=12, only=["own-twins"]) == res
