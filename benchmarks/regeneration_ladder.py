@@ -76,9 +76,10 @@ def main() -> None:
         build_repository("tiny", "cpu", args.repository).path)
     requests = (E.t2i_requests if args.set == "t2i" else E.edit_requests)(args.requests, args.seed)
     judge = E.AttributeJudge()
-    print(f"| method, ceiling, edit strength | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
-          "retention shape / colour | crown drawn (first / delivered) |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| method, ceiling, edit strength | set | flagged (attempt 1) | after 2 | after {args.attempts} | refused | "
+          "oracle: attempt 1 -> delivered | tone judge: attempt 1 -> delivered | retention shape / colour | "
+          "crown drawn (first / delivered) | latency regenerated / unflagged |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     refused: list[str] = []
     tiles: list = []
     for method in methods:
@@ -89,11 +90,15 @@ def main() -> None:
                 m = E.summarise(rows, args.attempts, args.set, judge)
                 ret, crown = m["attribute_retention"], m.get("crown")
                 shown = "policy" if strength is None else format(strength, "g")
+                oracle, tone = m["oracle"], m["independent_judge"]
                 print(f"| {method}, {ceiling}, {shown} | {args.set} ({args.requests}) | "
                       f"{m['flagged_first_attempt']:.1%} | {m['still_flagged_after'].get('2', float('nan')):.1%} | "
-                      f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
-                      f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
-                      + (f"{crown['first_attempt']:.0%} / {crown['delivered']:.0%} |" if crown else "- |"), flush=True)
+                      f"{m['still_flagged_after'][str(args.attempts)]:.1%} | {m['refused']:.1%} | "
+                      f"{oracle['first_attempt']:.1%} -> {oracle['delivered']:.1%} | "
+                      + (f"{E._pct(tone['first_attempt'])} -> {E._pct(tone['delivered'])} | " if tone else "- | ")
+                      + f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
+                      + (f"{E._pct(crown['first_attempt'])} / {E._pct(crown['delivered'])} | " if crown else "- | ")
+                      + ("-" if m["latency_ratio"] is None else f"{m['latency_ratio']:.2f}x") + " |", flush=True)
                 gone = [r for r in rows if r["refused"]]
                 for r in gone:  # a blocked request stops early: pad its row with blanks
                     blank = np.full_like(r["images"][0], 255)
