@@ -188,7 +188,12 @@ def summarise(rows: list[dict], attempts: int, kind: str, judge: AttributeJudge)
                                                           r["scene"]) for r in group])), 4) if group else None)
 
         independent = {"name": "face tone changed (tone judge, trained apart)", "first_attempt": changed(rows, 0),
-                       "delivered": changed(delivered, -1)}
+                       "delivered": changed(delivered, -1),
+                       # where what is left comes from: first attempts the classifiers passed, or regenerations
+                       "delivered_unregenerated": changed(clean_first, 0),
+                       "delivered_regenerated": changed(regenerated, -1),
+                       "counts": {"delivered": len(delivered), "unregenerated": len(clean_first),
+                                  "regenerated": len(regenerated)}}
 
     def accuracy(group: list[dict], attempt: int) -> dict[str, float]:
         if not group:
@@ -358,6 +363,18 @@ def render(r: dict) -> str:
         for method, c in crowns:
             lines.append(f"| {method} | {_pct(c['first_attempt'])} | {_pct(c['regenerated_first_attempt'])} -> "
                          f"{_pct(c['delivered_regenerated'])} | {_pct(c['delivered'])} |")
+        lines.append("")
+    judged = [(method, sets["edits"]["independent_judge"]) for method, sets in r["methods"].items()
+              if (sets.get("edits") or {}).get("independent_judge", {}).get("counts")]
+    if judged:
+        lines += ["Where the tone-changed deliveries come from (independent judge): first attempts the classifiers "
+                  "passed (never regenerated), and regenerated deliveries.", "",
+                  "| method | delivered | tone-changed among those passed at attempt 1 | among those regenerated |",
+                  "| --- | --- | --- | --- |"]
+        for method, ind in judged:
+            c = ind["counts"]
+            lines.append(f"| {method} | {c['delivered']} | {_pct(ind['delivered_unregenerated'])} of "
+                         f"{c['unregenerated']} | {_pct(ind['delivered_regenerated'])} of {c['regenerated']} |")
         lines.append("")
     lines += ["![before/after](grid.png)", "", "![flagged rate](plot.png)", ""]
     f = r.get("prompt_following")

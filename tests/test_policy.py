@@ -100,6 +100,8 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert tiny.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
     assert sd.regeneration.edit_strength == 1.0 and sd.regeneration_ladder(["unintended-edit"], edit=True) == (
         "strong", "max")
+    # 2026.12.04-1: tiny's edit regenerations keep the source's face (ShapeWorld's skin tones); sd has no rule
+    assert len(tiny.regeneration.edit_keep_identity.colours) == 5 and sd.regeneration.edit_keep_identity is None
 
 
 def test_profile_edit_strength_out_of_range_is_named(policy):
