@@ -5,6 +5,8 @@
         --edit-strengths 1
     .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 100 --seed 9300 \
         --methods classifier --ceilings strong --edit-strengths 1,0.9,0.8
+    .venv/bin/python benchmarks/regeneration_ladder.py --set edits --requests 40 --seed 41000 \
+        --methods classifier,reseed --ceilings medium --keep-identity off,2,4
 
 Runs one request set of `t2iguard eval regeneration` (same requests, same pipeline code, same
 judge) for each method x ceiling x edit strength, with every category escalating to that one
@@ -29,16 +31,22 @@ from t2iguard.evaluation import regeneration as E
 from t2iguard.export.build import build_repository
 from t2iguard.runtime.guidance import PRESETS
 from t2iguard.runtime.images import image_grid
+from t2iguard.training.data import shapeworld as W
 
 
-def one_ceiling(policy: Policy, ceiling: str, edit_strength: float | None) -> Policy:
+def one_ceiling(policy: Policy, ceiling: str, edit_strength: float | None, keep_grow: int | None = None) -> Policy:
     """`policy` with every category and edits escalating to `ceiling` (starting there when it is below the
-    policy's starting preset), edits regenerated from `edit_strength` (None: the policy's)."""
+    policy's starting preset), edits regenerated from `edit_strength` (None: the policy's); `keep_grow` (None:
+    the policy's `edit_keep_identity`; -1: off) keeps the source's faces out of the regenerations' mask
+    (ShapeWorld's skin tones, tolerance 24, grown by that many pixels)."""
     data = policy.model_dump()
     start = min(PRESETS.index(data["regeneration"]["preset"]), PRESETS.index(ceiling))
     data["regeneration"].update(preset=PRESETS[start], ceiling=ceiling, edit_ceiling=None)
     if edit_strength is not None:
         data["regeneration"]["edit_strength"] = edit_strength
+    if keep_grow is not None:
+        data["regeneration"]["edit_keep_identity"] = None if keep_grow < 0 else {
+            "colours": [list(c) for c in W.TONES.values()], "tolerance": 24.0, "grow": keep_grow}
     for rule in data["categories"].values():
         if rule["image"] is not None:
             rule["image"]["ceiling"] = None
@@ -56,6 +64,10 @@ def main() -> None:
     ap.add_argument("--edit-strengths", default=None,
                     help="edits only: comma-separated strengths their regenerations start from, each in (0, 1] "
                          "(default: the policy's edit_strength)")
+    ap.add_argument("--keep-identity", default=None,
+                    help="edits only: comma-separated, per run: `off`, or how many pixels the source's faces are "
+                         "grown by and kept out of the regenerations' mask (default: the policy's "
+                         "edit_keep_identity)")
     ap.add_argument("--refused-grid", type=Path, default=None,
                     help="write a PNG: one row per refused request of every setting, its source (edits; blank for "
                          "t2i) and then each attempt's image")
@@ -69,6 +81,11 @@ def main() -> None:
         strengths = [float(v) for v in args.edit_strengths.split(",")]
         if not all(0.0 < v <= 1.0 for v in strengths):
             ap.error("--edit-strengths: each in (0, 1]")
+    keeps: list[int | None] = [None]
+    if args.keep_identity is not None:
+        if args.set != "edits":
+            ap.error("--keep-identity: edits only")
+        keeps = [-1 if v == "off" else int(v) for v in args.keep_identity.split(",")]
     for name, value, known in (("--methods", methods, E.METHODS), ("--ceilings", ceilings, PRESETS)):
         if set(value) - set(known):
             ap.error(f"{name}: choose from {', '.join(known)}")
@@ -76,24 +93,32 @@ def main() -> None:
         build_repository("tiny", "cpu", args.repository).path)
     requests = (E.t2i_requests if args.set == "t2i" else E.edit_requests)(args.requests, args.seed)
     judge = E.AttributeJudge()
-    print(f"| method, ceiling, edit strength | set | flagged (attempt 1) | after 2 | after {args.attempts} | "
-          "retention shape / colour | crown drawn (first / delivered) |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |")
+    print("| method, ceiling, edit strength[, identity kept] | set | flagged (attempt 1) | after 2 | "
+          f"after {args.attempts} | refused | "
+          "oracle: attempt 1 -> delivered | tone judge: attempt 1 -> delivered | retention shape / colour | "
+          "crown drawn (first / delivered) | latency regenerated / unflagged |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     refused: list[str] = []
     tiles: list = []
     for method in methods:
         for ceiling in ceilings:
-            for strength in strengths:
+            for strength, keep in [(s, k) for s in strengths for k in keeps]:
                 rows = E.run_method(repo, method, args.attempts, requests, lambda m: None,
-                                    policy=lambda p, c=ceiling, s=strength: one_ceiling(p, c, s))
+                                    policy=lambda p, c=ceiling, s=strength, k=keep: one_ceiling(p, c, s, k))
                 m = E.summarise(rows, args.attempts, args.set, judge)
                 ret, crown = m["attribute_retention"], m.get("crown")
                 shown = "policy" if strength is None else format(strength, "g")
+                if keep is not None:
+                    shown += ", identity kept off" if keep < 0 else f", identity kept (grow {keep})"
+                oracle, tone = m["oracle"], m["independent_judge"]
                 print(f"| {method}, {ceiling}, {shown} | {args.set} ({args.requests}) | "
                       f"{m['flagged_first_attempt']:.1%} | {m['still_flagged_after'].get('2', float('nan')):.1%} | "
-                      f"{m['still_flagged_after'][str(args.attempts)]:.1%} | "
-                      f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
-                      + (f"{crown['first_attempt']:.0%} / {crown['delivered']:.0%} |" if crown else "- |"), flush=True)
+                      f"{m['still_flagged_after'][str(args.attempts)]:.1%} | {m['refused']:.1%} | "
+                      f"{oracle['first_attempt']:.1%} -> {oracle['delivered']:.1%} | "
+                      + (f"{E._pct(tone['first_attempt'])} -> {E._pct(tone['delivered'])} | " if tone else "- | ")
+                      + f"{ret.get('shape', float('nan')):.0%} / {ret.get('colour', float('nan')):.0%} | "
+                      + (f"{E._pct(crown['first_attempt'])} / {E._pct(crown['delivered'])} | " if crown else "- | ")
+                      + ("-" if m["latency_ratio"] is None else f"{m['latency_ratio']:.2f}x") + " |", flush=True)
                 gone = [r for r in rows if r["refused"]]
                 for r in gone:  # a blocked request stops early: pad its row with blanks
                     blank = np.full_like(r["images"][0], 255)

@@ -72,6 +72,10 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     assert not list(tmp_path.iterdir())  # checked before anything is built or run
     r = t2iguard("eval", "regeneration", "--attempts", "0", "--out", str(tmp_path))
     assert r.returncode == BAD_INPUT.exit_code and "--attempts" in r.stderr and not list(tmp_path.iterdir())
+    r = t2iguard("eval", "regeneration", "--sets", "edits,photos", "--out", str(tmp_path))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and not list(tmp_path.iterdir())
+    assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
 
 
 def test_generate_edit_needs_both_files(url, tmp_path):

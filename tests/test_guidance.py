@@ -137,6 +137,8 @@ def test_guidance_names_its_strength_and_refuses_one_out_of_range():
     assert Guidance("classifier", "medium", ["unintended-edit"], 0.9).label == "classifier-medium@0.9"
     assert Guidance("classifier", "strong", ["nudity"]).label == "classifier-strong"
     assert Guidance("reseed", None, [], 0.8).label == "reseed@0.8"
+    assert Guidance("classifier", "medium", ["unintended-edit"], 0.9, True).label == (
+        "classifier-medium@0.9+identity-kept")
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="guidance strength must be in"):
             Guidance("reseed", None, [], bad)

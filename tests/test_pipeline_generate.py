@@ -14,11 +14,13 @@ from t2iguard.contract.policy import Policy
 from t2iguard.contract.report import SafetyReport
 from t2iguard.contract.taxonomy import GUIDED_CLASSES
 from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided
-from t2iguard.runtime.images import downsample_mask, from_pixels, to_pixels
+from t2iguard.runtime.images import downsample_mask, from_pixels, identity_region, to_pixels
 from t2iguard.runtime.pipeline import GenerateRequest, Guidance, Refused, SafeT2IPipeline, strength_steps
 from t2iguard.runtime.runners import LocalRunner
 
 STEPS = 4
+#: ShapeWorld's skin tones (training/data/shapeworld.py TONES), as the shipped policy lists them for tiny
+SKIN = [(255, 226, 200), (236, 192, 152), (200, 142, 100), (140, 86, 56), (78, 50, 36)]
 
 
 def reference_generate(pipe: SafeT2IPipeline, req: GenerateRequest, cond, uncond, guidance=None) -> np.ndarray:
@@ -131,7 +133,54 @@ def test_an_edit_encodes_its_source_once_however_many_attempts(repository, profi
     assert runner.calls.count(S.VAE_EDIT_DECODER) == 3
     regen = pipe.policy.regeneration
     start, _ = pipe.policy.regeneration_ladder(report.attempts[0].flagged, edit=True)
-    second = Guidance(regen.guidance, start, report.attempts[0].flagged, regen.edit_strength)
+    target, inpaint = edit_request, None  # what a regeneration repaints: the mask, or less the source's face
+    if regen.edit_keep_identity is not None:
+        target, inpaint = pipe.keep_identity(edit_request, pipe.prepare_inpaint_condition(edit_request))
+    second = Guidance(regen.guidance, start, report.attempts[0].flagged, regen.edit_strength,
+                      target is not edit_request)
     assert report.attempts[1].guidance == second.label
-    alone = pipe.generate(replace(edit_request, seed=report.attempts[1].seed), cond, uncond, second)
+    alone = pipe.generate(replace(target, seed=report.attempts[1].seed), cond, uncond, second, inpaint)
     assert np.array_equal(images[1], alone)
+
+
+def test_identity_region_is_the_source_face_inside_the_mask():
+    """On drawn edits of figures of every tone: exactly the source's skin pixels inside the mask; grown, still
+    inside the mask; nothing for a palette the source does not use."""
+    from t2iguard.training.data import shapeworld as W
+
+    assert [tuple(c) for c in W.TONES.values()] == SKIN
+    rng = np.random.default_rng(4)
+    tones = set()
+    for _ in range(40):
+        edit = W.sample_edit(rng, "beautify")
+        source, mask = W.render(edit.source), edit.mask()
+        skin = np.all(source == W.TONES[edit.source.tone], axis=-1) & (mask > 0)
+        region = identity_region(source, mask, SKIN, 24.0)
+        assert region.dtype == np.float32 and np.array_equal(region > 0, skin) and skin.any()
+        grown = identity_region(source, mask, SKIN, 24.0, grow=3)
+        assert (grown >= region).all() and not (grown > mask).any() and grown.sum() > region.sum()
+        assert not identity_region(source, mask, [(0, 0, 255)], 24.0, grow=3).any()
+        tones.add(edit.source.tone)
+    assert tones == set(W.TONE_NAMES[1:])  # every tone a beautify source is drawn in
+
+
+def test_keep_identity_regenerates_the_mask_less_the_source_face(repository, profile, policy, edit_request):
+    """Under `edit_keep_identity` the first attempt repaints the whole mask and every regeneration the mask
+    less the source's face, whose pixels come back the source's exactly; the report names it."""
+    data = policy.model_dump()
+    data["categories"]["unintended-edit"]["image"]["threshold"] = 0.0
+    data["profile_regeneration"]["tiny"].update(max_attempts=2, edit_keep_identity={"colours": SKIN, "grow": 2})
+    strict = Policy.model_validate(data)
+    pipe = SafeT2IPipeline(LocalRunner(repository, profile, strict), profile, strict, "trained")
+    cond, uncond, pooled = pipe.encode_prompt(edit_request.prompt, "")
+    report, images = SafetyReport.model_construct(attempts=[]), []
+    with pytest.raises(Refused):
+        pipe.generate_checked(edit_request, cond, uncond, pooled, report, {}, trace=images)
+    face = identity_region(edit_request.init_image, edit_request.mask, SKIN, 24.0, 2) > 0
+    source, outside = edit_request.init_image, edit_request.mask == 0
+    assert face.any() and not np.array_equal(images[0][face], source[face])
+    for image in images[1:]:
+        assert np.array_equal(image[face], source[face]) and np.array_equal(image[outside], source[outside])
+        assert not np.array_equal(image[~face & ~outside], source[~face & ~outside])  # the rest is repainted
+    assert [a.guidance.endswith("+identity-kept") for a in report.attempts[1:]] == [True, True]
+    assert report.attempts[0].guidance is None

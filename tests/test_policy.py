@@ -100,6 +100,8 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert tiny.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
     assert sd.regeneration.edit_strength == 1.0 and sd.regeneration_ladder(["unintended-edit"], edit=True) == (
         "strong", "max")
+    # 2026.12.04-1: tiny's edit regenerations keep the source's face (ShapeWorld's skin tones); sd has no rule
+    assert len(tiny.regeneration.edit_keep_identity.colours) == 5 and sd.regeneration.edit_keep_identity is None
 
 
 def test_profile_edit_strength_out_of_range_is_named(policy):
@@ -212,3 +214,18 @@ def test_one_mapping_of_the_three_decision_vocabularies():
         report_decision("allowed", False, "pass")
     with pytest.raises(ValueError, match="image verdict 'ok'"):
         report_decision("allow", False, "ok")
+
+
+def test_edit_keep_identity_is_validated_and_set_per_profile(policy):
+    data = policy.model_dump()
+    data["regeneration"]["edit_keep_identity"] = {"colours": [[255, 226, 300]]}
+    with pytest.raises(ValueError, match=r"identity colours must be RGB triples in \[0, 255\]"):
+        Policy.model_validate(data)
+    data["regeneration"]["edit_keep_identity"] = {"colours": []}
+    with pytest.raises(ValueError, match="regeneration.edit_keep_identity.colours"):
+        Policy.model_validate(data)
+    data["regeneration"]["edit_keep_identity"] = None
+    data["profile_regeneration"]["tiny"]["edit_keep_identity"] = {"colours": [[1, 2, 3]], "grow": 3}
+    tiny = Policy.model_validate(data).for_profile("tiny").regeneration.edit_keep_identity
+    assert (tiny.colours, tiny.tolerance, tiny.grow) == ([(1, 2, 3)], 24.0, 3)
+    assert Policy.model_validate(data).for_profile("sd15").regeneration.edit_keep_identity is None

@@ -164,8 +164,11 @@ def test_flagged_image_goes_through_guided_regeneration(triton, client, profile,
 def test_flagged_edit_regenerates_from_the_source_on_its_own_ladder(triton, client, profile, repository, policy,
                                                                    tmp_path):
     """An edit's regenerations start from the source noised to the tiny profile's edit_strength, on its
-    edit ladder (medium, then medium on fresh seeds); the first attempt is the request as sent."""
-    source = client.generate("a figure in a blue shirt", seed=5, steps=STEPS).image()
+    edit ladder (medium, then medium on fresh seeds), keeping the source's face (policy 2026.12.04-1: a drawn
+    figure's face is in ShapeWorld's skin tones); the first attempt is the request as sent."""
+    from t2iguard.evaluation.regeneration import edit_requests
+
+    (drawn, _), = edit_requests(1, seed=321)
     data = policy.model_dump()
     data["categories"]["unintended-edit"]["image"] = {"threshold": 0.0, "action": "regenerate"}  # force the flag
     data["regeneration"]["max_attempts"] = 2
@@ -173,12 +176,12 @@ def test_flagged_edit_regenerates_from_the_source_on_its_own_ladder(triton, clie
     strict.write_text(json.dumps(data))  # JSON is YAML; profile_regeneration.tiny as shipped
     _reload_safe_t2i(triton, profile, repository, policy=str(strict))
     try:
-        res = client.generate("make the figure beautiful", image=encode_png(source), mask=centre_mask(256), seed=6,
-                              steps=STEPS)
+        res = client.generate("make the figure beautiful", image=encode_png(drawn.init_image),
+                              mask=(drawn.mask * 255).astype(np.uint8), seed=6, steps=STEPS)
     finally:
         _reload_safe_t2i(triton, profile, repository)
     assert res.refused and res.image_png is None and res.report.edit
-    assert [a.guidance for a in res.report.attempts] == [None, "classifier-medium@0.9", "classifier-medium@0.9"]
+    assert [a.guidance for a in res.report.attempts] == [None] + ["classifier-medium@0.9+identity-kept"] * 2
     seeds = [a.seed for a in res.report.attempts]
     assert seeds[:2] == [6, 6] and seeds[2] != 6  # medium is the ceiling: the second one reseeds
     assert all("unintended-edit" in a.flagged for a in res.report.attempts)

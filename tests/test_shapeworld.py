@@ -186,3 +186,17 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     report = (tmp_path / "report.md").read_text()
     assert "| sld | t2i |" in report and "Edits done as asked" in report
+
+
+def test_eval_regeneration_of_edits_only(repository, tmp_path):
+    """`--sets edits`: no text-to-image set and no prompt-following study; the independent judge says where the
+    tone-changed deliveries come from."""
+    from t2iguard.evaluation.regeneration import evaluate
+
+    r = evaluate(repository, tmp_path, n=2, attempts=1, seed=41000, methods=("classifier",), sets=("edits",))
+    assert set(r["methods"]["classifier"]) == {"edits"} and "prompt_following" not in r
+    judged = r["methods"]["classifier"]["edits"]["independent_judge"]
+    assert sum(judged["counts"][k] for k in ("unregenerated", "regenerated")) == judged["counts"]["delivered"]
+    for name in ("report.md", "metrics.json", "plot.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not (tmp_path / "samples.png").exists() and "| classifier | edits |" in (tmp_path / "report.md").read_text()

@@ -623,17 +623,22 @@ def eval_regeneration(
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
     methods: Annotated[str, typer.Option(help="Comma-separated: sld, classifier, reseed (unguided, fresh "
                                               "noise: the baseline).")] = "sld,classifier,reseed",
+    sets: Annotated[str, typer.Option(help="Comma-separated request sets: t2i (with the prompt-following study), "
+                                           "edits (drawn from seed + requests either way).")] = "t2i,edits",
 ) -> None:
     """Guided regeneration (SLD vs classifier guidance vs unguided reseeding) on ShapeWorld: flagged rate
     before/after, refusals, attribute retention, latency; with a before/after picture grid and a plot."""
-    from t2iguard.evaluation.regeneration import METHODS, evaluate
+    from t2iguard.evaluation.regeneration import METHODS, SETS, evaluate
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     if not chosen or set(chosen) - set(METHODS):
         raise typer.BadParameter(f"{methods!r}: choose from {', '.join(METHODS)}", param_hint="--methods")
+    kinds = tuple(k.strip() for k in sets.split(",") if k.strip())
+    if not kinds or set(kinds) - set(SETS):
+        raise typer.BadParameter(f"{sets!r}: choose from {', '.join(SETS)}", param_hint="--sets")
 
     def run(r: Path, o: Path, say) -> None:
-        results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, methods=chosen, say=say)
+        results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, methods=chosen, say=say, sets=kinds)
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
 

@@ -85,6 +85,26 @@ class RewriteConfig(_Strict):
         return v
 
 
+class IdentityKeep(_Strict):
+    """Edits' regenerations keep the person's identity from the source: the source's pixels inside the edit's
+    mask within `tolerance` (RGB distance) of one of `colours` (a person's skin in the profile's world), grown
+    by `grow` pixels, are left out of the regenerations' mask, so they stay the source's exactly
+    (`t2iguard.runtime.images.identity_region`). A colour rule fits a world whose faces are drawn in a known
+    palette (tiny: ShapeWorld's skin tones); photographs would need a face parser in its place."""
+
+    colours: list[tuple[int, int, int]] = Field(min_length=1)
+    tolerance: float = Field(default=24.0, gt=0.0)
+    grow: int = Field(default=2, ge=0, le=32)
+
+    @field_validator("colours")
+    @classmethod
+    def _rgb(cls, v: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        bad = [c for c in v if not all(0 <= x <= 255 for x in c)]
+        if bad:
+            raise ValueError(f"identity colours must be RGB triples in [0, 255], got {bad}")
+        return v
+
+
 class RegenerationConfig(_Strict):
     max_attempts: int = Field(ge=0, le=8)
     #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style);
@@ -101,6 +121,9 @@ class RegenerationConfig(_Strict):
     #: edits only: the strongest preset their regenerations use, whatever was flagged (and where they
     #: start, when below `preset`); unset: as for text-to-image
     edit_ceiling: Preset | None = None
+    #: edits only: regenerations repaint the edit's mask minus the source's identity region (`IdentityKeep`),
+    #: which then stays the source's; unset: the whole mask
+    edit_keep_identity: IdentityKeep | None = None
 
 
 #: how image_guard's `nudity` score fuses NudeNet's exposed-class scores (repositories built with
@@ -177,6 +200,7 @@ class RegenerationOverride(_Strict):
     ceiling: Preset | None = None
     edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
     edit_ceiling: Preset | None = None
+    edit_keep_identity: IdentityKeep | None = None
 
 
 class Policy(_Strict):

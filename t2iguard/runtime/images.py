@@ -72,6 +72,26 @@ def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
     return mask.reshape(h // factor, factor, w // factor, factor).max(axis=(1, 3))
 
 
+def identity_region(image: np.ndarray, mask: np.ndarray, colours: list[tuple[int, int, int]] | np.ndarray,
+                    tolerance: float, grow: int = 0) -> np.ndarray:
+    """The pixels of uint8 [H, W, 3] `image` inside float32 [H, W] `mask` (1: repaint) within `tolerance` (RGB
+    distance) of one of `colours`, grown by `grow` pixels (a square neighbourhood) and kept inside the mask:
+    float32 [H, W] in {0, 1}. An edit's source read this way gives the region its regenerations keep
+    (policy `regeneration.edit_keep_identity`)."""
+    palette = np.asarray(colours, np.float32).reshape(-1, 3)
+    dist = np.linalg.norm(image.astype(np.float32)[:, :, None, :] - palette, axis=-1).min(axis=-1)
+    region = (dist <= tolerance) & (mask > 0)
+    if grow > 0 and region.any():
+        padded = np.pad(region, grow)
+        h, w = region.shape
+        grown = np.zeros_like(region)
+        for dy in range(2 * grow + 1):
+            for dx in range(2 * grow + 1):
+                grown |= padded[dy:dy + h, dx:dx + w]
+        region = grown & (mask > 0)
+    return region.astype(np.float32)
+
+
 def image_grid(images: list[np.ndarray], cols: int) -> np.ndarray:
     """Tile uint8 [H, W, 3] images (same size) into one uint8 grid, row-major."""
     h, w, _ = images[0].shape

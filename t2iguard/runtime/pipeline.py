@@ -25,7 +25,15 @@ from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, Sa
 from t2iguard.contract.taxonomy import GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
 from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
-from t2iguard.runtime.images import decode_image, downsample_mask, encode_png, from_pixels, mask_from_image, to_pixels
+from t2iguard.runtime.images import (
+    decode_image,
+    downsample_mask,
+    encode_png,
+    from_pixels,
+    identity_region,
+    mask_from_image,
+    to_pixels,
+)
 from t2iguard.runtime.runners import ModelCallError, Runner, score_images, screen_texts
 from t2iguard.runtime.scheduler import DDIM, schedule_of
 from t2iguard.runtime.stages import decode_text
@@ -126,6 +134,8 @@ class Guidance:
     preset: str | None
     categories: list[str]
     strength: float = 1.0
+    #: edits: the source's identity region is kept out of the repainted mask (policy `edit_keep_identity`)
+    keep_identity: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.strength <= 1.0:
@@ -134,7 +144,8 @@ class Guidance:
     @property
     def label(self) -> str:
         name = self.method if self.preset is None else f"{self.method}-{self.preset}"
-        return name if self.strength == 1.0 else f"{name}@{self.strength:g}"
+        name = name if self.strength == 1.0 else f"{name}@{self.strength:g}"
+        return f"{name}+identity-kept" if self.keep_identity else name
 
 
 @dataclass(frozen=True)
@@ -322,22 +333,27 @@ class SafeT2IPipeline:
         safety guidance (the policy's method) away from everything flagged so far, escalating the preset
         on the request's seed, then on fresh seeds, each a function of (request seed, attempt), once at the
         flagged categories' ceiling (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`,
-        each regeneration starting from the source noised to its `edit_strength`). An edit's source is
-        encoded once for all attempts (`prepare_inpaint_condition`).
+        each regeneration starting from the source noised to its `edit_strength`, and under the policy's
+        `edit_keep_identity` repainting the mask less the source's identity region: `keep_identity`). An edit's
+        source is encoded once for all attempts (`prepare_inpaint_condition`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
         inpaint = self.prepare_inpaint_condition(req)
+        regen_req, regen_inpaint = req, inpaint  # what regenerations repaint: the request's mask, or less
         flagged_so_far: list[str] = []
         for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
-            guidance, seed = None, req.seed
+            guidance, seed, target, target_inpaint = None, req.seed, req, inpaint
             if attempt > 1:
+                if attempt == 2 and req.is_edit and regen.edit_keep_identity is not None:
+                    regen_req, regen_inpaint = self.keep_identity(req, inpaint)
                 start, ceiling = self.policy.regeneration_ladder(flagged_so_far, req.is_edit)
                 preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed)
                 guidance = Guidance(regen.guidance, preset, flagged_so_far,
-                                    regen.edit_strength if req.is_edit else 1.0)
+                                    regen.edit_strength if req.is_edit else 1.0, regen_req is not req)
+                target, target_inpaint = regen_req, regen_inpaint
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
-                image = self.generate(replace(req, seed=seed), cond, uncond, guidance, inpaint)
+                image = self.generate(replace(target, seed=seed), cond, uncond, guidance, target_inpaint)
             if trace is not None:
                 trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
@@ -392,6 +408,22 @@ class SafeT2IPipeline:
         mask = downsample_mask(req.mask, p.vae_factor)[None, None]
         unet = np.concatenate([source, mask], axis=1).astype(np.float32)
         return InpaintCondition(unet=unet, source=unet[:, :p.latent_channels], keep=1.0 - mask)
+
+    def keep_identity(self, req: GenerateRequest, inpaint: InpaintCondition
+                      ) -> tuple[GenerateRequest, InpaintCondition]:
+        """An edit's regenerations under the policy's `edit_keep_identity`: the request with its mask less the
+        source's identity region (`identity_region`), and the inpainting condition of that mask (the source
+        latent as encoded once). Pixels of the region stay the source's exactly (`decode_latents`); latent
+        cells wholly inside it are re-imposed from the source each step (`keep_source`). When the region is
+        empty, or is the whole mask, the request and its condition come back unchanged."""
+        rule = self.policy.regeneration.edit_keep_identity
+        region = identity_region(req.init_image, req.mask, rule.colours, rule.tolerance, rule.grow)
+        mask = req.mask * (1.0 - region)
+        if not region.any() or not mask.any():
+            return req, inpaint
+        latent_mask = downsample_mask(mask, self.profile.vae_factor)[None, None]
+        unet = np.concatenate([inpaint.source, latent_mask], axis=1).astype(np.float32)
+        return replace(req, mask=mask), InpaintCondition(unet=unet, source=inpaint.source, keep=1.0 - latent_mask)
 
     def prepare_latents(self, req: GenerateRequest, inpaint: InpaintCondition, strength: float = 1.0
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
