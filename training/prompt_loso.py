@@ -119,10 +119,11 @@ def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dic
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
           say=lambda msg: None) -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
-    calibrated thresholds and at 0.5. `only`: a subset of units (the reference always runs)."""
+    calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (the reference always runs
+    first)."""
     ds = corpus_dataset(seed)
     units = unit_of(ds.source)
-    names = [u for u in sorted(set(units)) if only is None or u in only]
+    names = sorted(set(units)) if only is None else [u for u in only if u in set(units)]
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "units": {}}

@@ -96,12 +96,14 @@ def minilm_reference(prompts: list[str], seconds: float) -> float:
     return measure(run, duration=seconds).per_second * BATCH
 
 
-def graph_reference(repo: Path, prompts: list[str], seconds: float) -> tuple[float, list[int]]:
-    """Prompts/s of the repository's prompt_classifier graph in-process on batches of 32, tokenised as
-    text_normalize tokenises (the spec's length buckets where it declares them), and the lengths it saw."""
+def graph_reference(repo: Path, prompts: list[str], seconds: float, model: Path | None = None
+                    ) -> tuple[float, list[int]]:
+    """Prompts/s of the repository's prompt_classifier graph (or `model`, another ONNX file with its signature)
+    in-process on batches of 32, tokenised as text_normalize tokenises (the spec's length buckets where it
+    declares them), and the lengths it saw."""
     spec = S.build_specs(tiny_profile())[S.PROMPT_CLASSIFIER]
     buckets = getattr(spec, "seq_buckets", ())
-    sess = ort_session(repo / S.PROMPT_CLASSIFIER / "1" / "model.onnx", spec.threads)
+    sess = ort_session(model or repo / S.PROMPT_CLASSIFIER / "1" / "model.onnx", spec.threads)
     batches = _batches(prompts)
     lengths: list[int] = []
 
