@@ -30,8 +30,8 @@ def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool 
     """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires). `every`: all
     unseen sets, the eval-set copies included (measured, never tuned on); `max_rows`: a seeded sample of each
     larger set (0: all rows)."""
-    pol = load_policy(policy)
-    t = np.array([pol.categories[c].prompt.threshold if pol.categories[c].prompt else np.inf for c in CATEGORIES])
+    thresholds = load_policy(policy).prompt_thresholds()
+    t = np.array([thresholds[c] for c in CATEGORIES])
     out = {}
     for u in unseen_sets():
         if every or u.name.startswith(SETS):

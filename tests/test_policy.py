@@ -36,6 +36,17 @@ def test_image_decision_and_threshold_edge(policy):
     assert policy.decide_image({"unsafe-edit": 0.99}).flagged == ["unsafe-edit"]
 
 
+def test_prompt_thresholds_are_the_decisions_edges(policy):
+    thresholds = policy.prompt_thresholds()
+    assert set(CATEGORIES) <= set(thresholds)  # and the edit classes, which have no prompt rule
+    for cat, t in thresholds.items():
+        if t == float("inf"):  # no prompt rule: nothing fires
+            assert policy.decide_prompt({cat: 1.0}).action == "allow"
+        else:
+            assert cat in policy.decide_prompt({cat: t}).flagged
+            assert cat not in policy.decide_prompt({cat: t - 1e-3}).flagged
+
+
 def test_unknown_category_is_rejected(tmp_path):
     data = yaml.safe_load(DEFAULT_POLICY.read_text())
     data["categories"]["weather"] = {"prompt": {"threshold": 0.5, "action": "block"}}

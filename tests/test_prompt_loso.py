@@ -47,6 +47,7 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert r["held_out"]["unsafe"][1] == 12 and r["held_out"]["hard-negative"][1] == 12
     assert "own-twins" in L.markdown(res)
     assert set(r["thresholds"]) == set(CATEGORIES)
-    cached = sorted(p.name for p in (tmp_path / "loso-lora").iterdir())
-    assert len(cached) == 2 and all(n.endswith(".npz") for n in cached)  # checkpoints removed, scores kept
+    assert set(r["shipped"]) == {"hard-negative", "unsafe"}  # the committed classifier on the same test rows
+    cached = sorted(p.suffix for p in (tmp_path / "loso-lora").iterdir())
+    assert cached == [".npy", ".npz", ".npz"]  # the folds' checkpoints removed, their scores kept
     assert L.study(seed=0, steps=2, per_group=12, only=["own-twins"]) == res

@@ -16,6 +16,7 @@ table is rebuilt from them in seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
+from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
 from t2iguard.training.embed import score
-from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset
+from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset, served_scores
 
 #: benign caption repositories, held out as one unit
 CAPTIONS = ("Karine-Huang/T2I-CompBench", "krea-ai/open-prompts", "dbsxodud-11/PAG", "rohitgandikota/erasing")
@@ -116,6 +119,18 @@ def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dic
     return {g: (float(flagged[groups == g].mean()), int((groups == g).sum())) for g in GROUPS if (groups == g).any()}
 
 
+def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, folder: Path,
+                   weights: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> np.ndarray:
+    """float32 [n, C]: the committed classifier (`weights`, its full training budget, every unit in training) on
+    the reference fold's rows (every unit's test split), as served; cached by the weights' digest."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = folder / f"shipped-{digest}-{ds.digest}-s{seed}-g{per_group}.npy"
+    if not path.is_file():
+        rows = fold_rows(ds, units, REFERENCE, seed, per_group)["scored"]
+        np.save(path, served_scores(list(ds.texts[rows]), weights))
+    return np.load(path)
+
+
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
           say=lambda msg: None) -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
@@ -133,6 +148,8 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
         if unit == REFERENCE:
             ref = fold
             out["reference_thresholds"] = fold.thresholds
+            say("the committed classifier on the same rows")
+            shipped = shipped_scores(ds, units, seed, per_group, folder)
             continue
         in_dist = np.char.endswith(ref.groups, "|" + unit)
         ref_groups = np.array([g.split("|")[0] for g in ref.groups[in_dist]])
@@ -140,6 +157,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             "held_out": rates(fold.scores, fold.y, fold.groups, fold.thresholds),
             "held_out_at_0.5": rates(fold.scores, fold.y, fold.groups, 0.5),
             "reference": rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds),
+            "shipped": rates(shipped[in_dist], ref.y[in_dist], ref_groups, load_policy().prompt_thresholds()),
             "thresholds": fold.thresholds, "seconds": fold.seconds}
     return out
 
@@ -152,9 +170,12 @@ def markdown(res: dict) -> str:
     """The study as a markdown table: per unit, held-out vs reference, per group."""
     lines = [f"LoRA leave-one-source-out, {res['steps']} steps of 64 per fold, seed {res['seed']}, at most "
              f"{res['per_group']} scored rows per group (data {res['data_sha256_16']}).", "",
-             "| held-out unit | benign flagged: held out / in-dist | risky-looking benign flagged: held out / in-dist "
-             "| unsafe caught: held out / in-dist | unsafe caught held out, @0.5 |", "|---|---|---|---|---|"]
+             "Each cell: held out (trained without the unit) / in-distribution at the same budget (the reference "
+             "fold, the unit's test split) / the committed classifier (826 steps, every unit) on those same rows, "
+             "at the bundled policy's thresholds.", "",
+             "| held-out unit | benign flagged | risky-looking benign flagged | unsafe caught "
+             "| unsafe caught held out, @0.5 |", "|---|---|---|---|---|"]
     for unit, r in res["units"].items():
-        cols = [f"{_cell(r['held_out'], g)} / {_cell(r['reference'], g)}" for g in GROUPS]
+        cols = [" / ".join(_cell(r[k], g) for k in ("held_out", "reference", "shipped")) for g in GROUPS]
         lines.append(f"| {unit} | " + " | ".join(cols) + f" | {_cell(r['held_out_at_0.5'], 'unsafe')} |")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """int8 dynamic quantisation of the prompt classifier (issue 22), measured against its fp32 graph in one run.
 
-    .venv/bin/python deploy/perf/int8.py [--repository build/repository/cpu] [--seconds 10] [--json OUT]
+    .venv/bin/python deploy/perf/int8.py [--repository build/repository/cpu] [--seconds 10] [--per-channel]
+        [--json OUT]
 
 The issue's rule: quantise the text models if and only if the prompt guard's figures on the project's validation
 sets move by less than 0.5 points. This script quantises the repository's `prompt_classifier` graph with
@@ -42,11 +43,13 @@ from t2iguard.training.data.twins import twins
 TOLERANCE = 0.5
 
 
-def quantise(model: Path, out: Path) -> Path:
-    """fp32 ONNX -> int8 dynamic-quantised ONNX (MatMul weights int8, activations uint8 per batch)."""
+def quantise(model: Path, out: Path, per_channel: bool = False) -> Path:
+    """fp32 ONNX -> int8 dynamic-quantised ONNX (MatMul weights int8, one scale per tensor or, `per_channel`, per
+    output channel; activations uint8 per batch)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                     per_channel=per_channel)
     return out
 
 
@@ -92,16 +95,16 @@ def main() -> None:
     ap.add_argument("--repository", type=Path, default=ROOT / "build" / "repository" / "cpu")
     ap.add_argument("--seconds", type=float, default=10.0, help="per throughput measurement")
     ap.add_argument("--rounds", type=int, default=3, help="alternations of the fp32 and int8 throughput runs")
+    ap.add_argument("--per-channel", action="store_true", help="one weight scale per output channel")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     spec = S.build_specs(tiny_profile())[S.PROMPT_CLASSIFIER]
     buckets = spec.seq_buckets
     fp32 = args.repository / S.PROMPT_CLASSIFIER / "1" / "model.onnx"
-    policy = load_policy()
-    t = np.array([policy.categories[c].prompt.threshold if policy.categories[c].prompt else np.inf
-                  for c in CATEGORIES])
+    thresholds = load_policy().prompt_thresholds()
+    t = np.array([thresholds[c] for c in CATEGORIES])
     with tempfile.TemporaryDirectory() as tmp:
-        int8 = quantise(fp32, Path(tmp) / "model.int8.onnx")
+        int8 = quantise(fp32, Path(tmp) / "model.int8.onnx", args.per_channel)
         graphs = {"fp32": fp32, "int8": int8}
         sizes = {k: p.stat().st_size / 2**20 for k, p in graphs.items()}
         sessions = {k: ort_session(p, spec.threads) for k, p in graphs.items()}

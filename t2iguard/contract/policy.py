@@ -277,6 +277,11 @@ class Policy(_Strict):
                 hits[cat] = found
         return hits
 
+    def prompt_thresholds(self) -> dict[str, float]:
+        """The prompt classifier's threshold per category, in `categories` order (inf: no prompt rule, never
+        fires): what offline evaluations compare scores with."""
+        return {c: rule.prompt.threshold if rule.prompt else float("inf") for c, rule in self.categories.items()}
+
     # ------------------------------------------------------------------------------------------
     def decide_prompt(self, scores: dict[str, float]) -> PromptDecision:
         """Scores per category (prompt classifier) -> allow | rewrite | block."""
