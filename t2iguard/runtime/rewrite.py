@@ -33,7 +33,8 @@ _RELATION_BEFORE = re.compile(r"\b(?:my|our|his|her|their)(?: [\w'-]+){1,2} $", 
 _CONNECTOR_BEFORE = re.compile(
     r"(?:\s*,)?\s*(?:\(?contact:?|at|on|phone(?: number)?|call|email|e-mail|with the number|number|lives at)?\s*$",
     re.IGNORECASE)
-_DEMOGRAPHIC = re.compile(
+#: words that state a gender, ethnicity or age: a prompt holding one gets no diversity descriptor
+STATED_DEMOGRAPHIC = re.compile(
     r"\b(?:wom[ae]n|m[ae]n|girls?|boys?|female|male|lady|ladies|gentlem[ae]n|mother|father|"
     r"black|white|asian|hispanic|latin[oax]|african|european|arab|indian|caucasian|"
     r"old|elderly|young|teenage|teen|aged|middle-aged|child|children|kid|kids|baby)\b",
@@ -145,7 +146,7 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
                 e2 = e + 1 if prompt[e:e + 1] == " " else e
                 edits.append((s, e2, "", "neutralise", f"{reason}: {label.lower()} word"))
     rng = np.random.default_rng(seed)
-    if (reason := fires("person-unspecified", "ROLE")) and not _DEMOGRAPHIC.search(prompt):
+    if (reason := fires("person-unspecified", "ROLE")) and not STATED_DEMOGRAPHIC.search(prompt):
         role = next(((s, e) for s, e, label, _ in spans if label == "ROLE"), None)
         if role is not None:
             s, e = role
