@@ -71,6 +71,13 @@ def test_a_capitalised_role_counts_only_as_the_first_word(policy):
     assert "Baker" in text and ", depicted as" in text  # a name-like word: no descriptor before it
 
 
+def test_punctuation_labelled_with_a_name_does_not_swallow_the_contact(policy):
+    prompt = "my landlord Yuki, call +1 555 503 9089, highly detailed"
+    probs, off = tagged(prompt, {"Yuki,": "NAME", "+1 555 503 9089": "CONTACT"})
+    text, _ = apply_rewrites(prompt, {**NONE, "private-individual": 0.9}, probs, off, 0, policy)
+    assert text == "a person, highly detailed"
+
+
 def test_public_names_stay(policy):
     prompt = "Barack Obama at the Eiffel Tower"
     probs, off = tagged(prompt, {})

@@ -52,10 +52,10 @@ EVIDENCE_PROB = 0.9
 
 def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple[int, int, str, float]]:
     """float32 [L, K] label probabilities and int32 [L, 2] offsets -> merged (start, end, label,
-    min probability) character spans, widened to whole words; consecutive tokens with one label
-    join across whitespace only. Addresses need a digit, contacts an "@" or 7 digits, and roles
-    are whole words (not a piece of one) and not capitalised names (except as the prompt's first word:
-    "Architect at work")."""
+    min probability) character spans, widened to whole words (word labels without end punctuation);
+    consecutive tokens with one label join across whitespace only. Addresses need a digit, contacts
+    an "@" or 7 digits, and roles are whole words (not a piece of one) and not capitalised names
+    (except as the prompt's first word: "Architect at work")."""
     spans: list[list] = []
     for (start, end), row in zip(offsets, probs, strict=True):
         if end <= start:
@@ -76,8 +76,10 @@ def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple
             s -= 1
         while e < len(text) and (text[e].isalnum() or text[e] in "'-"):
             e += 1
+        if label not in ("ADDRESS", "CONTACT"):  # word labels: no punctuation at either end ("Yuki," -> "Yuki")
+            s, e = _trim(text, s, e)
         word = text[s:e]
-        if label == "ROLE" and (s, e) != (s0, e0):  # "sail" of "sailboat": a role is labelled as whole words
+        if not word or label == "ROLE" and (s, e) != (s0, e0):  # "sail" of "sailboat": roles are whole words
             continue
         if label == "ADDRESS" and not any(c.isdigit() for c in word):
             continue
@@ -87,6 +89,15 @@ def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple
             continue
         out.append((s, e, label, p))
     return out
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    """text[s:e] without leading or trailing characters that are neither alphanumeric nor ' or -."""
+    while s < e and not (text[s].isalnum() or text[s] in "'-"):
+        s += 1
+    while e > s and not (text[e - 1].isalnum() or text[e - 1] in "'-"):
+        e -= 1
+    return s, e
 
 
 def _article(word: str) -> str:
