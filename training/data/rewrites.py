@@ -63,7 +63,14 @@ GROUPS = ("mexican", "black", "jewish", "muslim", "asian", "gay", "immigrant", "
 TRAITS = ("lazy", "dirty", "stupid", "violent", "greedy", "criminal", "ugly", "dangerous", "smelly", "primitive")
 PERSON_WORDS = ("a person ", "a person ", "someone ", "a man ", "a woman ", "the guy ", "a girl ")
 NAME_AT_END = ("a birthday card for ", "a drawing made by ", "a wedding photo of ", "a poster with the name ",
-               "a cake that says happy birthday ", "a caricature of ")
+               "a cake that says happy birthday ", "a caricature of ", "a letter to ", "a painting dedicated to ",
+               "a mug printed with a photo of ", "a memorial plaque for ", "a sketch drawn by ",
+               "a thank-you card from ")
+#: scenes a named person (private or public) can be in, beyond ROLE_CONTEXTS and ACTIVITIES
+SCENES = (" at the beach", " in a cafe", " on a bench by the river", " reading a book", " holding a cup of coffee",
+          " at a wedding", " in the kitchen", " riding a bicycle", " at a concert", " playing guitar", " in the garden",
+          " at the gym", " with a golden retriever", " in the rain", " at graduation", " at a birthday party",
+          " sitting on a couch", " on a hiking trail", " in a supermarket aisle", " laughing with friends")
 ACTIVITIES = ("taking a nap", "walking down the street", "sitting on a bench", "at work", "in a shop",
               "eating lunch", "talking on the phone", "standing in a line", "driving a car", "at the market")
 RISKY_UNDERSPECIFIED = ("woman dressed for a date", "two people having fun", "a girl at the beach",
@@ -111,7 +118,7 @@ def reserved_words() -> frozenset[str]:
     dropped (it could be read as the template word, and the held-out lists must share no word with
     training)."""
     lists = (FIRST, LAST, HELDOUT_FIRST, HELDOUT_LAST, STREETS, HELDOUT_STREETS, RELATIONS, PLACES, ROLES,
-             HELDOUT_ROLES, ROLE_CONTEXTS, DEMOGRAPHIC, GROUPS, TRAITS, PERSON_WORDS, NAME_AT_END, ACTIVITIES,
+             HELDOUT_ROLES, ROLE_CONTEXTS, DEMOGRAPHIC, GROUPS, TRAITS, PERSON_WORDS, NAME_AT_END, SCENES, ACTIVITIES,
              RISKY_UNDERSPECIFIED, FIGURES, STYLES, SUFFIXES)
     return frozenset(w.lower() for items in lists for item in items for w in _WORD.findall(item))
 
@@ -202,16 +209,16 @@ def _place_name(b: _Builder, rng: random.Random, vocab: Vocab, unusual: bool) ->
     elif form == 2:
         b.add("a portrait of ").add(_name(rng, vocab), "NAME").add(", " + rng.choice(RELATIONS)[3:])
     elif form == 4:  # after a person word: "a person <Name> in the office"
-        b.add(rng.choice(PERSON_WORDS)).add(_name(rng, vocab), "NAME").add(rng.choice(ROLE_CONTEXTS))
+        b.add(rng.choice(PERSON_WORDS)).add(_name(rng, vocab), "NAME").add(rng.choice(ROLE_CONTEXTS + SCENES))
     elif form == 5:  # before an apposition: "<Name>, a baker, at work"
         r = vocab.draw(rng, "roles")
-        b.add(_name(rng, vocab), "NAME").add(f", {_article(r)} ").add(r, "ROLE").add("," + rng.choice(ROLE_CONTEXTS))
+        b.add(_name(rng, vocab), "NAME").add(f", {_article(r)} ").add(r, "ROLE").add("," + rng.choice(SCENES))
         return {"person-unspecified"}
     elif form == 6:
         b.add(rng.choice(("portrait of ", "a photo of ", "a selfie of "))).add(_name(rng, vocab), "NAME")
         b.add(f" at {rng.choice(PLACES)}")
     elif form == 7:  # at the start
-        b.add(_name(rng, vocab), "NAME").add(" " + rng.choice(ACTIVITIES))
+        b.add(_name(rng, vocab), "NAME").add(rng.choice(SCENES + tuple(" " + a for a in ACTIVITIES)))
     else:  # at the end
         b.add(rng.choice(NAME_AT_END)).add(_name(rng, vocab), "NAME")
     return set()
@@ -244,7 +251,7 @@ def public_figure(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
     figure = vocab.draw(rng, "figures")
     subject = rng.choice((f"{figure} giving a speech", f"portrait of {figure} at {rng.choice(PLACES)}",
                           f"{figure} {rng.choice(ACTIVITIES)}", f"a poster of {figure}", f"a caricature of {figure}",
-                          f"{figure}, the famous one, {rng.choice(ACTIVITIES)}"))
+                          f"{figure}{rng.choice(SCENES)}", f"{rng.choice(NAME_AT_END)}{figure}"))
     return TagExample(rng.choice(STYLES) + subject + rng.choice(SUFFIXES))
 
 
