@@ -38,6 +38,7 @@ from t2iguard.runtime.stages import RewriteApply
 from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import tokenize_with_offsets
 from t2iguard.training.data import rewrites as D
+from t2iguard.training.data.lexicons import Lexicon
 from t2iguard.training.data.sources import cache_dir as sources_cache
 
 
@@ -183,11 +184,10 @@ def _anonymised(rw: Rewriter, cases: list[tuple[str, str]]) -> tuple[float, list
     return float(np.mean(removed)), [c for c, ok in zip(cases, removed, strict=True) if not ok][:10]
 
 
-def public_names(rw: Rewriter, public: D.PublicVocab, seed: int) -> dict:
-    """Anonymisation recall of held-out public names per position; held-out public figures and public
+def public_names(rw: Rewriter, lex: Lexicon, seed: int) -> dict:
+    """Anonymisation recall of the held-out names of `lex` per position; its public figures and public
     places left intact."""
     rng = random.Random(seed)
-    lex = public.heldout
     names = heldout_names(lex, rng)
     vocab = D.Vocab.of(lex) + D.Vocab(streets=(D.HELDOUT_STREETS,))
     usual = [D.private(rng, vocab, unusual=False) for _ in names]
@@ -218,11 +218,11 @@ def public_names(rw: Rewriter, public: D.PublicVocab, seed: int) -> dict:
     return result
 
 
-def public_occupations(rw: Rewriter, public: D.PublicVocab, seed: int) -> dict:
-    """Held-out occupations: how often the diversity rewrite fires and puts its descriptor right before the
-    occupation, per position; and no-op precision when the prompt already states demographics."""
+def public_occupations(rw: Rewriter, lex: Lexicon, seed: int) -> dict:
+    """The held-out occupations of `lex`: how often the diversity rewrite fires and puts its descriptor right
+    before the occupation, per position; and no-op precision when the prompt already states demographics."""
     rng = random.Random(seed)
-    roles = public.heldout.occupations
+    roles = lex.occupations
     result = {"occupations": len(roles), "fires": {}, "placed": {}, "examples": {}}
     for position, tpl in OCCUPATION_POSITIONS.items():
         prompts = [tpl.format(a_role=_a(r), Role=r[:1].upper() + r[1:]) for r in roles]
@@ -240,15 +240,16 @@ def public_occupations(rw: Rewriter, public: D.PublicVocab, seed: int) -> dict:
     return result
 
 
-def public_heldout(rw: Rewriter, seed: int) -> dict:
-    """Both measures on the held-out part of the cached public lists; {"skipped": why} without them."""
+def public_heldout(rw: Rewriter, seed: int, limit: int | None = None) -> dict:
+    """Both measures on the held-out part of the cached public lists (the first `limit` entries of each
+    list, or all); {"skipped": why} without them."""
     public = D.public_vocab()
-    lex = public.heldout
+    lex = Lexicon(**{k: v[:limit] for k, v in vars(public.heldout).items()})
     if not (lex.first and lex.last and lex.occupations and lex.figures):
         return {"skipped": f"public name and occupation lists not in {sources_cache()} "
                            "(`t2iguard data import --mirror DIR`)", "sources": list(public.sources)}
-    return {"sources": list(public.sources), "names": public_names(rw, public, seed),
-            "occupations": public_occupations(rw, public, seed)}
+    return {"sources": list(public.sources), "names": public_names(rw, lex, seed),
+            "occupations": public_occupations(rw, lex, seed)}
 
 
 def grounding(rw: Rewriter, runner: LocalRunner, seed: int) -> dict:
