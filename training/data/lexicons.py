@@ -3,8 +3,9 @@
 The manifest's `lexicon` sources whose mapping names one of `FIELDS` are read from the cache
 (`training.data.sources`; third-party text stays there). Each cell is cleaned (`clean`) and each entry
 lands, by a fixed hash of its lower-cased text, in the train part or, for `HELDOUT_PERCENT` % of
-entries, in the held-out part (`is_heldout`; a name word by word): the same word falls on the same side in every list (a
-first name that is also a surname), so the two parts never share a name word. The rewrite generator
+entries, in the held-out part (`is_heldout`; a name word by word): the same word falls on the same side
+in every list (a first name that is also a surname), so the two parts never share a name word. The
+rewrite generator
 (`training.data.rewrites.public_vocab`) drops entries that collide with its own hand-written lists.
 Without the cache every list is empty.
 """
@@ -35,9 +36,6 @@ class Lexicon:
     last: tuple[str, ...] = ()
     occupations: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
-
-    def size(self) -> dict[str, int]:
-        return {f: len(getattr(self, f)) for f in FIELDS.values()}
 
 
 def clean(cell: str) -> list[str]:
