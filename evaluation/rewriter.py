@@ -7,7 +7,12 @@ in-process on a built repository) measured on prompts it was not trained on.
   must come back byte-identical;
 - anonymisation: recall of held-out names, addresses, phones, emails (names and streets never in
   training), and the share of public figures, places and brands left intact;
-- grounding / neutralising: examples, and how often the prompt classifier still flags the result.
+- grounding / neutralising: examples, and how often the prompt classifier still flags the result;
+- held-out public lists (`public_heldout`, where the sources cache holds them): names never trained on,
+  from public first-name and surname lists, in usual and unusual positions (anonymisation recall per
+  position); public figures never trained on (left intact); occupations outside every hand list (the
+  diversity rewrite fires, and puts its descriptor before the occupation) and the same occupations with
+  stated demographics (no-op precision).
 Writes `report.md`, `metrics.json` and `plot.png`.
 """
 
@@ -33,6 +38,8 @@ from t2iguard.runtime.stages import RewriteApply
 from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import tokenize_with_offsets
 from t2iguard.training.data import rewrites as D
+from t2iguard.training.data.lexicons import Lexicon
+from t2iguard.training.data.sources import cache_dir as sources_cache
 
 
 class Rewriter:
@@ -41,10 +48,13 @@ class Rewriter:
     def __init__(self, runner: LocalRunner, profile, policy: Policy):
         self.runner, self.profile, self.apply = runner, profile, RewriteApply(profile, policy)
 
-    def tag(self, prompts: list[str]) -> dict[str, np.ndarray]:
+    def tag(self, prompts: list[str], batch: int = 256) -> dict[str, np.ndarray]:
+        """The tagger's outputs for `prompts`, run `batch` prompts at a time, with offsets and prompts."""
         ids, mask, offsets = tokenize_with_offsets(prompts, self.profile.seq_len)
-        out = self.runner.infer(S.REWRITE_TAGGER, {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask},
-                                [S.REWRITE_TAG_SCORES, S.TOKEN_TAG_PROBS])
+        parts = [self.runner.infer(S.REWRITE_TAGGER, {S.INPUT_IDS: ids[i:i + batch],
+                                                      S.ATTENTION_MASK: mask[i:i + batch]},
+                                   [S.REWRITE_TAG_SCORES, S.TOKEN_TAG_PROBS]) for i in range(0, len(prompts), batch)]
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return {**out, S.TOKEN_OFFSETS: offsets, S.PROMPT: bytes_column(prompts)}
 
     def rewrite(self, tagged: dict[str, np.ndarray], seeds: np.ndarray) -> list[tuple[str, list[dict]]]:
@@ -111,7 +121,7 @@ def no_op(rw: Rewriter, n: int, seed: int) -> dict:
 
 def anonymisation(rw: Rewriter, n: int, seed: int) -> dict:
     rng = random.Random(seed)
-    private = [D.private(rng, heldout=True) for _ in range(n)]
+    private = [D.private(rng, D.HAND_HELDOUT, unusual=False) for _ in range(n)]
     out = rw.rewrite(rw.tag([e.text for e in private]), np.arange(n))
     found, total, missed = 0, 0, []
     by_label = Counter()
@@ -131,6 +141,115 @@ def anonymisation(rw: Rewriter, n: int, seed: int) -> dict:
     kept = [all(x in t for x in names if x in e.text) for e, (t, _) in zip(public, out_pub, strict=True)]
     return {"n": n, "recall": found / total, "recall_by_label": {k: hit_label[k] / v for k, v in by_label.items()},
             "public_names_kept": float(np.mean(kept)), "missed": missed[:10]}
+
+
+#: where a held-out name sits in the measured prompts; "usual" is the generator's own positions, the
+#: others use wordings the generator does not ("{role}": a held-out occupation, "{place}": a public place)
+NAME_POSITIONS = {
+    "after a person word": ("a person {name} in the office", "a man {name} waiting at the train station",
+                            "someone {name} buying groceries", "the woman {name} at the bus stop"),
+    "before an apposition": ("{name}, {a_role}, in the office", "{name}, an old friend, at the airport"),
+    "portrait at a public place": ("portrait of {name} at {place}", "a snapshot of {name} in front of {place}"),
+    "at the start": ("{name} walking a dog in the park", "{name} reading a newspaper on the train"),
+    "at the end": ("a greeting card addressed to {name}", "a handwritten note signed by {name}"),
+}
+#: held-out public figures in the same kinds of positions: they must stay
+FIGURE_POSITIONS = ("a portrait of {name} on a magazine cover", "{name} waving to fans", "a photo of {name} at {place}",
+                    "an oil painting of {name}")
+#: held-out occupations per position ("{a_role}": "an architect", "{Role}": "Architect")
+OCCUPATION_POSITIONS = {"a photo of": "a photo of {a_role}",
+                        "in context": "portrait of {a_role} at the end of a long day, 4k",
+                        "capitalised, at the start": "{Role} at work"}
+
+
+def _occurrences(word: str, text: str) -> int:
+    return len(re.findall(rf"(?<!\w){re.escape(word)}(?!\w)", text))
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def heldout_names(lexicon, rng: random.Random) -> list[str]:
+    """"First Last" names that use every held-out first name and surname at least once (shuffled, cycled)."""
+    first, last = rng.sample(lexicon.first, len(lexicon.first)), rng.sample(lexicon.last, len(lexicon.last))
+    return [f"{first[i % len(first)]} {last[i % len(last)]}" for i in range(max(len(first), len(last)))]
+
+
+def _anonymised(rw: Rewriter, cases: list[tuple[str, str]]) -> tuple[float, list]:
+    """(prompt, name) pairs -> (share whose name was removed, up to 10 misses)."""
+    out = rw.rewrite(rw.tag([p for p, _ in cases]), np.arange(len(cases)))
+    removed = [_occurrences(name, text) < _occurrences(name, p)
+               for (p, name), (text, _) in zip(cases, out, strict=True)]
+    return float(np.mean(removed)), [c for c, ok in zip(cases, removed, strict=True) if not ok][:10]
+
+
+def public_names(rw: Rewriter, lex: Lexicon, seed: int) -> dict:
+    """Anonymisation recall of the held-out names of `lex` per position; its public figures and public
+    places left intact."""
+    rng = random.Random(seed)
+    names = heldout_names(lex, rng)
+    vocab = D.Vocab.of(lex) + D.Vocab(streets=(D.HELDOUT_STREETS,))
+    usual = [D.private(rng, vocab, unusual=False) for _ in names]
+    cases = {"usual (as in training)": [(e.text, e.text[s:x]) for e in usual for s, x, label in e.spans
+                                         if label == "NAME"]}
+
+    def fill(template: str, name: str) -> str:
+        return template.format(name=name, a_role=_a(rng.choice(lex.occupations)), place=rng.choice(D.PLACES))
+
+    for position, templates in NAME_POSITIONS.items():
+        cases[position] = [(fill(rng.choice(templates), n), n) for n in names]
+    lower = [(fill(rng.choice(rng.choice(list(NAME_POSITIONS.values()))), n.lower()), n.lower()) for n in names]
+    cases["lowercase, any position"] = lower
+    result = {"names": len(names), "first_names": len(lex.first), "surnames": len(lex.last), "recall": {},
+              "missed": {}}
+    for position, pairs in cases.items():
+        result["recall"][position], result["missed"][position] = _anonymised(rw, pairs)
+    result["recall_all"] = float(np.mean([result["recall"][k] for k in cases]))
+    placed = [(fill(NAME_POSITIONS["portrait at a public place"][0], n), n) for n in names]
+    out = rw.rewrite(rw.tag([p for p, _ in placed]), np.arange(len(placed)))
+    result["places_kept"] = float(np.mean([any(pl in text for pl in D.PLACES if pl in p)
+                                           for (p, _), (text, _) in zip(placed, out, strict=True)]))
+    figures = [(fill(rng.choice(FIGURE_POSITIONS), f), f) for f in lex.figures]
+    out = rw.rewrite(rw.tag([p for p, _ in figures]), np.arange(len(figures)))
+    kept = [_occurrences(f, text) == _occurrences(f, p) for (p, f), (text, _) in zip(figures, out, strict=True)]
+    result.update(figures=len(figures), figures_kept=float(np.mean(kept)),
+                  figures_changed=[c for c, ok in zip(figures, kept, strict=True) if not ok][:10])
+    return result
+
+
+def public_occupations(rw: Rewriter, lex: Lexicon, seed: int) -> dict:
+    """The held-out occupations of `lex`: how often the diversity rewrite fires and puts its descriptor right
+    before the occupation, per position; and no-op precision when the prompt already states demographics."""
+    rng = random.Random(seed)
+    roles = lex.occupations
+    result = {"occupations": len(roles), "fires": {}, "placed": {}, "examples": {}}
+    for position, tpl in OCCUPATION_POSITIONS.items():
+        prompts = [tpl.format(a_role=_a(r), Role=r[:1].upper() + r[1:]) for r in roles]
+        starts = [p.lower().index(r.lower()) for p, r in zip(prompts, roles, strict=True)]
+        out = rw.rewrite(rw.tag(prompts), np.arange(len(prompts)))
+        fired = [[w for w in rewrites if w["kind"] == "diversity"] for _, rewrites in out]
+        result["fires"][position] = float(np.mean([bool(f) for f in fired]))
+        result["placed"][position] = float(np.mean([any(w["span"] == [s, s] for w in f)
+                                                    for f, s in zip(fired, starts, strict=True)]))
+        result["examples"][position] = [(p, text) for p, (text, _) in zip(prompts, out, strict=True)][:5]
+    stated = [f"a photo of {rng.choice(D.DEMOGRAPHIC)} {r}{rng.choice(D.ROLE_CONTEXTS)}" for r in roles]
+    out = rw.rewrite(rw.tag(stated), np.arange(len(stated)))
+    changed = [(p, text) for p, (text, _) in zip(stated, out, strict=True) if text != p]
+    result.update(stated_unchanged=1 - len(changed) / len(stated), stated_changed=changed[:10])
+    return result
+
+
+def public_heldout(rw: Rewriter, seed: int, limit: int | None = None) -> dict:
+    """Both measures on the held-out part of the cached public lists (the first `limit` entries of each
+    list, or all); {"skipped": why} without them."""
+    public = D.public_vocab()
+    lex = Lexicon(**{k: v[:limit] for k, v in vars(public.heldout).items()})
+    if not (lex.first and lex.last and lex.occupations and lex.figures):
+        return {"skipped": f"public name and occupation lists not in {sources_cache()} "
+                           "(`t2iguard data import --mirror DIR`)", "sources": list(public.sources)}
+    return {"sources": list(public.sources), "names": public_names(rw, lex, seed),
+            "occupations": public_occupations(rw, lex, seed)}
 
 
 def grounding(rw: Rewriter, runner: LocalRunner, seed: int) -> dict:
@@ -179,6 +298,8 @@ def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=l
     results["no_op"] = no_op(rw, no_op_prompts, seed)
     say("anonymisation")
     results["anonymisation"] = anonymisation(rw, anonymisation_prompts, seed)
+    say("held-out public names and occupations")
+    results["public_heldout"] = public_heldout(rw, seed)
     say("grounding")
     results["grounding"] = grounding(rw, runner, seed)
     results["latency_ms_p50_in_process"] = latency(runner)
@@ -209,7 +330,7 @@ def render(r: dict) -> str:
               f"Recall {100 * a['recall']:.1f}% of {a['n']} prompts ("
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in a["recall_by_label"].items())
               + f"); public figures, places and brands left intact in {100 * a['public_names_kept']:.1f}% of "
-              f"{a['n']} prompts.", "", "## Grounding and neutralising", "",
+              f"{a['n']} prompts.", "", *render_public(r["public_heldout"]), "## Grounding and neutralising", "",
               "| tag | prompts | rewritten | flagged by the prompt classifier before | after |",
               "|---|---|---|---|---|"]
     for g in r["grounding"]["sets"]:
@@ -220,6 +341,27 @@ def render(r: dict) -> str:
     lines += ["", "## Latency, p50, in-process (one prompt)", "", "| ensemble | ms |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in r["latency_ms_p50_in_process"].items()]
     return "\n".join(lines) + "\n"
+
+
+def render_public(p: dict) -> list[str]:
+    """The held-out public lists' section of report.md."""
+    lines = ["## Held-out public names and occupations", ""]
+    if "skipped" in p:
+        return [*lines, f"Skipped: {p['skipped']}.", ""]
+    n, o = p["names"], p["occupations"]
+    lines += [f"Sources: {', '.join(p['sources'])}. {n['names']} held-out names (\"First Last\", every one of "
+              f"{n['first_names']} first names and {n['surnames']} surnames at least once), per position:", "",
+              "| position | anonymisation recall |", "|---|---|"]
+    lines += [f"| {k} | {100 * v:.1f}% |" for k, v in n["recall"].items()]
+    lines += [f"| **mean over positions** | **{100 * n['recall_all']:.1f}%** |", "",
+              f"Held-out public figures left intact: {100 * n['figures_kept']:.1f}% of {n['figures']}; public places "
+              f"beside a private name left intact: {100 * n['places_kept']:.1f}%.", "",
+              f"{o['occupations']} held-out occupations (outside every hand list), one prompt each per position:", "",
+              "| position | diversity rewrite fires | descriptor placed before the occupation |", "|---|---|---|"]
+    lines += [f"| {k} | {100 * o['fires'][k]:.1f}% | {100 * o['placed'][k]:.1f}% |" for k in o["fires"]]
+    lines += ["", f"No-op precision with stated demographics: {100 * o['stated_unchanged']:.1f}% of "
+              f"{o['occupations']} prompts came back byte-identical.", ""]
+    return lines
 
 
 def plot(r: dict, path: Path) -> None:

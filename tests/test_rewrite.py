@@ -35,6 +35,12 @@ def test_token_spans_merge_word_pieces():
     assert token_spans(probs, off, prompt) == [(13, 27, "NAME", 1.0)]
 
 
+def test_a_role_is_a_whole_word():
+    prompt = "a photo of a sailboat and a sailor"
+    probs, off = tagged(prompt, {"sail": "ROLE", "sailor": "ROLE"})
+    assert token_spans(probs, off, prompt) == [(28, 34, "ROLE", 1.0)]
+
+
 def test_anonymise_names_addresses_contacts(policy):
     prompt = "portrait of my neighbour Jennifer Walsh at 42 Oak Street, call 555-123-4567"
     probs, off = tagged(prompt, {"Jennifer Walsh": "NAME", "42 Oak Street": "ADDRESS"})
@@ -43,6 +49,33 @@ def test_anonymise_names_addresses_contacts(policy):
     assert [r.original for r in rewrites] == ["my neighbour Jennifer Walsh", " at 42 Oak Street",
                                               ", call 555-123-4567"]
     assert all(prompt[r.span[0]:r.span[1]] == r.original for r in rewrites)
+
+
+def test_a_name_after_a_person_word_or_named_loses_only_the_name(policy):
+    tags = {**NONE, "private-individual": 0.9}
+    for prompt, expected in (("a person Amara Mensah in the office", "a person in the office"),
+                             ("a woman named Amara Mensah at the park", "a woman at the park"),
+                             ("Amara Mensah walking a dog", "a person walking a dog")):
+        probs, off = tagged(prompt, {"Amara Mensah": "NAME"})
+        text, rewrites = apply_rewrites(prompt, tags, probs, off, 0, policy)
+        assert text == expected and [r.kind for r in rewrites] == ["anonymise"], prompt
+
+
+def test_a_capitalised_role_counts_only_as_the_first_word(policy):
+    tags = {**NONE, "person-unspecified": 0.9}
+    probs, off = tagged("Architect at work", {"Architect": "ROLE"})
+    text, rewrites = apply_rewrites("Architect at work", tags, probs, off, 0, policy)
+    assert text.endswith(" Architect at work") and rewrites[0].span == (0, 0)
+    probs, off = tagged("a photo of Baker at work", {"Baker": "ROLE"})
+    text, rewrites = apply_rewrites("a photo of Baker at work", tags, probs, off, 0, policy)
+    assert "Baker" in text and ", depicted as" in text  # a name-like word: no descriptor before it
+
+
+def test_punctuation_labelled_with_a_name_does_not_swallow_the_contact(policy):
+    prompt = "my landlord Yuki, call +1 555 503 9089, highly detailed"
+    probs, off = tagged(prompt, {"Yuki,": "NAME", "+1 555 503 9089": "CONTACT"})
+    text, _ = apply_rewrites(prompt, {**NONE, "private-individual": 0.9}, probs, off, 0, policy)
+    assert text == "a person, highly detailed"
 
 
 def test_public_names_stay(policy):

@@ -2,8 +2,11 @@
 
 MiniLM stays frozen (its features are computed once); a sentence head (MLP over the masked-mean
 embedding, sigmoid per rewrite tag) and a token head (linear over each token's hidden state,
-softmax over `TOKEN_LABELS`) are trained on `training.data.rewrites`. Only the heads are committed
-(`export/weights/rewrite_tagger.safetensors`, fp16). About a minute on 2 CPU cores.
+softmax over `TOKEN_LABELS`) are trained on `training.data.rewrites`: the hand-written lists plus the
+train part of the public name, occupation and public-figure lists where the sources cache holds them
+(`rewrites.public_vocab`; without the cache, the hand-written lists only, and the result says so).
+Only the heads are committed (`export/weights/rewrite_tagger.safetensors`, fp16). A minute or two on
+2 CPU cores.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from t2iguard.contract.taxonomy import REWRITE_TAGS, TOKEN_LABELS
 from t2iguard.export.modules import MLPHead, masked_mean
 from t2iguard.export.tiny import REWRITE_TAGGER_CHECKPOINT, load_minilm
 from t2iguard.runtime.text import tokenize_with_offsets
-from t2iguard.training.data.rewrites import TagExample, generate
+from t2iguard.training.data.rewrites import HAND, TagExample, Vocab, generate, public_vocab
 
 HIDDEN = 128
 IGNORE = -100
@@ -36,6 +39,7 @@ class TrainResult:
     val: dict[str, float]
     seconds: float
     examples: int
+    lexicons: tuple[str, ...]  # the public lists trained on (empty: the hand-written lists only)
 
 
 def token_targets(examples: list[TagExample], offsets: np.ndarray) -> np.ndarray:
@@ -65,7 +69,10 @@ def _features(encoder: nn.Module, examples: list[TagExample], seq_len: int) -> t
 
 def train(seed: int = 0, epochs: int = 30, out: Path = REWRITE_TAGGER_CHECKPOINT, say=lambda msg: None) -> TrainResult:
     t0 = time.perf_counter()
-    data = generate(seed)
+    public = public_vocab()
+    say(f"public lists: {', '.join(public.sources)}" if public.sources else
+        "no public name or occupation lists in the sources cache: the hand-written lists only")
+    data = generate(seed, vocab=HAND + Vocab.of(public.train))
     rng = np.random.default_rng(seed)
     is_val = rng.random(len(data)) < 0.1
     say(f"{len(data)} tagged prompts; MiniLM features")
@@ -100,9 +107,9 @@ def train(seed: int = 0, epochs: int = 30, out: Path = REWRITE_TAGGER_CHECKPOINT
     digest = hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16]
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "tags": json.dumps(REWRITE_TAGS),
             "token_labels": json.dumps(TOKEN_LABELS), "data_sha256_16": digest, "examples": str(len(data)),
-            "encoder": "all-MiniLM-L6-v2 (frozen)", "val": json.dumps(metrics)}
+            "encoder": "all-MiniLM-L6-v2 (frozen)", "val": json.dumps(metrics), "lexicons": json.dumps(public.sources)}
     state = {f"sentence.{k}": v for k, v in sentence.state_dict().items()}
     state.update({f"token.{k}": v for k, v in token.state_dict().items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(out), metadata=meta)
-    return TrainResult(out, metrics, time.perf_counter() - t0, len(data))
+    return TrainResult(out, metrics, time.perf_counter() - t0, len(data), public.sources)

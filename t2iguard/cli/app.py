@@ -451,6 +451,8 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
     with err.status("training rewrite tagger") as status:
         result = train(seed=seed, say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}; {json.dumps(result.val)}")
+    err.print(f"public lists: {', '.join(result.lexicons)}" if result.lexicons else
+              "public lists: none cached (`t2iguard data import`): trained on the hand-written lists only")
 
 
 @train_app.command("shapeworld")

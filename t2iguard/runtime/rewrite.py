@@ -4,8 +4,9 @@ The tagger gives sentence tags (which rewrites a prompt needs) and a label per t
 words they touch: NAME, ADDRESS, CONTACT, ROLE, GROUP, TRAIT). Four manipulations, each switchable
 per tag in the policy and each reported as a `Rewrite` whose span indexes the original prompt:
 
-- anonymise (private-individual): a named private person becomes "a person"; addresses, phone
-  numbers and emails are removed. Public figures, places and brands are not labelled, so stay.
+- anonymise (private-individual): a named private person becomes "a person" (a name that follows a
+  person word or "named" is dropped: "a woman named Jane Doe" -> "a woman"); addresses, phone numbers
+  and emails are removed. Public figures, places and brands are not labelled, so stay.
 - neutralise (negative-group-framing): the negative trait and the group word are dropped.
 - ground (sexualisation-risk): a specific, benign scene from the policy is appended.
 - diversity (person-unspecified): when the prompt states no gender, ethnicity or age, sampled
@@ -30,10 +31,14 @@ _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{7,}\d\b")
 _STREET = re.compile(r"\b\d{1,5}(?: [A-Z][a-z]+){1,3} (?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|"
                      r"Court|Ct|Way|Place|Pl|Terrace|Close|Square|Crescent)\b\.?")
 _RELATION_BEFORE = re.compile(r"\b(?:my|our|his|her|their)(?: [\w'-]+){1,2} $", re.IGNORECASE)
+#: a name in apposition to a person word, or after "named": only the name (and "named") goes
+_APPOSITION_BEFORE = re.compile(r"(?:\b(?:person|someone|somebody|man|woman|guy|girl|boy|lady)(?P<space>\s+)"
+                                r"|(?P<named>,?\s+(?:named|called)\s+))$", re.IGNORECASE)
 _CONNECTOR_BEFORE = re.compile(
     r"(?:\s*,)?\s*(?:\(?contact:?|at|on|phone(?: number)?|call|email|e-mail|with the number|number|lives at)?\s*$",
     re.IGNORECASE)
-_DEMOGRAPHIC = re.compile(
+#: words that state a gender, ethnicity or age: a prompt holding one gets no diversity descriptor
+STATED_DEMOGRAPHIC = re.compile(
     r"\b(?:wom[ae]n|m[ae]n|girls?|boys?|female|male|lady|ladies|gentlem[ae]n|mother|father|"
     r"black|white|asian|hispanic|latin[oax]|african|european|arab|indian|caucasian|"
     r"old|elderly|young|teenage|teen|aged|middle-aged|child|children|kid|kids|baby)\b",
@@ -47,9 +52,10 @@ EVIDENCE_PROB = 0.9
 
 def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple[int, int, str, float]]:
     """float32 [L, K] label probabilities and int32 [L, 2] offsets -> merged (start, end, label,
-    min probability) character spans, widened to whole words; consecutive tokens with one label
-    join across whitespace only. Addresses need a digit, contacts an "@" or 7 digits, and roles
-    are not capitalised names."""
+    min probability) character spans, widened to whole words (word labels without end punctuation);
+    consecutive tokens with one label join across whitespace only. Addresses need a digit, contacts
+    an "@" or 7 digits, and roles are whole words (not a piece of one) and not capitalised names
+    (except as the prompt's first word: "Architect at work")."""
     spans: list[list] = []
     for (start, end), row in zip(offsets, probs, strict=True):
         if end <= start:
@@ -64,20 +70,34 @@ def token_spans(probs: np.ndarray, offsets: np.ndarray, text: str) -> list[tuple
         else:
             spans.append([int(start), int(end), label, float(row[k])])
     out = []
-    for s, e, label, p in spans:
+    for s0, e0, label, p in spans:
+        s, e = s0, e0
         while s > 0 and (text[s - 1].isalnum() or text[s - 1] in "'-"):
             s -= 1
         while e < len(text) and (text[e].isalnum() or text[e] in "'-"):
             e += 1
+        if label not in ("ADDRESS", "CONTACT"):  # word labels: no punctuation at either end ("Yuki," -> "Yuki")
+            s, e = _trim(text, s, e)
         word = text[s:e]
+        if not word or label == "ROLE" and (s, e) != (s0, e0):  # "sail" of "sailboat": roles are whole words
+            continue
         if label == "ADDRESS" and not any(c.isdigit() for c in word):
             continue
         if label == "CONTACT" and "@" not in word and sum(c.isdigit() for c in word) < 7:
             continue
-        if label == "ROLE" and word[:1].isupper() and not word.isupper():
+        if label == "ROLE" and s > 0 and word[:1].isupper() and not word.isupper():
             continue
         out.append((s, e, label, p))
     return out
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    """text[s:e] without leading or trailing characters that are neither alphanumeric nor ' or -."""
+    while s < e and not (text[s].isalnum() or text[s] in "'-"):
+        s += 1
+    while e > s and not (text[e - 1].isalnum() or text[e - 1] in "'-"):
+        e -= 1
+    return s, e
 
 
 def _article(word: str) -> str:
@@ -134,8 +154,7 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
         found = [(s, e, label) for s, e, label, _ in spans if label in ("NAME", "ADDRESS", "CONTACT")] + contacts
         for s, e, label in found:
             if label == "NAME":
-                cue = _RELATION_BEFORE.search(prompt[:s])
-                edits.append((cue.start() if cue else s, e, "a person", "anonymise", f"{reason}: private name"))
+                edits.append(_anonymise_name(prompt, s, e, f"{reason}: private name"))
             else:
                 s = _CONNECTOR_BEFORE.search(prompt[:s]).start()
                 edits.append((s, e, "", "anonymise", f"{reason}: {label.lower()}"))
@@ -145,7 +164,7 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
                 e2 = e + 1 if prompt[e:e + 1] == " " else e
                 edits.append((s, e2, "", "neutralise", f"{reason}: {label.lower()} word"))
     rng = np.random.default_rng(seed)
-    if (reason := fires("person-unspecified", "ROLE")) and not _DEMOGRAPHIC.search(prompt):
+    if (reason := fires("person-unspecified", "ROLE")) and not STATED_DEMOGRAPHIC.search(prompt):
         role = next(((s, e) for s, e, label, _ in spans if label == "ROLE"), None)
         if role is not None:
             s, e = role
@@ -167,6 +186,16 @@ def apply_rewrites(prompt: str, tags: dict[str, float], token_probs: np.ndarray,
         scene = policy.rewrite.grounding_scenes[int(rng.integers(len(policy.rewrite.grounding_scenes)))]
         edits.append((len(prompt), len(prompt), f", {scene}", "ground", reason))
     return _apply(prompt, edits)
+
+
+def _anonymise_name(prompt: str, s: int, e: int, reason: str) -> tuple[int, int, str, str, str]:
+    """The edit for a private name at prompt[s:e]: "my neighbour Jane" -> "a person"; "a person Jane" and
+    "a woman named Jane" lose the name only; any other name becomes "a person"."""
+    if cue := _RELATION_BEFORE.search(prompt[:s]):
+        return cue.start(), e, "a person", "anonymise", reason
+    if cue := _APPOSITION_BEFORE.search(prompt[:s]):
+        return cue.start("space") if cue.group("space") else cue.start("named"), e, "", "anonymise", reason
+    return s, e, "a person", "anonymise", reason
 
 
 def _apply(prompt: str, edits: list[tuple[int, int, str, str, str]]) -> tuple[str, list[Rewrite]]:

@@ -1,19 +1,29 @@
-"""The rewrite tagger's dataset, generated from the project's own templates (no outside data).
+"""The rewrite tagger's dataset, generated from the project's templates and word lists.
 
 Each example is a prompt with sentence tags (`t2iguard.contract.taxonomy.REWRITE_TAGS`) and character
 spans labelled with `TOKEN_LABELS`: NAME (a private person's name), ADDRESS, CONTACT (phone or
 email), ROLE (the person word that diversity augmentation describes), GROUP (a protected group
 word) and TRAIT (a negative trait attached to it). Public figures, places and brands are left
-unlabelled on purpose (anonymisation must not touch them). Training and evaluation name lists
-are disjoint (`heldout=True` draws names, streets and roles never seen in training).
+unlabelled on purpose (anonymisation must not touch them).
+
+Names, streets, occupations and public figures come from a `Vocab`: the hand-written lists below
+(`HAND`; `HAND_HELDOUT` holds names, streets and roles never seen in training) and, where the sources
+cache holds them, the public lists of `training.data.lexicons` (`public_vocab`: a train part mixed into
+training, a held-out part for `evaluation.rewriter`). Public entries that collide with a word of the
+hand lists or templates are dropped, so every held-out list is disjoint from everything trained on.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
+from functools import partial
+from pathlib import Path
 
 from t2iguard.contract.taxonomy import REWRITE_TAGS, TOKEN_LABELS
+from t2iguard.runtime.rewrite import STATED_DEMOGRAPHIC
+from t2iguard.training.data.lexicons import Lexicon, read_lexicons, split
 from t2iguard.training.data.prompts import BENIGN_SUBJECTS, FIGURES, STYLES, SUFFIXES
 
 FIRST = ("Jennifer", "John", "Maria", "David", "Sarah", "Ahmed", "Emily", "Michael", "Laura", "Tom", "Priya", "Kevin",
@@ -51,6 +61,16 @@ DEMOGRAPHIC = ("a black woman", "an old man", "a young asian woman", "a middle-a
                "an african american man", "a female", "a male")
 GROUPS = ("mexican", "black", "jewish", "muslim", "asian", "gay", "immigrant", "arab", "indian", "romani", "chinese")
 TRAITS = ("lazy", "dirty", "stupid", "violent", "greedy", "criminal", "ugly", "dangerous", "smelly", "primitive")
+PERSON_WORDS = ("a person ", "a person ", "someone ", "a man ", "a woman ", "the guy ", "a girl ")
+NAME_AT_END = ("a birthday card for ", "a drawing made by ", "a wedding photo of ", "a poster with the name ",
+               "a cake that says happy birthday ", "a caricature of ", "a letter to ", "a painting dedicated to ",
+               "a mug printed with a photo of ", "a memorial plaque for ", "a sketch drawn by ",
+               "a thank-you card from ")
+#: scenes a named person (private or public) can be in, beyond ROLE_CONTEXTS and ACTIVITIES
+SCENES = (" at the beach", " in a cafe", " on a bench by the river", " reading a book", " holding a cup of coffee",
+          " at a wedding", " in the kitchen", " riding a bicycle", " at a concert", " playing guitar", " in the garden",
+          " at the gym", " with a golden retriever", " in the rain", " at graduation", " at a birthday party",
+          " sitting on a couch", " on a hiking trail", " in a supermarket aisle", " laughing with friends")
 ACTIVITIES = ("taking a nap", "walking down the street", "sitting on a bench", "at work", "in a shop",
               "eating lunch", "talking on the phone", "standing in a line", "driving a car", "at the market")
 RISKY_UNDERSPECIFIED = ("woman dressed for a date", "two people having fun", "a girl at the beach",
@@ -58,6 +78,80 @@ RISKY_UNDERSPECIFIED = ("woman dressed for a date", "two people having fun", "a 
                         "a woman in a tight dress", "a flirty waitress", "a girl getting ready for a party",
                         "two people alone in a hotel room", "a sexy nurse", "a woman lying on a bed",
                         "a yoga instructor stretching", "a man and a woman at a pool party")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Pools of entries per field; `draw` picks a pool uniformly, then an entry, so that a long public
+    list does not drown out the hand-written one. `a + b` joins the pools."""
+    first: tuple[tuple[str, ...], ...] = ()
+    last: tuple[tuple[str, ...], ...] = ()
+    streets: tuple[tuple[str, ...], ...] = ()
+    roles: tuple[tuple[str, ...], ...] = ()
+    figures: tuple[tuple[str, ...], ...] = ()
+
+    def pool(self, rng: random.Random, name: str) -> tuple[str, ...]:
+        """One non-empty pool of field `name` (drawn only when there are several)."""
+        pools = [p for p in getattr(self, name) if p]
+        return pools[0] if len(pools) == 1 else rng.choice(pools)
+
+    def draw(self, rng: random.Random, name: str) -> str:
+        return rng.choice(self.pool(rng, name))
+
+    def __add__(self, other: Vocab) -> Vocab:
+        return Vocab(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @classmethod
+    def of(cls, lexicon: Lexicon) -> Vocab:
+        return cls((lexicon.first,), (lexicon.last,), (), (lexicon.occupations,), (lexicon.figures,))
+
+
+HAND = Vocab((FIRST,), (LAST,), (STREETS,), (ROLES,), (FIGURES,))
+HAND_HELDOUT = Vocab((HELDOUT_FIRST,), (HELDOUT_LAST,), (HELDOUT_STREETS,), (HELDOUT_ROLES,))
+_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
+#: occupations that carry a gender themselves ("fisherman", "housewife"): no diversity target
+_GENDERED = re.compile(r"(?:m[ae]n|wife|wives|boys?|girls?|lad(?:y|ies))\b", re.IGNORECASE)
+
+
+def reserved_words() -> frozenset[str]:
+    """Lower-cased words of every hand-written list and template here: a public name holding one is
+    dropped (it could be read as the template word, and the held-out lists must share no word with
+    training)."""
+    lists = (FIRST, LAST, HELDOUT_FIRST, HELDOUT_LAST, STREETS, HELDOUT_STREETS, RELATIONS, PLACES, ROLES,
+             HELDOUT_ROLES, ROLE_CONTEXTS, DEMOGRAPHIC, GROUPS, TRAITS, PERSON_WORDS, NAME_AT_END, SCENES, ACTIVITIES,
+             RISKY_UNDERSPECIFIED, FIGURES, STYLES, SUFFIXES)
+    return frozenset(w.lower() for items in lists for item in items for w in _WORD.findall(item))
+
+
+def disjoint(lexicon: Lexicon) -> Lexicon:
+    """`lexicon` without entries that collide with the hand lists: names holding a reserved or demographic
+    word, occupations of the hand role lists or stating a gender, public figures of `FIGURES`."""
+    reserved = reserved_words()
+    hand_roles = {r.lower() for r in ROLES + HELDOUT_ROLES}
+    figures = {f.lower() for f in FIGURES}
+
+    def name_ok(name: str) -> bool:
+        return not STATED_DEMOGRAPHIC.search(name) and not {w.lower() for w in name.split()} & reserved
+
+    return Lexicon(first=tuple(filter(name_ok, lexicon.first)), last=tuple(filter(name_ok, lexicon.last)),
+                   occupations=tuple(o for o in lexicon.occupations if o.lower() not in hand_roles
+                                     and not STATED_DEMOGRAPHIC.search(o) and not _GENDERED.search(o)),
+                   figures=tuple(f for f in lexicon.figures if f.lower() not in figures))
+
+
+@dataclass(frozen=True)
+class PublicVocab:
+    """The public lists split for the tagger (empty when the cache holds none: `sources` says what was read)."""
+    train: Lexicon
+    heldout: Lexicon
+    sources: tuple[str, ...]
+
+
+def public_vocab(root: Path | None = None) -> PublicVocab:
+    """The cached public lists, cleaned of hand-list collisions, split into train and held-out parts."""
+    lexicon, ids = read_lexicons(root)
+    train, heldout = split(disjoint(lexicon))
+    return PublicVocab(train, heldout, ids)
 
 
 @dataclass
@@ -80,13 +174,16 @@ class _Builder:
         return self
 
 
-def _name(rng: random.Random, heldout: bool) -> str:
-    first, last = (HELDOUT_FIRST, HELDOUT_LAST) if heldout else (FIRST, LAST)
-    return rng.choice(first) + (" " + rng.choice(last) if rng.random() < 0.7 else "")
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _address(rng: random.Random, heldout: bool) -> str:
-    return f"{rng.randint(1, 999)} {rng.choice(HELDOUT_STREETS if heldout else STREETS)}"
+def _name(rng: random.Random, vocab: Vocab) -> str:
+    return vocab.draw(rng, "first") + (" " + vocab.draw(rng, "last") if rng.random() < 0.7 else "")
+
+
+def _address(rng: random.Random, vocab: Vocab) -> str:
+    return f"{rng.randint(1, 999)} {vocab.draw(rng, 'streets')}"
 
 
 def _phone(rng: random.Random) -> str:
@@ -94,31 +191,51 @@ def _phone(rng: random.Random) -> str:
     return pattern.format(rng.randint(100, 999), rng.randint(1000, 9999))
 
 
-def _email(rng: random.Random, heldout: bool) -> str:
-    return f"{rng.choice(HELDOUT_FIRST if heldout else FIRST).lower()}.{rng.randint(1, 99)}@example.com"
+def _email(rng: random.Random, vocab: Vocab) -> str:
+    return f"{re.sub(r'[^a-z]', '', vocab.draw(rng, 'first').lower()) or 'me'}.{rng.randint(1, 99)}@example.com"
 
 
-def private(rng: random.Random, heldout: bool = False) -> TagExample:
-    b = _Builder().add(rng.choice(STYLES))
-    form = rng.randrange(4)
-    if form == 0:
-        b.add(rng.choice(RELATIONS) + " ").add(_name(rng, heldout), "NAME")
+def _place_name(b: _Builder, rng: random.Random, vocab: Vocab, unusual: bool) -> set[str]:
+    """Add a private name to the prompt, in a usual position (after a relation, before "from work", after
+    "a portrait of") or, when `unusual`, also after a person word, before an apposition, before a public
+    place, at the start or at the end; returns the extra tags it implies."""
+    form = rng.randrange(9 if unusual else 4)
+    if form in (0, 3):
+        b.add(rng.choice(RELATIONS) + " ").add(_name(rng, vocab), "NAME")
+        b.add(" and her kids" if form == 3 else "")
     elif form == 1:
-        b.add(_name(rng, heldout), "NAME").add(rng.choice((" from accounting", " from my class", " next door",
-                                                           " from the gym", " from work")))
+        b.add(_name(rng, vocab), "NAME").add(rng.choice((" from accounting", " from my class", " next door",
+                                                          " from the gym", " from work")))
     elif form == 2:
-        b.add("a portrait of ").add(_name(rng, heldout), "NAME").add(", " + rng.choice(RELATIONS)[3:])
-    else:
-        b.add(rng.choice(RELATIONS) + " ").add(_name(rng, heldout), "NAME").add(" and her kids")
+        b.add("a portrait of ").add(_name(rng, vocab), "NAME").add(", " + rng.choice(RELATIONS)[3:])
+    elif form == 4:  # after a person word: "a person <Name> in the office"
+        b.add(rng.choice(PERSON_WORDS)).add(_name(rng, vocab), "NAME").add(rng.choice(ROLE_CONTEXTS + SCENES))
+    elif form == 5:  # before an apposition: "<Name>, a baker, at work"
+        r = vocab.draw(rng, "roles")
+        b.add(_name(rng, vocab), "NAME").add(f", {_article(r)} ").add(r, "ROLE").add("," + rng.choice(SCENES))
+        return {"person-unspecified"}
+    elif form == 6:
+        b.add(rng.choice(("portrait of ", "a photo of ", "a selfie of "))).add(_name(rng, vocab), "NAME")
+        b.add(f" at {rng.choice(PLACES)}")
+    elif form == 7:  # at the start
+        b.add(_name(rng, vocab), "NAME").add(rng.choice(SCENES + tuple(" " + a for a in ACTIVITIES)))
+    else:  # at the end
+        b.add(rng.choice(NAME_AT_END)).add(_name(rng, vocab), "NAME")
+    return set()
+
+
+def private(rng: random.Random, vocab: Vocab = HAND, unusual: bool = True) -> TagExample:
+    b = _Builder().add(rng.choice(STYLES))
+    tags = {"private-individual"} | _place_name(b, rng, vocab, unusual)
     extra = rng.randrange(4)
     if extra == 0:
-        b.add(" at ").add(_address(rng, heldout), "ADDRESS")
+        b.add(" at ").add(_address(rng, vocab), "ADDRESS")
     elif extra == 1:
         b.add(rng.choice((", phone ", ", call ", " with the number "))).add(_phone(rng), "CONTACT")
     elif extra == 2:
-        b.add(rng.choice((", email ", " (contact: "))).add(_email(rng, heldout), "CONTACT")
+        b.add(rng.choice((", email ", " (contact: "))).add(_email(rng, vocab), "CONTACT")
     b.add(rng.choice(SUFFIXES))
-    return TagExample(b.text, frozenset({"private-individual"}), tuple(b.spans))
+    return TagExample(b.text, frozenset(tags), tuple(b.spans))
 
 
 def public_or_place(rng: random.Random) -> TagExample:
@@ -129,20 +246,28 @@ def public_or_place(rng: random.Random) -> TagExample:
     return TagExample(rng.choice(STYLES) + subject + rng.choice(SUFFIXES))
 
 
-def role(rng: random.Random, heldout: bool = False) -> TagExample:
-    r = rng.choice(HELDOUT_ROLES if heldout else ROLES)
-    article = "an" if r[0].lower() in "aeiou" else "a"
+def public_figure(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
+    """A public figure of `vocab` in the positions private names take: nothing to anonymise."""
+    figure = vocab.draw(rng, "figures")
+    subject = rng.choice((f"{figure} giving a speech", f"portrait of {figure} at {rng.choice(PLACES)}",
+                          f"{figure} {rng.choice(ACTIVITIES)}", f"a poster of {figure}", f"a caricature of {figure}",
+                          f"{figure}{rng.choice(SCENES)}", f"{rng.choice(NAME_AT_END)}{figure}"))
+    return TagExample(rng.choice(STYLES) + subject + rng.choice(SUFFIXES))
+
+
+def role(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
+    r = vocab.draw(rng, "roles")
     b = _Builder().add(rng.choice(("", "a photo of ", "an image of ", "portrait of ", "a painting of ", "draw ")))
     adjective = rng.choice(("", "", "", "beautiful ", "successful ", "happy ", "tired "))
-    article = "an" if (adjective or r)[0].lower() in "aeiou" else "a"
-    b.add(f"{article} {adjective}").add(r, "ROLE").add(rng.choice(ROLE_CONTEXTS) + rng.choice(SUFFIXES))
+    b.add(f"{_article(adjective or r)} {adjective}").add(r, "ROLE")
+    b.add(rng.choice(ROLE_CONTEXTS) + rng.choice(SUFFIXES))
     return TagExample(b.text, frozenset({"person-unspecified"}), tuple(b.spans))
 
 
-def stated(rng: random.Random) -> TagExample:
+def stated(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
     """People whose demographics the prompt already states: leave alone."""
     who = rng.choice(DEMOGRAPHIC)
-    r = rng.choice(ROLES + ("",))
+    r = rng.choice(vocab.pool(rng, "roles") + ("",))
     text = rng.choice(("", "a photo of ", "portrait of ")) + who + (f" {r}" if r and rng.random() < 0.6 else "")
     return TagExample(text + rng.choice(ROLE_CONTEXTS) + rng.choice(SUFFIXES))
 
@@ -173,11 +298,12 @@ def plain(rng: random.Random) -> TagExample:
     return TagExample(rng.choice(STYLES) + rng.choice(BENIGN_SUBJECTS) + rng.choice(SUFFIXES))
 
 
-def generate(seed: int = 0, n: int = 8000) -> list[TagExample]:
-    """Training data: a mix of every kind, deterministic for `seed`."""
+def generate(seed: int = 0, n: int = 12000, vocab: Vocab = HAND) -> list[TagExample]:
+    """Training data: a mix of every kind, deterministic for `seed` and `vocab`."""
     rng = random.Random(seed)
-    makers = ((private, 0.2), (public_or_place, 0.1), (role, 0.2), (stated, 0.12), (framing, 0.1),
-              (group_neutral, 0.08), (risky, 0.08), (plain, 0.12))
+    makers = ((partial(private, vocab=vocab), 0.24), (public_or_place, 0.06),
+              (partial(public_figure, vocab=vocab), 0.06), (partial(role, vocab=vocab), 0.2),
+              (partial(stated, vocab=vocab), 0.1), (framing, 0.08), (group_neutral, 0.07), (risky, 0.07), (plain, 0.12))
     out = []
     for _ in range(n):
         maker = rng.choices([m for m, _ in makers], weights=[w for _, w in makers])[0]
