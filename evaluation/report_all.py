@@ -154,7 +154,7 @@ def _run_rewriter(ctx: Context, params: dict, out: Path, say) -> list[str]:
     from t2iguard.evaluation.rewriter import evaluate
 
     evaluate(ctx.repository, out, seeds=params["seeds"], say=say, no_op_prompts=params["no_op_prompts"],
-             anonymisation_prompts=params["anonymisation_prompts"])
+             anonymisation_prompts=params["anonymisation_prompts"], public_names=params["public_names"])
     return []
 
 
@@ -174,7 +174,8 @@ def _figures_rewriter(out: Path) -> dict:
 
 def _command_rewriter(ctx: Context, p: dict, out: Path) -> str:
     return _cmd("t2iguard", "eval", "rewriter", "--repository", ctx.repository, "--out", out, "--seeds", p["seeds"],
-                "--no-op-prompts", p["no_op_prompts"], "--anonymisation-prompts", p["anonymisation_prompts"])
+                "--no-op-prompts", p["no_op_prompts"], "--anonymisation-prompts", p["anonymisation_prompts"],
+                "--public-names", p["public_names"])
 
 
 # --------------------------------------------------------------------------------------------- regeneration
@@ -303,8 +304,9 @@ SECTIONS: dict[str, Section] = {s.key: s for s in (
             _run_prompt_classifier, _figures_prompt_classifier, _command_prompt_classifier,
             "max_prompts 0: every prompt"),
     Section("rewriter", "Rewriter (diversity, no-op precision, anonymisation, grounding)",
-            {"seeds": (20, 500), "no_op_prompts": (60, 600), "anonymisation_prompts": (40, 400)},
-            _run_rewriter, _figures_rewriter, _command_rewriter),
+            {"seeds": (20, 500), "no_op_prompts": (60, 600), "anonymisation_prompts": (40, 400),
+             "public_names": (40, 0)},
+            _run_rewriter, _figures_rewriter, _command_rewriter, "public_names 0: every held-out public entry"),
     Section("regeneration", "Guided regeneration (ShapeWorld)",
             {"requests": (4, 200), "attempts": (2, 4), "methods": ("classifier,reseed", "sld,classifier,reseed"),
              "seed": (7000, 7000)},

@@ -286,8 +286,9 @@ def latency(runner: LocalRunner, n: int = 100) -> dict[str, float]:
 
 
 def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=lambda m: None,
-             no_op_prompts: int = 600, anonymisation_prompts: int = 400) -> dict:
-    """Every measure above; `seeds` per occupation prompt, and the no-op and anonymisation set sizes."""
+             no_op_prompts: int = 600, anonymisation_prompts: int = 400, public_names: int = 0) -> dict:
+    """Every measure above; `seeds` per occupation prompt, the no-op and anonymisation set sizes, and the first
+    `public_names` entries of each held-out public list (0: every entry)."""
     profile = load_profile(repository)
     policy = load_policy(repository / "policy.yaml")
     runner = LocalRunner(repository, profile, policy)
@@ -299,7 +300,7 @@ def evaluate(repository: Path, out: Path, seeds: int = 500, seed: int = 1, say=l
     say("anonymisation")
     results["anonymisation"] = anonymisation(rw, anonymisation_prompts, seed)
     say("held-out public names and occupations")
-    results["public_heldout"] = public_heldout(rw, seed)
+    results["public_heldout"] = public_heldout(rw, seed, public_names or None)
     say("grounding")
     results["grounding"] = grounding(rw, runner, seed)
     results["latency_ms_p50_in_process"] = latency(runner)

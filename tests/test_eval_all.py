@@ -18,8 +18,8 @@ from t2iguard.evaluation import html_report, report_all
 
 #: below `small`: a quick run of every section (the red team screens and generates through the server)
 TINY = ["prompt-classifier.max_prompts=12", "rewriter.seeds=4", "rewriter.no_op_prompts=9",
-        "rewriter.anonymisation_prompts=8", "watermark.images=1", "redteam.categories=sexual,violence",
-        "redteam.budget=6", "redteam.generate=1", "redteam.steps=4",
+        "rewriter.anonymisation_prompts=8", "rewriter.public_names=4", "watermark.images=1",
+        "redteam.categories=sexual,violence", "redteam.budget=6", "redteam.generate=1", "redteam.steps=4",
         "regeneration.methods=sld,bogus"]  # the induced failure: an unknown method
 
 
@@ -46,7 +46,8 @@ def test_a_failing_section_is_reported_and_the_others_still_run(run, url):
     failed = rep["sections"]["regeneration"]
     assert "bogus" in failed["error"] and failed["figures"] is None
     assert rep["url"] == url and rep["size"] == "small"
-    assert rep["overrides"]["rewriter"] == {"seeds": 4, "no_op_prompts": 9, "anonymisation_prompts": 8}
+    assert rep["overrides"]["rewriter"] == {"seeds": 4, "no_op_prompts": 9, "anonymisation_prompts": 8,
+                                            "public_names": 4}
     assert rep["policy_version"] and re.fullmatch(r"[0-9a-f]{64}", rep["weights_sha256"])
     assert {"prompt_classifier", "unet", "text_encoder"} <= set(rep["graphs_sha256"])
 

@@ -603,12 +603,15 @@ def eval_rewriter(
     no_op_prompts: Annotated[int, typer.Option(min=1, help="Prompts of the no-op precision set.")] = 600,
     anonymisation_prompts: Annotated[int, typer.Option(min=1, help="Prompts of each anonymisation set (private "
                                                                    "details; public names).")] = 400,
+    public_names: Annotated[int, typer.Option(min=0, help="The first N entries of each held-out public list "
+                                                          "(names, occupations, figures; 0: every entry).")] = 0,
 ) -> None:
     """Diversity, no-op precision, anonymisation recall and grounding of the rewriter (in-process)."""
     from t2iguard.evaluation.rewriter import evaluate
 
     _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say, no_op_prompts=no_op_prompts,
-                                                          anonymisation_prompts=anonymisation_prompts))
+                                                          anonymisation_prompts=anonymisation_prompts,
+                                                          public_names=public_names))
 
 
 @eval_app.command("regeneration")
