@@ -18,6 +18,7 @@ from t2iguard.runtime.watermark import (
     embed,
     encode_blocks,
     read_bits,
+    top_singular,
 )
 
 
@@ -43,6 +44,26 @@ def test_block_coder_is_the_librarys_per_block_coder(seed):
     EmbedDwtDctSvd(bits, wmLen=len(bits), block=BLOCK).encode_frame(want, SCALE)
     encode_blocks(got, bits)
     assert np.abs(got - want).max() < 1e-9
+
+
+@pytest.mark.parametrize("kind", ["noise", "flat", "edges", "near-degenerate", "zero"])
+def test_top_singular_is_lapacks_first_singular_triplet(kind):
+    """The coder's power iteration against np.linalg.svd, on blocks where it converges at once (a chroma DCT
+    block's DC term dominates) and where it does not (two nearly equal singular values, a zero block: LAPACK's
+    fallback): s0 to 1e-9, and the rank-one term s0 u0 v0^T (the joint sign of u0, v0 is arbitrary)."""
+    rng = np.random.default_rng(7)
+    m = {"noise": rng.normal(0, 40, (256, 4, 4)) + np.eye(4)[0][:, None] * np.eye(4)[0] * 600,
+         "flat": np.zeros((256, 4, 4)) + np.eye(4)[0][:, None] * np.eye(4)[0] * 300,
+         "edges": rng.normal(0, 200, (256, 4, 4)),
+         "near-degenerate": np.stack([np.diag([5.0, 5.0 - 1e-9 * k, 1.0, 0.5]) for k in range(256)]),
+         "zero": np.zeros((4, 4, 4))}[kind]
+    s0, u, v = top_singular(m)
+    uu, ss, vt = np.linalg.svd(m)
+    assert np.abs(s0 - ss[:, 0]).max() < 1e-9 * max(1.0, ss[:, 0].max())
+    if kind != "near-degenerate":  # there the first singular vectors are not unique; s0 is
+        want = ss[:, 0, None, None] * uu[:, :, 0, None] * vt[:, 0, None, :]
+        got = s0[:, None, None] * u[:, :, None] * v[:, None, :]
+        assert np.abs(got - want).max() < 1e-8 * max(1.0, ss[:, 0].max())
 
 
 def test_read_back_is_the_librarys_decoder_on_marked_and_unmarked_images():

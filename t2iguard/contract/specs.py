@@ -250,20 +250,20 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             TEXT_NORMALIZE, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)),),
             outputs=(Tensor(NORMALIZED_PROMPT, "BYTES", (1,)), *var_tokens),
-            max_batch_size=b, instances=1, batch_delay_us=500, seq_buckets=buckets,
+            max_batch_size=b, instances=1, batch_delay_us=0, seq_buckets=buckets,
             description="Unicode/obfuscation normalisation and tokenisation of a prompt",
         ),
         ModelSpec(
             PROMPT_CLASSIFIER, "network", inputs=var_tokens,
             outputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)),),
-            max_batch_size=b, batch_delay_us=1000, threads=1, seq_buckets=buckets,
+            max_batch_size=b, batch_delay_us=0, threads=2, seq_buckets=buckets,
             description="MiniLM encoder + multi-label head: a score in [0,1] per policy category",
         ),
         ModelSpec(
             PROMPT_POLICY, "python",
             inputs=(Tensor(PROMPT_SCORES, "FP32", (nc,)), Tensor(NORMALIZED_PROMPT, "BYTES", (1,))),
             outputs=(Tensor(PROMPT_DECISION, "BYTES", (1,)), Tensor(PROMPT_REPORT, "BYTES", (1,))),
-            max_batch_size=b, batch_delay_us=500,
+            max_batch_size=b, batch_delay_us=0,
             description="the policy file applied to prompt scores: allow | rewrite | block",
         ),
         ModelSpec(
@@ -287,13 +287,13 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             TEXT_TOKENIZE, "python",
             inputs=(Tensor(PROMPT, "BYTES", (1,)),),
             outputs=(*var_tokens, token_offsets),
-            max_batch_size=b, batch_delay_us=500, seq_buckets=buckets,
+            max_batch_size=b, batch_delay_us=0, seq_buckets=buckets,
             description="tokenisation of the prompt as written, with character offsets (for span rewrites)",
         ),
         ModelSpec(
             REWRITE_TAGGER, "network", inputs=var_tokens,
             outputs=(Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)), token_probs),
-            max_batch_size=b, batch_delay_us=1000, seq_buckets=buckets,
+            max_batch_size=b, batch_delay_us=1000, threads=2, seq_buckets=buckets,
             description="MiniLM encoder + heads: which rewrites a prompt needs, and which words they touch",
         ),
         ModelSpec(
@@ -301,7 +301,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(REWRITE_TAG_SCORES, "FP32", (nt,)),
                     token_probs, token_offsets, Tensor(SEED, "INT64", (1,))),
             outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
-            max_batch_size=b, batch_delay_us=500,
+            max_batch_size=b, batch_delay_us=0,
             description="applies tagged rewrites; reports each (kind, span, replacement, reason)",
         ),
         ModelSpec(
@@ -320,7 +320,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
         ModelSpec(
             TEXT_ENCODER, "network", inputs=tokens,
             outputs=(Tensor(TEXT_EMBEDDINGS, "FP32", (p.seq_len, p.text_dim)),),
-            max_batch_size=b, batch_delay_us=1000,
+            max_batch_size=b, batch_delay_us=1000, threads=2,
             description="MiniLM last hidden states: the UNet's cross-attention context",
         ),
         ModelSpec(
@@ -356,7 +356,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             IMAGE_PREPROCESS, "python",
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             outputs=(Tensor(CLASSIFIER_PIXELS, "FP32", cls_chw),),
-            max_batch_size=b, batch_delay_us=500,
+            max_batch_size=b, batch_delay_us=0,
             description="uint8 HWC RGB -> resized, normalised float CHW for the classifiers",
         ),
         ModelSpec(
@@ -400,7 +400,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             WATERMARK, "python",
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             outputs=(Tensor(WATERMARKED_IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
-            max_batch_size=b, batch_delay_us=500,
+            max_batch_size=b, batch_delay_us=0,
             description="invisible watermark (invisible-watermark's dwtDctSvd format, 48 bits)",
         ),
         ModelSpec(

@@ -112,6 +112,9 @@ def ort_session(path: Path, threads: int):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    # idle threads sleep instead of spinning: on a few shared cores a spinning pool steals the time its own
+    # peers (and the other models' sessions) need (measured in deploy/perf/RESULTS.md)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
