@@ -113,6 +113,20 @@ def test_regeneration_seeds_are_derived_from_the_request_seed_and_the_attempt(po
     assert len(set(expected[1:])) == 4
 
 
+def test_a_first_attempt_under_the_ordinary_bar_is_regenerated_and_its_regeneration_delivered(policy):
+    """policy 2026.12.04-2: a transform score between `first_attempt_threshold` and `threshold` sends attempt 1 to
+    regeneration, and the same score on attempt 2 passes (the ordinary bar), so nothing is refused for it."""
+    pipe, seeds = _flagging_pipeline(policy)
+    rule = pipe.policy.categories["unsafe-edit"].image
+    middle = (rule.first_attempt_threshold + rule.threshold) / 2
+    no_image_flags = dict.fromkeys(CATEGORIES, 0.0)
+    pipe.check_image = lambda image, req, pooled: (no_image_flags, {"safe-edit": 1 - middle, "unsafe-edit": middle,
+                                                                    "unintended-edit": 0.0}, None)
+    report = SafetyReport.model_construct(attempts=[])
+    pipe.generate_checked(GenerateRequest(request_id="r", prompt="p", seed=7), None, None, None, report, {})
+    assert [(a.action, a.flagged) for a in report.attempts] == [("regenerate", ["unsafe-edit"]), ("pass", [])]
+
+
 def test_the_report_decision_comes_from_the_one_mapping(policy):
     """Image blocked after a prompt screened `allow`: the report says refused (report_decision's table)."""
     runner = ScriptedRunner(**{

@@ -36,6 +36,32 @@ def test_image_decision_and_threshold_edge(policy):
     assert policy.decide_image({"unsafe-edit": 0.99}).flagged == ["unsafe-edit"]
 
 
+def test_a_first_attempt_is_held_to_its_own_lower_bar_and_regenerations_to_the_ordinary_one(policy):
+    """2026.12.04-2: an edit's first attempt is regenerated from `first_attempt_threshold`; a regenerated attempt
+    passes under `threshold` as before (a lower bar for every attempt refused 5% of tuning edits)."""
+    rule = policy.categories["unsafe-edit"].image
+    low, bar = rule.first_attempt_threshold, rule.threshold
+    assert low is not None and low < bar
+    between = {"unsafe-edit": (low + bar) / 2}
+    assert policy.decide_image(between, first_attempt=True).action == "regenerate"
+    assert policy.decide_image(between).action == "pass"
+    assert policy.decide_image({"unsafe-edit": low - 1e-6}, first_attempt=True).action == "pass"
+    t = policy.categories["violence"].image.threshold  # no first-attempt bar: the same on every attempt
+    assert policy.decide_image({"violence": t - 1e-6}, first_attempt=True).action == "pass"
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"threshold": 0.5, "first_attempt_threshold": 0.6, "action": "regenerate"}, "must not exceed"),
+    ({"threshold": 0.5, "first_attempt_threshold": 0.1, "action": "block"}, "action: regenerate"),
+    ({"threshold": 0.5, "first_attempt_threshold": -0.1, "action": "regenerate"}, "first_attempt_threshold"),
+])
+def test_bad_first_attempt_thresholds_are_named(policy, rule, message):
+    data = policy.model_dump()
+    data["categories"]["unsafe-edit"]["image"] = rule
+    with pytest.raises(ValueError, match=message):
+        Policy.model_validate(data)
+
+
 def test_prompt_thresholds_are_the_decisions_edges(policy):
     thresholds = policy.prompt_thresholds()
     assert set(CATEGORIES) <= set(thresholds)  # and the edit classes, which have no prompt rule

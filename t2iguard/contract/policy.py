@@ -51,6 +51,21 @@ class ImageRule(_Strict):
     #: for `regenerate`: the strongest guidance preset this category escalates to (default:
     #: regeneration.ceiling); stronger guidance removes more and keeps less of the prompt
     ceiling: Preset | None = None
+    #: for `regenerate`: a first attempt scoring this much is already regenerated (a regenerated attempt
+    #: still needs only to score under `threshold`): where the classifier passes harm on first attempts
+    #: that regeneration removes, a lower bar for attempt 1 alone sends more of them there without
+    #: refusing regenerations the ordinary bar would pass. At most `threshold`.
+    first_attempt_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _first_attempt_bar_is_lower(self) -> ImageRule:
+        if self.first_attempt_threshold is not None:
+            if self.action != "regenerate":
+                raise ValueError("first_attempt_threshold applies to `action: regenerate` only")
+            if self.first_attempt_threshold > self.threshold:
+                raise ValueError(f"first_attempt_threshold ({self.first_attempt_threshold}) must not exceed "
+                                 f"threshold ({self.threshold})")
+        return self
 
 
 class CategoryRule(_Strict):
@@ -288,17 +303,23 @@ class Policy(_Strict):
         fired = self._fired(scores, "prompt")
         return PromptDecision(action=_strongest(fired, ("block", "rewrite")) or "allow", **_flagged_logged(fired))
 
-    def decide_image(self, scores: dict[str, float]) -> ImageDecision:
+    def decide_image(self, scores: dict[str, float], first_attempt: bool = False) -> ImageDecision:
         """Scores per category (image classifier, plus transform classes for edits) -> pass |
-        regenerate | block. Categories without an image rule never fire."""
-        fired = self._fired(scores, "image")
+        regenerate | block. Categories without an image rule never fire. On a request's `first_attempt` a
+        rule's `first_attempt_threshold`, where set, is the bar instead of its `threshold`."""
+        fired = self._fired(scores, "image", first_attempt)
         return ImageDecision(action=_strongest(fired, ("block", "regenerate")) or "pass", **_flagged_logged(fired))
 
-    def _fired(self, scores: dict[str, float], stage: str) -> dict[str, str]:
-        """{category: its `stage` rule's action} for every category whose score reaches the rule's threshold."""
+    def _fired(self, scores: dict[str, float], stage: str, first_attempt: bool = False) -> dict[str, str]:
+        """{category: its `stage` rule's action} for every category whose score reaches the rule's threshold
+        (`first_attempt`: an image rule's `first_attempt_threshold` where set)."""
         rules = {c: getattr(r, stage) for c, r in self.categories.items()}
-        return {c: rule.action for c, rule in rules.items()
-                if rule is not None and scores.get(c, 0.0) >= rule.threshold}
+
+        def bar(rule) -> float:
+            lower = getattr(rule, "first_attempt_threshold", None) if first_attempt else None
+            return rule.threshold if lower is None else lower
+
+        return {c: rule.action for c, rule in rules.items() if rule is not None and scores.get(c, 0.0) >= bar(rule)}
 
     def fuse_image_scores(self, classifier: dict[str, float], detector: dict[str, float] | None
                           ) -> dict[str, float]:

@@ -358,7 +358,7 @@ class SafeT2IPipeline:
                 trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
                 scores, tscores, nude = self.check_image(image, req, pooled)
-            decision = self.policy.decide_image({**scores, **(tscores or {})})
+            decision = self.policy.decide_image({**scores, **(tscores or {})}, first_attempt=attempt == 1)
             report.attempts.append(Attempt(
                 attempt=attempt, guidance=guidance.label if guidance else None, seed=seed, image_scores=scores,
                 transform_scores=tscores, detector_scores=nude, flagged=decision.flagged, action=decision.action,
