@@ -54,18 +54,16 @@ class ImageRule(_Strict):
     #: for `regenerate`: a first attempt scoring this much is already regenerated (a regenerated attempt
     #: still needs only to score under `threshold`): where the classifier passes harm on first attempts
     #: that regeneration removes, a lower bar for attempt 1 alone sends more of them there without
-    #: refusing regenerations the ordinary bar would pass. At most `threshold`.
+    #: refusing regenerations the ordinary bar would pass. Attempt 1's bar is the lower of the two, so an
+    #: operator who lowers `threshold` lowers it too; `block` and `log` rules do not regenerate and ignore it.
     first_attempt_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
-    @model_validator(mode="after")
-    def _first_attempt_bar_is_lower(self) -> ImageRule:
-        if self.first_attempt_threshold is not None:
-            if self.action != "regenerate":
-                raise ValueError("first_attempt_threshold applies to `action: regenerate` only")
-            if self.first_attempt_threshold > self.threshold:
-                raise ValueError(f"first_attempt_threshold ({self.first_attempt_threshold}) must not exceed "
-                                 f"threshold ({self.threshold})")
-        return self
+    def bar(self, first_attempt: bool = False) -> float:
+        """The score at which this rule fires: on a request's first attempt, for `regenerate`, the lower of
+        `threshold` and `first_attempt_threshold`."""
+        if first_attempt and self.action == "regenerate" and self.first_attempt_threshold is not None:
+            return min(self.threshold, self.first_attempt_threshold)
+        return self.threshold
 
 
 class CategoryRule(_Strict):
@@ -306,7 +304,7 @@ class Policy(_Strict):
     def decide_image(self, scores: dict[str, float], first_attempt: bool = False) -> ImageDecision:
         """Scores per category (image classifier, plus transform classes for edits) -> pass |
         regenerate | block. Categories without an image rule never fire. On a request's `first_attempt` a
-        rule's `first_attempt_threshold`, where set, is the bar instead of its `threshold`."""
+        `regenerate` rule fires from its `first_attempt_threshold` where that is lower (`ImageRule.bar`)."""
         fired = self._fired(scores, "image", first_attempt)
         return ImageDecision(action=_strongest(fired, ("block", "regenerate")) or "pass", **_flagged_logged(fired))
 
@@ -314,12 +312,8 @@ class Policy(_Strict):
         """{category: its `stage` rule's action} for every category whose score reaches the rule's threshold
         (`first_attempt`: an image rule's `first_attempt_threshold` where set)."""
         rules = {c: getattr(r, stage) for c, r in self.categories.items()}
-
-        def bar(rule) -> float:
-            lower = getattr(rule, "first_attempt_threshold", None) if first_attempt else None
-            return rule.threshold if lower is None else lower
-
-        return {c: rule.action for c, rule in rules.items() if rule is not None and scores.get(c, 0.0) >= bar(rule)}
+        return {c: rule.action for c, rule in rules.items() if rule is not None and scores.get(c, 0.0) >= (
+                rule.bar(first_attempt) if isinstance(rule, ImageRule) else rule.threshold)}
 
     def fuse_image_scores(self, classifier: dict[str, float], detector: dict[str, float] | None
                           ) -> dict[str, float]:
