@@ -155,29 +155,28 @@ def embed(image: np.ndarray, bits: list[int], method: str = METHOD, headroom: in
     # B and G move with U, R does not: one full step along the U column (dU = 1.00 per unit, Y and V kept),
     # then what rounding left missing fed back at half gain on the pixels that still miss it
     marked = bgr.copy()
-    step = target - u
-    planes = [step * U_TO_BGR[ch] + bgr[:h, :w, ch] for ch in (0, 1)]  # B, G as float64 [h, w]
+    planes = [(target - u) * U_TO_BGR[ch] + bgr[:h, :w, ch] for ch in (0, 1)]  # B, G as float64 [h, w]
     for ch in (0, 1):
-        marked[:h, :w, ch] = _to_uint8(planes[ch].copy())
+        marked[:h, :w, ch] = _to_uint8(planes[ch])
     for _ in range(FEEDBACK_ROUNDS):
         missing = target - cv2.cvtColor(marked, cv2.COLOR_BGR2YUV)[:h, :w, 1]
         ys, xs = np.nonzero(missing)
         if not ys.size:
             break  # converged: the decoder's U is the target everywhere
-        step = missing[ys, xs] * FEEDBACK_GAIN
+        fed_back = missing[ys, xs] * FEEDBACK_GAIN
         for ch in (0, 1):
-            moved = planes[ch][ys, xs] + step * U_TO_BGR[ch]
-            planes[ch][ys, xs] = moved
-            marked[ys, xs, ch] = _to_uint8(moved)
+            planes[ch][ys, xs] += fed_back * U_TO_BGR[ch]
+            marked[ys, xs, ch] = _to_uint8(planes[ch][ys, xs])
     return np.ascontiguousarray(marked[:, :, ::-1])
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    """float64 -> uint8, rounded half to even and clipped to [0, 255], in place on `x` (np.clip is slower)."""
-    np.rint(x, out=x)
-    np.maximum(x, 0, out=x)
-    np.minimum(x, 255, out=x)
-    return x.astype(np.uint8)
+    """float64 -> uint8, rounded half to even and clipped to [0, 255]; `x` is left as it was (the unrounded
+    values the feedback keeps adding to). np.clip is slower on float64."""
+    out = np.rint(x)
+    np.maximum(out, 0, out=out)
+    np.minimum(out, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def read_bits(image: np.ndarray, n: int, method: str = METHOD) -> np.ndarray:
