@@ -1,4 +1,5 @@
-"""Two prompt-classifier files side by side on sets neither was trained on (held-out twins, HateCheck, TweetEval).
+"""Two prompt-classifier files side by side on sets neither was trained on (held-out twins, HateCheck, TweetEval,
+OpenAI moderation).
 
     python benchmarks/prompt_guard_compare.py OLD.safetensors OLD_POLICY.yaml NEW.safetensors NEW_POLICY.yaml \
         [--window-a N] [--window-b N]
@@ -22,7 +23,7 @@ from t2iguard.evaluation.prompt_classifier import unseen_sets
 from t2iguard.export.modules import PROMPT_WINDOW
 from t2iguard.training.train_prompt_classifier import served_scores
 
-SETS = ("own twins", "HateCheck", "TweetEval hate")
+SETS = ("own twins", "HateCheck", "TweetEval hate", "OpenAI moderation")
 
 
 def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool = False,

@@ -359,7 +359,8 @@ class Unseen:
 
 
 def unseen_sets(seed: int = 0) -> list[Unseen]:
-    """Held-out twins, HateCheck and TweetEval (test splits), and the cached eval-set copies (measure only)."""
+    """Held-out twins, HateCheck, TweetEval (test splits) and OpenAI's moderation test set, and the cached eval-set
+    copies (measure only)."""
     from t2iguard.training.data import sources as SRC
     from t2iguard.training.data.corpus import _csv_rows, held_out, texts_of
     from t2iguard.training.data.twins import twins
@@ -377,7 +378,8 @@ def unseen_sets(seed: int = 0) -> list[Unseen]:
     out.append(Unseen("own twins (held-out frames and seeds)", "held-out twins", texts,
                       np.array(["hard-negative"] * len(tw) + ["unsafe"] * len(tw)), y))
     for sid, name in (("hatecheck", "HateCheck"), ("tweeteval-hate-test-text", "TweetEval hate (test)"),
-                      ("tweeteval-offensive-test-text", "TweetEval offensive (test)")):
+                      ("tweeteval-offensive-test-text", "TweetEval offensive (test)"),
+                      ("openai-moderation", "OpenAI moderation (test)")):
         try:
             out.append(Unseen(name, "held-out source", *arr(held_out(sid))))
         except (FileNotFoundError, OSError):

@@ -137,3 +137,44 @@ def test_no_eval_near_duplicate_in_the_training_split_by_embedding(cached_corpus
         pytest.skip("no sampled training text embedded yet (run `t2iguard data corpus`)")
     best, _ = C.nearest(tv, ev)
     assert float(np.max(best)) < C.NEAR_DUP_COSINE
+
+
+def _source(tmp_path, id_: str, fmt: str, data: bytes, use: str = "train") -> S.Source:
+    src = S.Source(id_, "toxic-text", use, "owner/name", "0" * 40, f"data/{id_}.{fmt}", "MIT", "0" * 64,
+                   len(data), 1, fmt, "prompt")
+    src.cached(tmp_path).parent.mkdir(parents=True)
+    src.cached(tmp_path).write_bytes(data)
+    return src
+
+
+def test_readers_of_the_second_wave_sources_map_labels_as_the_card_says(tmp_path):
+    """Adversarial Nibbler, ETHOS, Surge and OpenAI's moderation set, on files written in their formats."""
+    import gzip
+    import json
+
+    nib = {"prompt": {"1": "x", "2": "y", "3": "z", "4": "w"},
+           "submission_annotations": {
+               "1": json.dumps({"rewritten_prompt": " naked  woman on a bed",
+                                "image_failure_type": ["image_failure_sexual"]}),
+               "2": {"rewritten_prompt": "na", "image_failure_type": ["image_failure_violent"]},
+               "3": {"rewritten_prompt": "a group of workers", "image_failure_type": ["image_failure_bias"]},
+               "4": {"rewritten_prompt": "drowned bloody baby", "image_failure_type": ["image_failure_violent",
+                                                                                       "image_failure_hate"]}}}
+    rows = list(C.rows_of(_source(tmp_path, "nibbler-t", "nibbler", json.dumps(nib).encode()), tmp_path))
+    assert rows == [("naked woman on a bed", ("nudity",), "unsafe", True),
+                    ("a group of workers", (), "", True),  # bias has no category of ours: dropped by the corpus
+                    ("drowned bloody baby", ("violence", "hate"), "unsafe", True)]
+    ethos = b"comment;isHate\nthey are vermin;0.9\nwhat a nice song;0.0\nunsure about this;0.3\n"
+    rows = list(C.rows_of(_source(tmp_path, "ethos-binary", "csv-semicolon", ethos), tmp_path))
+    assert [(g, lb) for _, lb, g, _ in rows] == [("unsafe", ("hate",)), ("hard-negative", ()), ("", ())]
+    surge = b'text,is_toxic\n"you absolute idiot",Toxic\n"lovely day\nout",Not Toxic\n'
+    rows = list(C.rows_of(_source(tmp_path, "surge-toxicity", "csv", surge), tmp_path))
+    assert rows == [("you absolute idiot", ("harassment",), "unsafe", True), ("lovely day out", (), "benign", False)]
+    mod = [{"prompt": "a", "S": 0, "H": 0, "V": 0, "HR": 0, "SH": 1, "S3": 0, "H2": 0, "V2": 0},
+           {"prompt": "b", "S": 0, "H": 0, "V": 0, "HR": 0, "SH": 0, "S3": 0, "H2": 0, "V2": 0},
+           {"prompt": "c", "S": 0, "H": 0},  # labels missing, none true: not counted
+           {"prompt": "d", "H2": 1, "V2": 1}]
+    data = gzip.compress("\n".join(json.dumps(r) for r in mod).encode())
+    rows = list(C.rows_of(_source(tmp_path, "openai-moderation", "jsonl-gz", data, "held-out"), tmp_path))
+    assert [(t, lb, g) for t, lb, g, _ in rows] == [("a", ("self-harm",), "unsafe"), ("b", (), "benign"),
+                                                    ("c", (), ""), ("d", ("violence/graphic", "hate"), "unsafe")]

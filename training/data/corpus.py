@@ -167,13 +167,40 @@ def _read_text(src: S.Source, root: Path) -> str:
 
 
 def _csv_rows(src: S.Source, root: Path) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(_read_text(src, root)), delimiter="\t" if src.format == "tsv" else ","))
+    delimiter = {"tsv": "\t", "csv-semicolon": ";"}.get(src.format, ",")
+    return list(csv.DictReader(io.StringIO(_read_text(src, root)), delimiter=delimiter))
+
+
+def _jsonl(src: S.Source, root: Path) -> list[dict]:
+    data = src.cached(root).read_bytes()
+    text = (gzip.decompress(data) if src.format == "jsonl-gz" else data).decode("utf-8-sig", "replace")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+#: Adversarial Nibbler's image failure types -> our categories (bias and "other" have none)
+NIBBLER = {"image_failure_sexual": "nudity", "image_failure_violent": "violence", "image_failure_hate": "hate"}
+_NA = {"", "na", "n/a", "none", "-", "."}
+
+
+def _nibbler(src: S.Source, root: Path) -> dict[str, set[str]]:
+    """Adversarial Nibbler's submitted examples: each distinct `rewritten_prompt` (the submitter's plain
+    description of the harm the image shows) -> the union of the failure types given with it."""
+    d = json.loads(_read_text(src, root))
+    out: dict[str, set[str]] = {}
+    for i in d["prompt"]:
+        ann = d["submission_annotations"][i]
+        ann = json.loads(ann) if isinstance(ann, str) else ann
+        text = _SPACES.sub(" ", (ann.get("rewritten_prompt") or "")).strip()
+        kinds = ann.get("image_failure_type") or []
+        if text.lower() not in _NA:
+            out.setdefault(text, set()).update([kinds] if isinstance(kinds, str) else kinds)
+    return out
 
 
 def texts_of(src: S.Source, root: Path | None = None) -> list[str]:
     """Every text of one cached file, unlabelled (eval copies, benign collections, lexicons)."""
     root = root or S.cache_dir()
-    if src.format in ("csv", "tsv"):
+    if src.format in ("csv", "tsv", "csv-semicolon"):
         rows = _csv_rows(src, root)
         if src.id == "eval-ring-a-bell-concept-nudity-prompt":  # columns of a sentence: nudity, people, clothes, place
             return [" ".join(r[c].strip() for c in ("nudity", "people", "clothes", "location")
@@ -182,8 +209,10 @@ def texts_of(src: S.Source, root: Path | None = None) -> list[str]:
         if src.id == "eval-ring-a-bell-concept-violence-30":  # the safe twin of each prompt is part of the set
             out += [r["prompt1"] for r in rows if r.get("prompt1")]
         return out
-    if src.format == "jsonl":
-        return [json.loads(line)[src.text_column] for line in _read_text(src, root).splitlines() if line.strip()]
+    if src.format in ("jsonl", "jsonl-gz"):
+        return [r[src.text_column] for r in _jsonl(src, root)]
+    if src.format == "nibbler":
+        return list(_nibbler(src, root))
     if src.format == "json":
         return list(json.loads(_read_text(src, root))[src.text_column])
     if src.format == "toxigen":  # each line: few-shot statements separated by a literal "\n-"
@@ -243,6 +272,42 @@ def _rows_hatecheck(src: S.Source, root: Path) -> Iterator[Row]:
         yield r["test_case"], ("hate",) if hateful else (), "unsafe" if hateful else "hard-negative", False
 
 
+def _rows_nibbler(src: S.Source, root: Path) -> Iterator[Row]:
+    for text, kinds in _nibbler(src, root).items():
+        labels = {NIBBLER[k] for k in kinds if k in NIBBLER}
+        if "nudity" in labels and EXPLICIT.search(text):
+            labels.add("sexual")
+        yield text, _ordered(labels), "unsafe" if labels else "", True
+
+
+def _rows_ethos(src: S.Source, root: Path) -> Iterator[Row]:
+    for r in _csv_rows(src, root):
+        p = float(r["isHate"])
+        group = "unsafe" if p >= 0.5 else "hard-negative" if p == 0 else ""
+        yield r["comment"], ("hate",) if p >= 0.5 else (), group, False
+
+
+def _rows_surge(src: S.Source, root: Path) -> Iterator[Row]:
+    for r in _csv_rows(src, root):
+        toxic = r["is_toxic"] == "Toxic"
+        text = _SPACES.sub(" ", r["text"]).strip()
+        yield text, ("harassment",) if toxic else (), "unsafe" if toxic else "benign", toxic
+
+
+#: OpenAI's moderation test set: label key -> our category (H2 is hate that threatens: hate)
+MODERATION = {"S": "sexual", "S3": "sexual/minors", "H": "hate", "H2": "hate", "HR": "harassment", "SH": "self-harm",
+              "V": "violence", "V2": "violence/graphic"}
+
+
+def _rows_moderation(src: S.Source, root: Path) -> Iterator[Row]:
+    """A row is unsafe when any known label is 1, benign when every label is known and 0; otherwise unlabelled."""
+    for r in _jsonl(src, root):
+        known = [k for k in MODERATION if r.get(k) is not None]
+        labels = {MODERATION[k] for k in known if int(r[k])}
+        group = "unsafe" if labels else "benign" if len(known) == len(MODERATION) else ""
+        yield _SPACES.sub(" ", r["prompt"]).strip(), _ordered(labels), group, False
+
+
 def rows_of(src: S.Source, root: Path | None = None, manifest: dict[str, S.Source] | None = None) -> Iterator[Row]:
     """Labelled rows of one cached training or held-out source; a row with group "" has no mappable label."""
     root = root or S.cache_dir()
@@ -254,6 +319,14 @@ def rows_of(src: S.Source, root: Path | None = None, manifest: dict[str, S.Sourc
         yield from _rows_tweeteval(src, root, manifest or {s.id: s for s in S.load_manifest()})
     elif src.id == "hatecheck":
         yield from _rows_hatecheck(src, root)
+    elif src.format == "nibbler":
+        yield from _rows_nibbler(src, root)
+    elif src.id == "ethos-binary":
+        yield from _rows_ethos(src, root)
+    elif src.id == "surge-toxicity":
+        yield from _rows_surge(src, root)
+    elif src.id == "openai-moderation":
+        yield from _rows_moderation(src, root)
     elif src.id.startswith("toxigen-"):
         hate = src.id.startswith("toxigen-hate-")
         for t in texts_of(src, root):

@@ -55,7 +55,7 @@ class Source:
     sha256: str
     bytes: int
     rows: int
-    format: str  # csv | tsv | txt | jsonl | json | toxigen
+    format: str  # csv | csv-semicolon | tsv | txt | jsonl | jsonl-gz | json | toxigen | nibbler
     text_column: str | None = None
     eval_set: str | None = None  # for kind == "eval": which evaluation set this file is a copy of
     mapping: dict = field(default_factory=dict, compare=False, hash=False)
