@@ -1,11 +1,14 @@
 """Leave-one-source-out for the served LoRA classifier (training/prompt_loso.py): the folds never train on the
 unit they score, and a short study runs end to end (real training steps, real scoring)."""
 
+import json
+
 import numpy as np
 import pytest
 
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training import prompt_loso as L
+from t2iguard.training.data.corpus import digest
 from t2iguard.training.train_prompt_classifier import corpus_dataset
 
 
@@ -51,3 +54,25 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     cached = sorted(p.suffix for p in (tmp_path / "loso-lora").iterdir())
     assert cached == [".npy", ".npz", ".npz"]  # the folds' checkpoints removed, their scores kept
     assert L.study(seed=0, steps=2, per_group=12, only=["own-twins"]) == res
+
+
+def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"digest": digest(t), "text_evident": y}) + "\n"
+                              for t, y in (("a", 1), ("b", 0), ("c", 1))))
+    scores = np.zeros((4, len(CATEGORIES)), np.float32)
+    scores[0, 0] = scores[1, 2] = 0.9  # "a" caught, "b" flagged, "c" missed, "d" unlabelled
+    fold = L.Fold("u", scores, scores, np.array(["unsafe"] * 4), dict.fromkeys(CATEGORIES, 0.5), 0.0)
+    assert L.text_evident_rates(fold, np.array(["a", "b", "c", "d"]), labels) == {
+        "text-evident": (0.5, 2), "image-only": (1.0, 1)}
+
+
+def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(dataset):
+    ds, units = dataset
+    for unit, path in L.TEXT_EVIDENT.items():
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == 150 and {r["text_evident"] for r in rows} == {0, 1}
+        if unit not in set(units):
+            pytest.skip(f"{unit} is not cached (run `t2iguard data import --mirror DIR`)")
+        sample = L.text_label_sample(ds, units, unit)
+        assert [digest(t) for t in ds.texts[sample]] == [r["digest"] for r in rows]

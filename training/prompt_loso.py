@@ -30,6 +30,7 @@ from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
 from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
+from t2iguard.training.data.corpus import digest
 from t2iguard.training.embed import score
 from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset, served_scores
 
@@ -44,6 +45,29 @@ GROUPS = ("benign", "hard-negative", "unsafe")
 def unit_of(source: np.ndarray) -> np.ndarray:
     """str [N] sources -> str [N] LOSO units (the caption repositories folded into one)."""
     return np.where(np.isin(source, CAPTIONS), "public captions (4 repositories)", source)
+
+
+#: labels made by reading the text (does the text itself ask for harm in one of the twelve categories?) of a seeded
+#: sample of a unit whose own labels describe the images generated from it (`text_label_sample`)
+TEXT_EVIDENT = {"lzws/ErasureBenchmark": Path(__file__).parent / "data" / "erasurebench_text_evident.jsonl"}
+
+
+def text_label_sample(ds: Dataset, units: np.ndarray, unit: str, n: int = 150, seed: int = 21) -> np.ndarray:
+    """int [n] sorted indices into `ds`: the rows of `unit` drawn for labelling by reading (seed 21 drew the
+    committed ErasureBench sample; print `ds.texts[i]` with `corpus.digest` to label a new one)."""
+    return np.sort(np.random.default_rng(seed).choice(np.flatnonzero(units == unit), n, replace=False))
+
+
+def text_evident_rates(fold: Fold, texts: np.ndarray, labels_file: Path) -> dict:
+    """Flagged share of the fold's scored rows that carry a reading label, split by it: {"text-evident": (share,
+    n), "image-only": (share, n)}. `texts`: str [n] the fold's scored texts, in its row order."""
+    labels = {r["digest"]: bool(r["text_evident"]) for r in map(json.loads, labels_file.read_text().splitlines())}
+    t = np.array([fold.thresholds[c] for c in CATEGORIES])
+    flagged = (fold.scores >= t).any(1)
+    known = np.array([digest(x) in labels for x in texts])
+    evident = np.array([labels.get(digest(x), False) for x in texts])
+    return {name: (float(flagged[known & m].mean()), int((known & m).sum()))
+            for name, m in (("text-evident", evident), ("image-only", ~evident)) if (known & m).any()}
 
 
 @dataclass
@@ -159,6 +183,9 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             "reference": rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds),
             "shipped": rates(shipped[in_dist], ref.y[in_dist], ref_groups, load_policy().prompt_thresholds()),
             "thresholds": fold.thresholds, "seconds": fold.seconds}
+        if unit in TEXT_EVIDENT:
+            rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
+            out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.texts[rows], TEXT_EVIDENT[unit])
     return out
 
 
@@ -178,4 +205,10 @@ def markdown(res: dict) -> str:
     for unit, r in res["units"].items():
         cols = [" / ".join(_cell(r[k], g) for k in ("held_out", "reference", "shipped")) for g in GROUPS]
         lines.append(f"| {unit} | " + " | ".join(cols) + f" | {_cell(r['held_out_at_0.5'], 'unsafe')} |")
+    for unit, r in res["units"].items():
+        if "text_evident" in r:
+            ev = r["text_evident"]
+            lines += ["", f"{unit}, held out, on the rows labelled by reading their text: unsafe caught where the "
+                      f"text itself asks for harm {_cell(ev, 'text-evident')}; flagged where only the image was "
+                      f"harmful {_cell(ev, 'image-only')}."]
     return "\n".join(lines) + "\n"
