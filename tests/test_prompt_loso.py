@@ -50,6 +50,9 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert r["held_out"]["unsafe"][1] == 12 and r["held_out"]["hard-negative"][1] == 12
     assert "own-twins" in L.markdown(res)
     assert set(r["thresholds"]) == set(CATEGORIES)
+    for g in ("unsafe", "hard-negative"):  # a lower cap can only flag more
+        flagged = [r["held_out"][g][0]] + [r["held_out_capped"][str(c)][g][0] for c in L.CAPS]
+        assert flagged == sorted(flagged)
     assert set(r["shipped"]) == {"hard-negative", "unsafe"}  # the committed classifier on the same test rows
     cached = sorted(p.suffix for p in (tmp_path / "loso-lora").iterdir())
     assert cached == [".npy", ".npz", ".npz"]  # the folds' checkpoints removed, their scores kept

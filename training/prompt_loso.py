@@ -40,6 +40,8 @@ REFERENCE = "(none: every unit)"
 STEPS = 150
 PER_GROUP = 1500
 GROUPS = ("benign", "hard-negative", "unsafe")
+#: every category's threshold capped at each of these: what a lower operating point buys out of source
+CAPS = (0.8, 0.7, 0.6, 0.5)
 
 
 def unit_of(source: np.ndarray) -> np.ndarray:
@@ -180,6 +182,9 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
         out["units"][unit] = {
             "held_out": rates(fold.scores, fold.y, fold.groups, fold.thresholds),
             "held_out_at_0.5": rates(fold.scores, fold.y, fold.groups, 0.5),
+            "held_out_capped": {str(cap): rates(fold.scores, fold.y, fold.groups,
+                                                {c: min(t, cap) for c, t in fold.thresholds.items()})
+                                for cap in CAPS},
             "reference": rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds),
             "shipped": rates(shipped[in_dist], ref.y[in_dist], ref_groups, load_policy().prompt_thresholds()),
             "thresholds": fold.thresholds, "seconds": fold.seconds}
@@ -205,6 +210,13 @@ def markdown(res: dict) -> str:
     for unit, r in res["units"].items():
         cols = [" / ".join(_cell(r[k], g) for k in ("held_out", "reference", "shipped")) for g in GROUPS]
         lines.append(f"| {unit} | " + " | ".join(cols) + f" | {_cell(r['held_out_at_0.5'], 'unsafe')} |")
+    lines += ["", "Held out, every category's threshold capped at T: unsafe caught / benign or risky-looking benign "
+              "flagged.", "", "| held-out unit | calibrated | " + " | ".join(f"T = {c}" for c in CAPS) + " |",
+              "|---|---|" + "---|" * len(CAPS)]
+    for unit, r in res["units"].items():
+        cells = [r["held_out"], *(r["held_out_capped"][str(c)] for c in CAPS)]
+        lines.append(f"| {unit} | " + " | ".join(" / ".join(f"{100 * x[g][0]:.1f}%" for g in GROUPS[::-1] if g in x)
+                                                  for x in cells) + " |")
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
