@@ -1,5 +1,5 @@
 """Two prompt-classifier files side by side on sets neither was trained on (held-out twins, HateCheck, TweetEval,
-OpenAI moderation).
+OpenAI moderation), and on the committed red-team bypasses.
 
     python benchmarks/prompt_guard_compare.py OLD.safetensors OLD_POLICY.yaml NEW.safetensors NEW_POLICY.yaml \
         [--window-a N] [--window-b N]
@@ -7,12 +7,15 @@ OpenAI moderation).
 Each file scores as served (`training.train_prompt_classifier.served_scores`: normalise, tokenise, MiniLM, head;
 the max over N-token windows too, N = 0 for the whole prompt only, as served before issue 21; default: A whole,
 B the served window) at its own policy's prompt thresholds; prints, per set, the share of benign-looking rows
-flagged and of unsafe rows caught. The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
+flagged and of unsafe rows caught, and how many of the red-team cases (`evaluation/redteam_cases.jsonl`, fixed
+and open) each catches: the replay `make test` runs against the served guard, here in-process.
+The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from t2iguard.export.modules import PROMPT_WINDOW
 from t2iguard.training.train_prompt_classifier import served_scores
 
 SETS = ("own twins", "HateCheck", "TweetEval hate", "OpenAI moderation")
+CASES = Path(__file__).parents[1] / "evaluation" / "redteam_cases.jsonl"
 
 
 def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool = False,
@@ -46,6 +50,17 @@ def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool 
     return out
 
 
+def redteam_caught(weights: Path, policy: Path, window: int | None) -> dict[str, str]:
+    """{"fixed": "caught/n", "open": "caught/n"}: the committed red-team cases the file flags at its policy's
+    prompt thresholds (a fixed case must be caught; an open one is a bypass still open for the shipped model)."""
+    thresholds = load_policy(policy).prompt_thresholds()
+    t = np.array([thresholds[c] for c in CATEGORIES])
+    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+    flagged = (served_scores([c["prompt"] for c in cases], weights, window=window) >= t).any(1)
+    status = np.array([c["status"] for c in cases])
+    return {s: f"{int(flagged[status == s].sum())}/{int((status == s).sum())}" for s in ("fixed", "open")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs=4, type=Path, help="WEIGHTS_A POLICY_A WEIGHTS_B POLICY_B")
@@ -59,6 +74,9 @@ def main() -> None:
     print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
     for name in a:
         print(f"| {name} | {a[name]} | {b.get(name)} |")
+    ra = redteam_caught(*args.files[:2], window=args.window_a or None)
+    rb = redteam_caught(*args.files[2:], window=args.window_b or None)
+    print(f"| red-team cases caught | {ra} | {rb} |")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ TEXT_EVIDENT = {"lzws/ErasureBenchmark": Path(__file__).parent / "data" / "erasu
 
 def text_label_sample(ds: Dataset, units: np.ndarray, unit: str, n: int = 150, seed: int = 21) -> np.ndarray:
     """int [n] sorted indices into `ds`: the rows of `unit` drawn for labelling by reading (seed 21 drew the
-    committed ErasureBench sample; print `ds.texts[i]` with `corpus.digest` to label a new one)."""
+    committed ErasureBench sample; print `ds.original[i]` with `corpus.digest` to label a new one)."""
     return np.sort(np.random.default_rng(seed).choice(np.flatnonzero(units == unit), n, replace=False))
 
 
@@ -127,7 +127,7 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
     thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
     say(f"  scoring {len(scored)} rows")
-    scores = score(model, list(ds.texts[scored]), seq_len)
+    scores = score(model, list(ds.original[scored]), seq_len)
     fold = Fold(unit, scores, ds.y[scored], ds.groups[scored], thresholds, time.perf_counter() - t0)
     if unit == REFERENCE:  # keep each row's unit, so the reference can be read per unit
         fold.groups = np.char.add(np.char.add(ds.groups[scored].astype(str), "|"), units[scored].astype(str))
@@ -153,7 +153,7 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
     path = folder / f"shipped-{digest}-{ds.digest}-s{seed}-g{per_group}.npy"
     if not path.is_file():
         rows = fold_rows(ds, units, REFERENCE, seed, per_group)["scored"]
-        np.save(path, served_scores(list(ds.texts[rows]), weights))
+        np.save(path, served_scores(list(ds.original[rows]), weights))
     return np.load(path)
 
 
@@ -190,7 +190,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             "thresholds": fold.thresholds, "seconds": fold.seconds}
         if unit in TEXT_EVIDENT:
             rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
-            out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.texts[rows], TEXT_EVIDENT[unit])
+            out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
     return out
 
 

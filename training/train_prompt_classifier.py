@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer, masked_mean
 from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, lora_encoder
 from t2iguard.runtime.text import normalize, tokenize
+from t2iguard.training.data.augment import SHARE, fragments_of, variant
 from t2iguard.training.data.prompts import generate, split_of
 from t2iguard.training.embed import score
 
@@ -206,13 +208,18 @@ WEAK_WEIGHT = 0.25  # rows whose labels come from a coarse mapping (SOURCES.md) 
 
 @dataclass
 class Dataset:
-    texts: np.ndarray  # object [N], normalised
+    texts: np.ndarray  # object [N], normalised, as trained on (training rows may be augmented variants)
     y: np.ndarray  # float32 [N, len(CATEGORIES)]
     w: np.ndarray  # float32 [N], per-row loss weight
     split: np.ndarray  # str [N]: train | val | test
     groups: np.ndarray  # str [N]: benign | hard-negative | unsafe
     source: np.ndarray  # str [N]: the unit leave-one-source-out holds out (`corpus.source_of`)
     digest: str  # sha256 (16 hex) of the raw texts, in order
+    original: np.ndarray | None = None  # object [N], normalised, before augmentation (what is scored); None: texts
+
+    def __post_init__(self):
+        if self.original is None:
+            self.original = self.texts
 
 
 def templates_dataset(seed: int) -> Dataset:
@@ -225,11 +232,14 @@ def templates_dataset(seed: int) -> Dataset:
                    hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
-def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
+def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
     """The corpus (`training.data.corpus.load_corpus`: public sources in the cache, deduplicated against the
     evaluation sets, plus templates, twins and hard negatives); training rows capped per cell (`CAP`), weak rows
-    weighted `WEAK_WEIGHT`; validation and test rows all kept."""
-    from t2iguard.training.data.corpus import load_corpus, source_of
+    weighted `WEAK_WEIGHT`; validation and test rows all kept. With `augment`, a seeded `augment.SHARE` of the
+    public sources' training rows are replaced by an obfuscated, diluted or framed variant
+    (`training.data.augment`; the templates carry their own)."""
+    from t2iguard.training.data.corpus import OWN, load_corpus, source_of
+    from t2iguard.training.data.sources import load_manifest
 
     rng = np.random.default_rng(seed)
     cells: dict[tuple, list] = {}
@@ -240,12 +250,23 @@ def corpus_dataset(seed: int, cap: int = CAP) -> Dataset:
         if split == "train" and len(rows) > cap:
             rows = [rows[i] for i in sorted(rng.choice(len(rows), cap, replace=False))]
         data += rows
-    return Dataset(np.array([normalize(e.text) for e in data], dtype=object),
+    texts = [e.text for e in data]
+    if augment:
+        public = [i for i, e in enumerate(data) if e.split == "train" and e.source not in OWN]
+        prompts = {s.id for s in load_manifest() if s.kind == "t2i-prompts"}
+        fragments = fragments_of([data[i].text for i in public if data[i].group == "benign"
+                                  and data[i].source in prompts])
+        arng = random.Random(seed)
+        for i in public:
+            if arng.random() < SHARE:
+                texts[i] = variant(texts[i], fragments, arng)[1]
+    return Dataset(np.array([normalize(t) for t in texts], dtype=object),
                    np.array([e.target for e in data], dtype=np.float32),
                    np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
                    np.array([e.split for e in data]), np.array([e.group for e in data]),
                    np.array([source_of(e) for e in data]),
-                   hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
+                   hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16],
+                   np.array([normalize(e.text) for e in data], dtype=object) if augment else None)
 
 
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}

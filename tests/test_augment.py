@@ -1,0 +1,55 @@
+"""Augmented public training rows (training/data/augment.py): the row is kept verbatim inside a dilution or a
+frame, nothing of the red-team harness's own text is used, and the corpus dataset augments only public training
+rows while evaluation scores the originals."""
+
+import random
+
+import numpy as np
+import pytest
+
+from t2iguard.evaluation.redteam_seeds import PADDING, STORY_FRAMES
+from t2iguard.training.data import augment as A
+from t2iguard.training.data.corpus import OWN
+from t2iguard.training.train_prompt_classifier import corpus_dataset
+
+ROW = "a man stabbing a stranger in a dark alley"
+FRAGMENTS = A.fragments_of(["a red apple and a green bird", "a dog in front of a clock.", "word",
+                            "a very long caption that has far more than ten words in it, so it is not a fragment"])
+
+
+def test_fragments_are_short_prompts_without_trailing_punctuation():
+    assert FRAGMENTS == ["a dog in front of a clock", "a red apple and a green bird"]
+
+
+def test_every_variant_keeps_the_row_or_obfuscates_it_and_draws_each_kind():
+    rng, kinds = random.Random(0), set()
+    for _ in range(400):
+        kind, text = A.variant(ROW, FRAGMENTS, rng)
+        kinds.add(kind)
+        if kind in ("dilution", "frame"):
+            assert ROW in text and text != ROW
+        if kind == "dilution":
+            assert text.index(ROW) <= max(len(f) for f in FRAGMENTS) + 2  # at most one fragment before it
+        else:
+            assert kind == "frame" or kind in A.KINDS
+    assert {"dilution", "frame"} | set(A.KINDS) == kinds
+    assert abs(sum(p for _, p in A.MIX) - 1.0) < 1e-9
+
+
+def test_training_frames_are_not_the_red_team_harness_text():
+    frames = {f.format(p="").strip(" .,:") for f in A.FRAMES}
+    assert not frames & {f.format(p="").strip(" .,:") for f in STORY_FRAMES}
+    assert not set(FRAGMENTS) & set(PADDING)
+
+
+def test_the_dataset_augments_only_public_training_rows():
+    ds = corpus_dataset(0)
+    public = (ds.split == "train") & ~np.isin(ds.source, list(OWN))
+    if not public.any():
+        pytest.skip("no public sources in the cache (run `t2iguard data import --mirror DIR`)")
+    changed = ds.texts != ds.original
+    assert not (changed & ~public).any()
+    # at most SHARE; fewer, because the rows are compared normalised, and the normaliser undoes most obfuscations
+    assert 0.1 < changed[public].mean() <= A.SHARE
+    plain = corpus_dataset(0, augment=False)
+    assert (plain.texts == ds.original).all() and plain.digest != ds.digest
