@@ -8,7 +8,8 @@ Each file scores as served (`training.train_prompt_classifier.served_scores`: no
 the max over N-token windows too, N = 0 for the whole prompt only, as served before issue 21; default: A whole,
 B the served window) at its own policy's prompt thresholds; prints, per set, the share of benign-looking rows
 flagged and of unsafe rows caught, and how many of the red-team cases (`evaluation/redteam_cases.jsonl`, fixed
-and open) each catches: the replay `make test` runs against the served guard, here in-process.
+and open) each catches: the replay `make test` runs against the served guard, here in-process. Last, per set
+with both groups, the ranking apart from the operating point (`ranking`).
 The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
 """
 
@@ -30,33 +31,61 @@ SETS = ("own twins", "HateCheck", "TweetEval hate", "OpenAI moderation")
 CASES = Path(__file__).parents[1] / "evaluation" / "redteam_cases.jsonl"
 
 
-def flagged_shares(weights: Path, policy: Path, window: int | None, every: bool = False,
-                   max_rows: int = 0) -> dict[str, dict[str, float]]:
-    """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires). `every`: all
-    unseen sets, the eval-set copies included (measured, never tuned on); `max_rows`: a seeded sample of each
-    larger set (0: all rows)."""
+def risk(texts: list[str], weights: Path, policy: Path, window: int | None) -> np.ndarray:
+    """float32 [n]: max over categories of score / the policy's prompt threshold; flagged where >= 1."""
     thresholds = load_policy(policy).prompt_thresholds()
     t = np.array([thresholds[c] for c in CATEGORIES])
+    return (served_scores(texts, weights, window=window) / t).max(1)
+
+
+def set_risks(weights: Path, policy: Path, window: int | None, every: bool = False,
+              max_rows: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{set name (n=rows): (risk float32 [n], group str [n])}. `every`: all unseen sets, the eval-set copies
+    included (measured, never tuned on); `max_rows`: a seeded sample of each larger set (0: all rows)."""
     out = {}
     for u in unseen_sets():
         if every or u.name.startswith(SETS):
             rows = np.arange(len(u.texts))
             if max_rows and len(rows) > max_rows:
                 rows = np.sort(np.random.default_rng(0).choice(rows, max_rows, replace=False))
-            flagged = (served_scores([u.texts[i] for i in rows], weights, window=window) >= t).any(1)
-            group = u.group[rows]
-            out[f"{u.name} (n={len(rows)})"] = {g: round(100 * float(flagged[group == g].mean()), 1)
-                                                for g in ("benign", "hard-negative", "unsafe") if (group == g).any()}
+            out[f"{u.name} (n={len(rows)})"] = (risk([u.texts[i] for i in rows], weights, policy, window),
+                                                u.group[rows])
     return out
+
+
+def flagged_shares(risks: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """{set: {group: % flagged}} at the policy's prompt thresholds (no prompt rule: never fires)."""
+    return {name: {g: round(100 * float((r[group == g] >= 1).mean()), 1)
+                   for g in ("benign", "hard-negative", "unsafe") if (group == g).any()}
+            for name, (r, group) in risks.items()}
+
+
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a positive row outscores a negative one, ties counting half."""
+    pos, neg = score[positive], score[~positive]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (len(pos) * len(neg)))
+
+
+def ranking(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> str | None:
+    """On one set scored by A and B (same rows): AUROC of each file's risk for unsafe against the rest, and the
+    unsafe share each catches at A's own flag rate on the set's other rows (B's cut chosen to flag as many): the
+    ranking apart from the operating point. An analysis only; no file ships such a cut. None: one group only."""
+    (ra, group), (rb, _) = a, b
+    unsafe = group == "unsafe"
+    if unsafe.all() or not unsafe.any():
+        return None
+    rate = float((ra[~unsafe] >= 1).mean())
+    cut = np.quantile(rb[~unsafe], 1 - rate) if rate > 0 else np.inf
+    return (f"AUROC {auroc(unsafe, ra):.3f} / {auroc(unsafe, rb):.3f}; at A's flag rate "
+            f"{100 * rate:.1f}%: {100 * (ra[unsafe] >= 1).mean():.1f}% / {100 * (rb[unsafe] >= cut).mean():.1f}%")
 
 
 def redteam_caught(weights: Path, policy: Path, window: int | None) -> dict[str, str]:
     """{"fixed": "caught/n", "open": "caught/n"}: the committed red-team cases the file flags at its policy's
     prompt thresholds (a fixed case must be caught; an open one is a bypass still open for the shipped model)."""
-    thresholds = load_policy(policy).prompt_thresholds()
-    t = np.array([thresholds[c] for c in CATEGORIES])
     cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
-    flagged = (served_scores([c["prompt"] for c in cases], weights, window=window) >= t).any(1)
+    flagged = risk([c["prompt"] for c in cases], weights, policy, window) >= 1
     status = np.array([c["status"] for c in cases])
     return {s: f"{int(flagged[status == s].sum())}/{int((status == s).sum())}" for s in ("fixed", "open")}
 
@@ -69,14 +98,19 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="every unseen set, the eval-set copies included")
     ap.add_argument("--max-rows", type=int, default=0, help="a seeded sample of each larger set (0: all)")
     args = ap.parse_args()
-    a = flagged_shares(*args.files[:2], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
-    b = flagged_shares(*args.files[2:], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
+    a = set_risks(*args.files[:2], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
+    b = set_risks(*args.files[2:], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
+    fa, fb = flagged_shares(a), flagged_shares(b)
     print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
     for name in a:
-        print(f"| {name} | {a[name]} | {b.get(name)} |")
+        print(f"| {name} | {fa[name]} | {fb[name]} |")
     ra = redteam_caught(*args.files[:2], window=args.window_a or None)
     rb = redteam_caught(*args.files[2:], window=args.window_b or None)
     print(f"| red-team cases caught | {ra} | {rb} |")
+    print("\n| set | ranking, A / B |\n| --- | --- |")
+    for name in a:
+        if (line := ranking(a[name], b[name])) is not None:
+            print(f"| {name} | {line} |")
 
 
 if __name__ == "__main__":
