@@ -330,11 +330,14 @@ class Config:
     extra: dict = field(default_factory=dict)
 
 
-def run(client, config: Config, progress: Callable[[str, int, int], None] | None = None) -> dict:
+def run(client, config: Config, progress: Callable[[str, int, int], None] | None = None,
+        screen: Screen | None = None) -> dict:
     """One red-team run against the server behind `client` (a `SafeT2IClient`); returns the report dict
     (`config`, `definitions`, `layers`, `categories`, `mutations`, `chains`, `attacks`, `queries`).
 
-    `progress(phase, done, total)` is called as work completes (phases: mutations, search, safe_t2i)."""
+    `progress(phase, done, total)` is called as work completes (phases: mutations, search, safe_t2i).
+    `screen`: attack this `Screen` instead of `client.screen` (a classifier file in-process,
+    `benchmarks/redteam_offline.py`); with `config.generate` 0, `client` may then be None."""
     unknown = set(config.categories) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"unknown categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")
@@ -342,7 +345,7 @@ def run(client, config: Config, progress: Callable[[str, int, int], None] | None
     if bad_ops:
         raise ValueError(f"unknown mutations {sorted(bad_ops)}; known: {', '.join(MUTATIONS)}")
     rng = random.Random(config.seed)
-    screen = client_screen(client)
+    screen = screen or client_screen(client)
     say = progress or (lambda *_: None)
     seeds = [(cat, p) for cat in config.categories
              for p in rng.sample(SEEDS[cat], min(config.seeds_per_category, len(SEEDS[cat])))]

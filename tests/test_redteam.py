@@ -192,6 +192,35 @@ def test_replay_tells_caught_from_bypassed(client):
     assert not caught2 and s2 < 0.5
 
 
+def _offline():
+    """benchmarks/redteam_offline.py, imported by path (benchmarks/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "redteam_offline.py"
+    spec = importlib.util.spec_from_file_location("redteam_offline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_in_process_screen_decides_as_the_served_guard(client):
+    """The offline attacker's screen (the committed classifier file in torch, at the bundled policy's thresholds)
+    decides every committed red-team case as the served prompt guard does, and a search runs over it alone."""
+    from t2iguard.contract.policy import DEFAULT_POLICY
+    from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
+
+    screen = _offline().file_screen(PROMPT_CLASSIFIER_CHECKPOINT, DEFAULT_POLICY)
+    cases = R.load_cases()
+    offline = screen([c.prompt for c in cases])
+    served = R.replay(client, cases)
+    assert [d != "allow" for _, d, _ in offline] == [caught for _, caught, _ in served]
+    assert max(abs(s - m) for (s, _, _), (_, _, m) in zip(offline, served, strict=True)) < 1e-3
+    rep = R.run(None, R.Config(categories=("violence",), seeds_per_category=2, budget=12, generate=0),
+                screen=screen)
+    assert rep["mutations"]["search"]["n"] == 2 and rep["layers"]["safe_t2i"]["n"] == 0
+
+
 def _case_params():
     params = []
     for i, case in enumerate(R.load_cases()):
