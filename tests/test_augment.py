@@ -1,16 +1,11 @@
 """Augmented public training rows (training/data/augment.py): the row is kept verbatim inside a dilution or a
-frame, nothing of the red-team harness's own text is used, and the corpus dataset augments only public training
-rows while evaluation scores the originals."""
+frame, and nothing of the red-team harness's own text is used. (That the corpus dataset augments only public
+training rows: tests/test_prompt_loso.py, on its cached dataset.)"""
 
 import random
 
-import numpy as np
-import pytest
-
 from t2iguard.evaluation.redteam_seeds import PADDING, STORY_FRAMES
 from t2iguard.training.data import augment as A
-from t2iguard.training.data.corpus import OWN
-from t2iguard.training.train_prompt_classifier import corpus_dataset
 
 ROW = "a man stabbing a stranger in a dark alley"
 FRAGMENTS = A.fragments_of(["a red apple and a green bird", "a dog in front of a clock.", "word",
@@ -40,16 +35,3 @@ def test_training_frames_are_not_the_red_team_harness_text():
     frames = {f.format(p="").strip(" .,:") for f in A.FRAMES}
     assert not frames & {f.format(p="").strip(" .,:") for f in STORY_FRAMES}
     assert not set(FRAGMENTS) & set(PADDING)
-
-
-def test_the_dataset_augments_only_public_training_rows():
-    ds = corpus_dataset(0)
-    public = (ds.split == "train") & ~np.isin(ds.source, list(OWN))
-    if not public.any():
-        pytest.skip("no public sources in the cache (run `t2iguard data import --mirror DIR`)")
-    changed = ds.texts != ds.original
-    assert not (changed & ~public).any()
-    # at most SHARE; fewer, because the rows are compared normalised, and the normaliser undoes most obfuscations
-    assert 0.1 < changed[public].mean() <= A.SHARE
-    plain = corpus_dataset(0, augment=False)
-    assert (plain.texts == ds.original).all() and plain.digest != ds.digest

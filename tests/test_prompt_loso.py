@@ -8,7 +8,8 @@ import pytest
 
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training import prompt_loso as L
-from t2iguard.training.data.corpus import digest
+from t2iguard.training.data.augment import SHARE
+from t2iguard.training.data.corpus import OWN, digest
 from t2iguard.training.train_prompt_classifier import corpus_dataset
 
 
@@ -32,6 +33,19 @@ def test_no_fold_trains_or_calibrates_on_the_unit_it_scores(dataset):
     ref = L.fold_rows(ds, units, L.REFERENCE, seed=0, per_group=50)
     assert (ds.split[ref["scored"]] == "test").all()
     assert set(units[ref["scored"]]) == {u for u in names if ((units == u) & (ds.split == "test")).any()}
+
+
+def test_the_dataset_augments_only_public_training_rows_and_keeps_their_originals(dataset):
+    ds, _ = dataset
+    public = (ds.split == "train") & ~np.isin(ds.source, list(OWN))
+    if not public.any():
+        pytest.skip("no public sources in the cache (run `t2iguard data import --mirror DIR`)")
+    changed = ds.texts != ds.original
+    assert not (changed & ~public).any()
+    # at most SHARE; fewer, because the rows are compared normalised, and the normaliser undoes most obfuscations
+    assert 0.1 < changed[public].mean() <= SHARE
+    verbatim = changed & np.array([o in t for o, t in zip(ds.original, ds.texts, strict=True)])
+    assert verbatim.sum() > 0.3 * changed.sum()  # dilutions and frames keep the original row verbatim
 
 
 def test_rates_count_a_prompt_flagged_by_any_category():
@@ -78,4 +92,4 @@ def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(datase
         if unit not in set(units):
             pytest.skip(f"{unit} is not cached (run `t2iguard data import --mirror DIR`)")
         sample = L.text_label_sample(ds, units, unit)
-        assert [digest(t) for t in ds.texts[sample]] == [r["digest"] for r in rows]
+        assert [digest(t) for t in ds.original[sample]] == [r["digest"] for r in rows]
