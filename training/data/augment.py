@@ -2,9 +2,9 @@
 
 The project's templates already carry obfuscated variants (`training.data.prompts`); the public rows did not,
 so a classifier trained on more public text saw a smaller share of obfuscated, framed and diluted prompts and
-lost red-team bypasses it used to catch (docs/2026-12-03-prompt-guard-real-data.md). `augment` rewrites a
-seeded share of a source's training rows, benign and unsafe alike (a frame or a dilution must not become a
-trigger of its own), with one of:
+lost red-team bypasses it used to catch (docs/2026-12-03-prompt-guard-real-data.md). `corpus_dataset(...,
+augment=True)` (`training.train_prompt_classifier`) replaces a seeded `SHARE` of the public sources' training rows,
+benign and unsafe alike (a frame or a dilution must not become a trigger of its own), by a `variant`:
 
 - an obfuscation of `training.data.obfuscate.KINDS` (the normaliser should read it back);
 - a dilution: short benign text-to-image prompts and captions from the corpus's training split before and
