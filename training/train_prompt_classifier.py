@@ -251,6 +251,8 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
             rows = [rows[i] for i in sorted(rng.choice(len(rows), cap, replace=False))]
         data += rows
     texts = [e.text for e in data]
+    original = np.array([normalize(t) for t in texts], dtype=object)
+    normalised = original.copy()
     if augment:
         public = [i for i, e in enumerate(data) if e.split == "train" and e.source not in OWN]
         prompts = {s.id for s in load_manifest() if s.kind == "t2i-prompts"}
@@ -260,13 +262,13 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
         for i in public:
             if arng.random() < SHARE:
                 texts[i] = variant(texts[i], fragments, arng)[1]
-    return Dataset(np.array([normalize(t) for t in texts], dtype=object),
+                normalised[i] = normalize(texts[i])
+    return Dataset(normalised,
                    np.array([e.target for e in data], dtype=np.float32),
                    np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
                    np.array([e.split for e in data]), np.array([e.group for e in data]),
                    np.array([source_of(e) for e in data]),
-                   hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16],
-                   np.array([normalize(e.text) for e in data], dtype=object) if augment else None)
+                   hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16], original)
 
 
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
