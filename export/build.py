@@ -184,12 +184,15 @@ def build_repository(profile_name: str = "tiny", target: str = "cpu", out: Path 
             shutil.copyfile(sources / spec.source / "model.py", version / "model.py")
             if spec.name == S.SAFE_T2I:
                 params.update(weights=image_weights, audit_log=audit_log)
-        elif spec.kind == "network":
-            params = {"profile": profile_name}
-            _place(onnx_paths[spec.name], version / "model.onnx")
+        else:  # a network, or an ensemble: a python model on the cpu target only (export/render.py)
+            if spec.kind == "network":
+                params = {"profile": profile_name}
+                _place(onnx_paths[spec.name], version / "model.onnx")
+            else:
+                params = dict(common) if target == "cpu" else {}
             stale = version / "model.py"
             if target == "cpu":
-                shutil.copyfile(sources / "_network_cpu" / "model.py", stale)
+                shutil.copyfile(sources / f"_{spec.kind}_cpu" / "model.py", stale)
             elif stale.exists():
                 stale.unlink()
         (out / spec.name / "config.pbtxt").write_text(to_pbtxt(render(spec, target, params)))

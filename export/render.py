@@ -2,11 +2,15 @@
 
 | target | network models                         | python models / ensembles |
 |--------|----------------------------------------|---------------------------|
-| cpu    | python backend running model.onnx (ORT) | python backend / ensemble |
-| onnx   | `onnxruntime_onnx`, model.onnx          | same                      |
-| trt    | `tensorrt_plan`, model.plan, KIND_GPU   | same                      |
+| target | network models                          | python models  | ensembles                                   |
+|--------|-----------------------------------------|----------------|---------------------------------------------|
+| cpu    | python backend running model.onnx (ORT) | python backend | one python model running the steps in-process |
+| onnx   | `onnxruntime_onnx`, model.onnx          | python backend | Triton ensemble                             |
+| trt    | `tensorrt_plan`, model.plan, KIND_GPU   | python backend | Triton ensemble                             |
 
-Names and tensor signatures are identical across targets.
+On `cpu` every step of an ensemble is a python-backend model, so a Triton ensemble there only adds hops between
+stub processes; it runs as one (`t2iguard.triton.backend.EnsembleModel`). Names and tensor signatures are
+identical across targets.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
     cfg = pb.ModelConfig(name=spec.name, max_batch_size=spec.max_batch_size)
     cfg.input.extend(_io(t, pb.ModelInput) for t in spec.inputs)
     cfg.output.extend(_io(t, pb.ModelOutput) for t in spec.outputs)
-    if spec.kind == "ensemble":
+    if spec.kind == "ensemble" and target != "cpu":
         cfg.platform = "ensemble"
         for step in spec.steps:
             s = cfg.ensemble_scheduling.step.add(model_name=step.model, model_version=-1)
@@ -64,6 +68,7 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
             cfg.optimization.cuda.graph_spec.add(batch_size=b)
     if spec.batch_delay_us is not None and spec.max_batch_size > 0:
         cfg.dynamic_batching.max_queue_delay_microseconds = spec.batch_delay_us
+    if spec.batch_delay_us is not None and spec.max_batch_size > 0 and spec.queue_batches is not None:
         queue = cfg.dynamic_batching.default_queue_policy
         queue.max_queue_size = spec.queue_batches * spec.max_batch_size
         queue.timeout_action = pb.ModelQueuePolicy.REJECT

@@ -55,7 +55,7 @@ def healing(repository):
             monitor.stop()
 
 
-@pytest.mark.parametrize("model", ["prompt_classifier", "watermark"])
+@pytest.mark.parametrize("model", ["prompt_guard", "watermark"])  # the screen (one process on cpu), a stage
 def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(healing, model):
     server, client, monitor, port = healing
     monitor.heal_enabled = False

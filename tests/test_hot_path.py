@@ -113,9 +113,9 @@ def test_the_empty_negative_prompt_is_encoded_once(policy):
     assert not np.array_equal(uncond, first[1]) and np.array_equal(cond, first[0])
 
 
-@pytest.mark.parametrize("model", [S.PROMPT_CLASSIFIER, S.REWRITE_TAGGER])
+@pytest.mark.parametrize("model", [S.PROMPT_GUARD, S.PROMPT_REWRITE])
 def test_concurrent_requests_fail_closed_when_a_guard_model_is_unloaded(triton, url, model):
-    """Screening and rewriting run side by side inside safe_t2i: with either guard's network gone, every
+    """Screening and rewriting run side by side inside safe_t2i: with either guard gone, every
     one of several concurrent requests ends without an image, and the next ones are served again."""
     from t2iguard.client import AsyncSafeT2IClient
 

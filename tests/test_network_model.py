@@ -1,4 +1,5 @@
-"""The `cpu` target's network models answer per request: one bad request of a dynamic batch fails alone."""
+"""The `cpu` target's network models and its one-process ensembles answer per request: one bad request of a
+dynamic batch fails alone, with its own error kind."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ def test_one_bad_request_does_not_fail_its_batch(url, profile):
                 assert not isinstance(r, Exception), f"request {i} failed with the bad one: {r}"
                 assert r.as_numpy(S.PROMPT_SCORES).shape[0] == 1
 
+
+
+def test_one_bad_prompt_does_not_fail_the_screens_batched_with_it(url):
+    """prompt_guard on `cpu` runs normalise -> classify -> policy in one process on the whole batch: a prompt that
+    is not UTF-8, sent at once with good ones, gets its own INVALID_ARGUMENT naming the field; the others their
+    screens."""
+
+    def request(text: bytes) -> list[InferInput]:
+        t = InferInput(S.PROMPT, [1, 1], "BYTES")
+        t.set_data_from_numpy(np.array([[text]], dtype=np.object_))
+        return [t]
+
+    async def run() -> list:
+        client = grpcaio.InferenceServerClient(url)
+        try:
+            texts = [b"\xff" if i == 2 else b"a cat on a sofa" for i in range(8)]
+            return await asyncio.gather(*(client.infer(S.PROMPT_GUARD, request(t)) for t in texts),
+                                        return_exceptions=True)
+        finally:
+            await client.close()
+
+    for _ in range(3):
+        results = asyncio.run(run())
+        bad = results[2]
+        assert isinstance(bad, InferenceServerException) and bad.status() == "StatusCode.INVALID_ARGUMENT", bad
+        assert "`PROMPT` is not valid UTF-8" in bad.message()
+        for i, r in enumerate(results):
+            if i != 2:
+                assert not isinstance(r, Exception), f"request {i} failed with the bad one: {r}"
+                assert r.as_numpy(S.PROMPT_DECISION)[0, 0] == b"allow"

@@ -180,7 +180,8 @@ class ModelSpec:
         `network`: an exported torch module (ONNX -> onnxruntime/TensorRT; on the `cpu` target the
         python backend runs the ONNX with onnxruntime).
         `python`: a python-backend model whose source is `model_repository/<source>/model.py`.
-        `ensemble`: a Triton ensemble of `steps`.
+        `ensemble`: a Triton ensemble of `steps` (on the `cpu` target one python model running the steps in
+        order in its own process, dynamically batched with `batch_delay_us`: export/render.py).
     """
 
     name: str
@@ -196,10 +197,15 @@ class ModelSpec:
     opt_batch: int = 1
     #: token lengths a batch of its variable inputs is padded to (empty: fixed shapes)
     seq_buckets: tuple[int, ...] = ()
-    #: overload sheds instead of queueing forever: requests beyond `queue_batches` full batches waiting, or
-    #: waiting longer than `queue_timeout_s`, are answered UNAVAILABLE at once (the client backs off and
-    #: retries; the orchestrator reports overload, not a guard failure). Dynamically batched models only.
-    queue_batches: int = 8
+    #: the entry point sheds overload instead of queueing forever: requests beyond `queue_batches` full batches
+    #: waiting, or waiting longer than `queue_timeout_s`, are answered UNAVAILABLE at once (the client backs off
+    #: and retries). None: no queue policy. Only the entry point sets one: under any queue policy Triton 2.51's
+    #: batcher stops prefetching and wakes only for an instance already waiting, so a request that arrives while
+    #: a one-instance model finishes its last batch (a BLS calling the UNet step after step, a client screening
+    #: prompt after prompt) sleeps the batcher's 500 ms idle wait: 9 of 300 back-to-back UNet calls, 7 of 400
+    #: classifier calls (deploy/perf/RESULTS.md). The models behind the entry point are reached only through
+    #: its bounded concurrency. Dynamically batched models only.
+    queue_batches: int | None = None
     queue_timeout_s: float = 30.0
     description: str = ""
 
@@ -275,7 +281,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
                 Tensor(PROMPT_DECISION, "BYTES", (1,)),
                 Tensor(PROMPT_REPORT, "BYTES", (1,)),
             ),
-            max_batch_size=b,
+            max_batch_size=b, batch_delay_us=0,
             steps=(
                 EnsembleStep(TEXT_NORMALIZE, (PROMPT,), (NORMALIZED_PROMPT, INPUT_IDS, ATTENTION_MASK)),
                 EnsembleStep(PROMPT_CLASSIFIER, (INPUT_IDS, ATTENTION_MASK), (PROMPT_SCORES,)),
@@ -308,7 +314,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             PROMPT_REWRITE, "ensemble",
             inputs=(Tensor(PROMPT, "BYTES", (1,)), Tensor(SEED, "INT64", (1,))),
             outputs=(Tensor(REWRITTEN_PROMPT, "BYTES", (1,)), Tensor(REWRITES, "BYTES", (1,))),
-            max_batch_size=b,
+            max_batch_size=b, batch_delay_us=0,
             steps=(
                 EnsembleStep(TEXT_TOKENIZE, (PROMPT,), (INPUT_IDS, ATTENTION_MASK, TOKEN_OFFSETS)),
                 EnsembleStep(REWRITE_TAGGER, (INPUT_IDS, ATTENTION_MASK), (REWRITE_TAG_SCORES, TOKEN_TAG_PROBS)),
@@ -379,7 +385,7 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
             inputs=(Tensor(IMAGE, "UINT8", (p.image_size, p.image_size, 3)),),
             outputs=(Tensor(IMAGE_SCORES, "FP32", (nc,)), Tensor(IMAGE_EMBEDDING, "FP32", (p.embed_dim,)),
                      *((Tensor(NUDE_SCORES, "FP32", (len(NUDE_CLASSES),)),) if p.nude_detector else ())),
-            max_batch_size=b,
+            max_batch_size=b, batch_delay_us=0,
             steps=(
                 EnsembleStep(IMAGE_PREPROCESS, (IMAGE,), (CLASSIFIER_PIXELS,)),
                 EnsembleStep(IMAGE_CLASSIFIER, (CLASSIFIER_PIXELS,), (IMAGE_SCORES, IMAGE_EMBEDDING)),

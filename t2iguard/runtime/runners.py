@@ -123,14 +123,32 @@ class LocalRunner:
 
     def __init__(self, repository: Path, profile: Profile, policy: Policy):
         self.specs = build_specs(profile)
+        self.profile, self.policy = profile, policy
         self._sessions = {}
-        self._stages = {name: cls(profile, policy) for name, cls in STAGES.items()}
+        self._stages = {}
         self.repository = Path(repository)
 
     def _session(self, spec: ModelSpec):
         if spec.name not in self._sessions:
             self._sessions[spec.name] = ort_session(self.repository / spec.name / "1" / "model.onnx", spec.threads)
         return self._sessions[spec.name]
+
+    def _stage(self, model: str):
+        if model not in self._stages:
+            self._stages[model] = STAGES[model](self.profile, self.policy)
+        return self._stages[model]
+
+    def load(self, model: str) -> None:
+        """Build what `model` runs (its onnxruntime session or stage, its steps' for an ensemble) now rather than
+        on its first call: a served ensemble then fails to load on a missing graph, and its first request pays
+        nothing extra."""
+        spec = self.specs[model]
+        if spec.kind == "network":
+            self._session(spec)
+        elif spec.kind == "python":
+            self._stage(model)
+        for step in spec.steps:
+            self.load(step.model)
 
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         spec = self.specs[model]
@@ -139,7 +157,7 @@ class LocalRunner:
                 values = self._session(spec).run(outputs, {k: v for k, v in inputs.items()})
                 return dict(zip(outputs, values, strict=True))
             if spec.kind == "python":
-                result = self._stages[model](inputs)
+                result = self._stage(model)(inputs)
                 return {k: result[k] for k in outputs}
         except ModelCallError:
             raise

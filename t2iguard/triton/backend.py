@@ -22,7 +22,7 @@ from t2iguard.contract.specs import SAFE_T2I, ModelSpec, build_specs
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
 from t2iguard.runtime.limits import Limiter, open_store
 from t2iguard.runtime.pipeline import SafeT2IPipeline, parse_request
-from t2iguard.runtime.runners import ModelCallError, ort_session
+from t2iguard.runtime.runners import LocalRunner, ModelCallError, ort_session
 from t2iguard.runtime.stages import Stage
 from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import encoder_tokenizer
@@ -88,26 +88,31 @@ class StageModel(_Configured):
         return responses
 
 
-class NetworkModel(_Configured):
-    """`cpu` target: an exported network run by onnxruntime; requests are concatenated on the
-    batch axis (Triton's dynamic batcher gathers them) and the result split back."""
+class _BatchedModel(_Configured):
+    """A dynamically batched model whose requests of one shape run as one batch: the requests concatenated on
+    the batch axis through `run`, the result split back. A batch that fails runs again request by request, so
+    that one request at fault gets its own error and the others their outputs."""
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
-        self.session = ort_session(self.version_dir / "model.onnx", int(self.params.get("intra_op_threads", "1")))
         self.output_names = [t.name for t in self.spec.outputs]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One batch, {input name: array [B, ...]} -> one array [B, ...] per output, in spec order."""
+        raise NotImplementedError
 
     def execute(self, requests):
         batches = [self.inputs(r) for r in requests]
         responses: list = [None] * len(batches)
-        # requests of one shape run as one batch: Triton's dynamic batcher gathers equal shapes only, but a
-        # model with variable (token) axes is handed requests one by one when it is not batching
+        # Triton's dynamic batcher gathers equal shapes only, but a model with variable (token) axes is handed
+        # requests one by one when it is not batching: group them by shape
         groups: dict[tuple, list[int]] = {}
         for i, b in enumerate(batches):
             groups.setdefault(tuple(b[t.name].shape[1:] for t in self.spec.inputs), []).append(i)
         for members in groups.values():
             try:
-                results = self.run([batches[i] for i in members])
+                results = self.run({t.name: np.concatenate([batches[i][t.name] for i in members])
+                                    for t in self.spec.inputs})
             except Exception:  # noqa: BLE001 - one request at fault must not fail the others of its batch
                 for i in members:
                     responses[i] = self._one(batches[i])
@@ -121,19 +126,45 @@ class NetworkModel(_Configured):
                 start += n
         return responses
 
-    def run(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
-        """The requests concatenated on the batch axis through onnxruntime: one array per output."""
-        return self.session.run(self.output_names, {t.name: np.concatenate([b[t.name] for b in batches])
-                                                    for t in self.spec.inputs})
-
-    def _one(self, batch: dict[str, np.ndarray]):
+    def _one(self, inputs: dict[str, np.ndarray]):
         """A request of a failed batch on its own: its outputs, or its own error."""
         try:
-            results = self.run([batch])
+            results = self.run(inputs)
+        except ModelCallError as e:  # a step of a fused ensemble: its error kind
+            return pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", e.status))
         except Exception as e:  # noqa: BLE001 - reported on this request, the model stays up
             return pb_utils.InferenceResponse(error=_error(f"{self.spec.name}: {e}", "INTERNAL"))
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(name, r) for name, r in
                                                           zip(self.output_names, results, strict=True)])
+
+
+class NetworkModel(_BatchedModel):
+    """`cpu` target: an exported network run by onnxruntime."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.session = ort_session(self.version_dir / "model.onnx", int(self.params.get("intra_op_threads", "1")))
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self.output_names, inputs)
+
+
+class EnsembleModel(_BatchedModel):
+    """`cpu` target: an ensemble as one python model. Its steps run in order in this process, as
+    `LocalRunner` runs them: the python stages, and the networks with onnxruntime on the step models' own
+    `model.onnx` files, at their specs' threads. On this target every step would otherwise be a python-backend
+    model of its own, and each hop between their processes (the tensors through shared memory, the ensemble
+    scheduler) cost 0.5-1.5 ms of a 10 ms screen (deploy/perf/RESULTS.md). Name and signature are the
+    ensemble's; the step models stay in the repository for direct calls."""
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.runner = LocalRunner(self.root, self.profile, load_policy(self.path_param("policy", "policy.yaml")))
+        self.runner.load(self.spec.name)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = self.runner.infer(self.spec.name, inputs, self.output_names)
+        return [out[name] for name in self.output_names]
 
 
 class BlsRunner:

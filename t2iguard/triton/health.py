@@ -115,11 +115,20 @@ class Healer:
         every python-backend or network model they run (the ensembles' members, the BLS's)."""
         known = {m["name"] for m in self.client.get_model_repository_index(as_json=True).get("models", [])}
         named = {m for text in result.errors.values() if text for m in _NAMED.findall(text)} & known
-        ensembles = {S.PROMPT_GUARD, S.PROMPT_REWRITE, S.IMAGE_GUARD}
-        named -= ensembles  # an ensemble has no process of its own: its members do
+        ensembles = {m for m in known if self._platform(m) == "ensemble"}
+        named -= ensembles  # a Triton ensemble has no process of its own: its members do (on the cpu target the
+        # guards are python models with a process each: export/render.py)
         if named:
             return sorted(named)
         return sorted(known - ensembles)
+
+    def _platform(self, model: str) -> str:
+        """The model's platform as served ("ensemble", "onnxruntime_onnx", ...; "" for a backend model or one
+        not loaded)."""
+        try:
+            return self.client.get_model_config(model, as_json=True)["config"].get("platform", "")
+        except InferenceServerException:
+            return ""
 
     def heal(self, result: CanaryResult) -> list[str]:
         """Reload the suspects; returns them. Counts a heal as failed when a reload raises."""
