@@ -85,3 +85,13 @@ def test_serving_core_imports_no_training_framework():
             "'t2iguard.evaluation'} & set(sys.modules))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"the serving core imports {out.stdout.strip()}"
+
+
+def test_every_python_model_ships_in_the_wheel():
+    """pyproject.toml lists packages one by one: a model_repository/ folder left out of the list would be missing
+    from an installed (non-editable) package, and `build` would fail to copy its model.py."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {f"t2iguard.model_repository.{p.parent.name}" for p in (ROOT / "model_repository").glob("*/model.py")}
+    assert folders and folders <= listed, sorted(folders - listed)
