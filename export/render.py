@@ -1,7 +1,5 @@
 """Render a `ModelSpec` as a Triton `ModelConfig` for a target (`cpu`, `onnx`, `trt`).
 
-| target | network models                         | python models / ensembles |
-|--------|----------------------------------------|---------------------------|
 | target | network models                          | python models  | ensembles                                   |
 |--------|-----------------------------------------|----------------|---------------------------------------------|
 | cpu    | python backend running model.onnx (ORT) | python backend | one python model running the steps in-process |

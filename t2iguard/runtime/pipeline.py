@@ -538,7 +538,7 @@ class SafeT2IPipeline:
         except ModelCallError as e:
             if e.status == "INVALID_ARG" and model in (S.PROMPT_GUARD, S.PROMPT_REWRITE):
                 raise InvalidInput(str(e)) from e
-            if e.status == "UNAVAILABLE":  # a full queue or a queue timeout: overload, whichever model
+            if e.status == "UNAVAILABLE":  # the called model is overloaded (no image either way): report overload
                 raise Overloaded(f"{model} is overloaded, no image returned (retry later): {e}") from e
             if model in GUARD_MODELS:
                 raise GuardFailure(f"safety component {model} failed, no image returned (fail closed): {e}") from e

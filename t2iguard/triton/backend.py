@@ -168,18 +168,20 @@ class EnsembleModel(_BatchedModel):
 
 
 class BlsRunner:
-    """`Runner` over Triton BLS: each call is an in-server inference request with a timeout.
+    """`Runner` over Triton BLS: each call is an in-server inference request.
 
     It asks for every output of the model: Triton 2.51 ensembles report a deadlock when a request
-    names only some of their outputs."""
+    names only some of their outputs. It sets no timeout: Triton applies a request's timeout only in the queue
+    of a model with a queue policy, and only the entry point has one (`ModelSpec.queue_batches`). A called model
+    that hangs is found by the health canary, which takes the replica out of the Service and reloads the model
+    (t2iguard/triton/health.py); the caller's gRPC deadline ends its request."""
 
-    def __init__(self, specs: dict[str, ModelSpec], timeout_us: int):
-        self.specs, self.timeout_us = specs, timeout_us
+    def __init__(self, specs: dict[str, ModelSpec]):
+        self.specs = specs
 
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         request = pb_utils.InferenceRequest(
             model_name=model, requested_output_names=[t.name for t in self.specs[model].outputs],
-            timeout=self.timeout_us,
             inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
         response = request.exec()
         if response.has_error():
@@ -198,7 +200,7 @@ class SafeT2IModel(_Configured):
     def initialize(self, args: dict) -> None:
         super().initialize(args)
         self.audit = JsonlAuditSink(self.path_param("audit_log", "audit.jsonl"))
-        runner = BlsRunner(build_specs(self.profile), int(float(self.params.get("call_timeout_s", "120")) * 1e6))
+        runner = BlsRunner(build_specs(self.profile))
         policy = load_policy(self.path_param("policy", "policy.yaml"))
         self.pipeline = SafeT2IPipeline(runner, self.profile, policy, self.params.get("weights", "unknown"),
                                         self.audit, encoder_tokenizer(self.profile, self.root))
