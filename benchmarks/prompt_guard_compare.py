@@ -23,7 +23,7 @@ import numpy as np
 
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.evaluation.prompt_classifier import unseen_sets
+from t2iguard.evaluation.prompt_classifier import ranking, unseen_sets
 from t2iguard.export.modules import PROMPT_WINDOW
 from t2iguard.training.train_prompt_classifier import served_scores
 
@@ -58,27 +58,6 @@ def flagged_shares(risks: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
     return {name: {g: round(100 * float((r[group == g] >= 1).mean()), 1)
                    for g in ("benign", "hard-negative", "unsafe") if (group == g).any()}
             for name, (r, group) in risks.items()}
-
-
-def auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: the chance that a positive row outscores a negative one, ties counting half."""
-    pos, neg = score[positive], score[~positive]
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
-                 / (len(pos) * len(neg)))
-
-
-def ranking(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> str | None:
-    """On one set scored by A and B (same rows): AUROC of each file's risk for unsafe against the rest, and the
-    unsafe share each catches at A's own flag rate on the set's other rows (B's cut chosen to flag as many): the
-    ranking apart from the operating point. An analysis only; no file ships such a cut. None: one group only."""
-    (ra, group), (rb, _) = a, b
-    unsafe = group == "unsafe"
-    if unsafe.all() or not unsafe.any():
-        return None
-    rate = float((ra[~unsafe] >= 1).mean())
-    cut = np.quantile(rb[~unsafe], 1 - rate) if rate > 0 else np.inf
-    return (f"AUROC {auroc(unsafe, ra):.3f} / {auroc(unsafe, rb):.3f}; at A's flag rate "
-            f"{100 * rate:.1f}%: {100 * (ra[unsafe] >= 1).mean():.1f}% / {100 * (rb[unsafe] >= cut).mean():.1f}%")
 
 
 def redteam_caught(weights: Path, policy: Path, window: int | None) -> dict[str, str]:

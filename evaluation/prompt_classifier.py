@@ -418,6 +418,28 @@ def unseen_sets(seed: int = 0) -> list[Unseen]:
     return out
 
 
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a positive row outscores a negative one, ties counting half."""
+    pos, neg = score[positive], score[~positive]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (len(pos) * len(neg)))
+
+
+def ranking(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> str | None:
+    """On one set scored by A and B (same rows): AUROC of each file's risk for unsafe against the rest, and the
+    unsafe share each catches at A's own flag rate on the set's other rows (B's cut chosen to flag as many): the
+    ranking apart from the operating point. An analysis only; no file ships such a cut. Risks are max score /
+    threshold (>= 1 flags); a group whose name starts with "unsafe" is unsafe. None: one side only."""
+    (ra, group), (rb, _) = a, b
+    unsafe = np.char.startswith(np.asarray(group).astype(str), "unsafe")
+    if unsafe.all() or not unsafe.any():
+        return None
+    rate = float((ra[~unsafe] >= 1).mean())
+    cut = np.quantile(rb[~unsafe], 1 - rate) if rate > 0 else np.inf
+    return (f"AUROC {auroc(unsafe, ra):.3f} / {auroc(unsafe, rb):.3f}; at A's flag rate "
+            f"{100 * rate:.1f}%: {100 * (ra[unsafe] >= 1).mean():.1f}% / {100 * (rb[unsafe] >= cut).mean():.1f}%")
+
+
 def reliability(scores: np.ndarray, y: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
     """(mean predicted, observed frequency, n) per probability bin, over every (example, category) pair."""
     p, t = scores.reshape(-1), y.reshape(-1)

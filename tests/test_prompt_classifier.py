@@ -7,7 +7,16 @@ import pytest
 
 from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.evaluation.prompt_classifier import DATA, Row, binary_metrics, group_metrics, load_suite, load_tsv
+from t2iguard.evaluation.prompt_classifier import (
+    DATA,
+    Row,
+    auroc,
+    binary_metrics,
+    group_metrics,
+    load_suite,
+    load_tsv,
+    ranking,
+)
 from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT as WEIGHTS
 from t2iguard.export.tiny import load_classifier
 from t2iguard.runtime.text import normalize
@@ -78,6 +87,19 @@ def test_binary_metrics():
             Row("unsafe", frozenset({"violence"}), "c"), Row("unsafe", frozenset({"violence"}), "d", "leet")]
     m = binary_metrics(rows, [False, True, True, False])
     assert (m["fpr_benign"], m["fpr_over_refusal"], m["recall_unsafe"], m["recall_leet"]) == (0.0, 1.0, 0.5, 0.0)
+
+
+def test_auroc_and_ranking_apart_from_the_operating_point():
+    """auroc: pairs won over pairs, ties half. ranking: B's cut flags as many non-unsafe rows as A's threshold 1 does,
+    and "unsafe twin" counts as unsafe."""
+    assert auroc(np.array([True, True, False, False]), np.array([0.9, 0.4, 0.5, 0.1])) == 0.75
+    assert auroc(np.array([True, False]), np.array([0.5, 0.5])) == 0.5
+    a = np.array([2.0, 0.5, 1.5, 0.2])  # A flags one unsafe row of two and one benign row of two
+    b = np.array([0.9, 0.8, 0.3, 0.1])  # B ranks perfectly but never reaches 1
+    for unsafe in ("unsafe", "unsafe twin"):
+        group = np.array([unsafe, unsafe, "benign", "benign"])
+        assert ranking((a, group), (b, group)) == "AUROC 0.750 / 1.000; at A's flag rate 50.0%: 50.0% / 100.0%"
+    assert ranking((a, np.array(["benign"] * 4)), (b, np.array(["benign"] * 4))) is None
 
 
 def test_committed_weights_load():

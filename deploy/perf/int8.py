@@ -12,6 +12,9 @@ then, on the same machine in the same run:
   spec's length buckets): flagged share per group of the project's committed prompt sets (training/data/*.tsv),
   of 1000 held-out twin pairs (`twins(10000, held_out=True)`) and of the corpus validation split (the rows the
   thresholds were calibrated on; needs the data cache), and the largest score difference;
+- ranking apart from the operating point, per set with unsafe rows (`ranking`): AUROC of each graph's risk (max
+  score / threshold), and the unsafe share int8 catches when its cut flags as many of the other rows as fp32
+  does: whether a loss is the thresholds' (a calibration for the int8 graph would win it back) or the graph's;
 - speed: prompts/s of each graph on batches of 32 captions (`hot_path.graph_reference`, the served intra-op
   threads), the two measured in alternation `--rounds` times, and one prompt's p50.
 
@@ -33,7 +36,7 @@ from hot_path import ROOT, captions, graph_reference
 from t2iguard.contract import specs as S
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.evaluation.prompt_classifier import load_tsv
+from t2iguard.evaluation.prompt_classifier import load_tsv, ranking
 from t2iguard.export.tiny import tiny_profile
 from t2iguard.runtime.runners import ort_session
 from t2iguard.runtime.text import normalize, tokenize
@@ -108,10 +111,11 @@ def main() -> None:
         graphs = {"fp32": fp32, "int8": int8}
         sizes = {k: p.stat().st_size / 2**20 for k, p in graphs.items()}
         sessions = {k: ort_session(p, spec.threads) for k, p in graphs.items()}
-        res: dict = {"figures": {}, "max_abs_score_diff": {}, "size_mib": sizes}
+        res: dict = {"figures": {}, "max_abs_score_diff": {}, "ranking": {}, "size_mib": sizes}
         for name, (texts, groups) in validation_sets().items():
             s = {k: scores(sess, texts, buckets) for k, sess in sessions.items()}
             res["max_abs_score_diff"][name] = float(np.abs(s["fp32"] - s["int8"]).max())
+            res["ranking"][name] = ranking(((s["fp32"] / t).max(1), groups), ((s["int8"] / t).max(1), groups))
             res["figures"][name] = {
                 g: {k: 100 * float((s[k][groups == g] >= t).any(1).mean()) for k in s} | {"n": int((groups == g).sum())}
                 for g in sorted(set(groups))}
@@ -136,6 +140,8 @@ def main() -> None:
               f"| one prompt, p50 (ms) | {res['one_prompt_p50_ms']['fp32']:.1f} | "
               f"{res['one_prompt_p50_ms']['int8']:.1f} |",
               f"| graph size (MiB) | {sizes['fp32']:.1f} | {sizes['int8']:.1f} |",
+              "", "| set | ranking, fp32 / int8 |", "|---|---|",
+              *(f"| {name} | {line} |" for name, line in res["ranking"].items() if line is not None),
               "", f"largest move: {moved:.2f} points ({res['verdict']}, tolerance {TOLERANCE}); largest score "
               f"difference {max(res['max_abs_score_diff'].values()):.4f}"]
     print("\n".join(lines))
