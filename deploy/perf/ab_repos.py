@@ -8,8 +8,8 @@ One server at a time, A then B, `--rounds` times. Per server:
 - the screen at concurrency 1: `--screens` prompt_guard calls back to back (the sync client, one caption each):
   p50, p99, max, and the calls over 250 ms (a stall: Triton's batcher sleeping its 500 ms idle wait);
 - prompt_guard at concurrency 32 (one prompt per request, `t2iguard bench`'s load generator), prompts/s;
-- the UNet called back to back `--unet-calls` times (as the BLS calls it, one denoising step after another, here
-  over gRPC): p50, max, stalls;
+- the UNet and the prompt classifier each called back to back `--calls` times (as the BLS calls the UNet, one
+  denoising step after another; here over gRPC, on their declared sample inputs): p50, max, stalls;
 - `--requests` allowed safe_t2i requests at 20 steps: p50 and max of the whole request.
 
 Prints a Markdown table (A and B: the median over rounds of each figure; stalls: the sum) and writes the
@@ -32,27 +32,29 @@ from hot_path import captions  # the hot path's 512 caption-length prompts (this
 from t2iguard.cli.bench import load, measure
 from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
 from t2iguard.contract import specs as S
+from t2iguard.contract.profiles import load_profile
+from t2iguard.export.onnx_export import sample_inputs
 from t2iguard.triton.server import TritonServer, free_ports
 
 ALLOWED = "a red circle on a blue background"
 STALL_MS = 250.0
 
 
-def _unet_inputs(client: grpcclient.InferenceServerClient) -> list[grpcclient.InferInput]:
-    """One row of every required UNet input, random normal floats (a timestep of 500)."""
-    cfg = client.get_model_config(S.UNET, as_json=True)["config"]
-    rng = np.random.default_rng(0)
+def back_to_back(client: grpcclient.InferenceServerClient, spec: S.ModelSpec, n: int) -> dict[str, float]:
+    """`n` calls of the model one after the other (as the BLS calls the UNet, step after step) on one row of its
+    declared sample inputs (`export.onnx_export.sample_inputs`), after 5 unmeasured ones: the latency tail."""
     inputs = []
-    for t in cfg["input"]:
-        if t.get("optional"):
-            continue
-        dims = [1, *(int(d) for d in t["dims"])]
-        value = np.full(dims, 500.0, np.float32) if t["name"] == S.TIMESTEP else rng.normal(size=dims).astype(
-            np.float32)
-        x = grpcclient.InferInput(t["name"], dims, "FP32")
+    for name, value in sample_inputs(spec, 1).items():
+        x = grpcclient.InferInput(name, list(value.shape), spec.input(name).dtype)
         x.set_data_from_numpy(value)
         inputs.append(x)
-    return inputs
+    calls = []
+    for k in range(n + 5):
+        t0 = time.perf_counter()
+        client.infer(spec.name, inputs)
+        if k >= 5:
+            calls.append((time.perf_counter() - t0) * 1000)
+    return _tail(calls)
 
 
 def _tail(latencies_ms: list[float]) -> dict[str, float]:
@@ -78,15 +80,9 @@ def serve_and_measure(repo: Path, prompts: list[str], args) -> dict:
             fig = {"screen": _tail([u / 1000 for u in screens.latencies_us])}
             fig["c32_per_s"] = asyncio.run(_c32(server.grpc_url, prompts, args.seconds))
             raw = grpcclient.InferenceServerClient(server.grpc_url)
-            unet = _unet_inputs(raw)
-            for _ in range(5):
-                raw.infer(S.UNET, unet)
-            calls = []
-            for _ in range(args.unet_calls):
-                t0 = time.perf_counter()
-                raw.infer(S.UNET, unet)
-                calls.append((time.perf_counter() - t0) * 1000)
-            fig["unet"] = _tail(calls)
+            specs = S.build_specs(load_profile(repo))
+            fig["unet"] = back_to_back(raw, specs[S.UNET], args.calls)
+            fig["classifier"] = back_to_back(raw, specs[S.PROMPT_CLASSIFIER], args.calls)
             for k in range(8):  # every safe_t2i instance's first requests are slow
                 client.generate(ALLOWED, seed=100 + k, steps=20)
             totals = [client.generate(ALLOWED, seed=k, steps=20).report.timings_ms["total"]
@@ -116,6 +112,9 @@ def table(runs: dict[str, list[dict]]) -> str:
             ("UNet back to back p50 / max (ms)",
              lambda s: f"{med(s, 'unet', 'p50'):.1f} / {med(s, 'unet', 'max'):.0f}"),
             (f"UNet calls over {STALL_MS:.0f} ms", lambda s: total(s, "unet")),
+            ("`prompt_classifier` back to back p50 / max (ms)",
+             lambda s: f"{med(s, 'classifier', 'p50'):.1f} / {med(s, 'classifier', 'max'):.0f}"),
+            (f"`prompt_classifier` calls over {STALL_MS:.0f} ms", lambda s: total(s, "classifier")),
             ("allowed request p50 / max (ms)",
              lambda s: f"{med(s, 'request', 'p50'):.0f} / {med(s, 'request', 'max'):.0f}")]
     out = ["| measure | A | B |", "|---|---|---|"]
@@ -129,7 +128,7 @@ def main() -> None:
     ap.add_argument("b", type=Path, help="repository B")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--screens", type=int, default=400)
-    ap.add_argument("--unet-calls", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=300, help="back-to-back calls of the UNet and of the classifier")
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0, help="the c32 run's duration")
     ap.add_argument("--json", type=Path, default=None)

@@ -202,7 +202,7 @@ class ModelSpec:
     #: and retries). None: no queue policy. Only the entry point sets one: under any queue policy Triton 2.51's
     #: batcher stops prefetching and wakes only for an instance already waiting, so a request that arrives while
     #: a one-instance model finishes its last batch (a BLS calling the UNet step after step, a client screening
-    #: prompt after prompt) sleeps the batcher's 500 ms idle wait: 9 of 300 back-to-back UNet calls, 7 of 400
+    #: prompt after prompt) sleeps the batcher's 500 ms idle wait: 4 of 600 back-to-back UNet calls, 12 of 600
     #: classifier calls (deploy/perf/RESULTS.md). The models behind the entry point are reached only through
     #: its bounded concurrency. Dynamically batched models only.
     queue_batches: int | None = None
