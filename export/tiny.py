@@ -128,11 +128,12 @@ def load_trained(module: torch.nn.Module, name: str, weights: Path = CHECKPOINT_
     return module.eval()
 
 
-def lora_encoder():
-    """MiniLM with fresh (untrained) LoRA adapters; peft is imported only where adapters are needed."""
+def lora_encoder(config: dict = LORA):
+    """MiniLM with fresh (untrained) LoRA adapters (`config`: peft `LoraConfig` fields; a soup of adapters has a
+    larger rank, `training/prompt_soup.py`); peft is imported only where adapters are needed."""
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(load_minilm(), LoraConfig(**LORA))
+    return get_peft_model(load_minilm(), LoraConfig(**config))
 
 
 def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn.Module, torch.nn.Module] | None:
@@ -143,12 +144,14 @@ def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn
         return None
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
-    if json.loads(meta["categories"]) != list(CATEGORIES) or json.loads(meta.get("lora", "null")) not in (None, LORA):
+    lora = json.loads(meta.get("lora", "null"))
+    if json.loads(meta["categories"]) != list(CATEGORIES) or (
+            lora is not None and lora["target_modules"] != LORA["target_modules"]):
         raise ValueError(f"{path} was trained for another configuration: `t2iguard train prompt-classifier`")
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     adapters = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     if adapters:
-        encoder = lora_encoder()
+        encoder = lora_encoder(lora)
         missing = encoder.load_state_dict(adapters, strict=False)
         if missing.unexpected_keys:
             raise ValueError(f"{path}: unexpected adapter weights {missing.unexpected_keys[:3]}")

@@ -282,11 +282,23 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)
-    train_mask, val_mask = ds.split == "train", ds.split == "val"
+    train_mask = ds.split == "train"
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM adapters + head")
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}.pt"
     encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
                          say, checkpoint)
+    meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "lora": json.dumps(LORA),
+            "data": data, "examples": str(len(ds.texts))}
+    return save_calibrated(encoder, head, ds, meta, out, policy, t0)
+
+
+def save_calibrated(encoder: torch.nn.Module, head: torch.nn.Module, ds: Dataset, meta: dict[str, str], out: Path,
+                    policy: Path, t0: float) -> TrainResult:
+    """Score `ds`'s validation split as served, calibrate (`calibrate`), save the adapters (of the unmerged peft
+    `encoder`) and the head as fp16 safetensors with `meta` and the figures on the project's own prompts, and
+    write the thresholds into `policy` as a new version."""
+    seq_len = get_profile("tiny").seq_len
+    val_mask = ds.split == "val"
     val_scores = score(SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval(), list(ds.texts[val_mask]), seq_len)
     thresholds = calibrate(val_scores, ds.y[val_mask], ds.groups[val_mask])
     flagged = (val_scores >= np.array([thresholds[c] for c in CATEGORIES])).any(1)
@@ -294,10 +306,8 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     val = {"recall_unsafe": float(flagged[unsafe].mean()),
            "fpr_benign": float(flagged[ds.groups[val_mask] == "benign"].mean()),
            "fpr_hard_negative": float(flagged[ds.groups[val_mask] == "hard-negative"].mean())}
-    meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "lora": json.dumps(LORA),
-            "categories": json.dumps(CATEGORIES), "data": data, "data_sha256_16": ds.digest,
-            "examples": str(len(ds.texts)), "encoder": "all-MiniLM-L6-v2 + LoRA", "val": json.dumps(val),
-            "thresholds": json.dumps(thresholds)}
+    meta = {**meta, "categories": json.dumps(CATEGORIES), "data_sha256_16": ds.digest,
+            "encoder": "all-MiniLM-L6-v2 + LoRA", "val": json.dumps(val), "thresholds": json.dumps(thresholds)}
     state = {f"encoder.{k}": v for k, v in encoder.state_dict().items() if "lora_" in k}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     out.parent.mkdir(parents=True, exist_ok=True)
