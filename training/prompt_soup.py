@@ -14,6 +14,7 @@ the same weights. The soup is then calibrated and saved as training calibrates a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -31,6 +32,12 @@ from t2iguard.training.train_prompt_classifier import TrainResult, corpus_datase
 def _meta(path: Path) -> dict[str, str]:
     with safe_open(str(path), "pt") as f:
         return f.metadata()
+
+
+def _parent(path: Path) -> dict[str, str | None]:
+    """What the soup's metadata records of a parent file: its name, sha256 (16 hex) and training data digest."""
+    return {"file": path.name, "sha256_16": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            "data": _meta(path).get("data_sha256_16")}
 
 
 def soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
@@ -81,6 +88,5 @@ def soup(a: Path, b: Path, share: float = 0.5, out: Path = PROMPT_CLASSIFIER_CHE
     ds = corpus_dataset(int(ma["seed"]))
     meta = {"seed": ma["seed"], "hidden": ma["hidden"], "lora": json.dumps(config), "data": "corpus",
             "examples": str(len(ds.texts)),
-            "soup": json.dumps({"a": {"file": a.name, "data": ma.get("data_sha256_16")},
-                                "b": {"file": b.name, "data": _meta(b).get("data_sha256_16")}, "share": share})}
+            "soup": json.dumps({"a": _parent(a), "b": _parent(b), "share": share})}
     return save_calibrated(encoder.eval(), head.eval(), ds, meta, out, policy, t0)
