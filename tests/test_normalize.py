@@ -21,6 +21,12 @@ CASES = {
     "h!tler": "hitler",
     "n\u0430ked": "naked",  # Cyrillic a
     "na\u200bked": "naked",
+    "a p o r n actress": "a porn actress",  # a spelled-out run that swallowed the article
+    "the U S A flag": "the USA flag",  # not cut into "us a": only a short word at an end is split off
+    "a t-shirt saying I B M": "a t-shirt saying IBM",
+    "having s e x o n a table": "having sex on a table",
+    "a kkk member": "a kkk member",  # a word as written, not a stretched "k"
+    "an xxx video": "an xxx video",
 }
 KEPT = ["a 4k photo, 3d render, 35mm, 2nd place, 1080p", "killer whale", "a shot of espresso", "cat in a hat",
         "Привет мир", "gay pride parade", "a 1920x1080 wallpaper"]

@@ -28,6 +28,7 @@ _SPACES = re.compile(r"\s+")
 _SEPARATED = re.compile(r"^(?:[^\W_][.\-_*]){2,}[^\W_]$")
 _REPEATS = re.compile(r"(.)\1{2,}")
 _TOKEN = re.compile(r"(\s+)")
+_PUNCT = ".,;:?!\"'()[]"
 
 #: prompts are limited in characters after decoding (documented in the README)
 MAX_PROMPT_CHARS = 1000
@@ -79,8 +80,11 @@ def _deleet(tok: str) -> str:
 
 
 def _unrepeat(tok: str) -> str:
-    """`kiiiill` -> `kill`: collapse runs of 3+ and pick the spelling that is a word."""
+    """`kiiiill` -> `kill`: collapse runs of 3+ and pick the spelling that is a word; a word is left as it is."""
     if not _REPEATS.search(tok):
+        return tok
+    core = tok.strip(_PUNCT)
+    if _REPEATS.search(core) and _is_word(core):  # "kkk", "xxx", "www" are words as written
         return tok
     two = _REPEATS.sub(r"\1\1", tok)
     if _is_word(two):
@@ -108,8 +112,30 @@ def _segment(tok: str) -> str:
     return tok
 
 
+#: the short words a spelled-out run may have swallowed (`_spelled_words`)
+_SHORT_WORDS = ("a", "i", "an", "on", "in", "of", "to", "at", "by", "is", "as", "or", "my")
+
+
+def _spelled_words(run: str) -> list[str]:
+    """A spelled-out run, joined (`a p o r n` -> `aporn`), as the words it spans: itself when it is a word; else
+    a short word at its start or end split off when the rest is a word of 3+ letters (`a porn`, `sex on`); else
+    itself. Only ends are cut: the word list lacks many inflections and compounds (`torturing`, `jumpsuit`), so
+    a cut through the middle would break words it does not know."""
+    low = run.lower()
+    if not run.isalpha() or _is_word(low):
+        return [run]
+    for short in _SHORT_WORDS:
+        k = len(short)
+        if len(low) - k >= 3 and low.startswith(short) and _is_word(low[k:]):
+            return [run[:k], run[k:]]
+        if len(low) - k >= 3 and low.endswith(short) and _is_word(low[:-k]):
+            return [run[:-k], run[-k:]]
+    return [run]
+
+
 def _join_spaced(tokens: list[str]) -> list[str]:
-    """`p o r n` / `s e x` -> one token: runs of 3+ single characters are a spelled-out word."""
+    """`p o r n` / `s e x` -> one token: runs of 3+ single characters are a spelled-out word, cut where the run
+    spans words (`a p o r n` -> `a porn`: `_spelled_words`)."""
     out: list[str] = []
     run: list[str] = []
     for t in [*tokens, ""]:
@@ -117,7 +143,7 @@ def _join_spaced(tokens: list[str]) -> list[str]:
             run.append(t)
             continue
         if len(run) >= 3:
-            out.append("".join(run))
+            out.extend(_spelled_words("".join(run)))
         else:
             out.extend(run)
         run = []
