@@ -9,7 +9,8 @@ the max over N-token windows too, N = 0 for the whole prompt only, as served bef
 B the served window) at its own policy's prompt thresholds; prints, per set, the share of benign-looking rows
 flagged and of unsafe rows caught, and how many of the red-team cases (`evaluation/redteam_cases.jsonl`, fixed
 and open) each catches: the replay `make test` runs against the served guard, here in-process. Last, per set
-with both groups, the ranking apart from the operating point (`ranking`).
+with both groups, the ranking apart from the operating point (`ranking`). `--plot F.png` draws B's reliability
+diagram on the labelled sets and its risk on the held-out twins (`plot`).
 The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.evaluation.prompt_classifier import ranking, unseen_sets
+from t2iguard.evaluation.prompt_classifier import ranking, reliability, unseen_sets
 from t2iguard.export.modules import PROMPT_WINDOW
 from t2iguard.training.train_prompt_classifier import served_scores
 
@@ -31,26 +32,76 @@ SETS = ("own twins", "HateCheck", "TweetEval hate", "OpenAI moderation")
 CASES = Path(__file__).parents[1] / "evaluation" / "redteam_cases.jsonl"
 
 
+def thresholds_of(policy: Path) -> np.ndarray:
+    """float32 [C]: the policy's prompt thresholds, in CATEGORIES order."""
+    thresholds = load_policy(policy).prompt_thresholds()
+    return np.array([thresholds[c] for c in CATEGORIES], np.float32)
+
+
 def risk(texts: list[str], weights: Path, policy: Path, window: int | None) -> np.ndarray:
     """float32 [n]: max over categories of score / the policy's prompt threshold; flagged where >= 1."""
-    thresholds = load_policy(policy).prompt_thresholds()
-    t = np.array([thresholds[c] for c in CATEGORIES])
-    return (served_scores(texts, weights, window=window) / t).max(1)
+    return (served_scores(texts, weights, window=window) / thresholds_of(policy)).max(1)
 
 
-def set_risks(weights: Path, policy: Path, window: int | None, every: bool = False,
-              max_rows: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{set name (n=rows): (risk float32 [n], group str [n])}. `every`: all unseen sets, the eval-set copies
-    included (measured, never tuned on); `max_rows`: a seeded sample of each larger set (0: all rows)."""
+def set_scores(weights: Path, window: int | None, every: bool = False,
+               max_rows: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{set name (n=rows): (scores float32 [n, C], group str [n], labels float32 [n, C] or [0, C])}. `every`: all
+    unseen sets, the eval-set copies included (measured, never tuned on); `max_rows`: a seeded sample of each
+    larger set (0: all rows)."""
     out = {}
     for u in unseen_sets():
         if every or u.name.startswith(SETS):
             rows = np.arange(len(u.texts))
             if max_rows and len(rows) > max_rows:
                 rows = np.sort(np.random.default_rng(0).choice(rows, max_rows, replace=False))
-            out[f"{u.name} (n={len(rows)})"] = (risk([u.texts[i] for i in rows], weights, policy, window),
-                                                u.group[rows])
+            out[f"{u.name} (n={len(rows)})"] = (served_scores([u.texts[i] for i in rows], weights, window=window),
+                                                u.group[rows], u.y[rows] if len(u.y) else u.y)
     return out
+
+
+def set_risks(scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+              policy: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{set: (risk float32 [n], group str [n])}: `set_scores` at the policy's prompt thresholds."""
+    t = thresholds_of(policy)
+    return {name: ((s / t).max(1), group) for name, (s, group, _) in scores.items()}
+
+
+def plot(scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], risks: dict[str, tuple[np.ndarray, np.ndarray]],
+         label: str, path: Path) -> None:
+    """One file's picture: left, the reliability diagram (per (prompt, category) pair, predicted score against how
+    often the label is true) on each set with category labels; right, its risk on the held-out twins, benign twin
+    against unsafe twin (the twins differ only in the harmful element), with the threshold at 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    left.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for name, (s, _, y) in scores.items():
+        if len(y) and y.sum() > 0:
+            pts = reliability(s, y)
+            left.plot([p for p, _, _ in pts], [o for _, o, _ in pts], "o-", ms=4, label=name)
+    left.set_xlabel("predicted score (per category)")
+    left.set_ylabel("observed frequency of the label")
+    left.set_title(f"reliability on sets never trained on: {label}", fontsize=9)
+    left.legend(fontsize=7)
+    twins = next((v for k, v in risks.items() if k.startswith("own twins")), None)
+    if twins is not None:
+        r, group = twins
+        r = np.maximum(r, 1e-4)  # the lowest bin holds everything below
+        bins = np.logspace(-4, np.log10(max(float(r.max()), 2.0)), 40)
+        right.hist(r[group != "unsafe"], bins=bins, alpha=0.6, label="benign twin")
+        right.hist(r[group == "unsafe"], bins=bins, alpha=0.6, label="unsafe twin")
+        right.axvline(1.0, color="black", ls="--", lw=1, label="flagged from here")
+        right.set_xscale("log")
+        right.set_xlabel("risk: max over categories of score / threshold")
+        right.set_ylabel("prompts")
+        right.set_title("held-out twins: the same prompt with and without the harmful element", fontsize=9)
+        right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def flagged_shares(risks: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
@@ -76,9 +127,13 @@ def main() -> None:
     ap.add_argument("--window-b", type=int, default=PROMPT_WINDOW, help="B's screening window (0: whole prompt)")
     ap.add_argument("--all", action="store_true", help="every unseen set, the eval-set copies included")
     ap.add_argument("--max-rows", type=int, default=0, help="a seeded sample of each larger set (0: all)")
+    ap.add_argument("--plot", type=Path, help="B's reliability diagram and twin separation, as a PNG")
     args = ap.parse_args()
-    a = set_risks(*args.files[:2], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
-    b = set_risks(*args.files[2:], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
+    sa = set_scores(args.files[0], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
+    sb = set_scores(args.files[2], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
+    a, b = set_risks(sa, args.files[1]), set_risks(sb, args.files[3])
+    if args.plot:
+        plot(sb, b, args.files[2].name, args.plot)
     fa, fb = flagged_shares(a), flagged_shares(b)
     print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
     for name in a:

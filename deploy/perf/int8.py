@@ -1,7 +1,7 @@
 """int8 dynamic quantisation of the prompt classifier (issue 22), measured against its fp32 graph in one run.
 
     .venv/bin/python deploy/perf/int8.py [--repository build/repository/cpu] [--seconds 10] [--per-channel]
-        [--json OUT]
+        [--part all|ffn|attention] [--json OUT]
 
 The issue's rule: quantise the text models if and only if the prompt guard's figures on the project's validation
 sets move by less than 0.5 points. This script quantises the repository's `prompt_classifier` graph with
@@ -46,13 +46,24 @@ from t2iguard.training.data.twins import twins
 TOLERANCE = 0.5
 
 
-def quantise(model: Path, out: Path, per_channel: bool = False) -> Path:
+#: which MatMuls `quantise` may quantise, by their weight's shape: the feed-forward pair (384x1536, 1536x384), the
+#: attention projections (384x384), or every MatMul with a weight (the head's too)
+PARTS = ("all", "ffn", "attention")
+
+
+def quantise(model: Path, out: Path, per_channel: bool = False, part: str = "all") -> Path:
     """fp32 ONNX -> int8 dynamic-quantised ONNX (MatMul weights int8, one scale per tensor or, `per_channel`, per
-    output channel; activations uint8 per batch)."""
+    output channel; activations uint8 per batch); `part` (`PARTS`) limits which MatMuls are quantised."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(model)).graph
+    shapes = {i.name: tuple(i.dims) for i in graph.initializer}
+    want = {"all": lambda d: True, "ffn": lambda d: 1536 in d, "attention": lambda d: d == (384, 384)}[part]
+    nodes = [n.name for n in graph.node if n.op_type == "MatMul"
+             and any(i in shapes and want(shapes[i]) for i in n.input)]
     quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                     per_channel=per_channel)
+                     per_channel=per_channel, nodes_to_quantize=nodes)
     return out
 
 
@@ -99,6 +110,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="per throughput measurement")
     ap.add_argument("--rounds", type=int, default=3, help="alternations of the fp32 and int8 throughput runs")
     ap.add_argument("--per-channel", action="store_true", help="one weight scale per output channel")
+    ap.add_argument("--part", choices=PARTS, default="all", help="which MatMuls to quantise (by weight shape)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     spec = S.build_specs(tiny_profile())[S.PROMPT_CLASSIFIER]
@@ -107,7 +119,7 @@ def main() -> None:
     thresholds = load_policy().prompt_thresholds()
     t = np.array([thresholds[c] for c in CATEGORIES])
     with tempfile.TemporaryDirectory() as tmp:
-        int8 = quantise(fp32, Path(tmp) / "model.int8.onnx", args.per_channel)
+        int8 = quantise(fp32, Path(tmp) / "model.int8.onnx", args.per_channel, args.part)
         graphs = {"fp32": fp32, "int8": int8}
         sizes = {k: p.stat().st_size / 2**20 for k, p in graphs.items()}
         sessions = {k: ort_session(p, spec.threads) for k, p in graphs.items()}
