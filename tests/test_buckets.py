@@ -16,9 +16,11 @@ from t2iguard.export.trt import engine_profiles
 from t2iguard.runtime.runners import ort_session
 from t2iguard.runtime.text import normalize, tokenize, tokenize_with_offsets
 
-#: prompts whose token counts land in every bucket (16, 32, 64, 77 and truncated past 77)
+#: prompts whose token counts land in every bucket (16, 24, 32, 64, 77 and truncated past 77)
 PROMPTS = ["a cat on a sofa", "a photo of a person killing another person",
            "a watercolor of a lighthouse at dusk with seagulls over a calm sea and fishing boats in the harbour",
+           "a watercolor of a lighthouse at dusk with seagulls over a calm sea, fishing boats in the harbour "
+           "and a kite",
            "portrait of my neighbour Jennifer Walsh at 42 Oak Street, " * 3,
            "a beautiful landscape with mountains and rivers and trees and flowers, " * 5,
            "a red circle " * 40]
@@ -27,7 +29,7 @@ PROMPTS = ["a cat on a sofa", "a photo of a person killing another person",
 def test_text_models_share_the_specs_buckets(profile):
     specs = S.build_specs(profile)
     buckets = S.seq_buckets(profile)
-    assert buckets == (16, 32, 64, 77) and buckets[-1] == profile.seq_len
+    assert buckets == (16, 24, 32, 64, 77) and buckets[-1] == profile.seq_len
     for name in (S.TEXT_NORMALIZE, S.TEXT_TOKENIZE, S.PROMPT_CLASSIFIER, S.REWRITE_TAGGER):
         assert specs[name].seq_buckets == buckets, name
     assert not specs[S.TEXT_ENCODER].seq_buckets  # the UNet's context stays seq_len long
@@ -35,7 +37,7 @@ def test_text_models_share_the_specs_buckets(profile):
     assert [list(i.dims) for i in cfg.input] == [[-1], [-1]]
     assert [list(i.dims) for i in render(specs[S.TEXT_ENCODER], "cpu").input] == [[77], [77]]
     trt = render(specs[S.PROMPT_CLASSIFIER], "trt")
-    assert list(trt.instance_group[0].profile) == ["0", "1", "2", "3"]
+    assert list(trt.instance_group[0].profile) == [str(i) for i in range(len(buckets))]
     profiles = engine_profiles(specs[S.PROMPT_CLASSIFIER])
     assert [p[S.INPUT_IDS] for p in profiles] == [[[1, b], [1, b], [profile.max_batch, b]] for b in buckets]
     assert len(engine_profiles(specs[S.UNET])) == 1
