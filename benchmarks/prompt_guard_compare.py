@@ -24,7 +24,7 @@ import numpy as np
 
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.evaluation.prompt_classifier import ranking, reliability, unseen_sets
+from t2iguard.evaluation.prompt_classifier import draw_reliability, ranking, reliability, unseen_sets
 from t2iguard.export.modules import PROMPT_WINDOW
 from t2iguard.training.train_prompt_classifier import served_scores
 
@@ -77,15 +77,8 @@ def plot(scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], risks: di
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
-    left.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    for name, (s, _, y) in scores.items():
-        if len(y) and y.sum() > 0:
-            pts = reliability(s, y)
-            left.plot([p for p, _, _ in pts], [o for _, o, _ in pts], "o-", ms=4, label=name)
-    left.set_xlabel("predicted score (per category)")
-    left.set_ylabel("observed frequency of the label")
-    left.set_title(f"reliability on sets never trained on: {label}", fontsize=9)
-    left.legend(fontsize=7)
+    draw_reliability(left, {name: (reliability(s, y), "o-") for name, (s, _, y) in scores.items()
+                            if len(y) and y.sum() > 0}, f"reliability on sets never trained on: {label}")
     twins = next((v for k, v in risks.items() if k.startswith("own twins")), None)
     if twins is not None:
         r, group = twins

@@ -526,6 +526,18 @@ def study(out: Path, variants: tuple[str, ...] = ("a", "b", "c"), seed: int = 0,
     return res
 
 
+def draw_reliability(ax, curves: dict[str, tuple[list[tuple[float, float, int]], str]], title: str) -> None:
+    """A reliability diagram on matplotlib axes `ax`: per curve, its `reliability` points (mean predicted score,
+    observed frequency, n) drawn in its line style, against the diagonal of perfect calibration."""
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    for name, (pts, style) in curves.items():
+        ax.plot([p for p, _, _ in pts], [o for _, o, _ in pts], style, ms=4, label=name)
+    ax.set_xlabel("predicted score (per category)")
+    ax.set_ylabel("observed frequency of the label")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
 def calibration_plot(res: dict, path: Path) -> None:
     import matplotlib
 
@@ -534,18 +546,10 @@ def calibration_plot(res: dict, path: Path) -> None:
 
     r = res["variants"][res["shipped"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    ax = axes[0]
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    pts = r["reliability_loso"]
-    ax.plot([p for p, _, _ in pts], [o for _, o, _ in pts], "o-", label="leave-one-source-out (all sources)")
-    for name, (s, y) in r["unseen_scores"].items():
-        if y is not None and y.sum() > 0 and len(s) > 500:
-            pts = reliability(s, y)
-            ax.plot([p for p, _, _ in pts], [o for _, o, _ in pts], "s--", ms=4, label=name)
-    ax.set_xlabel("predicted score (per category)")
-    ax.set_ylabel("observed frequency of the label")
-    ax.set_title(f"reliability: {r['name']}", fontsize=9)
-    ax.legend(fontsize=7)
+    curves = {"leave-one-source-out (all sources)": (r["reliability_loso"], "o-")}
+    curves |= {name: (reliability(s, y), "s--") for name, (s, y) in r["unseen_scores"].items()
+               if y is not None and y.sum() > 0 and len(s) > 500}
+    draw_reliability(axes[0], curves, f"reliability: {r['name']}")
     ax = axes[1]
     oos = r["_oos"]
     ax.hist(oos.reshape(-1), bins=50, log=True, color="#2b7bb9")
