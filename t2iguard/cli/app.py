@@ -448,8 +448,8 @@ def train_prompt_soup(
     a: Annotated[Path, typer.Argument(help="A prompt-classifier file (`t2iguard train prompt-classifier`).")],
     b: Annotated[Path, typer.Argument(help="Another, trained from the same seed (a shared start).")],
     share: Annotated[float, typer.Option(min=0.0, max=1.0, help="B's weight in the average.")] = 0.5,
-    out: Annotated[Path | None, typer.Option(help="Where the soup is written [default: the shipped file, "
-                                                   "export/weights/prompt_classifier.safetensors].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where the soup is written (default: the shipped file, "
+                                                   "export/weights/prompt_classifier.safetensors).")] = None,
 ) -> None:
     """Average two prompt classifiers' weights (a model soup: still one MiniLM pass per prompt), calibrate the
     soup on the corpus's validation split and write its thresholds into the bundled policy (a new policy
