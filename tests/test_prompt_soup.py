@@ -72,5 +72,12 @@ def test_soup_refuses_files_without_a_shared_start(tmp_path):
     _write_variant(b, seed="7")
     with pytest.raises(ValueError, match="seed"):
         soup_state(PROMPT_CLASSIFIER_CHECKPOINT, b, 0.5)
+    trimmed = tmp_path / "trimmed.safetensors"
+    with safe_open(str(PROMPT_CLASSIFIER_CHECKPOINT), "pt") as f:
+        meta = dict(f.metadata())
+    save_file({k: v for k, v in load_file(str(PROMPT_CLASSIFIER_CHECKPOINT)).items() if not k.startswith("head.")},
+              str(trimmed), metadata=meta)
+    with pytest.raises(ValueError, match="different weights"):
+        soup_state(PROMPT_CLASSIFIER_CHECKPOINT, trimmed, 0.5)
     with pytest.raises(ValueError, match="share"):
         soup_state(PROMPT_CLASSIFIER_CHECKPOINT, PROMPT_CLASSIFIER_CHECKPOINT, 1.5)

@@ -54,6 +54,8 @@ def soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor],
     if la is None or lb is None or la["target_modules"] != lb["target_modules"]:
         raise ValueError(f"{a} and {b} must both carry LoRA adapters on the same modules")
     sa, sb = (load_file(str(p)) for p in (a, b))
+    if sa.keys() != sb.keys():
+        raise ValueError(f"{a} and {b} hold different weights ({sorted(sa.keys() ^ sb.keys())[:3]}): no shared start")
     scale_a, scale_b = la["lora_alpha"] / la["r"], lb["lora_alpha"] / lb["r"]
     adapters, head = {}, {}
     for key, va in sa.items():

@@ -218,8 +218,8 @@ class ModelSpec:
 
 
 #: token lengths below the profile's seq_len that a screening batch is padded to: captions are 10-25 tokens, and a
-#: batch of 32 holding one 17-24 token caption pads to 24 rather than 32 (+9% prompts/s for the graph on the hot
-#: path's captions, deploy/perf/RESULTS.md)
+#: batch of 32 holding one 17-24 token caption pads to 24 rather than 32 (the graph on the hot path's captions:
+#: +9% prompts/s in a side test, +15% across the hot-path runs; deploy/perf/RESULTS.md)
 SEQ_BUCKETS = (16, 24, 32, 64)
 
 
