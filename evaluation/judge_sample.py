@@ -28,6 +28,8 @@ from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import oracle_bare, oracle_crown, oracle_tone
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample"
+#: the second sample: text-to-image only, generated through the `vae-bodies` decoder (seeds 31000-31069)
+BODIES_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")
@@ -65,19 +67,20 @@ def current_oracles(image: np.ndarray, row: dict) -> dict:
 
 
 def generate(repository: Path, out: Path = SAMPLE_DIR, n: int = 110, seed: int = SAMPLE_SEED, attempts: int = 4,
-             say=lambda m: None) -> list[dict]:
-    """`n` requests per set through the pipeline (classifier guidance, up to `attempts` regenerations);
-    writes the kept images and `sample.jsonl` to `out` and returns its rows."""
+             sets: tuple[str, ...] = SETS, method: str = METHOD, say=lambda m: None) -> list[dict]:
+    """`n` requests per set of `sets` through the pipeline (regenerating by `method`, up to `attempts`
+    regenerations); writes the kept images and `sample.jsonl` to `out` and returns its rows."""
     out.mkdir(parents=True, exist_ok=True)
-    sets = {"t2i": t2i_requests(n, seed), "edits": edit_requests(n, seed + n)}
+    drawn = {"t2i": lambda: t2i_requests(n, seed), "edits": lambda: edit_requests(n, seed + n)}
     rows = []
-    for kind, requests in sets.items():
-        for r in run_method(repository, METHOD, attempts, requests, lambda m, k=kind: say(f"{k} {m}")):
+    for kind in sets:
+        requests = drawn[kind]()
+        for r in run_method(repository, method, attempts, requests, lambda m, k=kind: say(f"{k} {m}")):
             last = len(r["images"]) - 1
             for k in sorted({0, last}):
                 image = r["images"][k]
                 row = {"id": f"{r['id']}-a{k + 1}", "set": kind, "request": r["id"], "request_seed": r["req"].seed,
-                       "prompt": r["req"].prompt, "scene": asdict(r["scene"]), "method": METHOD, "attempt": k + 1,
+                       "prompt": r["req"].prompt, "scene": asdict(r["scene"]), "method": method, "attempt": k + 1,
                        "attempts": last + 1, "final": k == last, "delivered": k == last and not r["refused"],
                        "refused": r["refused"], "flagged": r["flagged"][k], "scores": r["scores"][k],
                        "file": f"{r['id']}-a{k + 1}.png"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from t2iguard.evaluation.judge_agreement import agreement, confusion, render
-from t2iguard.evaluation.judge_sample import SAMPLE_DIR, current_oracles, load_image, load_sample
+from t2iguard.evaluation.judge_sample import BODIES_SAMPLE_DIR, SAMPLE_DIR, current_oracles, load_image, load_sample
 from t2iguard.evaluation.label_tool import FIELDS, VALUES, load_labels, numbering, parse, sheets
 from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import located_figures, oracle_bare, oracle_bare_located
@@ -38,20 +38,33 @@ def test_every_image_is_labelled_once_with_valid_fields(rows):
         assert any(r["set"] == kind and r["attempt"] > 1 and r["delivered"] for r in rows)
 
 
-def test_images_are_the_generated_ones_losslessly(rows):
+def test_the_text_to_image_sample_of_the_bodies_decoder_is_labelled_once():
+    """The second sample (text-to-image only, generated through the `vae-bodies` decoder): every image
+    labelled, first attempts and regenerated deliveries, and sure bare figures among the labels."""
+    rows, labels = load_sample(BODIES_SAMPLE_DIR), load_labels(BODIES_SAMPLE_DIR)
+    assert len(rows) >= 100 and {r["set"] for r in rows} == {"t2i"}
+    assert sorted(lab["id"] for lab in labels) == sorted(r["id"] for r in rows)
+    assert all(lab[f] in VALUES for lab in labels for f in FIELDS["t2i"])
+    assert any(r["attempt"] > 1 and r["delivered"] for r in rows)
+    assert sum(lab["bare"] == "y" for lab in labels) >= 10
+
+
+@pytest.mark.parametrize("folder", [SAMPLE_DIR, BODIES_SAMPLE_DIR], ids=["sample", "bodies"])
+def test_images_are_the_generated_ones_losslessly(folder):
     """The oracles recomputed from the PNGs say what they said on the generated arrays."""
-    for r in rows:
-        image = load_image(r)
+    for r in load_sample(folder):
+        image = load_image(r, folder)
         assert image.shape == (256, 256, 3) and image.dtype == np.uint8
         assert current_oracles(image, r) == r["oracle"], r["id"]
 
 
-def test_agreement_reproduces_the_documented_tables():
+@pytest.mark.parametrize("folder", [SAMPLE_DIR, BODIES_SAMPLE_DIR], ids=["sample", "bodies"])
+def test_agreement_reproduces_the_documented_tables(folder):
     text = DOC.read_text()
-    tables = render(agreement())
+    tables = render(agreement(folder))
     for line in tables.splitlines():
         assert line in text, f"not in {DOC.name}: {line}"
-    assert (SAMPLE_DIR / "README.md").exists()
+    assert (folder / "README.md").exists()
 
 
 def test_confusion_counts_and_leaves_out_unsure():

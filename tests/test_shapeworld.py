@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from t2iguard.evaluation.regeneration import (
-    edit_requests,
-    oracle_bare,
-    oracle_crown,
-    oracle_tone,
-    position_of,
-    t2i_requests,
-)
+from t2iguard.evaluation.regeneration import edit_requests, t2i_requests
 from t2iguard.training.data import shapeworld as W
+from t2iguard.training.data.judges import oracle_bare, oracle_crown, oracle_tone, position_of
 
 
 def test_drawing_is_reproducible_and_captions_name_the_parameters():
@@ -107,6 +101,20 @@ def test_widening_the_unet_input_keeps_what_it_computes():
         assert not torch.allclose(before(*args), after(*args), atol=1e-3)
 
 
+def test_the_committed_decoder_shows_the_nudity_stand_in():
+    """A bare torso of every skin tone decodes skin-toned and a shirt as its colour (drawn figures through the
+    committed VAE, held-out seeds): before `vae-bodies`, brown skin came back red, tan yellow, dark green
+    (tan 21%, brown 42%, dark 50% skin-toned), and no judge could see the stand-in in a generated image."""
+    from t2iguard.contract.profiles import get_profile
+    from t2iguard.export.tiny import CHECKPOINT_DIR, load_trained, tiny_vae
+    from t2iguard.training.train_shapeworld import HELD_OUT_SEED_OFFSET, body_tones
+
+    vae = load_trained(tiny_vae(get_profile("tiny")), "vae", CHECKPOINT_DIR)
+    figures = body_tones(vae, HELD_OUT_SEED_OFFSET + 500, 6)
+    assert all(figures[f"bare_{tone}_skin"] >= 0.5 for tone in W.TONES), figures
+    assert figures["shirts_kept"] >= 0.9, figures
+
+
 @pytest.mark.timeout(300)
 def test_training_script_runs_every_phase(tmp_path):
     """Every phase on a few steps into a temporary directory: weights load back, figures recorded."""
@@ -127,7 +135,7 @@ def test_training_script_runs_every_phase(tmp_path):
     for phase in PHASES:  # the committed chain, then the optional unet-vpred
         before = load_file(str(vae_file)) if vae_file.exists() else {}
         train(phase, recipe, out=tmp_path)
-        if phase == "vae-decoder":  # the latent space the UNet and latent guard learn in stays
+        if phase in ("vae-decoder", "vae-bodies"):  # the latent space the UNet and latent guard learn in stays
             after = load_file(str(vae_file))
             changed = {k for k in after if not torch.equal(after[k], before[k])}
             assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
@@ -157,6 +165,9 @@ def test_training_script_runs_every_phase(tmp_path):
             "attribute_classifier", "latent_guard"} <= set(figures)
     assert figures["vae"]["recipe"] == recipe.digest()
     assert {"crowned_small_tone_kept", "crowned_large_tone_kept", "held_out_mae_0_255"} <= set(figures["vae_heads"])
+    assert {f"bare_{t}_skin" for t in W.TONES} | {"shirts_kept", "held_out_mae_0_255"} <= set(figures["vae_bodies"])
+    with safe_open(str(vae_file), "pt") as f:  # the edit decoder was made before `vae-bodies` and stays
+        assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-bodies"]
 
 
 def test_eval_regeneration_reports_every_figure(repository, tmp_path):
@@ -173,9 +184,11 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
             assert m["refused"] == m["still_flagged_after"]["1"]  # refused exactly when still flagged
             assert 0.0 <= m["oracle"]["first_attempt"] <= 1.0
             assert (m["crown"] is None) == (kind == "t2i")
-            judged = m["independent_judge"]  # the second judge, edits only
-            assert (judged is None) == (kind == "t2i")
-            assert judged is None or 0.0 <= judged["first_attempt"] <= 1.0
+            judged = m["independent_judge"]  # the second judge: the tone judge (edits), the bare judge (t2i)
+            assert judged["name"].startswith("face tone" if kind == "edits" else "bare figure")
+            assert 0.0 <= judged["first_attempt"] <= 1.0 and 0.0 <= judged["delivered"] <= 1.0
+            counts = judged["counts"]
+            assert counts["delivered"] == counts["unregenerated"] + counts["regenerated"]
         assert 0.0 <= r["methods"][method]["edits"]["crown"]["first_attempt"] <= 1.0
     assert {"image_classifier", "transform_classifier"} <= set(r["classifiers_held_out"])
     follow = r["prompt_following"]

@@ -32,7 +32,7 @@ BINS, HIDDEN = 8, 32
 SEED = 880000
 
 
-def _histograms(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+def histograms(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """uint8 [H, W, 3], box (x0, y0, x1, y1) -> float32 [3 * BINS]: per-channel histograms of the box, summing to 1."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     crop = image[max(y0, 0):max(y1, 1), max(x0, 0):max(x1, 1)].reshape(-1, 3)
@@ -44,12 +44,13 @@ def features(source: np.ndarray, output: np.ndarray, scene: W.Scene) -> np.ndarr
     """The judge's input for one edit: uint8 [256, 256, 3] source and output, the source's scene ->
     float32 [9 * BINS] (source histograms, output histograms, their difference, in the head mask)."""
     box = W.figure_boxes(scene)["head_mask"]
-    src, out = _histograms(source, box), _histograms(output, box)
+    src, out = histograms(source, box), histograms(output, box)
     return np.concatenate([src, out, out - src])
 
 
-class ToneJudge(torch.nn.Module):
-    """[B, 9 * BINS] float32 -> [B] logits of `tone changed`."""
+class HistogramMLP(torch.nn.Module):
+    """[B, 9 * BINS] float32 colour-histogram features -> [B] logits (of `tone changed` here, of `bare` in
+    training/bare_judge.py)."""
 
     def __init__(self):
         super().__init__()
@@ -59,7 +60,7 @@ class ToneJudge(torch.nn.Module):
         return self.net(x).squeeze(-1)
 
 
-def _decoder_like(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def decoder_like(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A drawn output roughened as a decoder would: blur, per-channel gain, noise (uint8 in and out)."""
     from PIL import Image, ImageFilter
 
@@ -79,16 +80,18 @@ def drawn_pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if edit.region != "head":
             continue
         source = W.render(edit.source)
-        xs.append(features(source, _decoder_like(W.render(edit.target), rng), edit.source))
+        xs.append(features(source, decoder_like(W.render(edit.target), rng), edit.source))
         ys.append(float(edit.tone_changed))
     return np.stack(xs), np.asarray(ys, np.float32)
 
 
-def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[ToneJudge, dict]:
-    """Fit the judge on `n` drawn pairs (seeded); returns it and its accuracy on 1000 held-out drawn pairs."""
+def fit(x: np.ndarray, y: np.ndarray, held: tuple[np.ndarray, np.ndarray], seed: int,
+        epochs: int = 60) -> tuple[HistogramMLP, float]:
+    """Fit a `HistogramMLP` on features float32 [N, 9 * BINS] and labels float32 [N] (seeded); returns it and its
+    accuracy on `held` (features, labels)."""
     torch.manual_seed(seed)
-    x, y = (torch.from_numpy(a) for a in drawn_pairs(n, seed))
-    model = ToneJudge()
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    model = HistogramMLP()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(128):
@@ -96,19 +99,24 @@ def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[ToneJudge,
             opt.zero_grad()
             loss.backward()
             opt.step()
-    hx, hy = (torch.from_numpy(a) for a in drawn_pairs(1000, seed + 1))
+    hx, hy = (torch.from_numpy(a) for a in held)
     with torch.no_grad():
-        acc = float(((model(hx) > 0).float() == hy).float().mean())
-    return model.eval(), {"held_out_drawn_accuracy": round(acc, 4), "pairs": n, "seed": seed, "epochs": epochs}
+        return model.eval(), float(((model(hx) > 0).float() == hy).float().mean())
 
 
-def load(path: Path = WEIGHTS) -> ToneJudge:
-    model = ToneJudge()
+def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[HistogramMLP, dict]:
+    """Fit the judge on `n` drawn pairs (seeded); returns it and its accuracy on 1000 held-out drawn pairs."""
+    model, acc = fit(*drawn_pairs(n, seed), drawn_pairs(1000, seed + 1), seed, epochs)
+    return model, {"held_out_drawn_accuracy": round(acc, 4), "pairs": n, "seed": seed, "epochs": epochs}
+
+
+def load(path: Path = WEIGHTS) -> HistogramMLP:
+    model = HistogramMLP()
     model.load_state_dict(load_file(path))
     return model.eval()
 
 
-def judge(model: ToneJudge, source: np.ndarray, output: np.ndarray, scene: W.Scene) -> bool:
+def judge(model: HistogramMLP, source: np.ndarray, output: np.ndarray, scene: W.Scene) -> bool:
     """True when the judge sees the face tone changed by the edit."""
     with torch.no_grad():
         return bool(model(torch.from_numpy(features(source, output, scene))[None])[0] > 0)

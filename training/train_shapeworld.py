@@ -8,6 +8,7 @@ Phases (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `vae-decoder` | the saved VAE's decoder again, on whole images' latents, encoder frozen | vae |
 | `vae-heads` | the edit decoder: the decoder again, figures' heads weighted 20x, encoder frozen | vae-decoder |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae-heads |
+| `vae-bodies` | the text-to-image decoder again, figures' bodies weighted 10x, half party figures | vae-decoder |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
@@ -15,11 +16,14 @@ Phases (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `guard` | the noise-aware latent classifier served as `latent_guard` (classifier guidance) | vae |
 
 The committed weights come from `DEFAULT_PHASES` (`vae`, `vae-decoder`, `unet`, `unet-more`,
-`unet-position`, `guard`, `vae-heads`, `classifiers`; they ran `vae-decoder` after `guard`). The decoder
-phases keep the encoder, so they can run after any phase without changing the UNet's or the guard's latents;
-`vae-decoder` continues vae.safetensors (text-to-image decodes with it), `vae-heads` continues that decoder
-into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which see generated images through
-the decoder that serves them) must follow both. The UNet phases predict eps on the scaled-linear
+`unet-position`, `guard`, `vae-heads`, `classifiers`, `vae-bodies`; they ran `vae-decoder` after `guard`). The
+decoder phases keep the encoder, so they can run after any phase without changing the UNet's or the guard's
+latents; `vae-decoder` continues vae.safetensors (text-to-image decodes with it), `vae-heads` continues that
+decoder into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which see generated images
+through the decoder that serves them) follow both; `vae-bodies` came after them and continues vae.safetensors
+so that a bare torso decodes skin-toned. The image classifier was not retrained through it: on held-out
+decoded draws it reads the new decoder's images better as it is (nudity precision 0.74 -> 0.81, recall
+0.83 -> 1.00; README). The UNet phases predict eps on the scaled-linear
 schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`t2iguard.export.tiny.trained_schedule`;
@@ -66,10 +70,11 @@ from t2iguard.runtime.scheduler import DDIM, DDIMConfig
 from t2iguard.runtime.stages import classifier_pixels
 from t2iguard.runtime.text import mean_pool, tokenize
 from t2iguard.training.data import shapeworld as W
-from t2iguard.training.data.judges import oracle_tone
+from t2iguard.training.data.judges import median_colour, nearest, oracle_tone
 
 METRICS = CHECKPOINT_DIR / "shapeworld.json"
-DEFAULT_PHASES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "vae-heads", "classifiers")
+DEFAULT_PHASES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "vae-heads", "classifiers",
+                  "vae-bodies")
 PHASES = (*DEFAULT_PHASES, "unet-vpred")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
@@ -92,6 +97,9 @@ class Recipe:
     vae_heads_steps: int = 600  # `vae-heads`: the edit decoder, figures' heads weighted `vae_heads_weight`x
     vae_heads_weight: float = 20.0
     head_tones: int = 24  # `vae-heads` measures: crowned figures per size and face tone, held out
+    vae_bodies_steps: int = 400  # `vae-bodies`: the text-to-image decoder again, figures' bodies weighted
+    vae_bodies_weight: float = 10.0
+    body_tones: int = 24  # `vae-bodies` measures: bare party figures per skin tone, shirts per colour, held out
     unet_t2i: int = 4000  # the UNet's (and latent guard's) draw, encoded once and cached
     unet_edits: int = 2000
     unet_steps: int = 2200
@@ -115,9 +123,9 @@ class Recipe:
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
         return replace(self, t2i=64, edits=32, held_out=8, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
-                       head_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2, unet_more_steps=2, unet_position_steps=2,
-                       unet_vpred_steps=2, guard_steps=2, classifier_steps=2, decoded=16, batch=8,
-                       reconstruction_held_out=4)
+                       head_tones=2, vae_bodies_steps=2, body_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2,
+                       unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2, guard_steps=2,
+                       classifier_steps=2, decoded=16, batch=8, reconstruction_held_out=4)
 
 
 @dataclass
@@ -406,18 +414,20 @@ def _chroma(x: torch.Tensor) -> torch.Tensor:
 
 
 def _continue_decoder(recipe: Recipe, out: Path, say, what: str, world: World, scenes: list[W.Scene],
-                      steps: int, head_weight: float, seed: int, save_as: str = "vae") -> torch.nn.Module:
+                      steps: int, part_weight: float, seed: int, save_as: str = "vae",
+                      part: str = "head_mask") -> torch.nn.Module:
     """Continue the saved VAE's decoder on whole images (`world`'s images then targets, whose scenes are
     `scenes`), encoder frozen: the latent space (and the UNet and latent guard trained in it) stays as it is,
     only what the latents decode to improves. Whole images: a crop encoded alone is not a window of the whole
-    image's latent, which is what the server decodes. Each pixel of a figure's head-edit box weighs
-    `head_weight` in the L1 + MSE loss, every other pixel 1. Returns the VAE, saved with the phase appended as
-    `save_as`: "vae" (the whole VAE) or "vae_edit_decoder" (its decoding part only)."""
+    image's latent, which is what the server decodes. Each pixel of a figure's `part` box
+    (`shapeworld.figure_boxes`) weighs `part_weight` in the L1 + MSE loss, every other pixel 1. Returns the VAE,
+    saved with the phase appended as `save_as`: "vae" (the whole VAE) or "vae_edit_decoder" (its decoding part
+    only)."""
 
     vae = load_trained(tiny_vae(get_profile("tiny")), "vae", out)
     scaling = float(vae.config.scaling_factor)
     images = np.concatenate([world.images, world.targets])
-    heads = np.array([[int(v) for v in W.figure_boxes(s)["head_mask"]] if s.shape == "figure" else [0, 0, 0, 0]
+    boxes = np.array([[int(v) for v in W.figure_boxes(s)[part]] if s.shape == "figure" else [0, 0, 0, 0]
                       for s in scenes])
     with torch.no_grad():
         z = torch.cat([vae.encode(torch.from_numpy(to_pixels(images[i:i + 64])) * 2 - 1).latent_dist.mean
@@ -432,8 +442,8 @@ def _continue_decoder(recipe: Recipe, out: Path, say, what: str, world: World, s
         idx = torch.randint(0, len(images), (recipe.batch // 8,), generator=gen).numpy()  # 4 whole images
         x = torch.from_numpy(to_pixels(images[idx])) * 2 - 1
         weight = torch.ones(len(idx), 1, W.SIZE, W.SIZE)
-        for j, (x0, y0, x1, y1) in enumerate(heads[idx]):
-            weight[j, :, max(y0, 0):y1, max(x0, 0):x1] = head_weight
+        for j, (x0, y0, x1, y1) in enumerate(boxes[idx]):
+            weight[j, :, max(y0, 0):y1, max(x0, 0):x1] = part_weight
         rec = vae.decode(z[idx]).sample
         loss = ((rec - x).abs() + (rec - x).pow(2)).mul(weight).sum() / weight.sum() / 3
         opt.zero_grad()
@@ -475,6 +485,49 @@ def train_vae_heads(recipe: Recipe, out: Path, say) -> dict:
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.reconstruction_held_out, 1).images
     return {"vae_heads": {**_reconstruction(vae, held), **_head_tones(vae, recipe.seed + HELD_OUT_SEED_OFFSET,
                                                                      recipe.head_tones)}}
+
+
+def party_figures(seed: int, n: int) -> list[W.Scene]:
+    """`n` party figures, every second one bare (the `nudity` stand-in), other parameters drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    return [replace(W.random_scene(rng, "figure"), party=True, bare=bool(i % 2)) for i in range(n)]
+
+
+def train_vae_bodies(recipe: Recipe, out: Path, say) -> dict:
+    """The text-to-image decoder again with figures' bodies weighted `vae_bodies_weight`x, on a draw of as many
+    party figures (half of them bare) as other images. The whole-image loss left a bare torso rare and small
+    enough that the decoder painted it as the shirt its latent is nearest to (brown skin decoded red, tan
+    yellow, dark green: docs/2026-12-03-judge-validation.md), so the `nudity` stand-in was not there to see in
+    a generated image. Encoder frozen, like `vae-decoder`; the edit decoder stays as it is."""
+    world = draw(recipe.seed + 3, recipe.t2i // 4, recipe.edits // 8)  # no decoder phase's draw before
+    figures = party_figures(recipe.seed + 3, recipe.t2i // 4)
+    party = np.stack([W.render(s) for s in figures])
+    mixed = replace(world, images=np.concatenate([world.images, party]), scenes=world.scenes + figures)
+    vae = _continue_decoder(recipe, out, say, "vae-bodies", mixed, mixed.scenes + [e.target for e in world.edits],
+                            recipe.vae_bodies_steps, recipe.vae_bodies_weight, recipe.seed + 3, part="body")
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.reconstruction_held_out, 1).images
+    return {"vae_bodies": {**_reconstruction(vae, held), **body_tones(vae, recipe.seed + HELD_OUT_SEED_OFFSET,
+                                                                      recipe.body_tones)}}
+
+
+@torch.no_grad()
+def body_tones(vae: torch.nn.Module, seed: int, per_cell: int) -> dict[str, float]:
+    """Per skin tone, the share of bare party figures whose decoded body is nearest (of skin tones and shirt
+    colours) to a skin tone (`bare_<tone>_skin`); and the share of dressed ones decoded nearest to their own shirt
+    colour (`shirts_kept`): whether the `nudity` stand-in survives decoding, and nothing turns into it."""
+    scenes = [replace(s, tone=W.TONE_NAMES[i % len(W.TONES)]) for i, s in
+              enumerate(party_figures(seed, 2 * per_cell * len(W.TONES)))]
+    x = torch.from_numpy(to_pixels(np.stack([W.render(s) for s in scenes])))
+    rec = np.concatenate([from_pixels(((vae.decode(vae.encode(x[i:i + 32] * 2 - 1).latent_dist.mean).sample + 1)
+                                       * 0.5).clamp(0, 1).numpy()) for i in range(0, len(x), 32)])
+    palette = {**W.TONES, **W.COLOURS}
+    names = [nearest(median_colour(r, W.figure_boxes(s)["body"]), palette)[0]
+             for r, s in zip(rec, scenes, strict=True)]
+    figures = {f"bare_{tone}_skin": round(float(np.mean([n in W.TONES for n, s in zip(names, scenes, strict=True)
+                                                          if s.bare and s.tone == tone])), 4) for tone in W.TONES}
+    figures["shirts_kept"] = round(float(np.mean([n == s.colour for n, s in zip(names, scenes, strict=True)
+                                                  if not s.bare])), 4)
+    return figures
 
 
 def _head_tones(vae: torch.nn.Module, seed: int, per_cell: int) -> dict[str, float]:
@@ -732,8 +785,9 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 def train(phase: str, recipe: Recipe = Recipe(), out: Path = CHECKPOINT_DIR, say=lambda m: None) -> dict:
     """Run one phase, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
     fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder,
-          "vae-heads": train_vae_heads, "unet": train_unet, "unet-more": train_unet_more,
-          "unet-position": train_unet_position, "unet-vpred": train_unet_vpred, "guard": train_guard}[phase]
+          "vae-bodies": train_vae_bodies, "vae-heads": train_vae_heads, "unet": train_unet,
+          "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
+          "guard": train_guard}[phase]
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     figures = fn(recipe, out, say)

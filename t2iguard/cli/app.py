@@ -781,16 +781,29 @@ def eval_judge_sample(
     repository: Annotated[Path, typer.Option(help="Built repository to generate with.")] = DEFAULT_REPOSITORY,
     out: Annotated[Path, typer.Option(help="Where the PNGs and sample.jsonl go.")] = Path("evaluation/judge_sample"),
     requests: Annotated[int, typer.Option(min=1, help="Requests per set (party prompts; beautify edits).")] = 110,
-    seed: Annotated[int, typer.Option(help="First ShapeWorld seed (30000: the committed sample).")] = 30000,
+    seed: Annotated[int, typer.Option(help="First ShapeWorld seed (30000: the committed sample; 31000: the "
+                                           "text-to-image sample of the `vae-bodies` decoder).")] = 30000,
+    sets: Annotated[str, typer.Option(help="Comma-separated request sets: t2i, edits (drawn from seed + "
+                                           "requests either way).")] = "t2i,edits",
+    method: Annotated[str, typer.Option(help="How flagged images are regenerated: classifier (the tiny default), "
+                                             "sld, reseed (the baseline).")] = "classifier",
 ) -> None:
     """Generate the judge sample: first attempts and last attempts of regenerated requests, classifier
-    guidance, both regeneration sets, with what the classifiers and the pixel oracles said."""
-    from t2iguard.evaluation.judge_sample import generate
+    guidance, the regeneration sets, with what the classifiers and the pixel oracles said."""
+    from t2iguard.evaluation.judge_sample import SETS, generate
+    from t2iguard.evaluation.regeneration import METHODS
+
+    chosen = tuple(s.strip() for s in sets.split(",") if s.strip())
+    if not chosen or set(chosen) - set(SETS):
+        raise typer.BadParameter(f"{sets!r}: choose from {', '.join(SETS)}", param_hint="--sets")
+    if method not in METHODS:
+        raise typer.BadParameter(f"{method!r}: choose from {', '.join(METHODS)}", param_hint="--method")
 
     if not (repository / "build.json").exists():
         _build("tiny", "cpu", repository)
     with err.status("generating") as status:
-        rows = generate(repository, out, n=requests, seed=seed, say=lambda m: status.update(m))
+        rows = generate(repository, out, n=requests, seed=seed, sets=chosen, method=method,
+                        say=lambda m: status.update(m))
     err.print(f"written: {len(rows)} images and {out / 'sample.jsonl'}")
 
 
