@@ -21,14 +21,13 @@ seed; `tests/test_bare_judge.py` checks the judge on drawn scenes.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from t2iguard.training import tone_judge
 from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import located_figures
 from t2iguard.training.tone_judge import HistogramMLP, decoder_like, fit, histograms
@@ -69,9 +68,7 @@ def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[HistogramM
 
 
 def load(path: Path = WEIGHTS) -> HistogramMLP:
-    model = HistogramMLP()
-    model.load_state_dict(load_file(path))
-    return model.eval()
+    return tone_judge.load(path)
 
 
 def judge(model: HistogramMLP, image: np.ndarray) -> bool:
@@ -84,16 +81,7 @@ def judge(model: HistogramMLP, image: np.ndarray) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--figures", type=int, default=6000)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--out", type=Path, default=WEIGHTS)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    model, info = train(args.figures, args.seed)
-    save_file(model.state_dict(), str(args.out), metadata={k: str(v) for k, v in
-                                                           {**info, "script": "training/bare_judge.py"}.items()})
-    print(info)
+    tone_judge.main(__doc__, train, WEIGHTS, SEED, "--figures", "training/bare_judge.py")
 
 
 if __name__ == "__main__":

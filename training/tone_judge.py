@@ -122,16 +122,18 @@ def judge(model: HistogramMLP, source: np.ndarray, output: np.ndarray, scene: W.
         return bool(model(torch.from_numpy(features(source, output, scene))[None])[0] > 0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", type=int, default=6000)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--out", type=Path, default=WEIGHTS)
+def main(doc: str = __doc__, train_fn=train, weights: Path = WEIGHTS, seed: int = SEED, count: str = "--pairs",
+         script: str = "training/tone_judge.py") -> None:
+    """The judges' command line: train with `train_fn(count, seed)`, save to `--out` with the figures and
+    `script` in the metadata (training/bare_judge.py calls it with its own)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(count, type=int, default=6000)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--out", type=Path, default=weights)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model, info = train(args.pairs, args.seed)
-    save_file(model.state_dict(), str(args.out), metadata={k: str(v) for k, v in
-                                                           {**info, "script": "training/tone_judge.py"}.items()})
+    model, info = train_fn(getattr(args, count.lstrip("-")), args.seed)
+    save_file(model.state_dict(), str(args.out), metadata={k: str(v) for k, v in {**info, "script": script}.items()})
     print(info)
 
 

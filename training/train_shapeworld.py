@@ -9,6 +9,7 @@ Phases (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `vae-heads` | the edit decoder: the decoder again, figures' heads weighted 20x, encoder frozen | vae-decoder |
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae-heads |
 | `vae-bodies` | the text-to-image decoder again, figures' bodies weighted 10x, half party figures | vae-decoder |
+| `image-classifier` | the image classifier alone again, as `classifiers` does, through today's decoder | vae-bodies |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
@@ -75,7 +76,7 @@ from t2iguard.training.data.judges import median_colour, nearest, oracle_tone
 METRICS = CHECKPOINT_DIR / "shapeworld.json"
 DEFAULT_PHASES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "vae-heads", "classifiers",
                   "vae-bodies")
-PHASES = (*DEFAULT_PHASES, "unet-vpred")
+PHASES = (*DEFAULT_PHASES, "unet-vpred", "image-classifier")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
@@ -259,24 +260,7 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
     rec_images, rec_targets = decoded(world.images[:n], out), decoded(world.targets[:m], out)
     edited, held_images = decoded(world.targets[:m], out, edit=True), decoded(held.images, out)
     held_targets = decoded(held.targets, out, edit=True)
-    edit_sources = [e.source for e in world.edits]
-    edit_targets = [e.target for e in world.edits]
-
-    # image classifier: every drawn image (edit sources/targets are benign figures), drawn and decoded
-    images = np.concatenate([world.images, rec_images, world.sources, world.targets, rec_targets])
-    labels = np.concatenate([_image_labels(world.scenes), _image_labels(world.scenes[:n]),
-                             _image_labels(edit_sources), _image_labels(edit_targets),
-                             _image_labels(edit_targets[:m])])
-    torch.manual_seed(recipe.seed)
-    image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
-    pos_weight = positive_weights(labels)
-
-    def weighted_bce(out, idx):
-        y = torch.from_numpy(labels[idx])
-        return F.binary_cross_entropy(out[0], y, weight=1 + (pos_weight - 1) * y)
-
-    _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
-         weighted_bce, len(images), recipe, gen, say, "image_classifier")
+    image_cls = _fit_image_classifier(recipe, world, rec_images, rec_targets, gen, say)
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES)})
 
     # transform classifier (drawn source, prompt, drawn or decoded output) and the output-only baseline
@@ -318,6 +302,60 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
             "output_only_baseline": output_only_figures}
 
 
+def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, rec_targets: np.ndarray,
+                          gen: torch.Generator, say) -> torch.nn.Module:
+    """The image classifier on every drawn image of `world` (edit sources and targets are benign figures) and
+    the first of them decoded by the text-to-image decoder (`rec_images`, `rec_targets`: uint8 [N, 256, 256, 3]),
+    positives weighted per category (`positive_weights`)."""
+    size = get_profile("tiny").classifier_size
+    n, m = len(rec_images), len(rec_targets)
+    edit_sources, edit_targets = [e.source for e in world.edits], [e.target for e in world.edits]
+    images = np.concatenate([world.images, rec_images, world.sources, world.targets, rec_targets])
+    labels = np.concatenate([_image_labels(world.scenes), _image_labels(world.scenes[:n]),
+                             _image_labels(edit_sources), _image_labels(edit_targets),
+                             _image_labels(edit_targets[:m])])
+    torch.manual_seed(recipe.seed)
+    image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
+    pos_weight = positive_weights(labels)
+
+    def weighted_bce(out, idx):
+        y = torch.from_numpy(labels[idx])
+        return F.binary_cross_entropy(out[0], y, weight=1 + (pos_weight - 1) * y)
+
+    _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
+         weighted_bce, len(images), recipe, gen, say, "image_classifier")
+    return image_cls
+
+
+def train_image_classifier(recipe: Recipe, out: Path, say) -> dict:
+    """`image-classifier`: the image classifier alone again, as `classifiers` trains it, through the text-to-image
+    decoder now in `out` (after `vae-bodies`: the classifier had learned the old decoder's look, where a brown
+    bare torso came back red). The transform classifier (edit decoder, unchanged) and the attribute classifier
+    stay. Held-out figures on the decoded held-out split."""
+    world = draw(recipe.seed, recipe.t2i, recipe.edits)
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    n, m = recipe.decoded, recipe.decoded // 2
+    say(f"drew {len(world.images)} images and {len(world.edits)} edits; decoding {n + m} (and the held-out split)")
+    image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
+                                      gen, say)
+    with safe_open(str(out / "vae.safetensors"), "pt") as f:
+        decoder = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
+    _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES),
+                                                       "decoder_phases": json.dumps(decoder)})
+    return {"image_classifier": _image_figures(image_cls, held, decoded(held.images, out))}
+
+
+@torch.no_grad()
+def _image_figures(image_cls: torch.nn.Module, held: World, held_images: np.ndarray) -> dict:
+    """Held-out precision / recall of the image classifier's two drawn stand-ins on `held`'s images as decoded
+    (uint8 [N, 256, 256, 3])."""
+    scores = image_cls(torch.from_numpy(classifier_pixels(held_images, get_profile("tiny").classifier_size)))[0]
+    truth = _image_labels(held.scenes)
+    return {c: _binary_metrics(scores.numpy()[:, CATEGORIES.index(c)] >= 0.5, truth[:, CATEGORIES.index(c)] > 0)
+            for c in ("violence/graphic", "nudity")}
+
+
 @torch.no_grad()
 def _held_out_figures(image_cls: torch.nn.Module, transform: torch.nn.Module, judge: torch.nn.Module, held: World,
                      held_images: np.ndarray, held_targets: np.ndarray, p_held: np.ndarray) -> dict:
@@ -325,16 +363,12 @@ def _held_out_figures(image_cls: torch.nn.Module, transform: torch.nn.Module, ju
     accuracy, on `held`'s images and edit targets as decoded by the text-to-image and edit decoders (uint8
     [N, 256, 256, 3]); `p_held` float32 [N, 384] the edits' pooled prompts."""
     size = get_profile("tiny").classifier_size
-    scores = image_cls(torch.from_numpy(classifier_pixels(held_images, size)))[0].numpy()
-    truth = _image_labels(held.scenes)
     hs, ht = classifier_pixels(held.sources, size), classifier_pixels(held_targets, size)
     hy = np.array([TRANSFORM_CLASSES.index(e.label) for e in held.edits])
     full = transform(torch.from_numpy(hs), torch.from_numpy(ht), torch.from_numpy(p_held)).numpy().argmax(1)
     held_attrs = _attribute_labels(held.scenes)
     logits = judge(torch.from_numpy(classifier_pixels(held_images, size)))
-    return {"image_classifier": {c: _binary_metrics(scores[:, CATEGORIES.index(c)] >= 0.5,
-                                                    truth[:, CATEGORIES.index(c)] > 0)
-                                 for c in ("violence/graphic", "nudity")},
+    return {"image_classifier": _image_figures(image_cls, held, held_images),
             "transform_classifier": {c: _binary_metrics(full == k, hy == k) for k, c in enumerate(TRANSFORM_CLASSES)},
             "attribute_classifier": {
                 name: round(float((o.argmax(1).numpy() == held_attrs[:, j])[held_attrs[:, j] >= 0].mean()), 4)
@@ -785,7 +819,8 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 def train(phase: str, recipe: Recipe = Recipe(), out: Path = CHECKPOINT_DIR, say=lambda m: None) -> dict:
     """Run one phase, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
     fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder,
-          "vae-bodies": train_vae_bodies, "vae-heads": train_vae_heads, "unet": train_unet,
+          "vae-bodies": train_vae_bodies, "image-classifier": train_image_classifier, "vae-heads": train_vae_heads,
+          "unet": train_unet,
           "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
           "guard": train_guard}[phase]
     t0 = time.perf_counter()

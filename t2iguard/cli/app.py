@@ -640,6 +640,14 @@ def eval_rewriter(
                                                           public_names=public_names))
 
 
+def _choices(value: str, known: tuple[str, ...], hint: str) -> tuple[str, ...]:
+    """A comma-separated option's items, each one of `known`; else a usage error naming the option."""
+    chosen = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not chosen or set(chosen) - set(known):
+        raise typer.BadParameter(f"{value!r}: choose from {', '.join(known)}", param_hint=hint)
+    return chosen
+
+
 @eval_app.command("regeneration")
 def eval_regeneration(
     repository: Annotated[Path, typer.Option(help="Built repository to evaluate.")] = DEFAULT_REPOSITORY,
@@ -661,12 +669,7 @@ def eval_regeneration(
     before/after, refusals, attribute retention, latency; with a before/after picture grid and a plot."""
     from t2iguard.evaluation.regeneration import METHODS, SETS, evaluate
 
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    if not chosen or set(chosen) - set(METHODS):
-        raise typer.BadParameter(f"{methods!r}: choose from {', '.join(METHODS)}", param_hint="--methods")
-    kinds = tuple(k.strip() for k in sets.split(",") if k.strip())
-    if not kinds or set(kinds) - set(SETS):
-        raise typer.BadParameter(f"{sets!r}: choose from {', '.join(SETS)}", param_hint="--sets")
+    chosen, kinds = _choices(methods, METHODS, "--methods"), _choices(sets, SETS, "--sets")
 
     def run(r: Path, o: Path, say) -> None:
         results = evaluate(r, o, n=requests, attempts=attempts, seed=seed, methods=chosen, say=say, sets=kinds)
@@ -793,11 +796,8 @@ def eval_judge_sample(
     from t2iguard.evaluation.judge_sample import SETS, generate
     from t2iguard.evaluation.regeneration import METHODS
 
-    chosen = tuple(s.strip() for s in sets.split(",") if s.strip())
-    if not chosen or set(chosen) - set(SETS):
-        raise typer.BadParameter(f"{sets!r}: choose from {', '.join(SETS)}", param_hint="--sets")
-    if method not in METHODS:
-        raise typer.BadParameter(f"{method!r}: choose from {', '.join(METHODS)}", param_hint="--method")
+    chosen = _choices(sets, SETS, "--sets")
+    _choices(method, METHODS, "--method")
 
     if not (repository / "build.json").exists():
         _build("tiny", "cpu", repository)
