@@ -11,16 +11,20 @@ Independent of the served image classifier by construction:
 - **where it looks**: it finds the figures in the image itself (`judges.located_figures`, by their trousers),
   never in the layout the prompt asked for (the UNet places figures where its noise puts them);
 - **inputs**: colour statistics, not pixels: per located figure, per-channel 8-bin histograms of its body box
-  and of its head box (a head is always skin) and their difference;
-- **architecture**: the two-layer MLP of `training/tone_judge.py` on those 72 numbers (the image classifier
+  and the distances of the body's median colour to every skin tone and shirt colour (the body alone: the first
+  version also compared the body with the head, which the UNet often paints the shirt's colour);
+- **architecture**: the two-layer MLP of `training/tone_judge.py` on those 35 numbers (the image classifier
   is a CNN tower on the whole image);
-- **augmentation**: what a decoder does to a drawn image (`tone_judge.decoder_like`: blur, channel gains, noise).
+- **augmentation**: what the tiny UNet does to a figure (`unet_like`: another palette colour mottled in at the
+  latent cell's scale, sometimes a head painted another colour), then what a decoder does
+  (`tone_judge.decoder_like`: blur, channel gains, noise).
 An image is judged bare when any figure found in it is. The weights are committed with this script and its
 seed; `tests/test_bare_judge.py` checks the judge on drawn scenes.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,36 +33,65 @@ import torch
 
 from t2iguard.training import tone_judge
 from t2iguard.training.data import shapeworld as W
-from t2iguard.training.data.judges import located_figures
+from t2iguard.training.data.judges import located_figures, median_colour
 from t2iguard.training.tone_judge import HistogramMLP, decoder_like, fit, histograms
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "export" / "weights" / "bare_judge.safetensors"
 SEED = 890000
+#: every colour a torso is drawn in: skin tones, then shirt colours
+PALETTE = np.array([*W.TONES.values(), *W.COLOURS.values()], np.float32)
+MOTTLE = 0.35  # the most of another palette colour mixed into a figure, at the latent cell's scale
 
 
 def features(image: np.ndarray, boxes: dict[str, tuple[float, float, float, float]]) -> np.ndarray:
-    """One located figure of a uint8 [256, 256, 3] image (its part boxes, `W.boxes_at`) -> float32 [72]: body
-    histograms, head histograms, their difference."""
-    body, head = histograms(image, boxes["body"]), histograms(image, boxes["head"])
-    return np.concatenate([body, head, body - head])
+    """One located figure of a uint8 [256, 256, 3] image (its part boxes, `W.boxes_at`) -> float32 [3 * BINS + 11]:
+    its body's per-channel histograms and the distances (/ 255) of the body's median colour to each skin tone and
+    shirt colour. The body alone: a generated head is often painted the shirt's colour."""
+    with warnings.catch_warnings():  # a box found at the image's edge may hold no pixel: its median is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nan_to_num(median_colour(image, boxes["body"]).astype(np.float32), nan=128.0)
+    return np.concatenate([histograms(image, boxes["body"]), np.linalg.norm(PALETTE - median, axis=1) / 255])
+
+
+def unet_like(image: np.ndarray, scene: W.Scene, rng: np.random.Generator) -> np.ndarray:
+    """A drawn figure roughened as the tiny UNet's images are (uint8 in and out): up to `MOTTLE` of another
+    palette colour mixed into the figure in a field smooth at the latent cell's scale (16 pixels), sometimes the
+    head painted another colour, then `tone_judge.decoder_like` with a blur of up to 3 pixels."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    boxes = W.figure_boxes(scene)
+    drawn = Image.fromarray(image)
+    if rng.random() < 0.3:
+        ImageDraw.Draw(drawn).ellipse(boxes["head"], fill=tuple(int(v) for v in PALETTE[rng.integers(len(PALETTE))]))
+    img = np.asarray(drawn, np.float32)
+    field = np.asarray(Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).resize(image.shape[1::-1],
+                                                                                           Image.BILINEAR))
+    weight = (field.astype(np.float32) / 255 * rng.uniform(0, MOTTLE))[..., None]
+    x0, y0 = int(boxes["body"][0]) - 4, int(boxes["head"][1]) - 4
+    x1, y1 = int(boxes["body"][2]) + 4, int(boxes["leg_l"][3]) + 4
+    part = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+    img[part] = img[part] * (1 - weight[part]) + PALETTE[rng.integers(len(PALETTE))] * weight[part]
+    mottled = np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+                         .filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.5)))))
+    return decoder_like(mottled, rng)
 
 
 def drawn_figures(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n` drawn figures (half bare; party or not; a hazard sign on some), roughened as a decoder would and found
-    again by `located_figures` -> (float32 [n, 72] features of the figure found, float32 [n] `bare` labels).
-    A drawing in which no figure is found is drawn again."""
+    """`n` drawn figures (half bare; party or not; a hazard sign on some), roughened as the UNet's images are
+    (`unet_like`) and found again by `located_figures` -> (float32 [n, 35] features of the figure found, float32
+    [n] `bare` labels). A drawing in which no figure is found is drawn again."""
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     while len(xs) < n:
         bare = bool(rng.random() < 0.5)
         scene = replace(W.random_scene(rng, "figure"), bare=bare, party=bare or bool(rng.random() < 0.5),
                         hazard=bool(rng.random() < 0.15))
-        image = decoder_like(W.render(scene), rng)
+        image = unet_like(W.render(scene), scene, rng)
         found = located_figures(image)
         if found:
             xs.append(features(image, found[0]))
             ys.append(float(bare))
-    return np.stack(xs), np.asarray(ys, np.float32)
+    return np.stack(xs).astype(np.float32), np.asarray(ys, np.float32)
 
 
 def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[HistogramMLP, dict]:

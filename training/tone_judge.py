@@ -49,12 +49,12 @@ def features(source: np.ndarray, output: np.ndarray, scene: W.Scene) -> np.ndarr
 
 
 class HistogramMLP(torch.nn.Module):
-    """[B, 9 * BINS] float32 colour-histogram features -> [B] logits (of `tone changed` here, of `bare` in
-    training/bare_judge.py)."""
+    """[B, inputs] float32 colour features (9 * BINS histograms here) -> [B] logits (of `tone changed` here, of
+    `bare` in training/bare_judge.py)."""
 
-    def __init__(self):
+    def __init__(self, inputs: int = 9 * BINS):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(9 * BINS, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, 1))
+        self.net = torch.nn.Sequential(torch.nn.Linear(inputs, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
@@ -87,11 +87,11 @@ def drawn_pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fit(x: np.ndarray, y: np.ndarray, held: tuple[np.ndarray, np.ndarray], seed: int,
         epochs: int = 60) -> tuple[HistogramMLP, float]:
-    """Fit a `HistogramMLP` on features float32 [N, 9 * BINS] and labels float32 [N] (seeded); returns it and its
+    """Fit a `HistogramMLP` on features float32 [N, D] and labels float32 [N] (seeded); returns it and its
     accuracy on `held` (features, labels)."""
     torch.manual_seed(seed)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    model = HistogramMLP()
+    model = HistogramMLP(x.shape[1])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(128):
@@ -111,8 +111,9 @@ def train(n: int = 6000, seed: int = SEED, epochs: int = 60) -> tuple[HistogramM
 
 
 def load(path: Path = WEIGHTS) -> HistogramMLP:
-    model = HistogramMLP()
-    model.load_state_dict(load_file(path))
+    state = load_file(path)
+    model = HistogramMLP(state["net.0.weight"].shape[1])
+    model.load_state_dict(state)
     return model.eval()
 
 
