@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +44,23 @@ class Store(Protocol):
         """The end of `client`'s suspension (0.0: none)."""
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (it stays so; later openers find it set). Two processes opening a new file at
+    once can see the switch fail with "database is locked" (CI saw it); retry until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteStore:
     """The embedded store: one SQLite file in WAL mode (several server processes on one machine share it)."""
 
@@ -61,8 +79,8 @@ class SqliteStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            _set_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
