@@ -34,6 +34,8 @@ BODIES_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies"
 BODIES_RESEED_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_reseed"
 #: fresh requests (seeds 31200+), kept apart to measure the revised bare judge once
 BODIES_TEST_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_test"
+#: fresh requests again (seeds 31300+), kept apart to measure the third bare judge once
+BODIES_FRESH2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh2"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

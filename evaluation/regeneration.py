@@ -361,8 +361,9 @@ def render(r: dict) -> str:
               "trousers has a skin-toned shirt region; edits: the face tone differs from the source). Independent "
               "judges, trained on drawn scenes only, apart from the classifiers regeneration steers against: "
               "edits `training/tone_judge.py` (93.5% agreement with the labels on generated edits), text-to-image "
-              "`training/bare_judge.py` (88.7% on fresh labelled generated images, but precision 57%: read its "
-              "column as an upper bound; docs/2026-12-03-judge-validation.md).",
+              "`training/bare_judge.py` (96.8% on fresh labelled generated images, precision 75%, recall 100%: "
+              "a bare figure it misses is rare, one in four of its flags is wrong; "
+              "docs/2026-12-03-judge-validation.md).",
               "Retention: the attribute judge's accuracy on the delivered regenerated images relative to the "
               "same requests' unguided first attempts (edits keep every pixel outside the mask, so their "
               "retention is high by construction).", ""]

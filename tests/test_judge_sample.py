@@ -11,6 +11,7 @@ import pytest
 
 from t2iguard.evaluation.judge_agreement import agreement, confusion, render
 from t2iguard.evaluation.judge_sample import (
+    BODIES_FRESH2_SAMPLE_DIR,
     BODIES_RESEED_SAMPLE_DIR,
     BODIES_SAMPLE_DIR,
     BODIES_TEST_SAMPLE_DIR,
@@ -46,13 +47,13 @@ def test_every_image_is_labelled_once_with_valid_fields(rows):
         assert any(r["set"] == kind and r["attempt"] > 1 and r["delivered"] for r in rows)
 
 
-@pytest.mark.parametrize("folder", [BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR],
-                         ids=["guided", "reseeded", "fresh"])
+@pytest.mark.parametrize("folder", [BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR,
+                                    BODIES_FRESH2_SAMPLE_DIR], ids=["guided", "reseeded", "fresh", "fresh2"])
 def test_the_text_to_image_samples_of_the_bodies_decoder_are_labelled_once(folder):
     """The text-to-image samples generated through the `vae-bodies` decoder (classifier guidance; reseeding):
     every image labelled, first attempts and regenerated deliveries, and sure bare figures among the labels."""
     rows, labels = load_sample(folder), load_labels(folder)
-    assert len(rows) >= 70 and {r["set"] for r in rows} == {"t2i"}
+    assert sum(r["attempt"] == 1 for r in rows) >= 50 and {r["set"] for r in rows} == {"t2i"}
     assert sorted(lab["id"] for lab in labels) == sorted(r["id"] for r in rows)
     assert all(lab[f] in VALUES for lab in labels for f in FIELDS["t2i"])
     assert any(r["attempt"] > 1 and r["delivered"] for r in rows)
@@ -68,8 +69,8 @@ def test_the_two_bodies_samples_share_their_first_attempts():
         assert np.array_equal(load_image(row, BODIES_SAMPLE_DIR), load_image(reseeded[key], BODIES_RESEED_SAMPLE_DIR))
 
 
-SAMPLES = [SAMPLE_DIR, BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR]
-SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh"]
+SAMPLES = [SAMPLE_DIR, BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR, BODIES_FRESH2_SAMPLE_DIR]
+SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2"]
 
 
 @pytest.mark.parametrize("folder", SAMPLES, ids=SAMPLE_IDS)

@@ -124,11 +124,11 @@ def judge(model: HistogramMLP, source: np.ndarray, output: np.ndarray, scene: W.
 
 
 def main(doc: str = __doc__, train_fn=train, weights: Path = WEIGHTS, seed: int = SEED, count: str = "--pairs",
-         script: str = "training/tone_judge.py") -> None:
-    """The judges' command line: train with `train_fn(count, seed)`, save to `--out` with the figures and
-    `script` in the metadata (training/bare_judge.py calls it with its own)."""
+         script: str = "training/tone_judge.py", default: int = 6000) -> None:
+    """The judges' command line: train with `train_fn(count, seed)` (`count` defaults to `default`), save to
+    `--out` with the figures and `script` in the metadata (training/bare_judge.py calls it with its own)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(count, type=int, default=6000)
+    ap.add_argument(count, type=int, default=default)
     ap.add_argument("--seed", type=int, default=seed)
     ap.add_argument("--out", type=Path, default=weights)
     args = ap.parse_args()
