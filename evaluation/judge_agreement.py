@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from t2iguard.contract.taxonomy import CATEGORIES, TRANSFORM_CLASSES
 from t2iguard.evaluation.judge_sample import (
     SAMPLE_DIR,
@@ -138,6 +140,39 @@ def agreement(folder: Path = SAMPLE_DIR) -> dict:
             "judge_first": sum(oracles[r["id"]]["judge"] for r in group if r["attempt"] == 1),
             "judge_delivered": sum(oracles[r["id"]]["judge"] for r in group if r["delivered"])})
     return out
+
+
+def rescored(folder: Path, weights: Path) -> list[dict]:
+    """Another image classifier file (`weights`/image_classifier.safetensors, e.g. a candidate in the cache) on a
+    text-to-image sample's PNGs, in torch as exported: its `nudity` score at the bundled policy's threshold
+    against the sure `bare` labels, first attempts and regenerated images apart (rows of `confusion`)."""
+    import torch
+
+    from t2iguard.contract.policy import load_policy
+    from t2iguard.contract.profiles import get_profile
+    from t2iguard.export import modules as M
+    from t2iguard.export.tiny import load_trained
+    from t2iguard.runtime.stages import classifier_pixels
+
+    profile = get_profile("tiny")
+    model = load_trained(M.ImageClassifier(profile.embed_dim, len(CATEGORIES)), "image_classifier", weights)
+    threshold = load_policy().categories["nudity"].image.threshold
+    rows = [r for r in load_sample(folder) if r["set"] == "t2i"]
+    labels = {lab["id"]: lab for lab in load_labels(folder)}
+    with torch.no_grad():
+        pixels = classifier_pixels(np.stack([load_image(r, folder) for r in rows]), profile.classifier_size)
+        said = model(torch.from_numpy(pixels))[0][:, CATEGORIES.index("nudity")].numpy() >= threshold
+    return [{"stage": stage, **confusion([(bool(f), labels[r["id"]]["bare"]) for f, r in zip(said, rows, strict=True)
+                                          if pick(r)])} for stage, pick in STAGES.items()]
+
+
+def render_rescored(rows: list[dict], weights: Path) -> str:
+    """`rescored`'s rows as a Markdown table."""
+    lines = [f"`nudity` of {weights / 'image_classifier.safetensors'} against the `bare` labels:", "",
+             "| images | n | precision | recall | TP / FP / FN / TN |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {m['stage']} | {m['n']} | {_pct(m['precision'])} | {_pct(m['recall'])} | {_counts(m)} |"
+              for m in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _oracle_harm(kind: str, oracle: dict) -> bool:

@@ -53,6 +53,17 @@ PROMPT_CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "prompt_classifier.safetensors"
 REWRITE_TAGGER_CHECKPOINT = CHECKPOINT_DIR / "rewrite_tagger.safetensors"
 #: the prompt classifier's low-rank adapters on MiniLM (merged at export)
 LORA = {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"], "lora_dropout": 0.1}
+#: the prompt classifier's encoder adaptations that `t2iguard eval prompt-loso --adapter` compares, each with the
+#: learning rate of its encoder weights: LoRA as shipped; LoRA of rank 16 on every linear layer of every block
+#: (attention and feed-forward; at the shipped 1e-3 its scores collapsed to constants within 150 steps, so 3e-4);
+#: full fine-tuning (None: every encoder weight trained; its file would carry the whole encoder, 87 MB, so it is
+#: measured, not shipped)
+ADAPTERS: dict[str, tuple[dict | None, float]] = {
+    "qv-r8": (LORA, 1e-3),
+    "all-r16": ({"r": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"], "lora_dropout": 0.1},
+                3e-4),
+    "full": (None, 5e-5),
+}
 COORD_CHANNELS = 2  # x and y, appended by UNetEps(coords=...)
 
 

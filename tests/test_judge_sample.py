@@ -91,6 +91,19 @@ def test_agreement_reproduces_the_documented_tables(folder):
     assert (folder / "README.md").exists()
 
 
+@pytest.mark.parametrize("folder", [BODIES_TEST_SAMPLE_DIR, BODIES_FRESH2_SAMPLE_DIR], ids=["fresh", "fresh2"])
+def test_rescoring_with_the_committed_classifier_gives_the_served_flags(folder):
+    """`rescored` (torch, another weights folder) on the committed weights says what the served classifier said
+    when the sample was generated: the same confusion counts, stage by stage."""
+    from t2iguard.evaluation.judge_agreement import STAGES, rescored
+    from t2iguard.export.tiny import CHECKPOINT_DIR
+
+    rows, labels = load_sample(folder), {lab["id"]: lab for lab in load_labels(folder)}
+    served = [{"stage": stage, **confusion([("nudity" in r["flagged"], labels[r["id"]]["bare"])
+                                            for r in rows if pick(r)])} for stage, pick in STAGES.items()]
+    assert rescored(folder, CHECKPOINT_DIR) == served
+
+
 def test_confusion_counts_and_leaves_out_unsure():
     m = confusion([(True, "y"), (True, "n"), (False, "y"), (False, "n"), (False, "n"), (True, "u"), (False, "-")])
     assert (m["tp"], m["fp"], m["fn"], m["tn"], m["unsure"], m["n"]) == (1, 1, 1, 2, 1, 5)

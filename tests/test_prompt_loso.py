@@ -71,6 +71,35 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     cached = sorted(p.suffix for p in (tmp_path / "loso-lora").iterdir())
     assert cached == [".npy", ".npz", ".npz"]  # the folds' checkpoints removed, their scores kept
     assert L.study(seed=0, steps=2, per_group=12, only=["own-twins"]) == res
+    alone = L.study(seed=0, steps=2, per_group=12, only=["own-twins"], reference=False)["units"]["own-twins"]
+    assert alone["held_out"] == r["held_out"] and alone["reference"] == alone["shipped"] == {}
+
+
+def test_each_adapter_trains_its_own_encoder_weights(dataset):
+    """`--adapter`: the shipped LoRA trains only its query/value adapters, `all-r16` adapters on every linear
+    layer, `full` every encoder weight."""
+    import torch
+
+    from t2iguard.export.tiny import ADAPTERS, load_minilm
+    from t2iguard.training.train_prompt_classifier import _fit
+
+    ds, _ = dataset
+    rows = np.flatnonzero(ds.split == "train")[:16]
+    base = {k: v.clone() for k, v in load_minilm().state_dict().items()}
+    for name, (config, lr) in ADAPTERS.items():
+        encoder, _ = _fit(list(ds.texts[rows]), ds.y[rows], ds.w[rows], 0, 1, 32, lambda m: None, max_steps=1,
+                          adapter=config, encoder_lr=lr)
+        state = encoder.state_dict()
+        if config is None:
+            moved = {k for k, v in state.items() if k in base and not torch.equal(v, base[k])}
+            assert any("attention.self.query" in k for k in moved) and any("intermediate.dense" in k for k in moved)
+            continue
+        adapted = {k.split(".lora_")[0] for k in state if "lora_A" in k}
+        assert all(any(k.endswith(t) for t in config["target_modules"]) for k in adapted)
+        assert any("intermediate.dense" in k for k in adapted) == (name == "all-r16")
+        frozen = {k[len("base_model.model."):].replace(".base_layer", ""): v for k, v in state.items()
+                  if "lora_" not in k}
+        assert all(torch.equal(v, base[k]) for k, v in frozen.items() if k in base)
 
 
 def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):

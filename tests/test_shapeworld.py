@@ -116,8 +116,9 @@ def test_the_committed_decoder_shows_the_nudity_stand_in():
 
 
 @pytest.mark.timeout(300)
-def test_training_script_runs_every_phase(tmp_path):
-    """Every phase on a few steps into a temporary directory: weights load back, figures recorded."""
+def test_training_script_runs_every_phase(tmp_path, repository, monkeypatch):
+    """Every phase on a few steps into a temporary directory: weights load back, figures recorded
+    (`image-classifier-judged` generates its few judged images through the test repository)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -125,7 +126,10 @@ def test_training_script_runs_every_phase(tmp_path):
     from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, trained_schedule, with_edit_decoder
+    from t2iguard.training import train_shapeworld
     from t2iguard.training.train_shapeworld import PHASES, Recipe, train
+
+    monkeypatch.setattr(train_shapeworld, "JUDGED_REPOSITORY", repository)
 
     p = get_profile("tiny")
     recipe = Recipe(seed=5).quick()
@@ -166,6 +170,7 @@ def test_training_script_runs_every_phase(tmp_path):
     assert figures["vae"]["recipe"] == recipe.digest()
     assert {"crowned_small_tone_kept", "crowned_large_tone_kept", "held_out_mae_0_255"} <= set(figures["vae_heads"])
     assert {f"bare_{t}_skin" for t in W.TONES} | {"shirts_kept", "held_out_mae_0_255"} <= set(figures["vae_bodies"])
+    assert figures["image_classifier_judged"]["judged_held_out_nudity"]["n"] >= 1
     with safe_open(str(vae_file), "pt") as f:  # the edit decoder was made before `vae-bodies` and stays
         assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-bodies"]
 

@@ -29,7 +29,7 @@ from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
-from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
+from t2iguard.export.tiny import ADAPTERS, PROMPT_CLASSIFIER_CHECKPOINT
 from t2iguard.training.data.corpus import digest
 from t2iguard.training.embed import score
 from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset, served_scores
@@ -111,10 +111,12 @@ def fold_rows(ds: Dataset, units: np.ndarray, unit: str, seed: int, per_group: i
 
 
 def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, per_group: int,
-             folder: Path, say=lambda msg: None) -> Fold:
+             folder: Path, say=lambda msg: None, adapter: str = "qv-r8") -> Fold:
     """Train without `unit` (REFERENCE: with every unit), calibrate on the training units' validation split, score
-    the unit's rows (REFERENCE: every unit's test split). Cached in `folder` by unit, seed, steps and data."""
-    path = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}.npz"
+    the unit's rows (REFERENCE: every unit's test split). `adapter`: a key of `ADAPTERS`. Cached in `folder` by
+    unit, seed, steps, data and adapter."""
+    tag = "" if adapter == "qv-r8" else f"-{adapter}"
+    path = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}{tag}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]))
@@ -123,7 +125,8 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     rows = fold_rows(ds, units, unit, seed, per_group)
     train, v, scored = rows["train"], rows["val"], rows["scored"]
     encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
-                         say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps)
+                         say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps, adapter=ADAPTERS[adapter][0],
+                         encoder_lr=ADAPTERS[adapter][1])
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
     thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
     say(f"  scoring {len(scored)} rows")
@@ -158,36 +161,42 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
 
 
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
-          say=lambda msg: None) -> dict:
+          say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True) -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
-    calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (the reference always runs
-    first)."""
+    calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (the reference runs first
+    unless `reference` is False: then the reference and committed-classifier columns stay empty). `adapter`: how
+    the encoder is adapted in every fold (a key of `ADAPTERS`)."""
     ds = corpus_dataset(seed)
     units = unit_of(ds.source)
     names = sorted(set(units)) if only is None else [u for u in only if u in set(units)]
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
-    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "units": {}}
-    for i, unit in enumerate([REFERENCE, *names]):
-        say(f"fold {i + 1}/{len(names) + 1}: without {unit}")
-        fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say)
+    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest,
+                 "adapter": adapter, "units": {}}
+    folds = [REFERENCE, *names] if reference else names
+    ref = shipped = None
+    for i, unit in enumerate(folds):
+        say(f"fold {i + 1}/{len(folds)}: without {unit}")
+        fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say, adapter)
         if unit == REFERENCE:
             ref = fold
             out["reference_thresholds"] = fold.thresholds
             say("the committed classifier on the same rows")
             shipped = shipped_scores(ds, units, seed, per_group, folder)
             continue
-        in_dist = np.char.endswith(ref.groups, "|" + unit)
-        ref_groups = np.array([g.split("|")[0] for g in ref.groups[in_dist]])
         out["units"][unit] = {
             "held_out": rates(fold.scores, fold.y, fold.groups, fold.thresholds),
             "held_out_at_0.5": rates(fold.scores, fold.y, fold.groups, 0.5),
             "held_out_capped": {str(cap): rates(fold.scores, fold.y, fold.groups,
                                                 {c: min(t, cap) for c, t in fold.thresholds.items()})
                                 for cap in CAPS},
-            "reference": rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds),
-            "shipped": rates(shipped[in_dist], ref.y[in_dist], ref_groups, load_policy().prompt_thresholds()),
-            "thresholds": fold.thresholds, "seconds": fold.seconds}
+            "reference": {}, "shipped": {}, "thresholds": fold.thresholds, "seconds": fold.seconds}
+        if ref is not None:
+            in_dist = np.char.endswith(ref.groups, "|" + unit)
+            ref_groups = np.array([g.split("|")[0] for g in ref.groups[in_dist]])
+            out["units"][unit]["reference"] = rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds)
+            out["units"][unit]["shipped"] = rates(shipped[in_dist], ref.y[in_dist], ref_groups,
+                                                  load_policy().prompt_thresholds())
         if unit in TEXT_EVIDENT:
             rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
             out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
@@ -200,7 +209,8 @@ def _cell(r: dict, g: str) -> str:
 
 def markdown(res: dict) -> str:
     """The study as a markdown table: per unit, held-out vs reference, per group."""
-    lines = [f"LoRA leave-one-source-out, {res['steps']} steps of 64 per fold, seed {res['seed']}, at most "
+    lines = [f"Leave-one-source-out, encoder adapted by {res.get('adapter', 'qv-r8')}, {res['steps']} steps of 64 "
+             f"per fold, seed {res['seed']}, at most "
              f"{res['per_group']} scored rows per group (data {res['data_sha256_16']}).", "",
              "Each cell: held out (trained without the unit) / in-distribution at the same budget (the reference "
              "fold, the unit's test split) / the committed classifier (826 steps, every unit) on those same rows, "

@@ -35,7 +35,7 @@ from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer, masked_mean
-from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, lora_encoder
+from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, load_minilm, lora_encoder
 from t2iguard.runtime.text import normalize, tokenize
 from t2iguard.training.data.augment import SHARE, fragments_of, variant
 from t2iguard.training.data.prompts import generate, split_of
@@ -43,6 +43,7 @@ from t2iguard.training.embed import score
 
 HIDDEN = 256
 BATCH = 64
+LR = 1e-3  # of the head, and of the shipped adapters
 CHECKPOINT_EVERY = 50
 
 #: operating point: per category, at most this share of benign / hard-negative validation prompts flagged
@@ -69,16 +70,21 @@ def _batches(n: int, size: int, gen: torch.Generator):
 
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
-         checkpoint: Path | None = None, max_steps: int | None = None):
-    """LoRA adapters + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for `epochs`
-    or, given `max_steps`, at most that many steps. With `checkpoint`, the state (adapters, head, optimiser, step)
-    is saved there every `CHECKPOINT_EVERY` steps and a run with the same checkpoint path resumes from it: the
-    batch order is a function of (seed, epoch) only."""
+         checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
+         encoder_lr: float = LR):
+    """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
+    `encoder_lr`, + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for `epochs`
+    or, given `max_steps`, at most that many steps. With `checkpoint`, the state (trained encoder weights, head,
+    optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same checkpoint path
+    resumes from it: the batch order is a function of (seed, epoch) only."""
     torch.manual_seed(seed)
-    encoder = lora_encoder()
+    encoder = load_minilm() if adapter is None else lora_encoder(adapter)
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
-    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
+    if adapter is None:
+        encoder.requires_grad_(True)
+    trained = [p for p in encoder.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": trained, "lr": encoder_lr},
+                             {"params": list(head.parameters())}], lr=LR, weight_decay=0.05)
     targets, weights = torch.from_numpy(y), torch.from_numpy(w)
     per_epoch = -(-len(texts) // BATCH)
     steps, done = min(epochs * per_epoch, max_steps or epochs * per_epoch), 0
@@ -113,7 +119,8 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
             if checkpoint is not None and (done % CHECKPOINT_EVERY == 0 or done == steps):
                 checkpoint.parent.mkdir(parents=True, exist_ok=True)
                 tmp = checkpoint.with_suffix(".tmp")
-                torch.save({"encoder": {k: v for k, v in encoder.state_dict().items() if "lora_" in k},
+                torch.save({"encoder": {k: v for k, v in encoder.state_dict().items()
+                                        if adapter is None or "lora_" in k},
                             "head": head.state_dict(), "opt": opt.state_dict(), "step": done}, tmp)
                 tmp.replace(checkpoint)
     return encoder.eval(), head.eval()

@@ -10,6 +10,7 @@ Phases (each writes fp16 safetensors to export/weights/, with the recipe and see
 | `classifiers` | image, transform (+ an output-only baseline, not kept) and attribute classifiers | vae-heads |
 | `vae-bodies` | the text-to-image decoder again, figures' bodies weighted 10x, half party figures | vae-decoder |
 | `image-classifier` | the image classifier alone again, as `classifiers` does, through today's decoder | vae-bodies |
+| `image-classifier-judged` | the same, plus generated images the bare judge labelled (`judged_images.py`) | a build |
 | `unet` | UNet2DConditionModel on VAE latents, MiniLM hidden states as context, inpainting channels | vae |
 | `unet-more` | continues the saved UNet (warm restart of the schedule, Min-SNR loss weights) | unet |
 | `unet-position` | widens the saved UNet's input with coordinate channels (zero weights), continues | unet-more |
@@ -76,12 +77,19 @@ from t2iguard.training.data.judges import median_colour, nearest, oracle_tone
 METRICS = CHECKPOINT_DIR / "shapeworld.json"
 DEFAULT_PHASES = ("vae", "vae-decoder", "unet", "unet-more", "unet-position", "guard", "vae-heads", "classifiers",
                   "vae-bodies")
-PHASES = (*DEFAULT_PHASES, "unet-vpred", "image-classifier")
+PHASES = (*DEFAULT_PHASES, "unet-vpred", "image-classifier", "image-classifier-judged")
 #: the schedule of the committed UNet's phases (eps prediction, terminal alpha_bar 0.0047)
 EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
 VPRED_SCHEDULE = DDIMConfig(timestep_spacing="trailing", prediction_type="v_prediction", zero_terminal_snr=True)
 HELD_OUT_SEED_OFFSET = 1000
+#: Recipe fields added after weights were committed, with the default they count in the digest only away from
+LATER_FIELDS = {"judged": 800}
+#: `image-classifier-judged` generates through this repository (`t2iguard build`), holds out the last part of
+#: the judged images, and repeats the rest in the draw (about a sixth of it)
+JUDGED_REPOSITORY = Path(__file__).resolve().parents[1] / "build" / "repository" / "cpu"
+JUDGED_HELD_OUT = 0.2
+GENERATED_REPEAT = 3
 
 
 @dataclass(frozen=True)
@@ -114,11 +122,14 @@ class Recipe:
     decoded: int = 2000  # drawn images also seen through the VAE (generated images look like these)
     batch: int = 32
     reconstruction_held_out: int = 64  # held-out images the VAE phases' reconstruction error is measured on
+    judged: int = 800  # `image-classifier-judged`: party requests generated and labelled by the bare judge
 
     def digest(self) -> str:
-        """What shapes the weights; the size of a held-out measurement does not (the committed weights' digests
-        were recorded before `reconstruction_held_out` existed and stay valid)."""
-        shaping = {k: v for k, v in asdict(self).items() if k != "reconstruction_held_out"}
+        """What shapes the weights; the size of a held-out measurement does not, and a field added after weights
+        were committed counts only when set off its default (`LATER_FIELDS`), so the digests recorded before it
+        stay valid."""
+        shaping = {k: v for k, v in asdict(self).items()
+                   if k != "reconstruction_held_out" and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def quick(self) -> Recipe:
@@ -126,7 +137,7 @@ class Recipe:
         return replace(self, t2i=64, edits=32, held_out=8, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
                        head_tones=2, vae_bodies_steps=2, body_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2,
                        unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2, guard_steps=2,
-                       classifier_steps=2, decoded=16, batch=8, reconstruction_held_out=4)
+                       classifier_steps=2, decoded=16, batch=8, reconstruction_held_out=4, judged=3)
 
 
 @dataclass
@@ -303,10 +314,13 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
 
 
 def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, rec_targets: np.ndarray,
-                          gen: torch.Generator, say) -> torch.nn.Module:
+                          gen: torch.Generator, say, generated: tuple[np.ndarray, np.ndarray] | None = None
+                          ) -> torch.nn.Module:
     """The image classifier on every drawn image of `world` (edit sources and targets are benign figures) and
     the first of them decoded by the text-to-image decoder (`rec_images`, `rec_targets`: uint8 [N, 256, 256, 3]),
-    positives weighted per category (`positive_weights`)."""
+    positives weighted per category (`positive_weights`). `generated`: generated images (uint8 [G, 256, 256, 3])
+    and their `nudity` labels (float32 [G]; no other category: they are party requests), repeated
+    `GENERATED_REPEAT` times in the draw."""
     size = get_profile("tiny").classifier_size
     n, m = len(rec_images), len(rec_targets)
     edit_sources, edit_targets = [e.source for e in world.edits], [e.target for e in world.edits]
@@ -314,6 +328,11 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
     labels = np.concatenate([_image_labels(world.scenes), _image_labels(world.scenes[:n]),
                              _image_labels(edit_sources), _image_labels(edit_targets),
                              _image_labels(edit_targets[:m])])
+    if generated is not None:
+        g_labels = np.zeros((len(generated[1]), len(CATEGORIES)), np.float32)
+        g_labels[:, CATEGORIES.index("nudity")] = generated[1]
+        images = np.concatenate([images, *[generated[0]] * GENERATED_REPEAT])
+        labels = np.concatenate([labels, *[g_labels] * GENERATED_REPEAT])
     torch.manual_seed(recipe.seed)
     image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
     pos_weight = positive_weights(labels)
@@ -344,6 +363,38 @@ def train_image_classifier(recipe: Recipe, out: Path, say) -> dict:
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES),
                                                        "decoder_phases": json.dumps(decoder)})
     return {"image_classifier": _image_figures(image_cls, held, decoded(held.images, out))}
+
+
+def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
+    """`image-classifier-judged`: the image classifier again (as `image-classifier` trains it), with generated
+    images added: party requests through the built repository (`build/repository/cpu`, `t2iguard build` first)
+    with classifier guidance, every attempt kept and labelled `nudity` by the bare judge
+    (`training/judged_images.py`). The last `JUDGED_HELD_OUT` of the requests' images are held out: the new
+    classifier's agreement with the judge on them is reported, beside the drawn held-out figures."""
+    from t2iguard.training.judged_images import judged_images
+
+    world = draw(recipe.seed, recipe.t2i, recipe.edits)
+    held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    n, m = recipe.decoded, recipe.decoded // 2
+    say("generating the judged images (cached after the first run)")
+    images, bare, _ = judged_images(JUDGED_REPOSITORY, recipe.judged, say=say)
+    cut = int(len(images) * (1 - JUDGED_HELD_OUT))
+    say(f"{cut} judged images to train on ({int(bare[:cut].sum())} bare by the judge), {len(images) - cut} held out")
+    image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
+                                      gen, say, generated=(images[:cut], bare[:cut]))
+    with safe_open(str(out / "vae.safetensors"), "pt") as f:
+        decoder = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
+    _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES),
+                                                       "decoder_phases": json.dumps(decoder),
+                                                       "judged_images": str(cut)})
+    size = get_profile("tiny").classifier_size
+    with torch.no_grad():
+        said = image_cls(torch.from_numpy(classifier_pixels(images[cut:], size)))[0].numpy()
+    return {"image_classifier": _image_figures(image_cls, held, decoded(held.images, out)),
+            "image_classifier_judged": {
+                "trained_on": cut, "judged_bare": int(bare[:cut].sum()),
+                "judged_held_out_nudity": _binary_metrics(said[:, CATEGORIES.index("nudity")] >= 0.5, bare[cut:] > 0)}}
 
 
 @torch.no_grad()
@@ -819,7 +870,8 @@ def train_guard(recipe: Recipe, out: Path, say) -> dict:
 def train(phase: str, recipe: Recipe = Recipe(), out: Path = CHECKPOINT_DIR, say=lambda m: None) -> dict:
     """Run one phase, writing weights to `out`; returns (and records in `out`/shapeworld.json) its figures."""
     fn = {"classifiers": train_classifiers, "vae": train_vae, "vae-decoder": train_vae_decoder,
-          "vae-bodies": train_vae_bodies, "image-classifier": train_image_classifier, "vae-heads": train_vae_heads,
+          "vae-bodies": train_vae_bodies, "image-classifier": train_image_classifier,
+          "image-classifier-judged": train_image_classifier_judged, "vae-heads": train_vae_heads,
           "unet": train_unet,
           "unet-more": train_unet_more, "unet-position": train_unet_position, "unet-vpred": train_unet_vpred,
           "guard": train_guard}[phase]

@@ -485,8 +485,8 @@ def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data gene
 def train_shapeworld(
     phase: Annotated[list[str], typer.Option(
         help="Training phases, run in the order given (default: the committed weights' chain, vae vae-decoder unet "
-             "unet-more unet-position guard vae-heads classifiers; `unet-vpred` is optional, see the "
-             "README).")] = None,
+             "unet-more unet-position guard vae-heads classifiers vae-bodies; `unet-vpred`, `image-classifier` and "
+             "`image-classifier-judged` (needs `t2iguard build`) are optional, see the README).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ShapeWorld draw and of training.")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (run independent phases side by side with 1 each).")] = 2,
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
@@ -603,21 +603,32 @@ def eval_prompt_loso(
                                                        "benign, unsafe) scored per unit and used to calibrate.")]
         = 1500,
     only: Annotated[list[str] | None, typer.Option(help="Hold out only these units (repeatable), e.g. "
-                                                        "own-twins; the reference fold always runs.")] = None,
+                                                        "own-twins.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the corpus caps, the samples and training.")] = 0,
+    adapter: Annotated[str, typer.Option(help="How each fold adapts the encoder, comma-separated to compare: "
+                                              "qv-r8 (LoRA rank 8 on query/value, as shipped), all-r16 (LoRA "
+                                              "rank 16 on every linear layer), full (every encoder weight).")]
+        = "qv-r8",
+    reference: Annotated[bool, typer.Option(help="Run the reference fold (every unit; the in-distribution and "
+                                                 "committed-classifier columns).")] = True,
 ) -> None:
     """Leave-one-source-out for the served model (MiniLM + LoRA + head, windows): one training run per held-out
     unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
     cached under the cache root, so an interrupted run resumes). Needs the data cache (`t2iguard data import`)."""
+    from t2iguard.export.tiny import ADAPTERS
     from t2iguard.training.prompt_loso import markdown, study
 
-    with err.status("leave-one-source-out") as status:
-        res = study(seed, steps, per_group, only, say=lambda m: status.update(m))
+    adapters = _choices(adapter, tuple(ADAPTERS), "--adapter")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loso.json").write_text(json.dumps(res, indent=1))
-    (out / "loso.md").write_text(markdown(res))
-    typer.echo(markdown(res))
-    err.print(f"written: {out / 'loso.md'}, {out / 'loso.json'}")
+    for name in adapters:
+        with err.status(f"leave-one-source-out, {name}") as status:
+            res = study(seed, steps, per_group, only, say=lambda m: status.update(m), adapter=name,
+                        reference=reference)
+        stem = "loso" if name == "qv-r8" else f"loso-{name}"
+        (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
+        (out / f"{stem}.md").write_text(markdown(res))
+        typer.echo(markdown(res))
+        err.print(f"written: {out / f'{stem}.md'}, {out / f'{stem}.json'}")
 
 
 @eval_app.command("rewriter")
@@ -853,12 +864,25 @@ def eval_judge_agreement(
     decoded: Annotated[int, typer.Option(min=0, help="Also N drawn party figures through the VAE: what it does "
                                                      "to the nudity stand-in, and the oracles on them (0: skip).")]
         = 0,
+    image_classifier: Annotated[Path | None, typer.Option(
+        help="Also score the text-to-image images with the image classifier in this weights folder (its "
+             "image_classifier.safetensors; e.g. a candidate), `nudity` against the `bare` labels.")] = None,
 ) -> None:
     """The pixel oracles' and the classifiers' agreement with the labels made by eye (Markdown tables)."""
-    from t2iguard.evaluation.judge_agreement import agreement, decoded_stand_in, render, render_decoded
+    from t2iguard.evaluation.judge_agreement import (
+        agreement,
+        decoded_stand_in,
+        render,
+        render_decoded,
+        render_rescored,
+        rescored,
+    )
 
     result = agreement(sample)
     typer.echo(render(result))
+    if image_classifier is not None:
+        result["rescored"] = rescored(sample, image_classifier)
+        typer.echo(render_rescored(result["rescored"], image_classifier))
     if decoded:
         result["decoded"] = decoded_stand_in(decoded)
         typer.echo(render_decoded(result["decoded"]))
