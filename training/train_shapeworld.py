@@ -23,10 +23,10 @@ decoder phases keep the encoder, so they can run after any phase without changin
 latents; `vae-decoder` continues vae.safetensors (text-to-image decodes with it), `vae-heads` continues that
 decoder into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which see generated images
 through the decoder that serves them) follow both; `vae-bodies` came after them and continues vae.safetensors
-so that a bare torso decodes skin-toned. The image classifier was not retrained through it: on held-out
-decoded draws it reads the new decoder's images better as it is (nudity precision 0.74 -> 0.81, recall
-0.83 -> 1.00; README). The UNet phases predict eps on the scaled-linear
-schedule (`EPS_SCHEDULE`);
+so that a bare torso decodes skin-toned. The committed image classifier then came from
+`image-classifier-judged` (through that decoder, with generated images the bare judge labelled): it flagged
+6 of 19 regenerated images labelled bare by eye before, 16 of 19 after (export/weights/README.md). The UNet
+phases predict eps on the scaled-linear schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`t2iguard.export.tiny.trained_schedule`;
 a build records it in the repository's profile.json).
