@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 from t2iguard.evaluation.regeneration import edit_requests, run_method, t2i_requests
+from t2iguard.training import bare_judge
+from t2iguard.training import judged_images as judged
 from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import oracle_bare, oracle_crown, oracle_tone
 
@@ -95,3 +97,26 @@ def generate(repository: Path, out: Path = SAMPLE_DIR, n: int = 110, seed: int =
                 rows.append(row)
     (out / "sample.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     return rows
+
+
+def generate_judged(repository: Path = Path("build/repository/cpu"), n: int = judged.REQUESTS,
+                    seed: int = judged.SEED, say=lambda m: None) -> Path:
+    """`n` party requests (seeds `seed`+) through `repository`'s pipeline with classifier guidance and up to
+    `judged.ATTEMPTS` regenerations; every attempt's image labelled by the bare judge and cached where
+    `training.judged_images` reads it (`judged.cache_path`). Returns the cache file."""
+    path = judged.cache_path(repository, n, seed)
+    if path.is_file():
+        return path
+    model = bare_judge.load()
+    images, bare, attempt = [], [], []
+    for row in run_method(repository, "classifier", judged.ATTEMPTS, t2i_requests(n, seed), say):
+        for k, image in enumerate(row["images"]):
+            images.append(image)
+            bare.append(float(bare_judge.judge(model, image)))
+            attempt.append(k + 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, images=np.stack(images), bare=np.asarray(bare, np.float32),
+                        attempt=np.asarray(attempt, np.int32))
+    tmp.replace(path)
+    return path

@@ -124,12 +124,14 @@ def test_training_script_runs_every_phase(tmp_path, repository, monkeypatch):
 
     from t2iguard.contract.profiles import get_profile
     from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES
+    from t2iguard.evaluation.judge_sample import generate_judged
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, trained_schedule, with_edit_decoder
     from t2iguard.training import train_shapeworld
     from t2iguard.training.train_shapeworld import PHASES, Recipe, train
 
     monkeypatch.setattr(train_shapeworld, "JUDGED_REPOSITORY", repository)
+    generate_judged(repository, n=Recipe().quick().judged)
 
     p = get_profile("tiny")
     recipe = Recipe(seed=5).quick()

@@ -8,8 +8,9 @@ range of their own (`SEED`, 60000+: the evaluations use 7000-31349 and the label
 through the served pipeline with regeneration, as in `t2iguard eval regeneration`; every attempt's image is kept
 (first attempts and guided regenerations, the images the check must read) and labelled by the judge.
 
-The images and labels are cached under `cache_root()/judged/` by the repository's weights, the judge's weights,
-the seed and the count, so a rerun of the image-classifier phase does not generate again.
+The generation is evaluation code (`evaluation.judge_sample.generate_judged`, which drives the served pipeline);
+the images and labels are cached under `cache_root()/judged/` by the repository's weights, the judge's weights,
+the seed and the count, and the training phase reads them from there.
 """
 
 from __future__ import annotations
@@ -36,26 +37,18 @@ def _digest(repository: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def judged_images(repository: Path, n: int = REQUESTS, seed: int = SEED,
-                  say=lambda msg: None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`n` party requests (seeds `seed`+) through `repository`'s pipeline with classifier guidance and up to
-    `ATTEMPTS` regenerations -> (uint8 [N, 256, 256, 3] every attempt's image, float32 [N] the bare judge's
-    verdict, int32 [N] the attempt number, 1 for first attempts); cached."""
-    from t2iguard.evaluation.regeneration import run_method, t2i_requests
+def cache_path(repository: Path, n: int = REQUESTS, seed: int = SEED) -> Path:
+    """Where the judged images of `n` requests from `seed` through `repository` are cached."""
+    return cache_root() / "judged" / f"t2i-{_digest(repository)}-s{seed}-n{n}.npz"
 
-    path = cache_root() / "judged" / f"t2i-{_digest(repository)}-s{seed}-n{n}.npz"
-    if path.is_file():
-        z = np.load(path)
-        return z["images"], z["bare"], z["attempt"]
-    judge = bare_judge.load()
-    images, bare, attempt = [], [], []
-    for row in run_method(repository, "classifier", ATTEMPTS, t2i_requests(n, seed), say):
-        for k, image in enumerate(row["images"]):
-            images.append(image)
-            bare.append(float(bare_judge.judge(judge, image)))
-            attempt.append(k + 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = np.stack(images), np.asarray(bare, np.float32), np.asarray(attempt, np.int32)
-    np.savez_compressed(path.with_suffix(".tmp.npz"), images=out[0], bare=out[1], attempt=out[2])
-    path.with_suffix(".tmp.npz").replace(path)
-    return out
+
+def judged_images(repository: Path, n: int = REQUESTS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cached judged images (`evaluation.judge_sample.generate_judged` makes them) -> (uint8 [N, 256, 256, 3]
+    every attempt's image, float32 [N] the bare judge's verdict, int32 [N] the attempt number, 1 for first
+    attempts)."""
+    path = cache_path(repository, n, seed)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: generate the judged images first: python -c \"from t2iguard.evaluation."
+                                f"judge_sample import generate_judged; generate_judged(n={n}, seed={seed})\"")
+    z = np.load(path)
+    return z["images"], z["bare"], z["attempt"]

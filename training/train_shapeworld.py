@@ -23,9 +23,8 @@ decoder phases keep the encoder, so they can run after any phase without changin
 latents; `vae-decoder` continues vae.safetensors (text-to-image decodes with it), `vae-heads` continues that
 decoder into vae_edit_decoder.safetensors (edits decode with it). `classifiers` (which see generated images
 through the decoder that serves them) follow both; `vae-bodies` came after them and continues vae.safetensors
-so that a bare torso decodes skin-toned. The committed image classifier then came from
-`image-classifier-judged` (through that decoder, with generated images the bare judge labelled): it flagged
-6 of 19 regenerated images labelled bare by eye before, 16 of 19 after (export/weights/README.md). The UNet
+so that a bare torso decodes skin-toned. The image classifier was not retrained through it (`image-classifier`
+and `image-classifier-judged` were measured, not committed: docs/2026-12-03-judge-validation.md). The UNet
 phases predict eps on the scaled-linear schedule (`EPS_SCHEDULE`);
 `unet-vpred` (measured, not committed: see the README) moves it to `VPRED_SCHEDULE`. Each UNet file records
 its schedule, which the tiny profile samples with and the guard trains on (`t2iguard.export.tiny.trained_schedule`;
@@ -369,7 +368,8 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     """`image-classifier-judged`: the image classifier again (as `image-classifier` trains it), with generated
     images added: party requests through the built repository (`build/repository/cpu`, `t2iguard build` first)
     with classifier guidance, every attempt kept and labelled `nudity` by the bare judge
-    (`training/judged_images.py`). The last `JUDGED_HELD_OUT` of the requests' images are held out: the new
+    (`training/judged_images.py`; generated beforehand by `evaluation.judge_sample.generate_judged`). The last
+    `JUDGED_HELD_OUT` of the requests' images are held out: the new
     classifier's agreement with the judge on them is reported, beside the drawn held-out figures."""
     from t2iguard.training.judged_images import judged_images
 
@@ -377,8 +377,7 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
     gen = torch.Generator().manual_seed(recipe.seed)
     n, m = recipe.decoded, recipe.decoded // 2
-    say("generating the judged images (cached after the first run)")
-    images, bare, _ = judged_images(JUDGED_REPOSITORY, recipe.judged, say=say)
+    images, bare, _ = judged_images(JUDGED_REPOSITORY, recipe.judged)
     cut = int(len(images) * (1 - JUDGED_HELD_OUT))
     say(f"{cut} judged images to train on ({int(bare[:cut].sum())} bare by the judge), {len(images) - cut} held out")
     image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
