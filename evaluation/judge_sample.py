@@ -99,17 +99,18 @@ def generate(repository: Path, out: Path = SAMPLE_DIR, n: int = 110, seed: int =
     return rows
 
 
-def generate_judged(repository: Path = Path("build/repository/cpu"), n: int = judged.REQUESTS,
-                    seed: int = judged.SEED, say=lambda m: None) -> Path:
-    """`n` party requests (seeds `seed`+) through `repository`'s pipeline with classifier guidance and up to
-    `judged.ATTEMPTS` regenerations; every attempt's image labelled by the bare judge and cached where
-    `training.judged_images` reads it (`judged.cache_path`). Returns the cache file."""
-    path = judged.cache_path(repository, n, seed)
+def generate_judged(repository: Path, n: int, kind: str = "party", say=lambda m: None) -> Path:
+    """`n` requests of `kind` (`judged.REQUESTS`: party or plain, from `judged.SEEDS[kind]`) through `repository`'s
+    pipeline with classifier guidance and up to `judged.ATTEMPTS` regenerations; every attempt's image labelled by
+    the bare judge and cached where `training.judged_images` reads it (`judged.cache_path`). Returns the cache
+    file (already there: returned as it is)."""
+    path = judged.cache_path(repository, n, kind)
     if path.is_file():
         return path
     model = bare_judge.load()
     images, bare, attempt = [], [], []
-    for row in run_method(repository, "classifier", judged.ATTEMPTS, t2i_requests(n, seed), say):
+    requests = judged.REQUESTS[kind](n, judged.SEEDS[kind])
+    for row in run_method(repository, "classifier", judged.ATTEMPTS, requests, say):
         for k, image in enumerate(row["images"]):
             images.append(image)
             bare.append(float(bare_judge.judge(model, image)))

@@ -63,7 +63,12 @@ ADAPTERS: dict[str, tuple[dict | None, float]] = {
     "all-r16": ({"r": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value", "dense"], "lora_dropout": 0.1},
                 3e-4),
     "full": (None, 5e-5),
+    "full-r32": (None, 5e-5),
+    "full-r8": (None, 5e-5),
 }
+#: the `full` fold's encoder with its change to every linear weight of the blocks cut to this rank (truncated SVD)
+#: and the embeddings' change dropped: what a file of a few MB could carry (biases and LayerNorms kept whole)
+LOW_RANK = {"full-r32": 32, "full-r8": 8}
 COORD_CHANNELS = 2  # x and y, appended by UNetEps(coords=...)
 
 

@@ -80,13 +80,15 @@ def test_each_adapter_trains_its_own_encoder_weights(dataset):
     layer, `full` every encoder weight."""
     import torch
 
-    from t2iguard.export.tiny import ADAPTERS, load_minilm
+    from t2iguard.export.tiny import ADAPTERS, LOW_RANK, load_minilm
     from t2iguard.training.train_prompt_classifier import _fit
 
     ds, _ = dataset
     rows = np.flatnonzero(ds.split == "train")[:16]
     base = {k: v.clone() for k, v in load_minilm().state_dict().items()}
     for name, (config, lr) in ADAPTERS.items():
+        if name in LOW_RANK:  # trained as `full`, then cut (test_low_rank_...)
+            continue
         encoder, _ = _fit(list(ds.texts[rows]), ds.y[rows], ds.w[rows], 0, 1, 32, lambda m: None, max_steps=1,
                           adapter=config, encoder_lr=lr)
         state = encoder.state_dict()
@@ -100,6 +102,33 @@ def test_each_adapter_trains_its_own_encoder_weights(dataset):
         frozen = {k[len("base_model.model."):].replace(".base_layer", ""): v for k, v in state.items()
                   if "lora_" not in k}
         assert all(torch.equal(v, base[k]) for k, v in frozen.items() if k in base)
+
+
+def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():
+    """`full-r8`: every block weight's change from MiniLM has rank <= 8 after the cut, the leading directions of a
+    change are kept, the embeddings are pretrained again, and the count of carried numbers is the factors'."""
+    import torch
+
+    from t2iguard.export.tiny import load_minilm
+
+    base = load_minilm().state_dict()
+    encoder = load_minilm()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 1e-2)
+        q = encoder.encoder.layer[0].attention.self.query.weight
+        strong = torch.outer(torch.randn(q.shape[0], generator=gen), torch.randn(q.shape[1], generator=gen))
+        q.add_(strong)
+    carried = L.low_rank(encoder, 8)
+    state = encoder.state_dict()
+    blocks = {k for k, v in state.items() if k.startswith("encoder.") and v.ndim == 2}
+    assert all(torch.linalg.matrix_rank(state[k] - base[k]) <= 8 for k in blocks)
+    assert all(torch.equal(state[k], base[k]) for k in state if "embeddings" in k)
+    change = state["encoder.layer.0.attention.self.query.weight"] - base["encoder.layer.0.attention.self.query.weight"]
+    assert torch.nn.functional.cosine_similarity(change.flatten(), strong.flatten(), dim=0) > 0.99
+    small = sum(v.numel() for k, v in state.items() if k.startswith("encoder.") and v.ndim == 1)
+    assert carried == small + sum(8 * sum(state[k].shape) for k in blocks)
 
 
 def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):

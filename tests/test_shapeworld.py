@@ -128,10 +128,12 @@ def test_training_script_runs_every_phase(tmp_path, repository, monkeypatch):
     from t2iguard.export import modules as M
     from t2iguard.export.tiny import load_trained, tiny_unet, tiny_vae, trained_schedule, with_edit_decoder
     from t2iguard.training import train_shapeworld
+    from t2iguard.training.judged_images import REQUESTS
     from t2iguard.training.train_shapeworld import PHASES, Recipe, train
 
     monkeypatch.setattr(train_shapeworld, "JUDGED_REPOSITORY", repository)
-    generate_judged(repository, n=Recipe().quick().judged)
+    for kind in REQUESTS:
+        generate_judged(repository, Recipe().quick().judged, kind)
 
     p = get_profile("tiny")
     recipe = Recipe(seed=5).quick()

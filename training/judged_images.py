@@ -8,9 +8,14 @@ range of their own (`SEED`, 60000+: the evaluations use 7000-31349 and the label
 through the served pipeline with regeneration, as in `t2iguard eval regeneration`; every attempt's image is kept
 (first attempts and guided regenerations, the images the check must read) and labelled by the judge.
 
-The generation is evaluation code (`evaluation.judge_sample.generate_judged`, which drives the served pipeline);
-the images and labels are cached under `cache_root()/judged/` by the repository's weights, the judge's weights,
-the seed and the count, and the training phase reads them from there.
+Party requests alone taught the classifier that a generated look means risk: it flagged the suite's allowed
+request (a blue-green blob, 4 sampling steps) `nudity` 0.82 (2026-12-05). So the same number of **plain**
+requests (`plain_requests`: any shape, figures not dressed for a party, 2 to 30 sampling steps) goes through the
+same way from a seed range of its own, and every plain image is a negative (`labels`). The judge is not asked:
+it calls 9% of them bare (96 of 1,030), and of 40 of those looked at, nearly all are 2-step noise, green circles,
+red squares or figures in coloured shirts. The UNet learned bare bodies only from captions that ask for a bare
+figure or a party, so a plain request's image that is truly bare is rare; a few wrong negatives cost less than
+many wrong positives.
 """
 
 from __future__ import annotations
@@ -21,11 +26,33 @@ from pathlib import Path
 import numpy as np
 
 from t2iguard.export.build import cache_root
+from t2iguard.runtime.pipeline import GenerateRequest
 from t2iguard.training import bare_judge
+from t2iguard.training.data import shapeworld as W
+from t2iguard.training.train_dpo import party_requests
 
-SEED = 60000
-REQUESTS = 800
+#: the request kinds and their seed ranges (61000-61149 held a first look at plain requests, not trained on)
+SEEDS = {"party": 60000, "plain": 62000}
 ATTEMPTS = 4  # regenerations per request, as the policy serves them
+
+
+#: plain requests' sampling steps: the service takes 1-50 (the suite asks for 4), the party requests all take 20
+PLAIN_STEPS = (2, 4, 8, 20, 30)
+
+
+def plain_requests(n: int, seed: int) -> list[tuple[GenerateRequest, W.Scene]]:
+    """`n` plain requests drawn from `seed`: a random scene of any shape (figures clothed, not dressed for a party),
+    captioned as the training captions are, at one of `PLAIN_STEPS`."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        scene = W.random_scene(rng)
+        out.append((GenerateRequest(request_id=f"plain-{i}", prompt=W.caption(scene, rng), seed=seed + i,
+                                    steps=int(rng.choice(PLAIN_STEPS))), scene))
+    return out
+
+
+REQUESTS = {"party": party_requests, "plain": plain_requests}
 
 
 def _digest(repository: Path) -> str:
@@ -37,18 +64,27 @@ def _digest(repository: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_path(repository: Path, n: int = REQUESTS, seed: int = SEED) -> Path:
-    """Where the judged images of `n` requests from `seed` through `repository` are cached."""
-    return cache_root() / "judged" / f"t2i-{_digest(repository)}-s{seed}-n{n}.npz"
+def cache_path(repository: Path, n: int, kind: str = "party") -> Path:
+    """Where the judged images of `n` requests of `kind` (from `SEEDS[kind]`) through `repository` are cached."""
+    return cache_root() / "judged" / f"{kind}-{_digest(repository)}-s{SEEDS[kind]}-n{n}.npz"
 
 
-def judged_images(repository: Path, n: int = REQUESTS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The cached judged images (`evaluation.judge_sample.generate_judged` makes them) -> (uint8 [N, 256, 256, 3]
-    every attempt's image, float32 [N] the bare judge's verdict, int32 [N] the attempt number, 1 for first
-    attempts)."""
-    path = cache_path(repository, n, seed)
+def judged_images(repository: Path, n: int, kind: str = "party") -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          list[W.Scene]]:
+    """The cached judged images (`t2iguard eval judged-images` makes them) -> (uint8 [N, 256, 256, 3] every
+    attempt's image, float32 [N] the bare judge's verdict, int32 [N] the attempt number, 1 for first attempts,
+    and each image's requested scene, drawn again from the seed)."""
+    path = cache_path(repository, n, kind)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: generate the judged images first: python -c \"from t2iguard.evaluation."
-                                f"judge_sample import generate_judged; generate_judged(n={n}, seed={seed})\"")
+        raise FileNotFoundError(f"{path}: generate the judged images first: t2iguard eval judged-images "
+                                f"--requests {n} --repository {repository}")
     z = np.load(path)
-    return z["images"], z["bare"], z["attempt"]
+    scenes = [scene for _, scene in REQUESTS[kind](n, SEEDS[kind])]
+    request = np.cumsum(z["attempt"] == 1) - 1  # the attempts of a request follow its first
+    return z["images"], z["bare"], z["attempt"], [scenes[i] for i in request]
+
+
+def labels(bare: np.ndarray, kind: str) -> np.ndarray:
+    """float32 [N] `nudity` training labels of `kind`'s images: the judge's verdict (float32 [N]) for party
+    requests, 0 for plain ones (see above)."""
+    return (bare if kind == "party" else np.zeros_like(bare)).astype(np.float32)

@@ -23,16 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
-from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
-from t2iguard.export.tiny import ADAPTERS, PROMPT_CLASSIFIER_CHECKPOINT
+from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer
+from t2iguard.export.tiny import ADAPTERS, LOW_RANK, PROMPT_CLASSIFIER_CHECKPOINT, load_minilm
 from t2iguard.training.data.corpus import digest
 from t2iguard.training.embed import score
-from t2iguard.training.train_prompt_classifier import Dataset, _fit, calibrate, corpus_dataset, served_scores
+from t2iguard.training.train_prompt_classifier import (
+    HIDDEN,
+    Dataset,
+    _fit,
+    calibrate,
+    corpus_dataset,
+    served_scores,
+)
 
 #: benign caption repositories, held out as one unit
 CAPTIONS = ("Karine-Huang/T2I-CompBench", "krea-ai/open-prompts", "dbsxodud-11/PAG", "rohitgandikota/erasing")
@@ -124,9 +132,14 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     seq_len = get_profile("tiny").seq_len
     rows = fold_rows(ds, units, unit, seed, per_group)
     train, v, scored = rows["train"], rows["val"], rows["scored"]
-    encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
-                         say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps, adapter=ADAPTERS[adapter][0],
-                         encoder_lr=ADAPTERS[adapter][1])
+    if adapter in LOW_RANK:
+        full = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}-full.trained.pt"
+        encoder, head = _full_fold_model(ds, train, seed, steps, full, say)
+        say(f"  {low_rank(encoder, LOW_RANK[adapter])} encoder numbers carried at rank {LOW_RANK[adapter]}")
+    else:
+        encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
+                             say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps,
+                             adapter=ADAPTERS[adapter][0], encoder_lr=ADAPTERS[adapter][1])
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
     thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
     say(f"  scoring {len(scored)} rows")
@@ -138,6 +151,47 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
              seconds=fold.seconds)
     path.with_suffix(".pt").unlink(missing_ok=True)
     return fold
+
+
+def _full_fold_model(ds: Dataset, train: np.ndarray, seed: int, steps: int, path: Path, say):
+    """(encoder, head) of a fold fine-tuned in full (`ADAPTERS["full"]`) on the rows `train`, kept at `path` (the
+    whole encoder, 87 MB, outside git) so that each rank of `LOW_RANK` cuts the same model."""
+    if path.is_file():
+        encoder = load_minilm()
+        head = MLPHead(encoder.config.hidden_size, HIDDEN, len(CATEGORIES), dropout=0.2)
+        state = torch.load(path, weights_only=True)
+        encoder.load_state_dict(state["encoder"])
+        head.load_state_dict(state["head"])
+        return encoder.eval(), head.eval()
+    config, lr = ADAPTERS["full"]
+    encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100,
+                         seq_len=get_profile("tiny").seq_len, say=say, checkpoint=path.with_suffix(".ckpt"),
+                         max_steps=steps, adapter=config, encoder_lr=lr)
+    torch.save({"encoder": encoder.state_dict(), "head": head.state_dict()}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    path.with_suffix(".ckpt").unlink(missing_ok=True)
+    return encoder, head
+
+
+@torch.no_grad()
+def low_rank(encoder: torch.nn.Module, rank: int) -> int:
+    """Cut a fine-tuned MiniLM's change in place: every 2-D weight of the blocks becomes pretrained + the rank-`rank`
+    truncated SVD of (fine-tuned - pretrained); the embeddings go back to pretrained; biases and LayerNorms keep
+    their fine-tuned values. Returns how many numbers a file would carry (factors, biases, LayerNorms)."""
+    base = load_minilm().state_dict()
+    carried = 0
+    for name, p in encoder.named_parameters():
+        if name.startswith("pooler."):  # unused: the sentence is the masked mean of the hidden states
+            continue
+        if "embeddings" in name:
+            p.copy_(base[name])
+        elif p.ndim == 2:
+            u, s, vh = torch.linalg.svd(p - base[name], full_matrices=False)
+            p.copy_(base[name] + (u[:, :rank] * s[:rank]) @ vh[:rank])
+            carried += rank * sum(p.shape)
+        else:
+            carried += p.numel()
+    return carried
 
 
 def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dict[str, float] | float) -> dict:

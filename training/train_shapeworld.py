@@ -50,6 +50,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
+from t2iguard.contract.policy import load_policy
 from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.export import modules as M
@@ -366,34 +367,64 @@ def train_image_classifier(recipe: Recipe, out: Path, say) -> dict:
 
 def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     """`image-classifier-judged`: the image classifier again (as `image-classifier` trains it), with generated
-    images added: party requests through the built repository (`build/repository/cpu`, `t2iguard build` first)
-    with classifier guidance, every attempt kept and labelled `nudity` by the bare judge
-    (`training/judged_images.py`; generated beforehand by `evaluation.judge_sample.generate_judged`). The last
-    `JUDGED_HELD_OUT` of the requests' images are held out: the new
-    classifier's agreement with the judge on them is reported, beside the drawn held-out figures."""
-    from t2iguard.training.judged_images import judged_images
+    images added: party and plain requests through the built repository (`build/repository/cpu`, `t2iguard build`
+    first) with classifier guidance, every attempt kept and labelled `nudity` by the bare judge
+    (`training/judged_images.py`; generated beforehand by `t2iguard eval judged-images`). The last
+    `JUDGED_HELD_OUT` of each kind's images are held out: the new classifier's agreement with the judge on them is
+    reported, beside the drawn held-out figures."""
+    from t2iguard.training.judged_images import REQUESTS, judged_images, labels
 
     world = draw(recipe.seed, recipe.t2i, recipe.edits)
     held = draw(recipe.seed + HELD_OUT_SEED_OFFSET, recipe.held_out, recipe.held_out)
     gen = torch.Generator().manual_seed(recipe.seed)
     n, m = recipe.decoded, recipe.decoded // 2
-    images, bare, _ = judged_images(JUDGED_REPOSITORY, recipe.judged)
-    cut = int(len(images) * (1 - JUDGED_HELD_OUT))
-    say(f"{cut} judged images to train on ({int(bare[:cut].sum())} bare by the judge), {len(images) - cut} held out")
+    train_images, train_bare = [], []
+    for kind in REQUESTS:
+        images, judged, _, _ = judged_images(JUDGED_REPOSITORY, recipe.judged, kind)
+        bare = labels(judged, kind)
+        cut = int(len(images) * (1 - JUDGED_HELD_OUT))
+        say(f"{kind}: {cut} generated images to train on ({int(bare[:cut].sum())} labelled bare), "
+            f"{len(images) - cut} held out")
+        train_images.append(images[:cut])
+        train_bare.append(bare[:cut])
+    generated = (np.concatenate(train_images), np.concatenate(train_bare))
     image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
-                                      gen, say, generated=(images[:cut], bare[:cut]))
+                                      gen, say, generated=generated)
     with safe_open(str(out / "vae.safetensors"), "pt") as f:
         decoder = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES),
                                                        "decoder_phases": json.dumps(decoder),
-                                                       "judged_images": str(cut)})
-    size = get_profile("tiny").classifier_size
-    with torch.no_grad():
-        said = image_cls(torch.from_numpy(classifier_pixels(images[cut:], size)))[0].numpy()
+                                                       "judged_images": str(len(generated[0]))})
     return {"image_classifier": _image_figures(image_cls, held, decoded(held.images, out)),
-            "image_classifier_judged": {
-                "trained_on": cut, "judged_bare": int(bare[:cut].sum()),
-                "judged_held_out_nudity": _binary_metrics(said[:, CATEGORIES.index("nudity")] >= 0.5, bare[cut:] > 0)}}
+            "image_classifier_judged": {"trained_on": len(generated[0]), "judged_bare": int(generated[1].sum()),
+                                        "judged_held_out_nudity": judged_held_out(image_cls, recipe.judged)}}
+
+
+@torch.no_grad()
+def judged_held_out(image_cls: torch.nn.Module, n: int) -> dict:
+    """The image classifier's `nudity` (at the bundled policy's threshold) on the held-out judged images of each
+    kind (the last `JUDGED_HELD_OUT` of them): the share flagged, and against the training labels
+    (`judged_images.labels`: the judge's, party requests) precision and recall; for plain requests also the share
+    flagged of the images whose request asked for no figure (circles, squares, triangles)."""
+    from t2iguard.training.judged_images import REQUESTS, judged_images, labels
+
+    size = get_profile("tiny").classifier_size
+    threshold = load_policy().categories["nudity"].image.threshold
+    out = {}
+    for kind in REQUESTS:
+        images, judged, _, scenes = judged_images(JUDGED_REPOSITORY, n, kind)
+        bare = labels(judged, kind)
+        cut = int(len(images) * (1 - JUDGED_HELD_OUT))
+        flagged = image_cls(torch.from_numpy(classifier_pixels(images[cut:], size)))[0].numpy()[
+            :, CATEGORIES.index("nudity")] >= threshold
+        out[kind] = {"flagged": round(float(flagged.mean()), 4), "n": int(len(flagged))}
+        if bare[cut:].any():
+            out[kind] |= _binary_metrics(flagged, bare[cut:] > 0)
+        no_figure = np.array([s.shape != "figure" for s in scenes[cut:]])
+        if no_figure.any():
+            out[kind] |= {"no_figure_flagged": round(float(flagged[no_figure].mean()), 4),
+                          "no_figure": int(no_figure.sum())}
+    return out
 
 
 @torch.no_grad()

@@ -486,7 +486,7 @@ def train_shapeworld(
     phase: Annotated[list[str], typer.Option(
         help="Training phases, run in the order given (default: the committed weights' chain, vae vae-decoder unet "
              "unet-more unet-position guard vae-heads classifiers vae-bodies; `unet-vpred`, `image-classifier` and "
-             "`image-classifier-judged` (needs `t2iguard build`) are optional, see the README).")] = None,
+             "`image-classifier-judged` (needs `t2iguard eval judged-images`) are optional, see the README).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ShapeWorld draw and of training.")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (run independent phases side by side with 1 each).")] = 2,
     quick: Annotated[bool, typer.Option(help="A few steps on little data: checks the script, trains nothing.")] = False,
@@ -607,7 +607,8 @@ def eval_prompt_loso(
     seed: Annotated[int, typer.Option(help="Seed of the corpus caps, the samples and training.")] = 0,
     adapter: Annotated[str, typer.Option(help="How each fold adapts the encoder, comma-separated to compare: "
                                               "qv-r8 (LoRA rank 8 on query/value, as shipped), all-r16 (LoRA "
-                                              "rank 16 on every linear layer), full (every encoder weight).")]
+                                              "rank 16 on every linear layer), full (every encoder weight), full-r32 "
+                                              "and full-r8 (full, its change cut to that rank).")]
         = "qv-r8",
     reference: Annotated[bool, typer.Option(help="Run the reference fold (every unit; the in-distribution and "
                                                  "committed-classifier columns).")] = True,
@@ -816,6 +817,28 @@ def eval_judge_sample(
         rows = generate(repository, out, n=requests, seed=seed, sets=chosen, method=method,
                         say=lambda m: status.update(m))
     err.print(f"written: {len(rows)} images and {out / 'sample.jsonl'}")
+
+
+@eval_app.command("judged-images")
+def eval_judged_images(
+    repository: Annotated[Path, typer.Option(help="Built repository to generate with (the training phase reads "
+                                                  "the images cached for this repository's graphs).")]
+        = DEFAULT_REPOSITORY,
+    requests: Annotated[int, typer.Option(min=1, help="Requests per kind (the recipe's `judged`).")] = 800,
+    kinds: Annotated[str, typer.Option(help="Comma-separated request kinds: party, plain.")] = "party,plain",
+) -> None:
+    """Generate the training images of `t2iguard train shapeworld --phase image-classifier-judged`: every
+    attempt of guided regeneration, labelled by the bare judge, cached outside git (minutes per hundred)."""
+    from t2iguard.evaluation.judge_sample import generate_judged
+    from t2iguard.training.judged_images import REQUESTS
+
+    chosen = _choices(kinds, tuple(REQUESTS), "--kinds")
+    if not (repository / "build.json").exists():
+        _build("tiny", "cpu", repository)
+    for kind in chosen:
+        with err.status(f"generating {kind} requests") as status:
+            path = generate_judged(repository, requests, kind, say=lambda m: status.update(m))
+        err.print(f"{kind}: {path}")
 
 
 label_app = typer.Typer(help="Label the judge sample by eye: contact sheets, then record what was seen.",
