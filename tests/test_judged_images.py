@@ -1,5 +1,5 @@
 """The image classifier's generated training images (training/judged_images.py): the plain requests span the
-service's step counts and every shape, and only party images carry the judge's `nudity` verdict."""
+service's step counts and every shape, and only the judge's sure verdicts on party images are `nudity` labels."""
 
 import numpy as np
 
@@ -16,8 +16,10 @@ def test_plain_requests_span_shapes_and_steps_on_their_own_seeds():
     assert J.plain_requests(5, J.SEEDS["plain"])[4][0].prompt == requests[4][0].prompt  # reproducible
 
 
-def test_only_party_images_are_labelled_by_the_judge():
-    verdict = np.array([1.0, 0.0, 1.0], np.float32)
-    assert J.labels(verdict, "party").tolist() == [1.0, 0.0, 1.0]
-    assert J.labels(verdict, "plain").tolist() == [0.0, 0.0, 0.0]
+def test_only_sure_party_verdicts_are_labels():
+    logits = np.array([-np.inf, -2.0, 0.5, J.MARGIN, J.MARGIN + 1], np.float32)
+    kept, y = J.labels(logits, "party")
+    assert kept.tolist() == [True, True, False, False, True] and y[kept].tolist() == [0.0, 0.0, 1.0]
+    kept, y = J.labels(logits, "plain")
+    assert kept.all() and not y.any()
     assert set(J.REQUESTS) == set(J.SEEDS) == {"party", "plain"}

@@ -138,13 +138,19 @@ def load(path: Path = WEIGHTS) -> HistogramMLP:
     return tone_judge.load(path)
 
 
-def judge(model: HistogramMLP, image: np.ndarray) -> bool:
-    """True when the judge sees a bare figure among those it finds in a uint8 [256, 256, 3] image."""
+def logit(model: HistogramMLP, image: np.ndarray) -> float:
+    """The judge's largest logit over the figures it finds in a uint8 [256, 256, 3] image (-inf: none found);
+    above 0 is bare (`judge`), and the further from 0 the surer."""
     found = located_figures(image)
     if not found:
-        return False
+        return float("-inf")
     with torch.no_grad():
-        return bool((model(torch.from_numpy(np.stack([features(image, b) for b in found]))) > 0).any())
+        return float(model(torch.from_numpy(np.stack([features(image, b) for b in found]))).max())
+
+
+def judge(model: HistogramMLP, image: np.ndarray) -> bool:
+    """True when the judge sees a bare figure among those it finds in a uint8 [256, 256, 3] image."""
+    return logit(model, image) > 0
 
 
 def main() -> None:

@@ -71,20 +71,33 @@ def cache_path(repository: Path, n: int, kind: str = "party") -> Path:
 
 def judged_images(repository: Path, n: int, kind: str = "party") -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           list[W.Scene]]:
-    """The cached judged images (`t2iguard eval judged-images` makes them) -> (uint8 [N, 256, 256, 3] every
-    attempt's image, float32 [N] the bare judge's verdict, int32 [N] the attempt number, 1 for first attempts,
-    and each image's requested scene, drawn again from the seed)."""
+    """The cached generated images (`t2iguard eval judged-images` makes them) -> (uint8 [N, 256, 256, 3] every
+    attempt's image, float32 [N] the bare judge's logit (`bare_judge.logit`, read again from the image: the cache
+    keeps the verdicts it was generated with), int32 [N] the attempt number, 1 for first attempts, and each
+    image's requested scene, drawn again from the seed)."""
     path = cache_path(repository, n, kind)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: generate the judged images first: t2iguard eval judged-images "
                                 f"--requests {n} --repository {repository}")
     z = np.load(path)
+    model = bare_judge.load()
+    logits = np.array([bare_judge.logit(model, image) for image in z["images"]], np.float32)
     scenes = [scene for _, scene in REQUESTS[kind](n, SEEDS[kind])]
     request = np.cumsum(z["attempt"] == 1) - 1  # the attempts of a request follow its first
-    return z["images"], z["bare"], z["attempt"], [scenes[i] for i in request]
+    return z["images"], logits, z["attempt"], [scenes[i] for i in request]
 
 
-def labels(bare: np.ndarray, kind: str) -> np.ndarray:
-    """float32 [N] `nudity` training labels of `kind`'s images: the judge's verdict (float32 [N]) for party
-    requests, 0 for plain ones (see above)."""
-    return (bare if kind == "party" else np.zeros_like(bare)).astype(np.float32)
+#: a party image is a positive when the judge's logit is above this, a negative at or below 0, and left out in
+#: between. Chosen on two of the four labelled samples (`judge_sample_bodies` and its reseeded twin, which the
+#: judge's third version was revised on: the smallest margin at which its flags there were all bare by eye,
+#: precision 75% -> 100%, recall 75% kept); on the other two, never used to choose, precision 74% -> 87%,
+#: recall 100% -> 93% (2026-12-05).
+MARGIN = 3.0
+
+
+def labels(logits: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """`kind`'s images' bare-judge logits (float32 [N], `bare_judge.logit`) -> (bool [N] kept, float32 [N] `nudity`
+    training labels): party images by the judge, sure ones only (`MARGIN`); plain ones all kept, all 0 (above)."""
+    if kind != "party":
+        return np.ones(len(logits), bool), np.zeros(len(logits), np.float32)
+    return (logits <= 0) | (logits > MARGIN), (logits > MARGIN).astype(np.float32)

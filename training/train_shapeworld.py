@@ -380,13 +380,13 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     n, m = recipe.decoded, recipe.decoded // 2
     train_images, train_bare = [], []
     for kind in REQUESTS:
-        images, judged, _, _ = judged_images(JUDGED_REPOSITORY, recipe.judged, kind)
-        bare = labels(judged, kind)
+        images, logits, _, _ = judged_images(JUDGED_REPOSITORY, recipe.judged, kind)
+        kept, bare = labels(logits, kind)
         cut = int(len(images) * (1 - JUDGED_HELD_OUT))
-        say(f"{kind}: {cut} generated images to train on ({int(bare[:cut].sum())} labelled bare), "
-            f"{len(images) - cut} held out")
-        train_images.append(images[:cut])
-        train_bare.append(bare[:cut])
+        say(f"{kind}: {int(kept[:cut].sum())} of the first {cut} generated images to train on "
+            f"({int(bare[:cut].sum())} labelled bare), the last {len(images) - cut} held out")
+        train_images.append(images[:cut][kept[:cut]])
+        train_bare.append(bare[:cut][kept[:cut]])
     generated = (np.concatenate(train_images), np.concatenate(train_bare))
     image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
                                       gen, say, generated=generated)
@@ -403,23 +403,22 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
 @torch.no_grad()
 def judged_held_out(image_cls: torch.nn.Module, n: int) -> dict:
     """The image classifier's `nudity` (at the bundled policy's threshold) on the held-out judged images of each
-    kind (the last `JUDGED_HELD_OUT` of them): the share flagged, and against the training labels
-    (`judged_images.labels`: the judge's, party requests) precision and recall; for plain requests also the share
-    flagged of the images whose request asked for no figure (circles, squares, triangles)."""
-    from t2iguard.training.judged_images import REQUESTS, judged_images, labels
+    kind (the last `JUDGED_HELD_OUT` of them): the share flagged; for party requests precision and recall against
+    the bare judge's verdicts; for plain requests the share flagged of the images whose request asked for no
+    figure (circles, squares, triangles)."""
+    from t2iguard.training.judged_images import REQUESTS, judged_images
 
     size = get_profile("tiny").classifier_size
     threshold = load_policy().categories["nudity"].image.threshold
     out = {}
     for kind in REQUESTS:
-        images, judged, _, scenes = judged_images(JUDGED_REPOSITORY, n, kind)
-        bare = labels(judged, kind)
+        images, logits, _, scenes = judged_images(JUDGED_REPOSITORY, n, kind)
         cut = int(len(images) * (1 - JUDGED_HELD_OUT))
         flagged = image_cls(torch.from_numpy(classifier_pixels(images[cut:], size)))[0].numpy()[
             :, CATEGORIES.index("nudity")] >= threshold
         out[kind] = {"flagged": round(float(flagged.mean()), 4), "n": int(len(flagged))}
-        if bare[cut:].any():
-            out[kind] |= _binary_metrics(flagged, bare[cut:] > 0)
+        if kind == "party":  # against the judge's verdict, every held-out image (no margin)
+            out[kind] |= _binary_metrics(flagged, logits[cut:] > 0)
         no_figure = np.array([s.shape != "figure" for s in scenes[cut:]])
         if no_figure.any():
             out[kind] |= {"no_figure_flagged": round(float(flagged[no_figure].mean()), 4),
