@@ -41,7 +41,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,7 @@ EPS_SCHEDULE = DDIMConfig()
 VPRED_SCHEDULE = DDIMConfig(timestep_spacing="trailing", prediction_type="v_prediction", zero_terminal_snr=True)
 HELD_OUT_SEED_OFFSET = 1000
 #: Recipe fields added after weights were committed, with the default they count in the digest only away from
-LATER_FIELDS = {"judged": 800}
+LATER_FIELDS = ("judged",)
 #: `image-classifier-judged` generates through this repository (`t2iguard build`), holds out the last part of
 #: the judged images, and repeats the rest in the draw (about a sixth of it)
 JUDGED_REPOSITORY = Path(__file__).resolve().parents[1] / "build" / "repository" / "cpu"
@@ -128,8 +128,9 @@ class Recipe:
         """What shapes the weights; the size of a held-out measurement does not, and a field added after weights
         were committed counts only when set off its default (`LATER_FIELDS`), so the digests recorded before it
         stay valid."""
+        defaults = {f.name: f.default for f in fields(self)}
         shaping = {k: v for k, v in asdict(self).items()
-                   if k != "reconstruction_held_out" and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+                   if k != "reconstruction_held_out" and not (k in LATER_FIELDS and v == defaults[k])}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def quick(self) -> Recipe:

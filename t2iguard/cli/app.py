@@ -824,15 +824,18 @@ def eval_judged_images(
     repository: Annotated[Path, typer.Option(help="Built repository to generate with (the training phase reads "
                                                   "the images cached for this repository's graphs).")]
         = DEFAULT_REPOSITORY,
-    requests: Annotated[int, typer.Option(min=1, help="Requests per kind (the recipe's `judged`).")] = 800,
+    requests: Annotated[int | None, typer.Option(min=1, help="Requests per kind (default: the recipe's `judged`, "
+                                                           "which the training phase reads).")] = None,
     kinds: Annotated[str, typer.Option(help="Comma-separated request kinds: party, plain.")] = "party,plain",
 ) -> None:
     """Generate the training images of `t2iguard train shapeworld --phase image-classifier-judged`: every
     attempt of guided regeneration, labelled by the bare judge, cached outside git (minutes per hundred)."""
     from t2iguard.evaluation.judge_sample import generate_judged
     from t2iguard.training.judged_images import REQUESTS
+    from t2iguard.training.train_shapeworld import Recipe
 
     chosen = _choices(kinds, tuple(REQUESTS), "--kinds")
+    requests = requests or Recipe().judged
     if not (repository / "build.json").exists():
         _build("tiny", "cpu", repository)
     for kind in chosen:
