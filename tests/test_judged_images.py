@@ -23,3 +23,19 @@ def test_only_sure_party_verdicts_are_labels():
     kept, y = J.labels(logits, "plain")
     assert kept.all() and not y.any()
     assert set(J.REQUESTS) == set(J.SEEDS) == {"party", "plain"}
+
+
+def test_letterboxed_draws_keep_their_shape_between_grey_bars():
+    """`image-classifier-judged` also trains on drawn scenes as `filter-dataset` letterboxes a non-square image:
+    grey bars on two sides, the scene's shape (its colour, a figure's trousers) still in the window."""
+    from t2iguard.training.train_shapeworld import letterboxed
+
+    rng = np.random.default_rng(3)
+    scenes = [W.random_scene(rng) for _ in range(40)]
+    boxed = letterboxed(np.stack([W.render(s) for s in scenes]), scenes, np.random.default_rng(4))
+    assert boxed.shape == (40, W.SIZE, W.SIZE, 3)
+    for image, scene in zip(boxed, scenes, strict=True):
+        bars = (np.abs(image[:, :2].astype(int) - 128) <= 2).all() or (np.abs(image[:2].astype(int) - 128) <= 2).all()
+        colour = W.TROUSERS if scene.shape == "figure" else W.COLOURS[scene.colour]
+        kept = (np.abs(image.astype(int) - colour).sum(-1) < 30).sum()
+        assert bars and kept > 50, (scene, kept)

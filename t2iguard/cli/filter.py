@@ -54,6 +54,7 @@ from t2iguard.contract.errors import InvalidInput
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
 from t2iguard.contract.taxonomy import CATEGORIES, NUDE_CLASSES
+from t2iguard.runtime.images import letterbox
 from t2iguard.runtime.runners import Infer, score_images, screen_texts
 from t2iguard.runtime.stages import decode_text
 from t2iguard.runtime.text import screening_windows
@@ -335,24 +336,6 @@ def write_dataset(samples: Iterable[tuple[str, str, np.ndarray, dict[str, str]]]
 
 
 # --- scoring and deciding -----------------------------------------------------------------------
-def letterbox(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [H, W, 3] -> uint8 [size, size, 3]: padded to a centred square with mid-grey (128), then resized
-    (bicubic). The guard sees the whole image: nothing is cropped away. Grey, not black: in a check on 48
-    ShapeWorld scenes cut to 180x256, black bars made the tiny image classifier call 34 of the 42 clean ones
-    `nudity`, grey bars none, and both caught the 6 bare figures (tests/test_filter_dataset.py keeps the grey
-    half of that check). A size x size image passes unchanged."""
-    h, w, _ = image.shape
-    if h == w == size:
-        return image
-    from PIL import Image
-
-    side = max(h, w)
-    square = np.full((side, side, 3), 128, np.uint8)
-    top, left = (side - h) // 2, (side - w) // 2
-    square[top:top + h, left:left + w] = image
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.BICUBIC), dtype=np.uint8)
-
-
 @dataclass
 class Verdict:
     """One screened row: scores per category (prompt; image after the policy's nudity fusion), NudeNet's
