@@ -73,6 +73,8 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert L.study(seed=0, steps=2, per_group=12, only=["own-twins"]) == res
     alone = L.study(seed=0, steps=2, per_group=12, only=["own-twins"], reference=False)["units"]["own-twins"]
     assert alone["held_out"] == r["held_out"] and alone["reference"] == alone["shipped"] == {}
+    with pytest.raises(L.UnknownUnit, match="no such unit: microsoft/toxigen; the units are .*own-twins"):
+        L.study(seed=0, steps=2, per_group=12, only=["own-twins", "microsoft/toxigen"])  # a unit's name, miscased
 
 
 def test_each_adapter_trains_its_own_encoder_weights(dataset):

@@ -214,15 +214,22 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
     return np.load(path)
 
 
+class UnknownUnit(ValueError):
+    """`--only` named a unit the corpus does not have."""
+
+
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
           say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True) -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
-    calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (the reference runs first
-    unless `reference` is False: then the reference and committed-classifier columns stay empty). `adapter`: how
-    the encoder is adapted in every fold (a key of `ADAPTERS`)."""
+    calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (`UnknownUnit` names any that is
+    not one); the reference runs first unless `reference` is False: then the reference and committed-classifier
+    columns stay empty. `adapter`: how the encoder is adapted in every fold (a key of `ADAPTERS`)."""
     ds = corpus_dataset(seed)
     units = unit_of(ds.source)
-    names = sorted(set(units)) if only is None else [u for u in only if u in set(units)]
+    unknown = sorted(set(only or ()) - set(units))
+    if unknown:
+        raise UnknownUnit(f"no such unit: {', '.join(unknown)}; the units are {', '.join(sorted(set(units)))}")
+    names = sorted(set(units)) if only is None else list(only)
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest,

@@ -617,14 +617,17 @@ def eval_prompt_loso(
     unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
     cached under the cache root, so an interrupted run resumes). Needs the data cache (`t2iguard data import`)."""
     from t2iguard.export.tiny import ADAPTERS
-    from t2iguard.training.prompt_loso import markdown, study
+    from t2iguard.training.prompt_loso import UnknownUnit, markdown, study
 
     adapters = _choices(adapter, tuple(ADAPTERS), "--adapter")
     out.mkdir(parents=True, exist_ok=True)
     for name in adapters:
         with err.status(f"leave-one-source-out, {name}") as status:
-            res = study(seed, steps, per_group, only, say=lambda m: status.update(m), adapter=name,
-                        reference=reference)
+            try:
+                res = study(seed, steps, per_group, only, say=lambda m: status.update(m), adapter=name,
+                            reference=reference)
+            except UnknownUnit as e:
+                raise typer.BadParameter(str(e), param_hint="--only") from e
         stem = "loso" if name == "qv-r8" else f"loso-{name}"
         (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
         (out / f"{stem}.md").write_text(markdown(res))
