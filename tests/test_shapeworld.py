@@ -174,7 +174,10 @@ def test_training_script_runs_every_phase(tmp_path, repository, monkeypatch):
     assert figures["vae"]["recipe"] == recipe.digest()
     assert {"crowned_small_tone_kept", "crowned_large_tone_kept", "held_out_mae_0_255"} <= set(figures["vae_heads"])
     assert {f"bare_{t}_skin" for t in W.TONES} | {"shirts_kept", "held_out_mae_0_255"} <= set(figures["vae_bodies"])
-    assert figures["image_classifier_judged"]["judged_held_out_nudity"]["n"] >= 1
+    judged = figures["image_classifier_judged"]["judged_held_out_nudity"]  # the last phase to write the classifier
+    assert judged["party"]["n"] >= 1 and judged["plain"]["n"] >= 1 and 0 <= judged["plain"]["flagged"] <= 1
+    with safe_open(str(tmp_path / "image_classifier.safetensors"), "pt") as f:
+        assert int(f.metadata()["letterboxed"]) == recipe.t2i // 4
     with safe_open(str(vae_file), "pt") as f:  # the edit decoder was made before `vae-bodies` and stays
         assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-bodies"]
 
