@@ -101,23 +101,23 @@ def generate(repository: Path, out: Path = SAMPLE_DIR, n: int = 110, seed: int =
 
 def generate_judged(repository: Path, n: int, kind: str = "party", say=lambda m: None) -> Path:
     """`n` requests of `kind` (`judged.REQUESTS`: party or plain, from `judged.SEEDS[kind]`) through `repository`'s
-    pipeline with classifier guidance and up to `judged.ATTEMPTS` regenerations; every attempt's image labelled by
-    the bare judge and cached where `training.judged_images` reads it (`judged.cache_path`). Returns the cache
-    file (already there: returned as it is)."""
+    pipeline with classifier guidance and up to `judged.ATTEMPTS` regenerations; every attempt's image with the
+    bare judge's logit (`bare_judge.logit`; the cache is keyed by the judge's weights too), cached where
+    `training.judged_images` reads it (`judged.cache_path`). Returns the cache file (already there: as it is)."""
     path = judged.cache_path(repository, n, kind)
     if path.is_file():
         return path
     model = bare_judge.load()
-    images, bare, attempt = [], [], []
+    images, logits, attempt = [], [], []
     requests = judged.REQUESTS[kind](n, judged.SEEDS[kind])
     for row in run_method(repository, "classifier", judged.ATTEMPTS, requests, say):
         for k, image in enumerate(row["images"]):
             images.append(image)
-            bare.append(float(bare_judge.judge(model, image)))
+            logits.append(bare_judge.logit(model, image))
             attempt.append(k + 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, images=np.stack(images), bare=np.asarray(bare, np.float32),
+    np.savez_compressed(tmp, images=np.stack(images), logit=np.asarray(logits, np.float32),
                         attempt=np.asarray(attempt, np.int32))
     tmp.replace(path)
     return path

@@ -4,9 +4,10 @@ The image classifier learned `nudity` on drawn and VAE-decoded figures, and miss
 the UNet generates, above all regenerated ones (2026-12-05: it flags 6 of the 19 regenerated images the labels
 call bare). The bare judge (`training/bare_judge.py`, trained on drawn figures only) agrees with the labels far
 better on generated images (96.8% on a blind sample, precision 75%, recall 100%). So: party requests from a seed
-range of their own (`SEED`, 60000+: the evaluations use 7000-31349 and the labelled samples 30000-31349) go
+range of their own (`SEEDS`, 60000+: the evaluations use 7000-31349 and the labelled samples 30000-31349) go
 through the served pipeline with regeneration, as in `t2iguard eval regeneration`; every attempt's image is kept
-(first attempts and guided regenerations, the images the check must read) and labelled by the judge.
+(first attempts and guided regenerations, the images the check must read) with the judge's logit, and the sure
+verdicts are the labels (`labels`, `MARGIN`).
 
 Party requests alone taught the classifier that a generated look means risk: it flagged the suite's allowed
 request (a blue-green blob, 4 sampling steps) `nudity` 0.82 (2026-12-05). So the same number of **plain**
@@ -72,19 +73,16 @@ def cache_path(repository: Path, n: int, kind: str = "party") -> Path:
 def judged_images(repository: Path, n: int, kind: str = "party") -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           list[W.Scene]]:
     """The cached generated images (`t2iguard eval judged-images` makes them) -> (uint8 [N, 256, 256, 3] every
-    attempt's image, float32 [N] the bare judge's logit (`bare_judge.logit`, read again from the image: the cache
-    keeps the verdicts it was generated with), int32 [N] the attempt number, 1 for first attempts, and each
-    image's requested scene, drawn again from the seed)."""
+    attempt's image, float32 [N] the bare judge's logit (`bare_judge.logit`, -inf where it found no figure), int32
+    [N] the attempt number, 1 for first attempts, and each image's requested scene, drawn again from the seed)."""
     path = cache_path(repository, n, kind)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: generate the judged images first: t2iguard eval judged-images "
                                 f"--requests {n} --repository {repository}")
     z = np.load(path)
-    model = bare_judge.load()
-    logits = np.array([bare_judge.logit(model, image) for image in z["images"]], np.float32)
     scenes = [scene for _, scene in REQUESTS[kind](n, SEEDS[kind])]
     request = np.cumsum(z["attempt"] == 1) - 1  # the attempts of a request follow its first
-    return z["images"], logits, z["attempt"], [scenes[i] for i in request]
+    return z["images"], z["logit"], z["attempt"], [scenes[i] for i in request]
 
 
 #: a party image is a positive when the judge's logit is above this, a negative at or below 0, and left out in

@@ -83,10 +83,10 @@ EPS_SCHEDULE = DDIMConfig()
 #: `unet-vpred`: zero terminal SNR, v prediction, sampled from t = T (Lin et al. 2023)
 VPRED_SCHEDULE = DDIMConfig(timestep_spacing="trailing", prediction_type="v_prediction", zero_terminal_snr=True)
 HELD_OUT_SEED_OFFSET = 1000
-#: Recipe fields added after weights were committed, with the default they count in the digest only away from
+#: Recipe fields added after weights were committed: they count in the digest only when set off their default
 LATER_FIELDS = ("judged",)
-#: `image-classifier-judged` generates through this repository (`t2iguard build`), holds out the last part of
-#: the judged images, and repeats the rest in the draw (about a sixth of it)
+#: `image-classifier-judged` reads the images generated through this repository (`t2iguard eval judged-images`),
+#: holds out the last part of each kind, and repeats the rest in the draw
 JUDGED_REPOSITORY = Path(__file__).resolve().parents[1] / "build" / "repository" / "cpu"
 JUDGED_HELD_OUT = 0.2
 GENERATED_REPEAT = 3
@@ -342,7 +342,7 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
     """The image classifier on every drawn image of `world` (edit sources and targets are benign figures) and
     the first of them decoded by the text-to-image decoder (`rec_images`, `rec_targets`: uint8 [N, 256, 256, 3]),
     positives weighted per category (`positive_weights`). `generated`: generated images (uint8 [G, 256, 256, 3])
-    and their `nudity` labels (float32 [G]; no other category: they are party requests), repeated
+    and their `nudity` labels (float32 [G]; every other category 0: their requests ask for none), repeated
     `GENERATED_REPEAT` times in the draw. `boxed`: the first `boxed` drawn images also enter `letterboxed`."""
     size = get_profile("tiny").classifier_size
     n, m = len(rec_images), len(rec_targets)
@@ -394,11 +394,12 @@ def train_image_classifier(recipe: Recipe, out: Path, say) -> dict:
 
 def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     """`image-classifier-judged`: the image classifier again (as `image-classifier` trains it), with generated
-    images added: party and plain requests through the built repository (`build/repository/cpu`, `t2iguard build`
-    first) with classifier guidance, every attempt kept and labelled `nudity` by the bare judge
-    (`training/judged_images.py`; generated beforehand by `t2iguard eval judged-images`). The last
-    `JUDGED_HELD_OUT` of each kind's images are held out: the new classifier's agreement with the judge on them is
-    reported, beside the drawn held-out figures."""
+    images added: party and plain requests through the built repository (`build/repository/cpu`) with classifier
+    guidance, every attempt kept (`training/judged_images.py`; generated beforehand by `t2iguard eval
+    judged-images`). Party images are labelled `nudity` by the bare judge's sure verdicts, plain ones are all
+    negatives (`judged_images.labels`); a `LETTERBOXED` share of the drawn scenes enters again letterboxed. The
+    last `JUDGED_HELD_OUT` of each kind's images are held out (`judged_held_out`), beside the drawn held-out
+    figures."""
     from t2iguard.training.judged_images import REQUESTS, judged_images, labels
 
     world = draw(recipe.seed, recipe.t2i, recipe.edits)

@@ -832,7 +832,8 @@ def eval_judged_images(
     kinds: Annotated[str, typer.Option(help="Comma-separated request kinds: party, plain.")] = "party,plain",
 ) -> None:
     """Generate the training images of `t2iguard train shapeworld --phase image-classifier-judged`: every
-    attempt of guided regeneration, labelled by the bare judge, cached outside git (minutes per hundred)."""
+    attempt of guided regeneration, with the bare judge's logit, cached outside git (about a minute per hundred
+    requests on 2 cores)."""
     from t2iguard.evaluation.judge_sample import generate_judged
     from t2iguard.training.judged_images import REQUESTS
     from t2iguard.training.train_shapeworld import Recipe
