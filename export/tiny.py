@@ -67,8 +67,12 @@ ADAPTERS: dict[str, tuple[dict | None, float]] = {
     "full-r8": (None, 5e-5),
 }
 #: the `full` fold's encoder with its change to every linear weight of the blocks cut to this rank (truncated SVD)
-#: and the embeddings' change dropped: what a file of a few MB could carry (biases and LayerNorms kept whole)
+#: and the embeddings' change dropped: what a file of a few MB carries (biases and LayerNorms kept whole;
+#: `low_rank_change`, `apply_low_rank`)
 LOW_RANK = {"full-r32": 32, "full-r8": 8}
+#: the adapters a committed prompt-classifier file can carry (`t2iguard train prompt-classifier --adapter`): the
+#: shipped LoRA, or full fine-tuning cut to a low rank (the whole encoder, 87 MB, is not committed)
+SHIPPABLE = ("qv-r8", *LOW_RANK)
 COORD_CHANNELS = 2  # x and y, appended by UNetEps(coords=...)
 
 
@@ -152,10 +156,45 @@ def lora_encoder(config: dict = LORA):
     return get_peft_model(load_minilm(), LoraConfig(**config))
 
 
+def low_rank_change(encoder: torch.nn.Module, rank: int) -> dict[str, torch.Tensor]:
+    """A fine-tuned MiniLM's change from the pretrained one, as a file carries it (float32): for every 2-D weight of
+    the blocks, `<name>.a` [out, rank] (U S) and `<name>.b` [rank, in] (V^T) of the truncated SVD of (fine-tuned -
+    pretrained); every other parameter of the blocks (biases, LayerNorms) whole under its name. The embeddings and
+    the pooler are left out (pretrained; the sentence is the masked mean of the hidden states)."""
+    base = load_minilm().state_dict()
+    change = {}
+    for name, p in encoder.named_parameters():
+        if name.startswith("pooler.") or "embeddings" in name:
+            continue
+        if p.ndim == 2:
+            u, s, vh = torch.linalg.svd(p.detach() - base[name], full_matrices=False)
+            change[f"{name}.a"], change[f"{name}.b"] = u[:, :rank] * s[:rank], vh[:rank]
+        else:
+            change[name] = p.detach().clone()
+    return change
+
+
+def apply_low_rank(encoder: torch.nn.Module, change: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """`encoder` (a pretrained MiniLM) with `change` (`low_rank_change`'s layout) applied in place: a @ b added to
+    each weight named by a pair, the other tensors copied. Raises ValueError on a name MiniLM does not have."""
+    params = dict(encoder.named_parameters())
+    with torch.no_grad():
+        for key, value in change.items():
+            name = key[:-2] if key.endswith((".a", ".b")) else key
+            if name not in params:
+                raise ValueError(f"low-rank change names {key!r}, which MiniLM does not have")
+            if key.endswith(".a"):
+                params[name].add_(value.float() @ change[f"{name}.b"].float())
+            elif not key.endswith(".b"):
+                params[name].copy_(value)
+    return encoder
+
+
 def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """(encoder, head), float32 eval mode; None when not trained. The encoder is the pretrained MiniLM, frozen
-    (a file without `encoder.*`), or MiniLM with the file's LoRA adapters merged in; the head is the MLP, fused
-    with an exemplar bank when the file has `bank.*`."""
+    (a file without `encoder.*` or `low_rank.*`), MiniLM with the file's LoRA adapters merged in (`encoder.*`), or
+    MiniLM plus the file's low-rank change (`low_rank.*`, `apply_low_rank`); the head is the MLP, fused with an
+    exemplar bank when the file has `bank.*`."""
     if not path.exists():
         return None
     with safe_open(str(path), "pt") as f:
@@ -174,6 +213,9 @@ def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn
         encoder = encoder.merge_and_unload()
     else:
         encoder = load_minilm()
+    change = {k[len("low_rank."):]: v for k, v in state.items() if k.startswith("low_rank.")}
+    if change:
+        apply_low_rank(encoder, change)
     head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
     head = MLPHead(head_state["net.1.weight"].shape[1], int(meta["hidden"]), len(CATEGORIES))
     head.load_state_dict(head_state)
@@ -222,9 +264,11 @@ def build_text_guards() -> dict[str, Built]:
     """The project's MiniLM prompt classifier and rewrite tagger (every profile serves these)."""
     classifier = _require(load_classifier(), "prompt classifier", "t2iguard train prompt-classifier")
     tagger = _require(load_tagger(load_minilm()), "rewrite tagger", "t2iguard train rewriter")
+    with safe_open(str(PROMPT_CLASSIFIER_CHECKPOINT), "np") as f:
+        encoder = (f.metadata() or {}).get("encoder", "all-MiniLM-L6-v2 + LoRA")
     return {
         S.PROMPT_CLASSIFIER: Built(M.SentenceScorer(*classifier, window=M.PROMPT_WINDOW),
-                                   f"trained (MiniLM + LoRA, MLP head, max over {M.PROMPT_WINDOW}-token windows)"),
+                                   f"trained ({encoder}, MLP head, max over {M.PROMPT_WINDOW}-token windows)"),
         S.REWRITE_TAGGER: Built(tagger, "trained heads (frozen MiniLM)"),
     }
 

@@ -32,7 +32,8 @@ def test_letterboxed_draws_keep_their_shape_between_grey_bars():
 
     rng = np.random.default_rng(3)
     scenes = [W.random_scene(rng) for _ in range(40)]
-    boxed = letterboxed(np.stack([W.render(s) for s in scenes]), scenes, np.random.default_rng(4))
+    boxed = letterboxed(np.stack([W.render(s) for s in scenes]), [s.centre for s in scenes],
+                        np.random.default_rng(4))
     assert boxed.shape == (40, W.SIZE, W.SIZE, 3)
     for image, scene in zip(boxed, scenes, strict=True):
         bars = (np.abs(image[:, :2].astype(int) - 128) <= 2).all() or (np.abs(image[:2].astype(int) - 128) <= 2).all()

@@ -133,6 +133,37 @@ def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():
     assert carried == small + sum(8 * sum(state[k].shape) for k in blocks)
 
 
+
+def test_a_low_rank_file_loads_as_the_cut_encoder(tmp_path):
+    """`--adapter full-r32`'s file layout: the change cut by `low_rank_change` and saved in fp16 under `low_rank.*`
+    loads (`load_classifier`) as the encoder `low_rank` cuts in place, to fp16's precision; a name MiniLM does not
+    have is refused."""
+    import torch
+    from safetensors.torch import save_file
+
+    from t2iguard.export.modules import MLPHead
+    from t2iguard.export.tiny import apply_low_rank, load_classifier, load_minilm, low_rank_change
+
+    encoder = load_minilm()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 1e-2)
+    change = low_rank_change(encoder, 4)
+    L.low_rank(encoder, 4)
+    head = MLPHead(encoder.config.hidden_size, 16, len(CATEGORIES))
+    state = {f"low_rank.{k}": v for k, v in change.items()} | {f"head.{k}": v for k, v in head.state_dict().items()}
+    path = tmp_path / "classifier.safetensors"
+    save_file({k: v.detach().half().contiguous() for k, v in state.items()}, str(path),
+              metadata={"categories": json.dumps(CATEGORIES), "hidden": "16", "lora": "null", "low_rank": "4"})
+    loaded, _ = load_classifier(path)
+    expected = encoder.state_dict()
+    worst = max(float((v - expected[k]).abs().max()) for k, v in loaded.state_dict().items())
+    assert worst < 2e-3  # fp16 keeps about 3 decimal digits of the biases, LayerNorms and factors
+    assert "encoder.layer.0.attention.self.query.weight.a" in change and not any("embeddings" in k for k in change)
+    with pytest.raises(ValueError, match="does not have"):
+        apply_low_rank(load_minilm(), {"encoder.layer.9.output.dense.bias": torch.zeros(384)})
+
 def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps({"digest": digest(t), "text_evident": y}) + "\n"

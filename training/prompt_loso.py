@@ -30,7 +30,14 @@ from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer
-from t2iguard.export.tiny import ADAPTERS, LOW_RANK, PROMPT_CLASSIFIER_CHECKPOINT, load_minilm
+from t2iguard.export.tiny import (
+    ADAPTERS,
+    LOW_RANK,
+    PROMPT_CLASSIFIER_CHECKPOINT,
+    apply_low_rank,
+    load_minilm,
+    low_rank_change,
+)
 from t2iguard.training.data.corpus import digest
 from t2iguard.training.embed import score
 from t2iguard.training.train_prompt_classifier import (
@@ -175,23 +182,14 @@ def _full_fold_model(ds: Dataset, train: np.ndarray, seed: int, steps: int, path
 
 @torch.no_grad()
 def low_rank(encoder: torch.nn.Module, rank: int) -> int:
-    """Cut a fine-tuned MiniLM's change in place: every 2-D weight of the blocks becomes pretrained + the rank-`rank`
-    truncated SVD of (fine-tuned - pretrained); the embeddings go back to pretrained; biases and LayerNorms keep
-    their fine-tuned values. Returns how many numbers a file would carry (factors, biases, LayerNorms)."""
-    base = load_minilm().state_dict()
-    carried = 0
-    for name, p in encoder.named_parameters():
-        if name.startswith("pooler."):  # unused: the sentence is the masked mean of the hidden states
-            continue
-        if "embeddings" in name:
-            p.copy_(base[name])
-        elif p.ndim == 2:
-            u, s, vh = torch.linalg.svd(p - base[name], full_matrices=False)
-            p.copy_(base[name] + (u[:, :rank] * s[:rank]) @ vh[:rank])
-            carried += rank * sum(p.shape)
-        else:
-            carried += p.numel()
-    return carried
+    """Cut a fine-tuned MiniLM's change in place, as a committed file would carry it (`export.tiny.low_rank_change`):
+    every 2-D weight of the blocks becomes pretrained + the rank-`rank` truncated SVD of (fine-tuned - pretrained);
+    the embeddings go back to pretrained; biases and LayerNorms keep their fine-tuned values. Returns how many
+    numbers the file carries for the encoder (factors, biases, LayerNorms)."""
+    change = low_rank_change(encoder, rank)
+    encoder.load_state_dict(load_minilm().state_dict())
+    apply_low_rank(encoder, change)
+    return sum(v.numel() for v in change.values())
 
 
 def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dict[str, float] | float) -> dict:

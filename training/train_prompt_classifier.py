@@ -35,7 +35,16 @@ from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.export.build import cache_root
 from t2iguard.export.modules import PROMPT_WINDOW, MLPHead, SentenceScorer, masked_mean
-from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, load_minilm, lora_encoder
+from t2iguard.export.tiny import (
+    ADAPTERS,
+    LORA,
+    LOW_RANK,
+    PROMPT_CLASSIFIER_CHECKPOINT,
+    apply_low_rank,
+    load_minilm,
+    lora_encoder,
+    low_rank_change,
+)
 from t2iguard.runtime.text import normalize, tokenize
 from t2iguard.training.data.augment import SHARE, fragments_of, variant
 from t2iguard.training.data.prompts import generate, split_of
@@ -282,28 +291,38 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
-          data: str = "corpus", say=lambda msg: None) -> TrainResult:
-    """Fine-tune on `data` ("corpus" or "templates"), calibrate on its validation split, write the weights to `out`
-    and the thresholds into `policy` as a new version. Resumable: an interrupted run with the same arguments
-    continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
+          data: str = "corpus", adapter: str = "qv-r8", say=lambda msg: None) -> TrainResult:
+    """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
+    the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
+    write the weights to `out` and the thresholds into `policy` as a new version. Resumable: an interrupted run with
+    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)
     train_mask = ds.split == "train"
-    say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM adapters + head")
-    checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}.pt"
+    config, encoder_lr = ADAPTERS[adapter]
+    say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
+    tag = "" if adapter == "qv-r8" else f"-{adapter}"
+    checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}{tag}.pt"
     encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
-                         say, checkpoint)
-    meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "lora": json.dumps(LORA),
-            "data": data, "examples": str(len(ds.texts))}
-    return save_calibrated(encoder, head, ds, meta, out, policy, t0)
+                         say, checkpoint, adapter=config, encoder_lr=encoder_lr)
+    meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
+            "examples": str(len(ds.texts))}
+    if adapter in LOW_RANK:
+        change = low_rank_change(encoder, LOW_RANK[adapter])
+        encoder = apply_low_rank(load_minilm(), change).eval()
+        meta.update(lora="null", low_rank=str(LOW_RANK[adapter]),
+                    encoder=f"all-MiniLM-L6-v2 fine-tuned, its change cut to rank {LOW_RANK[adapter]}")
+        return save_calibrated(encoder, head, ds, meta, out, policy, t0, encoder_state=change)
+    return save_calibrated(encoder, head, ds, {**meta, "lora": json.dumps(LORA)}, out, policy, t0)
 
 
 def save_calibrated(encoder: torch.nn.Module, head: torch.nn.Module, ds: Dataset, meta: dict[str, str], out: Path,
-                    policy: Path, t0: float) -> TrainResult:
-    """Score `ds`'s validation split as served, calibrate (`calibrate`), save the adapters (of the unmerged peft
-    `encoder`) and the head as fp16 safetensors with `meta` and the figures on the project's own prompts, and
-    write the thresholds into `policy` as a new version."""
+                    policy: Path, t0: float, encoder_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
+    """Score `ds`'s validation split as served, calibrate (`calibrate`), save the encoder's part (the adapters of
+    the unmerged peft `encoder`, or `encoder_state`: a low-rank change, `export.tiny.low_rank_change`) and the head
+    as fp16 safetensors with `meta` and the figures on the project's own prompts, and write the thresholds into
+    `policy` as a new version."""
     seq_len = get_profile("tiny").seq_len
     val_mask = ds.split == "val"
     val_scores = score(SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval(), list(ds.texts[val_mask]), seq_len)
@@ -313,9 +332,12 @@ def save_calibrated(encoder: torch.nn.Module, head: torch.nn.Module, ds: Dataset
     val = {"recall_unsafe": float(flagged[unsafe].mean()),
            "fpr_benign": float(flagged[ds.groups[val_mask] == "benign"].mean()),
            "fpr_hard_negative": float(flagged[ds.groups[val_mask] == "hard-negative"].mean())}
-    meta = {**meta, "categories": json.dumps(CATEGORIES), "data_sha256_16": ds.digest,
-            "encoder": "all-MiniLM-L6-v2 + LoRA", "val": json.dumps(val), "thresholds": json.dumps(thresholds)}
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items() if "lora_" in k}
+    meta = {"encoder": "all-MiniLM-L6-v2 + LoRA", **meta, "categories": json.dumps(CATEGORIES),
+            "data_sha256_16": ds.digest, "val": json.dumps(val), "thresholds": json.dumps(thresholds)}
+    if encoder_state is None:
+        state = {f"encoder.{k}": v for k, v in encoder.state_dict().items() if "lora_" in k}
+    else:
+        state = {f"low_rank.{k}": v for k, v in encoder_state.items()}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}

@@ -317,14 +317,13 @@ def train_classifiers(recipe: Recipe, out: Path, say) -> dict:
             "output_only_baseline": output_only_figures}
 
 
-def letterboxed(images: np.ndarray, scenes: list[W.Scene], rng: np.random.Generator) -> np.ndarray:
-    """uint8 [N, 256, 256, 3] drawn images -> the same scenes as `filter-dataset` hands a non-square image to the
-    classifier: each cut to a window 128-224 pixels wide (or, one in three, 176-240 tall) that keeps its shape
-    (the window is placed around the scene's centre), then letterboxed back to the square with grey bars
-    (`runtime.images.letterbox`). Labels are unchanged: the shape is in the window."""
+def letterboxed(images: np.ndarray, centres: list[tuple[int, int]], rng: np.random.Generator) -> np.ndarray:
+    """uint8 [N, 256, 256, 3] images -> the same images as `filter-dataset` hands a non-square image to the
+    classifier: each cut to a window 128-224 pixels wide (or, one in three, 176-240 tall) placed around its
+    centre (x, y: a drawn scene's shape, so the label is unchanged), then letterboxed back to the square with grey
+    bars (`runtime.images.letterbox`)."""
     out = []
-    for image, scene in zip(images, scenes, strict=True):
-        x, y = scene.centre
+    for image, (x, y) in zip(images, centres, strict=True):
         if rng.random() < 1 / 3:
             h = int(rng.integers(176, 241))
             top = int(np.clip(y - h // 2, 0, W.SIZE - h))
@@ -352,7 +351,7 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
                              _image_labels(edit_sources), _image_labels(edit_targets),
                              _image_labels(edit_targets[:m])])
     if boxed:
-        images = np.concatenate([images, letterboxed(world.images[:boxed], world.scenes[:boxed],
+        images = np.concatenate([images, letterboxed(world.images[:boxed], [s.centre for s in world.scenes[:boxed]],
                                                      np.random.default_rng(recipe.seed + 7))])
         labels = np.concatenate([labels, _image_labels(world.scenes[:boxed])])
     if generated is not None:
@@ -360,6 +359,13 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
         g_labels[:, CATEGORIES.index("nudity")] = generated[1]
         images = np.concatenate([images, *[generated[0]] * GENERATED_REPEAT])
         labels = np.concatenate([labels, *[g_labels] * GENERATED_REPEAT])
+        if boxed:  # generated negatives cut about the middle (a cut cannot make a figure bare; positives stay whole)
+            rng = np.random.default_rng(recipe.seed + 8)
+            clean = np.flatnonzero(generated[1] == 0)
+            clean = np.sort(rng.choice(clean, int(len(clean) * LETTERBOXED), replace=False))
+            middle = [(W.SIZE // 2, W.SIZE // 2)] * len(clean)
+            images = np.concatenate([images, letterboxed(generated[0][clean], middle, rng)])
+            labels = np.concatenate([labels, g_labels[clean]])
     torch.manual_seed(recipe.seed)
     image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
     pos_weight = positive_weights(labels)
