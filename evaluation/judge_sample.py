@@ -38,6 +38,9 @@ BODIES_RESEED_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 BODIES_TEST_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_test"
 #: fresh requests again (seeds 31300+), kept apart to measure the third bare judge once
 BODIES_FRESH2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh2"
+#: fresh requests (seeds 31400+) generated through the image classifier retrained on judged images, labelled by eye:
+#: the judge of that classifier's regenerations that is not the bare judge it learned from
+BODIES_FRESH3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh3"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")
