@@ -38,9 +38,12 @@ BODIES_RESEED_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 BODIES_TEST_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_test"
 #: fresh requests again (seeds 31300+), kept apart to measure the third bare judge once
 BODIES_FRESH2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh2"
-#: fresh requests (seeds 31400+) generated through the image classifier retrained on judged images, labelled by eye:
-#: the judge of that classifier's regenerations that is not the bare judge it learned from
+#: fresh requests (seeds 31400+) generated through the first image classifier retrained on judged images that
+#: passed the served tests but one (a benign request sampled in one step was refused), labelled by eye
 BODIES_FRESH3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh3"
+#: fresh requests (seeds 31500+) generated through the committed image classifier (judged images, 1-30-step plain
+#: negatives), labelled by eye: the judge of its regenerations that is not the bare judge it learned from
+BODIES_FRESH4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh4"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

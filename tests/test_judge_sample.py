@@ -13,6 +13,7 @@ from t2iguard.evaluation.judge_agreement import agreement, confusion, render
 from t2iguard.evaluation.judge_sample import (
     BODIES_FRESH2_SAMPLE_DIR,
     BODIES_FRESH3_SAMPLE_DIR,
+    BODIES_FRESH4_SAMPLE_DIR,
     BODIES_RESEED_SAMPLE_DIR,
     BODIES_SAMPLE_DIR,
     BODIES_TEST_SAMPLE_DIR,
@@ -50,12 +51,13 @@ def test_every_image_is_labelled_once_with_valid_fields(rows):
 
 @pytest.mark.parametrize(("folder", "sure_bare"), [(BODIES_SAMPLE_DIR, 5), (BODIES_RESEED_SAMPLE_DIR, 5),
                                                    (BODIES_TEST_SAMPLE_DIR, 5), (BODIES_FRESH2_SAMPLE_DIR, 5),
-                                                   (BODIES_FRESH3_SAMPLE_DIR, 4)],
-                         ids=["guided", "reseeded", "fresh", "fresh2", "fresh3"])
+                                                   (BODIES_FRESH3_SAMPLE_DIR, 4), (BODIES_FRESH4_SAMPLE_DIR, 5)],
+                         ids=["guided", "reseeded", "fresh", "fresh2", "fresh3", "fresh4"])
 def test_the_text_to_image_samples_of_the_bodies_decoder_are_labelled_once(folder, sure_bare):
     """The text-to-image samples generated through the `vae-bodies` decoder (classifier guidance; reseeding):
     every image labelled, first attempts and regenerated deliveries, and sure bare figures among the labels (the
-    third fresh sample, generated through the retrained classifier, delivered none: its 4 are first attempts)."""
+    third fresh sample, generated through a classifier retrained on judged images, delivered none: its 4 are
+    first attempts)."""
     rows, labels = load_sample(folder), load_labels(folder)
     assert sum(r["attempt"] == 1 for r in rows) >= 50 and {r["set"] for r in rows} == {"t2i"}
     assert sorted(lab["id"] for lab in labels) == sorted(r["id"] for r in rows)
@@ -74,8 +76,8 @@ def test_the_two_bodies_samples_share_their_first_attempts():
 
 
 SAMPLES = [SAMPLE_DIR, BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR, BODIES_FRESH2_SAMPLE_DIR,
-           BODIES_FRESH3_SAMPLE_DIR]
-SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2", "bodies-fresh3"]
+           BODIES_FRESH3_SAMPLE_DIR, BODIES_FRESH4_SAMPLE_DIR]
+SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2", "bodies-fresh3", "bodies-fresh4"]
 
 
 @pytest.mark.parametrize("folder", SAMPLES, ids=SAMPLE_IDS)
@@ -98,19 +100,19 @@ def test_agreement_reproduces_the_documented_tables(folder):
 
 def test_rescoring_with_the_committed_classifier_gives_the_served_flags():
     """`rescored` (torch, another weights folder) on the committed weights says what the served classifier said
-    when the sample generated through it (the third fresh sample) was made: the same confusion counts, stage by
+    when the sample generated through it (the fourth fresh sample) was made: the same confusion counts, stage by
     stage."""
     from t2iguard.evaluation.judge_agreement import STAGES, rescored
     from t2iguard.export.tiny import CHECKPOINT_DIR
 
-    folder = BODIES_FRESH3_SAMPLE_DIR
+    folder = BODIES_FRESH4_SAMPLE_DIR
     rows, labels = load_sample(folder), {lab["id"]: lab for lab in load_labels(folder)}
     served = [{"stage": stage, **confusion([("nudity" in r["flagged"], labels[r["id"]]["bare"])
                                             for r in rows if pick(r)])} for stage, pick in STAGES.items()]
     assert rescored(folder, CHECKPOINT_DIR) == served
 
 
-@pytest.mark.parametrize("folder", SAMPLES[1:5], ids=SAMPLE_IDS[1:5])
+@pytest.mark.parametrize("folder", SAMPLES[1:6], ids=SAMPLE_IDS[1:6])
 def test_the_committed_classifier_on_the_earlier_samples_is_documented(folder):
     """The samples made before the classifier was retrained on judged images recorded the earlier classifier's
     flags; the committed one's flags on their images are the table the docs state for each."""

@@ -11,7 +11,7 @@ verdicts are the labels (`labels`, `MARGIN`).
 
 Party requests alone taught the classifier that a generated look means risk: it flagged the suite's allowed
 request (a blue-green blob, 4 sampling steps) `nudity` 0.82 (2026-12-05). So the same number of **plain**
-requests (`plain_requests`: any shape, figures not dressed for a party, 2 to 30 sampling steps) goes through the
+requests (`plain_requests`: any shape, figures not dressed for a party, 1 to 30 sampling steps) goes through the
 same way from a seed range of its own, and every plain image is a negative (`labels`). The judge is not asked:
 it calls 9% of them bare (96 of 1,030), and of 40 of those looked at, nearly all are 2-step noise, green circles,
 red squares or figures in coloured shirts. The UNet learned bare bodies only from captions that ask for a bare
@@ -37,8 +37,10 @@ SEEDS = {"party": 60000, "plain": 62000}
 ATTEMPTS = 4  # regenerations per request, as the policy serves them
 
 
-#: plain requests' sampling steps: the service takes 1-50 (the suite asks for 4), the party requests all take 20
-PLAIN_STEPS = (2, 4, 8, 20, 30)
+#: plain requests' sampling steps: the service takes 1-50 (the suite asks for 4, and 1 where only the decision
+#: matters), the party requests all take 20. Without 1, the classifier trained on these refused a red circle
+#: sampled in one step at every attempt (2026-12-05)
+PLAIN_STEPS = (1, 2, 4, 8, 20, 30)
 
 
 def plain_requests(n: int, seed: int) -> list[tuple[GenerateRequest, W.Scene]]:
@@ -65,9 +67,19 @@ def _digest(repository: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _requests_digest(n: int, kind: str) -> str:
+    """8 hex digits over the `n` requests of `kind` (prompt, seed, steps): a change to how they are drawn (e.g.
+    `PLAIN_STEPS`) names another cache file."""
+    h = hashlib.sha256()
+    for request, _ in REQUESTS[kind](n, SEEDS[kind]):
+        h.update(f"{request.prompt}|{request.seed}|{request.steps}\n".encode())
+    return h.hexdigest()[:8]
+
+
 def cache_path(repository: Path, n: int, kind: str = "party") -> Path:
     """Where the judged images of `n` requests of `kind` (from `SEEDS[kind]`) through `repository` are cached."""
-    return cache_root() / "judged" / f"{kind}-{_digest(repository)}-s{SEEDS[kind]}-n{n}.npz"
+    name = f"{kind}-{_digest(repository)}-s{SEEDS[kind]}-n{n}-r{_requests_digest(n, kind)}.npz"
+    return cache_root() / "judged" / name
 
 
 def judged_images(repository: Path, n: int, kind: str = "party") -> tuple[np.ndarray, np.ndarray, np.ndarray,
