@@ -176,13 +176,16 @@ def low_rank_change(encoder: torch.nn.Module, rank: int) -> dict[str, torch.Tens
 
 def apply_low_rank(encoder: torch.nn.Module, change: dict[str, torch.Tensor]) -> torch.nn.Module:
     """`encoder` (a pretrained MiniLM) with `change` (`low_rank_change`'s layout) applied in place: a @ b added to
-    each weight named by a pair, the other tensors copied. Raises ValueError on a name MiniLM does not have."""
+    each weight named by a pair, the other tensors copied. Raises ValueError on a name MiniLM does not have
+    or a factor without its pair (a damaged file)."""
     params = dict(encoder.named_parameters())
     with torch.no_grad():
         for key, value in change.items():
             name = key[:-2] if key.endswith((".a", ".b")) else key
             if name not in params:
                 raise ValueError(f"low-rank change names {key!r}, which MiniLM does not have")
+            if key.endswith((".a", ".b")) and not {f"{name}.a", f"{name}.b"} <= change.keys():
+                raise ValueError(f"low-rank change has one factor of {name!r} without the other")
             if key.endswith(".a"):
                 params[name].add_(value.float() @ change[f"{name}.b"].float())
             elif not key.endswith(".b"):

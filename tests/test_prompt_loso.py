@@ -163,6 +163,8 @@ def test_a_low_rank_file_loads_as_the_cut_encoder(tmp_path):
     assert "encoder.layer.0.attention.self.query.weight.a" in change and not any("embeddings" in k for k in change)
     with pytest.raises(ValueError, match="does not have"):
         apply_low_rank(load_minilm(), {"encoder.layer.9.output.dense.bias": torch.zeros(384)})
+    with pytest.raises(ValueError, match="without the other"):
+        apply_low_rank(load_minilm(), {"encoder.layer.0.output.dense.weight.a": torch.zeros(384, 4)})
 
 def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):
     labels = tmp_path / "labels.jsonl"
