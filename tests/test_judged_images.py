@@ -3,6 +3,7 @@ service's step counts and every shape, and only the judge's sure verdicts on par
 
 import numpy as np
 
+from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training import judged_images as J
 from t2iguard.training.data import shapeworld as W
 
@@ -40,3 +41,24 @@ def test_letterboxed_draws_keep_their_shape_between_grey_bars():
         colour = W.TROUSERS if scene.shape == "figure" else W.COLOURS[scene.colour]
         kept = (np.abs(image.astype(int) - colour).sum(-1) < 30).sum()
         assert bars and kept > 50, (scene, kept)
+
+
+def test_judged_additions_repeat_the_generated_and_letterbox_only_negatives():
+    """What `image-classifier-judged` adds: every generated image `GENERATED_REPEAT` times with its label, then a
+    `LETTERBOXED` share of the negatives between grey bars; no bare image is cut (a cut could hide the figure)."""
+    from t2iguard.training.train_shapeworld import GENERATED_REPEAT, LETTERBOXED, judged_additions
+
+    rng = np.random.default_rng(5)
+    scenes = [W.random_scene(rng) for _ in range(24)]
+    images = np.stack([W.render(s) for s in scenes])
+    bare = (np.arange(24) % 3 == 0).astype(np.float32)
+    out, y, boxed = judged_additions(images, bare, 8)
+    assert boxed == int(16 * LETTERBOXED) == 4 and len(out) == len(y) == 24 * GENERATED_REPEAT + boxed
+    assert np.array_equal(out[:24 * GENERATED_REPEAT], np.concatenate([images] * GENERATED_REPEAT))
+    nudity = y[:, CATEGORIES.index("nudity")]
+    assert nudity[:24].tolist() == bare.tolist() and not nudity[-boxed:].any()
+    assert y.sum(1).max() == 1  # `nudity` is the only label
+    for image in out[-boxed:]:
+        assert (np.abs(image[:, :2].astype(int) - 128) <= 2).all() or (np.abs(image[:2].astype(int) - 128) <= 2).all()
+    again, _, _ = judged_additions(images, bare, 8)
+    assert np.array_equal(again, out)  # seeded

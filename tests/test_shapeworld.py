@@ -178,6 +178,7 @@ def test_training_script_runs_every_phase(tmp_path, repository, monkeypatch):
     assert judged["party"]["n"] >= 1 and judged["plain"]["n"] >= 1 and 0 <= judged["plain"]["flagged"] <= 1
     with safe_open(str(tmp_path / "image_classifier.safetensors"), "pt") as f:
         assert int(f.metadata()["letterboxed"]) == recipe.t2i // 4
+        assert int(f.metadata()["letterboxed_generated"]) >= 1  # generated negatives too (`judged_additions`)
     with safe_open(str(vae_file), "pt") as f:  # the edit decoder was made before `vae-bodies` and stays
         assert json.loads(f.metadata()["phases"]) == ["vae", "vae-decoder", "vae-bodies"]
 

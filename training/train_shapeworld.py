@@ -337,13 +337,13 @@ def letterboxed(images: np.ndarray, centres: list[tuple[int, int]], rng: np.rand
 
 
 def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, rec_targets: np.ndarray,
-                          gen: torch.Generator, say, generated: tuple[np.ndarray, np.ndarray] | None = None,
+                          gen: torch.Generator, say, extra: tuple[np.ndarray, np.ndarray] | None = None,
                           boxed: int = 0) -> torch.nn.Module:
     """The image classifier on every drawn image of `world` (edit sources and targets are benign figures) and
     the first of them decoded by the text-to-image decoder (`rec_images`, `rec_targets`: uint8 [N, 256, 256, 3]),
-    positives weighted per category (`positive_weights`). `generated`: generated images (uint8 [G, 256, 256, 3])
-    and their `nudity` labels (float32 [G]; every other category 0: their requests ask for none), repeated
-    `GENERATED_REPEAT` times in the draw. `boxed`: the first `boxed` drawn images also enter `letterboxed`."""
+    positives weighted per category (`positive_weights`). `boxed`: the first `boxed` drawn images also enter
+    `letterboxed`. `extra`: more images (uint8 [A, 256, 256, 3]) and their labels (float32 [A, C]), last in the
+    draw (`judged_additions`)."""
     size = get_profile("tiny").classifier_size
     n, m = len(rec_images), len(rec_targets)
     edit_sources, edit_targets = [e.source for e in world.edits], [e.target for e in world.edits]
@@ -355,18 +355,8 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
         images = np.concatenate([images, letterboxed(world.images[:boxed], [s.centre for s in world.scenes[:boxed]],
                                                      np.random.default_rng(recipe.seed + 7))])
         labels = np.concatenate([labels, _image_labels(world.scenes[:boxed])])
-    if generated is not None:
-        g_labels = np.zeros((len(generated[1]), len(CATEGORIES)), np.float32)
-        g_labels[:, CATEGORIES.index("nudity")] = generated[1]
-        images = np.concatenate([images, *[generated[0]] * GENERATED_REPEAT])
-        labels = np.concatenate([labels, *[g_labels] * GENERATED_REPEAT])
-        if boxed:  # generated negatives cut about the middle (a cut cannot make a figure bare; positives stay whole)
-            rng = np.random.default_rng(recipe.seed + 8)
-            clean = np.flatnonzero(generated[1] == 0)
-            clean = np.sort(rng.choice(clean, int(len(clean) * LETTERBOXED), replace=False))
-            middle = [(W.SIZE // 2, W.SIZE // 2)] * len(clean)
-            images = np.concatenate([images, letterboxed(generated[0][clean], middle, rng)])
-            labels = np.concatenate([labels, g_labels[clean]])
+    if extra is not None:
+        images, labels = np.concatenate([images, extra[0]]), np.concatenate([labels, extra[1]])
     torch.manual_seed(recipe.seed)
     image_cls = M.ImageClassifier(get_profile("tiny").embed_dim, len(CATEGORIES))
     pos_weight = positive_weights(labels)
@@ -378,6 +368,22 @@ def _fit_image_classifier(recipe: Recipe, world: World, rec_images: np.ndarray, 
     _fit(image_cls, lambda idx: (image_cls(_blur(torch.from_numpy(classifier_pixels(images[idx], size)), gen))[0],),
          weighted_bce, len(images), recipe, gen, say, "image_classifier")
     return image_cls
+
+
+def judged_additions(images: np.ndarray, bare: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """What `image-classifier-judged` adds to the drawn data: generated `images` (uint8 [G, 256, 256, 3]) with
+    their `nudity` labels `bare` (float32 [G]; every other category 0: their requests ask for none), repeated
+    `GENERATED_REPEAT` times, then a `LETTERBOXED` share of the negatives cut about the middle and letterboxed (a
+    cut cannot make a figure bare; positives stay whole). Returns images uint8 [A, 256, 256, 3], labels float32
+    [A, C] and how many of them are letterboxed negatives (the last ones)."""
+    g_labels = np.zeros((len(bare), len(CATEGORIES)), np.float32)
+    g_labels[:, CATEGORIES.index("nudity")] = bare
+    rng = np.random.default_rng(seed)
+    clean = np.flatnonzero(bare == 0)
+    clean = np.sort(rng.choice(clean, int(len(clean) * LETTERBOXED), replace=False))
+    boxed = letterboxed(images[clean], [(W.SIZE // 2, W.SIZE // 2)] * len(clean), rng)
+    return (np.concatenate([*[images] * GENERATED_REPEAT, boxed]),
+            np.concatenate([*[g_labels] * GENERATED_REPEAT, g_labels[clean]]), len(clean))
 
 
 def train_image_classifier(recipe: Recipe, out: Path, say) -> dict:
@@ -404,9 +410,9 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
     images added: party and plain requests through the built repository (`build/repository/cpu`) with classifier
     guidance, every attempt kept (`training/judged_images.py`; generated beforehand by `t2iguard eval
     judged-images`). Party images are labelled `nudity` by the bare judge's sure verdicts, plain ones are all
-    negatives (`judged_images.labels`); a `LETTERBOXED` share of the drawn scenes enters again letterboxed. The
-    last `JUDGED_HELD_OUT` of each kind's images are held out (`judged_held_out`), beside the drawn held-out
-    figures."""
+    negatives (`judged_images.labels`); a `LETTERBOXED` share of the drawn scenes and of the generated negatives
+    enters again letterboxed (`judged_additions`). The last `JUDGED_HELD_OUT` of each kind's images are held out
+    (`judged_held_out`), beside the drawn held-out figures."""
     from t2iguard.training.judged_images import REQUESTS, judged_images, labels
 
     world = draw(recipe.seed, recipe.t2i, recipe.edits)
@@ -424,14 +430,16 @@ def train_image_classifier_judged(recipe: Recipe, out: Path, say) -> dict:
         train_bare.append(bare[:cut][kept[:cut]])
     generated = (np.concatenate(train_images), np.concatenate(train_bare))
     boxed = int(len(world.images) * LETTERBOXED)
+    *extra, boxed_generated = judged_additions(*generated, recipe.seed + 8)
     image_cls = _fit_image_classifier(recipe, world, decoded(world.images[:n], out), decoded(world.targets[:m], out),
-                                      gen, say, generated=generated, boxed=boxed)
+                                      gen, say, extra=tuple(extra), boxed=boxed)
     with safe_open(str(out / "vae.safetensors"), "pt") as f:
         decoder = json.loads((f.metadata() or {}).get("phases", '["vae"]'))
     _save("image_classifier", image_cls, recipe, out, {"categories": json.dumps(CATEGORIES),
                                                        "decoder_phases": json.dumps(decoder),
                                                        "judged_images": str(len(generated[0])),
-                                                       "letterboxed": str(boxed)})
+                                                       "letterboxed": str(boxed),
+                                                       "letterboxed_generated": str(boxed_generated)})
     return {"image_classifier": _image_figures(image_cls, held, decoded(held.images, out)),
             "image_classifier_judged": {"trained_on": len(generated[0]), "judged_bare": int(generated[1].sum()),
                                         "judged_held_out_nudity": judged_held_out(image_cls, recipe.judged)}}
