@@ -71,10 +71,11 @@ class Embedded:
 
 
 def embedded_corpus(seed: int = SEED, say=lambda msg: None) -> Embedded:
-    """The corpus (`embedding="cached"`: eval near-duplicates dropped) with its cached MiniLM embeddings."""
+    """The corpus (`embedding="all"`: every text embedded, eval near-duplicates dropped) with its MiniLM
+    embeddings."""
     from t2iguard.training.data.corpus import EmbeddingCache, corpus, source_of
 
-    examples = corpus(seed=seed, embedding="cached", say=say).examples
+    examples = corpus(seed=seed, embedding="all", say=say).examples
     vectors, where = EmbeddingCache().get([e.text for e in examples])
     kept = [examples[i] for i in where]
     say(f"{len(kept)}/{len(examples)} corpus examples have a cached embedding")

@@ -259,7 +259,9 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
 
     rng = np.random.default_rng(seed)
     cells: dict[tuple, list] = {}
-    for e in load_corpus(seed=seed, embedding="cached"):
+    # "all": texts not yet embedded are embedded first (minutes on a fresh cache), so the near-duplicate check by
+    # embedding covers every text; "cached" on a fresh cache would check none of them
+    for e in load_corpus(seed=seed, embedding="all"):
         cells.setdefault((e.source, e.group, e.weak, e.split), []).append(e)
     data = []
     for (_, _, _, split), rows in sorted(cells.items()):
