@@ -44,7 +44,8 @@ from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import oracle_bare_located, oracle_crown, oracle_tone, position_of
 from t2iguard.training.train_dpo import party_requests
 
-METHODS = ("sld", "classifier", "reseed")
+#: guidance methods; `-fresh`: text-to-image regenerations on fresh noise from the first one (policy `fresh_noise`)
+METHODS = ("sld", "classifier", "reseed", "sld-fresh", "classifier-fresh")
 SETS = ("t2i", "edits")
 EVAL_SEED = 7000  # ShapeWorld draws for evaluation start here; training uses seeds 0 and 1000
 TARGET_CUT, TARGET_RETENTION, TARGET_REFUSALS = 0.95, 0.95, 0.02
@@ -132,14 +133,17 @@ def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge,
 
 
 def run_method(repository: Path, method: str, attempts: int, requests, say, policy=lambda p: p) -> list[dict]:
-    """Every request through steps 4-6 with `method` and `attempts` regenerations; `policy` may amend the
+    """Every request through steps 4-6 with `method` (one of `METHODS`: a guidance, `-fresh` forcing the policy's
+    `fresh_noise` on; otherwise the policy's own) and `attempts` regenerations; `policy` may amend the
     repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories).
     One row per request: its attempts' images (uint8 [256, 256, 3] each), flagged categories and scores (image
     and, for edits, transform classifier: {class: probability}), refusal and latency."""
     profile = load_profile(repository)
     policy = policy(load_policy(repository / "policy.yaml").for_profile(profile.name))
+    guidance, fresh = method.removesuffix("-fresh"), method.endswith("-fresh")
     policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(
-        update={"guidance": method, "max_attempts": attempts})})
+        update={"guidance": guidance, "max_attempts": attempts,
+                "fresh_noise": fresh or policy.regeneration.fresh_noise})})
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")
     rows = []
     for i, (req, scene) in enumerate(requests):

@@ -121,6 +121,15 @@ def test_regeneration_escalates_then_reseeds():
         regeneration_step("sld", "max", "strong", 0, seed=7)
 
 
+def test_fresh_noise_escalates_on_fresh_noise_from_the_first_regeneration():
+    """Policy `fresh_noise`: the same presets as the ladder, every regeneration on its own fresh noise (the seeds
+    the reseed baseline draws), never the request's."""
+    fresh = [regeneration_step("classifier", "strong", "max", k, 7, fresh_noise=True) for k in range(4)]
+    assert [p for p, _ in fresh] == [p for p, _ in _ladder("classifier", "strong", "max", 4)]
+    assert [s for _, s in fresh] == [s for _, s in _ladder("reseed", "strong", "max", 4)]
+    assert 7 not in {s for _, s in fresh} and len({s for _, s in fresh}) == 4
+
+
 def test_reseed_baseline_has_no_preset_and_fresh_noise_every_attempt():
     ladder = _ladder("reseed", "strong", "max", 3)
     assert [p for p, _ in ladder] == [None] * 3

@@ -692,7 +692,9 @@ def eval_regeneration(
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
     methods: Annotated[str, typer.Option(help="Comma-separated: sld, classifier, reseed (unguided, fresh "
-                                              "noise: the baseline).")] = "sld,classifier,reseed",
+                                              "noise: the baseline); sld-fresh, classifier-fresh (text-to-image "
+                                              "regenerations guided on fresh noise from the first: policy "
+                                              "`fresh_noise`).")] = "sld,classifier,reseed",
     sets: Annotated[str, typer.Option(help="Comma-separated request sets: t2i (with the prompt-following study), "
                                            "edits (drawn from seed + requests either way).")] = "t2i,edits",
 ) -> None:

@@ -137,6 +137,9 @@ class RegenerationConfig(_Strict):
     #: edits only: regenerations repaint the edit's mask minus the source's identity region (`IdentityKeep`),
     #: which then stays the source's; unset: the whole mask
     edit_keep_identity: IdentityKeep | None = None
+    #: text-to-image only: every regeneration draws fresh noise (`guidance.fresh_seed`), guided as the ladder
+    #: says; off: the escalation runs on the request's own noise first, as attempt 1 did
+    fresh_noise: bool = False
 
 
 #: how image_guard's `nudity` score fuses NudeNet's exposed-class scores (repositories built with
@@ -214,6 +217,7 @@ class RegenerationOverride(_Strict):
     edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
     edit_ceiling: Preset | None = None
     edit_keep_identity: IdentityKeep | None = None
+    fresh_noise: bool | None = None
 
 
 class Policy(_Strict):

@@ -63,17 +63,18 @@ def fresh_seed(seed: int, attempt: int) -> int:
     return int(np.random.SeedSequence([seed, attempt]).generate_state(1, np.uint64)[0]) >> 1
 
 
-def regeneration_step(method: str, preset: str, ceiling: str, k: int, seed: int) -> tuple[str | None, int]:
+def regeneration_step(method: str, preset: str, ceiling: str, k: int, seed: int,
+                      fresh_noise: bool = False) -> tuple[str | None, int]:
     """(preset, seed) of regeneration `k` (0-based: attempt k + 2) of a request seeded `seed` (the request's
     own seed, never an earlier attempt's). Guided methods escalate from `preset` to `ceiling` on the
-    request's seed; a regeneration that would repeat the one before it (same seed, same preset: the same
-    image) draws fresh noise instead, `fresh_seed(seed, k + 2)`. `reseed` is the unguided baseline: no
-    preset, fresh noise every time."""
+    request's seed (on fresh noise with `fresh_noise`); a regeneration that would repeat the one before it
+    (same seed, same preset: the same image) draws fresh noise instead, `fresh_seed(seed, k + 2)`. `reseed` is
+    the unguided baseline: no preset, fresh noise every time."""
     start, top = PRESETS.index(preset), PRESETS.index(ceiling)
     if top < start:
         raise ValueError(f"regeneration ceiling {ceiling!r} is below the starting preset {preset!r}")
     if method != "reseed" and start + k <= top:
-        return PRESETS[start + k], seed
+        return PRESETS[start + k], fresh_seed(seed, k + 2) if fresh_noise else seed
     return (None if method == "reseed" else PRESETS[top]), fresh_seed(seed, k + 2)
 
 

@@ -331,7 +331,8 @@ class SafeT2IPipeline:
                          trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
         safety guidance (the policy's method) away from everything flagged so far, escalating the preset
-        on the request's seed, then on fresh seeds, each a function of (request seed, attempt), once at the
+        on the request's seed (text-to-image under the policy's `fresh_noise`: on fresh seeds from the first
+        regeneration), then on fresh seeds, each a function of (request seed, attempt), once at the
         flagged categories' ceiling (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`,
         each regeneration starting from the source noised to its `edit_strength`, and under the policy's
         `edit_keep_identity` repainting the mask less the source's identity region: `keep_identity`). An edit's
@@ -348,7 +349,8 @@ class SafeT2IPipeline:
                 if attempt == 2 and req.is_edit and regen.edit_keep_identity is not None:
                     regen_req, regen_inpaint = self.keep_identity(req, inpaint)
                 start, ceiling = self.policy.regeneration_ladder(flagged_so_far, req.is_edit)
-                preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed)
+                preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed,
+                                                 regen.fresh_noise and not req.is_edit)
                 guidance = Guidance(regen.guidance, preset, flagged_so_far,
                                     regen.edit_strength if req.is_edit else 1.0, regen_req is not req)
                 target, target_inpaint = regen_req, regen_inpaint
