@@ -113,6 +113,19 @@ def test_regeneration_seeds_are_derived_from_the_request_seed_and_the_attempt(po
     assert len(set(expected[1:])) == 4
 
 
+def test_fresh_noise_regenerates_text_to_image_on_fresh_noise_from_the_first_regeneration(policy):
+    """Policy `fresh_noise`: attempt 2 no longer reruns the request's seed; every regeneration draws
+    fresh_seed(request seed, attempt), the seeds the reseed baseline would draw, with the same guidance."""
+    pipe, seeds = _flagging_pipeline(_with(policy, regeneration__fresh_noise=True), violence=0.9)
+    assert pipe.policy.regeneration.fresh_noise
+    report = SafetyReport.model_construct(attempts=[])
+    with pytest.raises(Refused, match="still flagged after 5 attempts"):
+        pipe.generate_checked(GenerateRequest(request_id="r", prompt="p", seed=1234), None, None, None, report, {})
+    assert seeds == [1234] + [fresh_seed(1234, a) for a in (2, 3, 4, 5)]
+    assert [a.guidance for a in report.attempts[1:]] == [report.attempts[1].guidance] * 4
+    assert report.attempts[1].guidance.startswith("classifier")
+
+
 def test_a_first_attempt_under_the_ordinary_bar_is_regenerated_and_its_regeneration_delivered(policy):
     """policy 2026.12.04-2: a transform score between `first_attempt_threshold` and `threshold` sends attempt 1 to
     regeneration, and the same score on attempt 2 passes (the ordinary bar), so nothing is refused for it."""
