@@ -44,6 +44,8 @@ BODIES_FRESH3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 #: fresh requests (seeds 31500+) generated through the committed image classifier (judged images, 1-30-step plain
 #: negatives), labelled by eye: the judge of its regenerations that is not the bare judge it learned from
 BODIES_FRESH4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh4"
+#: a second sample through the same classifier (seeds 31600+), labelled by eye: fresh4's counts were small
+BODIES_FRESH5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh5"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

@@ -14,6 +14,7 @@ from t2iguard.evaluation.judge_sample import (
     BODIES_FRESH2_SAMPLE_DIR,
     BODIES_FRESH3_SAMPLE_DIR,
     BODIES_FRESH4_SAMPLE_DIR,
+    BODIES_FRESH5_SAMPLE_DIR,
     BODIES_RESEED_SAMPLE_DIR,
     BODIES_SAMPLE_DIR,
     BODIES_TEST_SAMPLE_DIR,
@@ -51,8 +52,9 @@ def test_every_image_is_labelled_once_with_valid_fields(rows):
 
 @pytest.mark.parametrize(("folder", "sure_bare"), [(BODIES_SAMPLE_DIR, 5), (BODIES_RESEED_SAMPLE_DIR, 5),
                                                    (BODIES_TEST_SAMPLE_DIR, 5), (BODIES_FRESH2_SAMPLE_DIR, 5),
-                                                   (BODIES_FRESH3_SAMPLE_DIR, 4), (BODIES_FRESH4_SAMPLE_DIR, 5)],
-                         ids=["guided", "reseeded", "fresh", "fresh2", "fresh3", "fresh4"])
+                                                   (BODIES_FRESH3_SAMPLE_DIR, 4), (BODIES_FRESH4_SAMPLE_DIR, 5),
+                                                   (BODIES_FRESH5_SAMPLE_DIR, 3)],
+                         ids=["guided", "reseeded", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"])
 def test_the_text_to_image_samples_of_the_bodies_decoder_are_labelled_once(folder, sure_bare):
     """The text-to-image samples generated through the `vae-bodies` decoder (classifier guidance; reseeding):
     every image labelled, first attempts and regenerated deliveries, and sure bare figures among the labels (the
@@ -76,8 +78,9 @@ def test_the_two_bodies_samples_share_their_first_attempts():
 
 
 SAMPLES = [SAMPLE_DIR, BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR, BODIES_FRESH2_SAMPLE_DIR,
-           BODIES_FRESH3_SAMPLE_DIR, BODIES_FRESH4_SAMPLE_DIR]
-SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2", "bodies-fresh3", "bodies-fresh4"]
+           BODIES_FRESH3_SAMPLE_DIR, BODIES_FRESH4_SAMPLE_DIR, BODIES_FRESH5_SAMPLE_DIR]
+SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2", "bodies-fresh3", "bodies-fresh4",
+              "bodies-fresh5"]
 
 
 @pytest.mark.parametrize("folder", SAMPLES, ids=SAMPLE_IDS)
@@ -98,14 +101,14 @@ def test_agreement_reproduces_the_documented_tables(folder):
     assert (folder / "README.md").exists()
 
 
-def test_rescoring_with_the_committed_classifier_gives_the_served_flags():
+@pytest.mark.parametrize("folder", [BODIES_FRESH4_SAMPLE_DIR, BODIES_FRESH5_SAMPLE_DIR], ids=["fresh4", "fresh5"])
+def test_rescoring_with_the_committed_classifier_gives_the_served_flags(folder):
     """`rescored` (torch, another weights folder) on the committed weights says what the served classifier said
-    when the sample generated through it (the fourth fresh sample) was made: the same confusion counts, stage by
-    stage."""
+    when the samples generated through it (the fourth and fifth fresh samples) were made: the same confusion
+    counts, stage by stage."""
     from t2iguard.evaluation.judge_agreement import STAGES, rescored
     from t2iguard.export.tiny import CHECKPOINT_DIR
 
-    folder = BODIES_FRESH4_SAMPLE_DIR
     rows, labels = load_sample(folder), {lab["id"]: lab for lab in load_labels(folder)}
     served = [{"stage": stage, **confusion([("nudity" in r["flagged"], labels[r["id"]]["bare"])
                                             for r in rows if pick(r)])} for stage, pick in STAGES.items()]
