@@ -8,8 +8,11 @@ updates, written exactly as one adapter of their summed rank:
     delta = (1 - share) * s_a * B_a @ A_a + share * s_b * B_b @ A_b = [(1 - share) s_a B_a, share s_b B_b] @ [A_a; A_b]
 
 (`s` = lora_alpha / r, the soup's own scaling 1: r = lora_alpha = r_a + r_b); the head's parameters are averaged with
-the same weights. The soup is then calibrated and saved as training calibrates and saves
-(`train_prompt_classifier.save_calibrated`: the corpus's validation split, a new policy version).
+the same weights. Where either file carries a low-rank change instead (`--adapter full-r32`: every encoder weight
+fine-tuned), the two merged encoders are averaged weight by weight and the soup's change from the pretrained MiniLM is
+stored as one low-rank change (`merged_soup_state`; rank r_a + r_b, so the cut is exact). The soup is then calibrated
+and saved as training calibrates and saves (`train_prompt_classifier.save_calibrated`: the corpus's validation split,
+a new policy version).
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from safetensors.torch import load_file
 
 from t2iguard.contract.policy import DEFAULT_POLICY
 from t2iguard.export.modules import MLPHead
-from t2iguard.export.tiny import LORA, PROMPT_CLASSIFIER_CHECKPOINT, lora_encoder
+from t2iguard.export.tiny import (
+    LORA,
+    PROMPT_CLASSIFIER_CHECKPOINT,
+    apply_low_rank,
+    load_classifier,
+    load_minilm,
+    lora_encoder,
+    low_rank_change,
+)
 from t2iguard.training.train_prompt_classifier import TrainResult, corpus_dataset, save_calibrated
 
 
@@ -73,13 +84,56 @@ def soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor],
     return adapters, head, {**LORA, **la, "r": rank, "lora_alpha": rank}
 
 
+def _rank(meta: dict[str, str]) -> int | None:
+    """The rank of a file's encoder change: its LoRA adapters' or its low-rank change's (None: a frozen encoder)."""
+    lora = json.loads(meta.get("lora", "null"))
+    return lora["r"] if lora else int(meta["low_rank"]) if "low_rank" in meta else None
+
+
+def merged_soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """(low-rank change for `apply_low_rank`, head state, rank): the weighted mean (`share`: b's weight) of the two
+    files' merged encoders, as a change from the pretrained MiniLM cut at the sum of their ranks (exact: each
+    weight's change is the mean of two changes of those ranks), and of their heads. For files of which either
+    carries a low-rank change (`low_rank.*`). Raises ValueError unless both share seed, head width and
+    categories."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    ma, mb = _meta(a), _meta(b)
+    for key in ("seed", "hidden", "categories"):
+        if ma.get(key) != mb.get(key):
+            raise ValueError(f"{a} and {b} differ in {key} ({ma.get(key)} vs {mb.get(key)}): no shared start to soup")
+    ranks = _rank(ma), _rank(mb)
+    if None in ranks:
+        raise ValueError(f"{a} and {b} must both carry an encoder change (LoRA adapters or a low-rank change)")
+    (enc_a, head_a), (enc_b, head_b) = load_classifier(a), load_classifier(b)
+    encoder, pb = load_minilm(), dict(enc_b.named_parameters())
+    with torch.no_grad():
+        for (name, p), (_, qa) in zip(encoder.named_parameters(), enc_a.named_parameters(), strict=True):
+            p.copy_((1 - share) * qa + share * pb[name])
+    head = {n: ((1 - share) * p + share * q).detach() for (n, p), q in
+            zip(head_a.state_dict().items(), head_b.state_dict().values(), strict=True)}
+    rank = sum(ranks)
+    return low_rank_change(encoder, rank), head, rank
+
+
 def soup(a: Path, b: Path, share: float = 0.5, out: Path = PROMPT_CLASSIFIER_CHECKPOINT,
          policy: Path = DEFAULT_POLICY, say=lambda msg: None) -> TrainResult:
     """Average files `a` and `b` (`soup_state`), calibrate on the corpus's validation split (the files' seed),
     write the soup to `out` and its thresholds into `policy` as a new version."""
     t0 = time.perf_counter()
-    adapters, head_state, config = soup_state(a, b, share)
     ma = _meta(a)
+    if "low_rank" in ma or "low_rank" in _meta(b):
+        change, head_state, rank = merged_soup_state(a, b, share)
+        head = MLPHead(head_state["net.1.weight"].shape[1], int(ma["hidden"]), head_state["net.4.weight"].shape[0])
+        head.load_state_dict(head_state)
+        say(f"soup of {a.name} and {b.name} (share {share}, rank {rank}); scoring the validation split")
+        ds = corpus_dataset(int(ma["seed"]))
+        meta = {"seed": ma["seed"], "hidden": ma["hidden"], "lora": "null", "low_rank": str(rank), "data": "corpus",
+                "encoder": f"all-MiniLM-L6-v2, a soup of two changes, rank {rank}", "examples": str(len(ds.texts)),
+                "soup": json.dumps({"a": _parent(a), "b": _parent(b), "share": share})}
+        return save_calibrated(apply_low_rank(load_minilm(), change).eval(), head.eval(), ds, meta, out, policy, t0,
+                               encoder_state=change)
+    adapters, head_state, config = soup_state(a, b, share)
     encoder = lora_encoder(config)
     result = encoder.load_state_dict(adapters, strict=False)
     if result.unexpected_keys or any("lora_" in k for k in result.missing_keys):

@@ -466,10 +466,13 @@ def train_prompt_soup(
     share: Annotated[float, typer.Option(min=0.0, max=1.0, help="B's weight in the average.")] = 0.5,
     out: Annotated[Path | None, typer.Option(help="Where the soup is written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
+                                                      "version (default: the bundled policy).")] = None,
 ) -> None:
     """Average two prompt classifiers' weights (a model soup: still one MiniLM pass per prompt), calibrate the
-    soup on the corpus's validation split and write its thresholds into the bundled policy (a new policy
-    version). About 2 minutes. Rebuild the repository afterwards."""
+    soup on the corpus's validation split and write its thresholds into the policy (a new policy version). LoRA
+    files soup into one adapter; where either is a low-rank file (`--adapter full-r32`) the soup is a low-rank
+    change of their summed rank. About 2 minutes. Rebuild the repository afterwards."""
     from t2iguard.training.prompt_soup import soup
 
     for path in (a, b):
@@ -477,7 +480,8 @@ def train_prompt_soup(
             raise typer.BadParameter(f"{path}: no such file")
     with err.status("souping prompt classifiers") as status:
         try:
-            result = soup(a, b, share, **({"out": out} if out else {}), say=lambda m: status.update(m))
+            result = soup(a, b, share, **({"out": out} if out else {}), **({"policy": policy} if policy else {}),
+                          say=lambda m: status.update(m))
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
     err.print(f"{result.seconds:.0f}s -> {result.weights}")
