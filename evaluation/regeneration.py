@@ -44,8 +44,10 @@ from t2iguard.training.data import shapeworld as W
 from t2iguard.training.data.judges import oracle_bare_located, oracle_crown, oracle_tone, position_of
 from t2iguard.training.train_dpo import party_requests
 
-#: guidance methods; `-fresh`: text-to-image regenerations on fresh noise from the first one (policy `fresh_noise`)
-METHODS = ("sld", "classifier", "reseed", "sld-fresh", "classifier-fresh")
+#: the methods a run compares unless told otherwise: the two guidances and the unguided baseline
+DEFAULT_METHODS = ("sld", "classifier", "reseed")
+#: every method; `-fresh`: text-to-image regenerations on fresh noise from the first one (policy `fresh_noise`)
+METHODS = (*DEFAULT_METHODS, "sld-fresh", "classifier-fresh")
 SETS = ("t2i", "edits")
 EVAL_SEED = 7000  # ShapeWorld draws for evaluation start here; training uses seeds 0 and 1000
 TARGET_CUT, TARGET_RETENTION, TARGET_REFUSALS = 0.95, 0.95, 0.02
@@ -255,7 +257,7 @@ def summarise(rows: list[dict], attempts: int, kind: str, judge: AttributeJudge)
 
 
 def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed: int = EVAL_SEED,
-             methods: tuple[str, ...] = METHODS, say=lambda m: None, sets: tuple[str, ...] = SETS) -> dict:
+             methods: tuple[str, ...] = DEFAULT_METHODS, say=lambda m: None, sets: tuple[str, ...] = SETS) -> dict:
     """`seed`: where the ShapeWorld draws start (report on EVAL_SEED; tune presets on a disjoint range): the t2i
     set draws from `seed`, the edits from `seed + n`, whichever `sets` run. Prompt following (unguarded
     text-to-image) runs with the t2i set only."""
