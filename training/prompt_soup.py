@@ -51,16 +51,23 @@ def _parent(path: Path) -> dict[str, str | None]:
             "data": _meta(path).get("data_sha256_16")}
 
 
-def soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-    """(adapter state for `lora_encoder(config)`, head state, config): the weighted mean of files `a` and `b`
-    (`share`: b's weight, in [0, 1]), float32. Raises ValueError unless both are LoRA files from the same seed,
-    head width and adapted modules."""
+def _shared_start(a: Path, b: Path, share: float) -> tuple[dict[str, str], dict[str, str]]:
+    """The two files' metadata, once `share` is in [0, 1] and they share seed, head width and categories (a shared
+    start to soup); ValueError otherwise."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be in [0, 1], got {share}")
     ma, mb = _meta(a), _meta(b)
     for key in ("seed", "hidden", "categories"):
         if ma.get(key) != mb.get(key):
             raise ValueError(f"{a} and {b} differ in {key} ({ma.get(key)} vs {mb.get(key)}): no shared start to soup")
+    return ma, mb
+
+
+def soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """(adapter state for `lora_encoder(config)`, head state, config): the weighted mean of files `a` and `b`
+    (`share`: b's weight, in [0, 1]), float32. Raises ValueError unless both are LoRA files from the same seed,
+    head width and adapted modules."""
+    ma, mb = _shared_start(a, b, share)
     la, lb = json.loads(ma.get("lora", "null")), json.loads(mb.get("lora", "null"))
     if la is None or lb is None or la["target_modules"] != lb["target_modules"]:
         raise ValueError(f"{a} and {b} must both carry LoRA adapters on the same modules")
@@ -96,12 +103,7 @@ def merged_soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.T
     weight's change is the mean of two changes of those ranks), and of their heads. For files of which either
     carries a low-rank change (`low_rank.*`). Raises ValueError unless both share seed, head width and
     categories."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"share must be in [0, 1], got {share}")
-    ma, mb = _meta(a), _meta(b)
-    for key in ("seed", "hidden", "categories"):
-        if ma.get(key) != mb.get(key):
-            raise ValueError(f"{a} and {b} differ in {key} ({ma.get(key)} vs {mb.get(key)}): no shared start to soup")
+    ma, mb = _shared_start(a, b, share)
     ranks = _rank(ma), _rank(mb)
     if None in ranks:
         raise ValueError(f"{a} and {b} must both carry an encoder change (LoRA adapters or a low-rank change)")
