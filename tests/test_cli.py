@@ -78,7 +78,6 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
 
 
-
 def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""
@@ -89,6 +88,7 @@ def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
     assert not list(tmp_path.iterdir())
+
 
 def test_generate_edit_needs_both_files(url, tmp_path):
     from t2iguard.cli.demo import centre_mask

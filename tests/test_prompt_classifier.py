@@ -252,3 +252,28 @@ def test_exported_fusion_matches_the_trained_bank():
     with torch.no_grad():
         got = fused(torch.from_numpy(data.x * 3.0)).numpy()  # the served graph pools without normalising
     assert np.abs(got - want).max() < 2e-3  # the bank exactly; the head up to LayerNorm's eps against the scale
+
+
+class _Read(Exception):
+    pass
+
+
+def test_training_reads_the_corpus_with_every_text_embedded(monkeypatch):
+    """Training and the frozen-encoder heads ask for the corpus with `embedding="all"`: on a fresh cache "cached"
+    compared no training text with the evaluation sets by embedding (2026-12-05: another corpus came out)."""
+    from t2iguard.training import prompt_head
+    from t2iguard.training.data import corpus as C
+    from t2iguard.training.train_prompt_classifier import corpus_dataset
+
+    asked = []
+
+    def record(*args, embedding="all", **kwargs):
+        asked.append(embedding)
+        raise _Read
+
+    monkeypatch.setattr(C, "load_corpus", record)
+    monkeypatch.setattr(C, "corpus", record)
+    for read in (lambda: corpus_dataset(0), lambda: prompt_head.embedded_corpus(0)):
+        with pytest.raises(_Read):
+            read()
+    assert asked == ["all", "all"]

@@ -166,6 +166,7 @@ def test_a_low_rank_file_loads_as_the_cut_encoder(tmp_path):
     with pytest.raises(ValueError, match="without the other"):
         apply_low_rank(load_minilm(), {"encoder.layer.0.output.dense.weight.a": torch.zeros(384, 4)})
 
+
 def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_path):
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps({"digest": digest(t), "text_evident": y}) + "\n"

@@ -120,31 +120,29 @@ def merged_soup_state(a: Path, b: Path, share: float) -> tuple[dict[str, torch.T
 
 def soup(a: Path, b: Path, share: float = 0.5, out: Path = PROMPT_CLASSIFIER_CHECKPOINT,
          policy: Path = DEFAULT_POLICY, say=lambda msg: None) -> TrainResult:
-    """Average files `a` and `b` (`soup_state`), calibrate on the corpus's validation split (the files' seed),
-    write the soup to `out` and its thresholds into `policy` as a new version."""
+    """Average files `a` and `b` (`soup_state`: two LoRA files; `merged_soup_state` where either is a low-rank
+    file), calibrate on the corpus's validation split (the files' seed), write the soup to `out` and its thresholds
+    into `policy` as a new version."""
     t0 = time.perf_counter()
     ma = _meta(a)
+    change = None
     if "low_rank" in ma or "low_rank" in _meta(b):
         change, head_state, rank = merged_soup_state(a, b, share)
-        head = MLPHead(head_state["net.1.weight"].shape[1], int(ma["hidden"]), head_state["net.4.weight"].shape[0])
-        head.load_state_dict(head_state)
-        say(f"soup of {a.name} and {b.name} (share {share}, rank {rank}); scoring the validation split")
-        ds = corpus_dataset(int(ma["seed"]))
-        meta = {"seed": ma["seed"], "hidden": ma["hidden"], "lora": "null", "low_rank": str(rank), "data": "corpus",
-                "encoder": f"all-MiniLM-L6-v2, a soup of two changes, rank {rank}", "examples": str(len(ds.texts)),
-                "soup": json.dumps({"a": _parent(a), "b": _parent(b), "share": share})}
-        return save_calibrated(apply_low_rank(load_minilm(), change).eval(), head.eval(), ds, meta, out, policy, t0,
-                               encoder_state=change)
-    adapters, head_state, config = soup_state(a, b, share)
-    encoder = lora_encoder(config)
-    result = encoder.load_state_dict(adapters, strict=False)
-    if result.unexpected_keys or any("lora_" in k for k in result.missing_keys):
-        raise ValueError(f"the soup's adapters do not fit MiniLM: {(result.unexpected_keys + result.missing_keys)[:3]}")
+        encoder = apply_low_rank(load_minilm(), change)
+        kind = {"lora": "null", "low_rank": str(rank),
+                "encoder": f"all-MiniLM-L6-v2, a soup of two changes, rank {rank}"}
+    else:
+        adapters, head_state, config = soup_state(a, b, share)
+        encoder = lora_encoder(config)
+        result = encoder.load_state_dict(adapters, strict=False)
+        if result.unexpected_keys or any("lora_" in k for k in result.missing_keys):
+            raise ValueError(f"the soup's adapters do not fit MiniLM: "
+                             f"{(result.unexpected_keys + result.missing_keys)[:3]}")
+        kind = {"lora": json.dumps(config)}
     head = MLPHead(head_state["net.1.weight"].shape[1], int(ma["hidden"]), head_state["net.4.weight"].shape[0])
     head.load_state_dict(head_state)
     say(f"soup of {a.name} and {b.name} (share {share}); scoring the validation split")
     ds = corpus_dataset(int(ma["seed"]))
-    meta = {"seed": ma["seed"], "hidden": ma["hidden"], "lora": json.dumps(config), "data": "corpus",
-            "examples": str(len(ds.texts)),
+    meta = {"seed": ma["seed"], "hidden": ma["hidden"], **kind, "data": "corpus", "examples": str(len(ds.texts)),
             "soup": json.dumps({"a": _parent(a), "b": _parent(b), "share": share})}
-    return save_calibrated(encoder.eval(), head.eval(), ds, meta, out, policy, t0)
+    return save_calibrated(encoder.eval(), head.eval(), ds, meta, out, policy, t0, encoder_state=change)
