@@ -21,6 +21,7 @@ from t2iguard.contract.errors import (
     RateLimited,
     kind_for_status,
 )
+from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
 
 
 def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -87,6 +88,12 @@ def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     r = t2iguard("train", "prompt-classifier", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
+    weights = str(PROMPT_CLASSIFIER_CHECKPOINT)  # a soup is named the same way, before the corpus is read
+    r = t2iguard("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
+                 "--out", str(tmp_path / "soup.safetensors"))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
+    assert not list(tmp_path.iterdir())
     assert not list(tmp_path.iterdir())
 
 

@@ -478,6 +478,8 @@ def train_prompt_soup(
     for path in (a, b):
         if not path.is_file():
             raise typer.BadParameter(f"{path}: no such file")
+    if policy is not None and not policy.is_file():
+        raise typer.BadParameter(f"--policy {policy}: no such file")
     with err.status("souping prompt classifiers") as status:
         try:
             result = soup(a, b, share, **({"out": out} if out else {}), **({"policy": policy} if policy else {}),
