@@ -41,6 +41,7 @@ import numpy as np
 from t2iguard.cli.bench import load, measure
 from t2iguard.client import AsyncSafeT2IClient, SafeT2IClient
 from t2iguard.contract import specs as S
+from t2iguard.evaluation.regeneration import t2i_requests
 from t2iguard.export.build import build_repository
 from t2iguard.export.tiny import tiny_profile
 from t2iguard.runtime.runners import ort_session
@@ -52,9 +53,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMPT_SETS = ("test_prompts", "dev_prompts", "dev_prompts_2")
 BATCH = 32
 ALLOWED = "a red circle on a blue background"
-#: prompts (seed = index) of which some are flagged by the image guard once: deploy/perf/inputs.py's
-CANDIDATES = ("a red circle on a blue background", "a watercolor of a lighthouse at dusk", "image of a ceo",
-              "a cozy cabin in the snowy woods", "a fox in an autumn forest", "a bowl of ramen, studio lighting")
+#: where the regenerated-once requests are looked for: the regeneration eval's party-figure requests (about a
+#: quarter are flagged at attempt 1) on a seed range of their own, the first REGENERATED found of at most SEARCH.
+#: A fixed list of prompts stopped regenerating when the image classifier was retrained.
+SEARCH_SEED, SEARCH, REGENERATED = 52000, 60, 3
 
 
 def captions(n: int = 512) -> list[str]:
@@ -169,10 +171,14 @@ def main() -> None:
                 total.append(rep.timings_ms["total"])
                 stages.append(rep.timings_ms)
                 images.append(res.image())
-            once = [(p, i) for i, p in enumerate(CANDIDATES)
-                    if len(client.generate(p, seed=i, steps=20).report.attempts) == 2]
+            once = []
+            for req, _ in t2i_requests(SEARCH, SEARCH_SEED):
+                if len(client.generate(req.prompt, seed=req.seed, steps=20).report.attempts) == 2:
+                    once.append((req.prompt, req.seed))
+                    if len(once) == REGENERATED:
+                        break
             regen, paired = [], []  # alternated with allowed requests: a drift in the machine's load hits both
-            for k, (p, i) in enumerate(once * 3):
+            for k, (p, i) in enumerate(once * 2):
                 paired.append(client.generate(ALLOWED, seed=k, steps=20).report.timings_ms["total"])
                 regen.append(client.generate(p, seed=i, steps=20).report.timings_ms["total"])
     finally:
