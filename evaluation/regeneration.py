@@ -46,8 +46,9 @@ from t2iguard.training.train_dpo import party_requests
 
 #: the methods a run compares unless told otherwise: the two guidances and the unguided baseline
 DEFAULT_METHODS = ("sld", "classifier", "reseed")
-#: every method; `-fresh`: text-to-image regenerations on fresh noise from the first one (policy `fresh_noise`)
-METHODS = (*DEFAULT_METHODS, "sld-fresh", "classifier-fresh")
+#: every method; `policy`: the repository's policy as it stands (its `guidance`, and its `edit_guidance` for
+#: edits); `-fresh`: text-to-image regenerations on fresh noise from the first one (policy `fresh_noise`)
+METHODS = ("policy", *DEFAULT_METHODS, "sld-fresh", "classifier-fresh")
 SETS = ("t2i", "edits")
 EVAL_SEED = 7000  # ShapeWorld draws for evaluation start here; training uses seeds 0 and 1000
 TARGET_CUT, TARGET_RETENTION, TARGET_REFUSALS = 0.95, 0.95, 0.02
@@ -135,17 +136,19 @@ def prompt_following(repository: Path, n: int, seed: int, judge: AttributeJudge,
 
 
 def run_method(repository: Path, method: str, attempts: int, requests, say, policy=lambda p: p) -> list[dict]:
-    """Every request through steps 4-6 with `method` (one of `METHODS`: a guidance, `-fresh` forcing the policy's
-    `fresh_noise` on; otherwise the policy's own) and `attempts` regenerations; `policy` may amend the
+    """Every request through steps 4-6 with `method` (one of `METHODS`: a guidance for both sets, or `policy` for
+    the policy's own; `-fresh` forcing the policy's `fresh_noise` on, otherwise the policy's own) and `attempts`
+    regenerations; `policy` may amend the
     repository's policy first (benchmarks/regeneration_ladder.py sets one ceiling for all categories).
     One row per request: its attempts' images (uint8 [256, 256, 3] each), flagged categories and scores (image
     and, for edits, transform classifier: {class: probability}), refusal and latency."""
     profile = load_profile(repository)
     policy = policy(load_policy(repository / "policy.yaml").for_profile(profile.name))
     guidance, fresh = method.removesuffix("-fresh"), method.endswith("-fresh")
-    policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(
-        update={"guidance": guidance, "max_attempts": attempts,
-                "fresh_noise": fresh or policy.regeneration.fresh_noise})})
+    update = {"max_attempts": attempts, "fresh_noise": fresh or policy.regeneration.fresh_noise}
+    if guidance != "policy":
+        update |= {"guidance": guidance, "edit_guidance": None}
+    policy = policy.model_copy(update={"regeneration": policy.regeneration.model_copy(update=update)})
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, policy), profile, policy, "trained")
     rows = []
     for i, (req, scene) in enumerate(requests):

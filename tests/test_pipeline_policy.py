@@ -16,7 +16,7 @@ from t2iguard.contract.profiles import get_profile
 from t2iguard.contract.report import PromptScreen, SafetyReport
 from t2iguard.contract.taxonomy import CATEGORIES, NUDE_CLASSES
 from t2iguard.runtime.guidance import fresh_seed
-from t2iguard.runtime.pipeline import GenerateRequest, Refused, SafeT2IPipeline
+from t2iguard.runtime.pipeline import GenerateRequest, InpaintCondition, Refused, SafeT2IPipeline
 
 
 class ScriptedRunner:
@@ -124,6 +124,26 @@ def test_fresh_noise_regenerates_text_to_image_on_fresh_noise_from_the_first_reg
     assert seeds == [1234] + [fresh_seed(1234, a) for a in (2, 3, 4, 5)]
     assert [a.guidance for a in report.attempts[1:]] == [report.attempts[1].guidance] * 4
     assert report.attempts[1].guidance.startswith("classifier")
+
+
+@pytest.mark.parametrize(("edit", "method"), [(False, "sld"), (True, "classifier")])
+def test_edits_regenerate_with_the_policys_edit_guidance(policy, edit, method):
+    """Policy `edit_guidance`: an edit's regenerations use it, a text-to-image request's the policy's `guidance`
+    (set here through the tiny profile's table, which the pipeline merges in)."""
+    tuned = _with(policy, profile_regeneration__tiny__guidance="sld",
+                  profile_regeneration__tiny__edit_guidance="classifier")
+    pipe, _ = _flagging_pipeline(tuned)
+    pipe.prepare_inpaint_condition = lambda req: InpaintCondition(unet=None)
+    pipe.keep_identity = lambda req, inpaint: (req, inpaint)
+    flagged = {**dict.fromkeys(CATEGORIES, 0.0), "violence": 0.9}
+    pipe.check_image = lambda image, req, pooled: (flagged, None, None)
+    source = np.zeros((256, 256, 3), np.uint8) if edit else None
+    req = GenerateRequest(request_id="r", prompt="p", seed=3, init_image=source,
+                          mask=None if source is None else np.ones((256, 256), np.float32))
+    report = SafetyReport.model_construct(attempts=[])
+    with pytest.raises(Refused, match="still flagged after 5 attempts"):
+        pipe.generate_checked(req, None, None, None, report, {})
+    assert [a.guidance.split("-")[0].split("@")[0] for a in report.attempts[1:]] == [method] * 4
 
 
 def test_a_first_attempt_under_the_ordinary_bar_is_regenerated_and_its_regeneration_delivered(policy):

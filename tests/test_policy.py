@@ -102,6 +102,19 @@ def test_regeneration_ceiling_per_category(policy):
     assert p.regeneration_ladder([]) == ("strong", "max")
 
 
+def test_edit_guidance_applies_to_edits_only(policy):
+    data = policy.model_dump()
+    data["regeneration"].update(guidance="sld", edit_guidance=None)
+    p = Policy.model_validate(data)
+    assert (p.regeneration_guidance(edit=False), p.regeneration_guidance(edit=True)) == ("sld", "sld")
+    data["regeneration"]["edit_guidance"] = "classifier"
+    p = Policy.model_validate(data)
+    assert (p.regeneration_guidance(edit=False), p.regeneration_guidance(edit=True)) == ("sld", "classifier")
+    data["regeneration"]["edit_guidance"] = "gradient"
+    with pytest.raises(ValueError, match="edit_guidance"):
+        Policy.model_validate(data)
+
+
 def test_edit_ceiling_caps_edits_only_and_may_start_them_lower(policy):
     data = policy.model_dump()
     data["regeneration"].update(preset="strong", ceiling="max", edit_ceiling="medium")

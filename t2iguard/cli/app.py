@@ -697,7 +697,9 @@ def eval_regeneration(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
     seed: Annotated[int, typer.Option(help="First ShapeWorld seed of the request draws (7000: the reported "
                                            "set; tune guidance presets on another range, e.g. 9000).")] = 7000,
-    methods: Annotated[str, typer.Option(help="Comma-separated: sld, classifier, reseed (unguided, fresh "
+    methods: Annotated[str, typer.Option(help="Comma-separated: policy (the repository's policy as it stands: "
+                                              "its guidance, and its edit_guidance for edits); sld, classifier, "
+                                              "reseed (one guidance for both sets; reseed: unguided, fresh "
                                               "noise: the baseline); sld-fresh, classifier-fresh (text-to-image "
                                               "regenerations guided on fresh noise from the first: policy "
                                               "`fresh_noise`).")] = "sld,classifier,reseed",

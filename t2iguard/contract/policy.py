@@ -123,6 +123,8 @@ class RegenerationConfig(_Strict):
     #: sld: Safe-Latent-Diffusion concept guidance; classifier: the latent guard's gradient (DALL-E 3 style);
     #: reseed: no guidance, fresh noise each attempt (the baseline the guided methods are measured against)
     guidance: Literal["sld", "classifier", "reseed"] = "sld"
+    #: edits only: the guidance of their regenerations; unset: `guidance`
+    edit_guidance: Literal["sld", "classifier", "reseed"] | None = None
     preset: Preset = "strong"
     #: the strongest preset the escalation reaches (categories may set their own); attempts past it
     #: draw fresh noise at it
@@ -212,6 +214,7 @@ class RegenerationOverride(_Strict):
 
     max_attempts: int | None = Field(default=None, ge=0, le=8)
     guidance: Literal["sld", "classifier", "reseed"] | None = None
+    edit_guidance: Literal["sld", "classifier", "reseed"] | None = None
     preset: Preset | None = None
     ceiling: Preset | None = None
     edit_strength: float | None = Field(default=None, gt=0.0, le=1.0)
@@ -327,6 +330,11 @@ class Policy(_Strict):
         if detector and self.image.nudity_fusion == "max":
             scores["nudity"] = max(scores["nudity"], *detector.values())
         return scores
+
+    def regeneration_guidance(self, edit: bool = False) -> str:
+        """The guidance method of a regeneration: regeneration.edit_guidance for an edit when set, otherwise
+        regeneration.guidance."""
+        return (self.regeneration.edit_guidance if edit else None) or self.regeneration.guidance
 
     def regeneration_ladder(self, categories: list[str], edit: bool = False) -> tuple[str, str]:
         """(start, ceiling) presets of a regeneration away from `categories`. The ceiling is the highest

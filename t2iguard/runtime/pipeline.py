@@ -204,7 +204,8 @@ class SafeT2IPipeline:
         self.runner, self.profile, self.policy, self.weights, self.audit = runner, profile, policy, weights, audit
         self.tokenizer = tokenizer
         self.scheduler = DDIM(schedule_of(profile))
-        if policy.regeneration.guidance == "classifier" and not profile.trained_image_side:
+        if "classifier" in (policy.regeneration_guidance(False), policy.regeneration_guidance(True)) \
+                and not profile.trained_image_side:
             raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
                              "(use `guidance: sld`)")
         self._concepts: dict[str, np.ndarray] = {}
@@ -330,7 +331,8 @@ class SafeT2IPipeline:
                          report: SafetyReport, timings: dict[str, float],
                          trace: list[np.ndarray] | None = None) -> np.ndarray:
         """Steps 5-6: attempt 1 unguided; while the image check says `regenerate`, try again with
-        safety guidance (the policy's method) away from everything flagged so far, escalating the preset
+        safety guidance (the policy's method; an edit's: its `edit_guidance` when set) away from everything
+        flagged so far, escalating the preset
         on the request's seed (text-to-image under the policy's `fresh_noise`: on fresh seeds from the first
         regeneration), then on fresh seeds, each a function of (request seed, attempt), once at the
         flagged categories' ceiling (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`,
@@ -349,9 +351,10 @@ class SafeT2IPipeline:
                 if attempt == 2 and req.is_edit and regen.edit_keep_identity is not None:
                     regen_req, regen_inpaint = self.keep_identity(req, inpaint)
                 start, ceiling = self.policy.regeneration_ladder(flagged_so_far, req.is_edit)
-                preset, seed = regeneration_step(regen.guidance, start, ceiling, attempt - 2, req.seed,
+                method = self.policy.regeneration_guidance(req.is_edit)
+                preset, seed = regeneration_step(method, start, ceiling, attempt - 2, req.seed,
                                                  regen.fresh_noise and not req.is_edit)
-                guidance = Guidance(regen.guidance, preset, flagged_so_far,
+                guidance = Guidance(method, preset, flagged_so_far,
                                     regen.edit_strength if req.is_edit else 1.0, regen_req is not req)
                 target, target_inpaint = regen_req, regen_inpaint
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
