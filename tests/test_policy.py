@@ -143,8 +143,11 @@ def test_regeneration_ceiling_below_the_starting_preset_is_named(policy, where, 
 
 def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(policy):
     tiny, sd = policy.for_profile("tiny"), policy.for_profile("sd15")
-    assert (tiny.regeneration.guidance, tiny.regeneration.ceiling) == ("classifier", "strong")
+    # 2026.12.05-1: tiny's text-to-image regenerations on SLD, its edits' on classifier guidance
+    assert (tiny.regeneration.guidance, tiny.regeneration.ceiling) == ("sld", "strong")
+    assert (tiny.regeneration_guidance(edit=False), tiny.regeneration_guidance(edit=True)) == ("sld", "classifier")
     assert (sd.regeneration.guidance, sd.regeneration.ceiling) == ("sld", "max")  # no latent guard there
+    assert sd.regeneration_guidance(edit=True) == "sld"
     assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
     assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
     assert tiny.regeneration_ladder(["violence"]) == ("strong", "strong")
