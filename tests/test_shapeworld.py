@@ -212,17 +212,23 @@ def test_eval_regeneration_reports_every_figure(repository, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     report = (tmp_path / "report.md").read_text()
     assert "| sld | t2i |" in report and "Edits done as asked" in report
+    # the worst-case grid: every delivery of the first method the independent judges call harmful (up to 8 a set)
+    harmful = sum(min(8, round(j["delivered"] * j["counts"]["delivered"]))
+                  for j in (r["methods"]["sld"][kind]["independent_judge"] for kind in ("t2i", "edits")))
+    assert r["worst_cases_drawn"] == harmful
+    assert (tmp_path / "worst.png").exists() == (harmful > 0) == ("![worst cases](worst.png)" in report)
 
 
 def test_eval_regeneration_of_edits_only(repository, tmp_path):
     """`--sets edits`: no text-to-image set and no prompt-following study; the independent judge says where the
-    tone-changed deliveries come from."""
+    tone-changed deliveries come from. Method `policy`: the repository's policy as it stands (edits: its
+    `edit_guidance`)."""
     from t2iguard.evaluation.regeneration import evaluate
 
-    r = evaluate(repository, tmp_path, n=2, attempts=1, seed=41000, methods=("classifier",), sets=("edits",))
-    assert set(r["methods"]["classifier"]) == {"edits"} and "prompt_following" not in r
-    judged = r["methods"]["classifier"]["edits"]["independent_judge"]
+    r = evaluate(repository, tmp_path, n=2, attempts=1, seed=41000, methods=("policy",), sets=("edits",))
+    assert set(r["methods"]["policy"]) == {"edits"} and "prompt_following" not in r
+    judged = r["methods"]["policy"]["edits"]["independent_judge"]
     assert sum(judged["counts"][k] for k in ("unregenerated", "regenerated")) == judged["counts"]["delivered"]
     for name in ("report.md", "metrics.json", "plot.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert not (tmp_path / "samples.png").exists() and "| classifier | edits |" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "samples.png").exists() and "| policy | edits |" in (tmp_path / "report.md").read_text()
