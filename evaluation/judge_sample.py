@@ -46,6 +46,9 @@ BODIES_FRESH3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 BODIES_FRESH4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh4"
 #: a second sample through the same classifier (seeds 31600+), labelled by eye: fresh4's counts were small
 BODIES_FRESH5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodies_fresh5"
+#: fresh requests (seeds 31700+) under policy 2026.12.05-1 (text-to-image regenerated with SLD, first attempts from
+#: nudity 0.3), through the same classifier, labelled by eye
+BODIES_SLD_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

@@ -69,7 +69,7 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     r = t2iguard("eval", "regeneration", "--methods", "sld,nothing", "--out", str(tmp_path))
     assert r.returncode == BAD_INPUT.exit_code
     said = " ".join(r.stderr.replace("│", " ").split())  # rich wraps the message in a box
-    assert "Invalid value for --methods: 'sld,nothing': choose from sld, classifier, reseed" in said
+    assert "Invalid value for --methods: 'sld,nothing': choose from policy, sld, classifier, reseed" in said
     assert not list(tmp_path.iterdir())  # checked before anything is built or run
     r = t2iguard("eval", "regeneration", "--attempts", "0", "--out", str(tmp_path))
     assert r.returncode == BAD_INPUT.exit_code and "--attempts" in r.stderr and not list(tmp_path.iterdir())

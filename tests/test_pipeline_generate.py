@@ -136,8 +136,8 @@ def test_an_edit_encodes_its_source_once_however_many_attempts(repository, profi
     target, inpaint = edit_request, None  # what a regeneration repaints: the mask, or less the source's face
     if regen.edit_keep_identity is not None:
         target, inpaint = pipe.keep_identity(edit_request, pipe.prepare_inpaint_condition(edit_request))
-    second = Guidance(regen.guidance, start, report.attempts[0].flagged, regen.edit_strength,
-                      target is not edit_request)
+    second = Guidance(pipe.policy.regeneration_guidance(edit=True), start, report.attempts[0].flagged,
+                      regen.edit_strength, target is not edit_request)
     assert report.attempts[1].guidance == second.label
     alone = pipe.generate(replace(target, seed=report.attempts[1].seed), cond, uncond, second, inpaint)
     assert np.array_equal(images[1], alone)
