@@ -49,6 +49,8 @@ BODIES_FRESH5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 #: fresh requests (seeds 31700+) under policy 2026.12.05-1 (text-to-image regenerated with SLD, first attempts from
 #: nudity 0.3), through the same classifier, labelled by eye
 BODIES_SLD_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld"
+#: a second sample under the same policy (seeds 31750+), labelled by eye: the first's counts were small
+BODIES_SLD2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld2"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")
