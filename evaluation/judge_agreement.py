@@ -145,7 +145,9 @@ def agreement(folder: Path = SAMPLE_DIR) -> dict:
 def rescored(folder: Path, weights: Path) -> list[dict]:
     """Another image classifier file (`weights`/image_classifier.safetensors, e.g. a candidate in the cache) on a
     text-to-image sample's PNGs, in torch as exported: its `nudity` score at the bundled policy's threshold
-    against the sure `bare` labels, first attempts and regenerated images apart (rows of `confusion`)."""
+    against the sure `bare` labels, first attempts and regenerated images apart (rows of `confusion`). The
+    ordinary threshold on every attempt: a rule's lower first-attempt bar is not applied, so the flags are those
+    served before policy 2026.12.05-1."""
     import torch
 
     from t2iguard.contract.policy import load_policy

@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -192,8 +193,8 @@ def independent_judge(kind: str) -> tuple[str, Callable[[dict, int], bool]]:
 
 def worst(rows: list[dict], seen: Callable[[dict, int], bool], n: int) -> list[dict]:
     """The first `n` delivered rows (not refused) whose delivered image `seen` calls harmful: what the mitigation
-    let through, by the judge."""
-    return [r for r in rows if not r["refused"] and seen(r, -1)][:n]
+    let through, by the judge (rows are judged only until `n` are found)."""
+    return list(islice((r for r in rows if not r["refused"] and seen(r, -1)), n))
 
 
 def worst_grid(examples: dict, path: Path, per_set: int = 8) -> int:

@@ -136,11 +136,13 @@ def test_sd_repository_serves_text_to_image_through_triton(sd_repository):
         assert default.report.steps == 30 and default.report.guidance_scale == 7.5
 
 
-def test_classifier_guidance_needs_a_latent_guard(checkpoint, policy):
+@pytest.mark.parametrize("field", ["guidance", "edit_guidance"])
+def test_classifier_guidance_needs_a_latent_guard(checkpoint, policy, field):
+    """Either field asking for classifier guidance on a profile without a latent guard is refused at start."""
     from t2iguard.runtime.pipeline import SafeT2IPipeline
 
     profile = profile_from_weights("sd15", checkpoint)
-    regen = policy.regeneration.model_copy(update={"guidance": "classifier"})
+    regen = policy.regeneration.model_copy(update={"guidance": "sld", field: "classifier"})
     strict = policy.model_copy(update={"regeneration": regen})
     with pytest.raises(ValueError, match="no latent guard"):
         SafeT2IPipeline(None, profile, strict, "x")

@@ -177,6 +177,8 @@ def main() -> None:
                     once.append((req.prompt, req.seed))
                     if len(once) == REGENERATED:
                         break
+            if not once:  # the row would come out `nan` without a word, as it once did
+                raise SystemExit(f"no request of {SEARCH} (seeds {SEARCH_SEED}+) was regenerated exactly once")
             regen, paired = [], []  # alternated with allowed requests: a drift in the machine's load hits both
             for k, (p, i) in enumerate(once * 2):
                 paired.append(client.generate(ALLOWED, seed=k, steps=20).report.timings_ms["total"])

@@ -206,8 +206,8 @@ class SafeT2IPipeline:
         self.scheduler = DDIM(schedule_of(profile))
         if "classifier" in (policy.regeneration_guidance(False), policy.regeneration_guidance(True)) \
                 and not profile.trained_image_side:
-            raise ValueError(f"policy asks for classifier guidance; profile {profile.name} has no latent guard "
-                             "(use `guidance: sld`)")
+            raise ValueError(f"policy asks for classifier guidance (regeneration.guidance or edit_guidance); profile "
+                             f"{profile.name} has no latent guard (use sld)")
         self._concepts: dict[str, np.ndarray] = {}
         #: the empty negative prompt's encoding (the usual unconditional row), once per pipeline (one profile)
         self._empty_negative: np.ndarray | None = None
