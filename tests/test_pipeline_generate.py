@@ -13,7 +13,7 @@ from t2iguard.contract import specs as S
 from t2iguard.contract.policy import Policy
 from t2iguard.contract.report import SafetyReport
 from t2iguard.contract.taxonomy import GUIDED_CLASSES
-from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided
+from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, sld_warmup
 from t2iguard.runtime.images import downsample_mask, from_pixels, identity_region, to_pixels
 from t2iguard.runtime.pipeline import GenerateRequest, Guidance, Refused, SafeT2IPipeline, strength_steps
 from t2iguard.runtime.runners import LocalRunner
@@ -141,6 +141,33 @@ def test_an_edit_encodes_its_source_once_however_many_attempts(repository, profi
     assert report.attempts[1].guidance == second.label
     alone = pipe.generate(replace(target, seed=report.attempts[1].seed), cond, uncond, second, inpaint)
     assert np.array_equal(images[1], alone)
+
+
+def test_an_sld_regeneration_on_the_request_seed_skips_the_warm_up_it_retraces(repository, profile, policy):
+    """Text-to-image, every attempt flagged: the SLD regeneration on the request's seed is bit for bit the image
+    generating it alone gives, with one UNet call for its warm-up's concept rows in place of its warm-up steps;
+    the regeneration on fresh noise after it retraces nothing."""
+    data = policy.model_dump()
+    data["categories"]["nudity"]["image"].update(threshold=0.0, first_attempt_threshold=0.0)
+    data["profile_regeneration"]["tiny"]["max_attempts"] = 2
+    strict = Policy.model_validate(data)
+    runner = CountingRunner(LocalRunner(repository, profile, strict))
+    pipe = SafeT2IPipeline(runner, profile, strict, "trained")
+    req = GenerateRequest(request_id="r", prompt="a small figure dressed for a party in a green shirt on the right",
+                          seed=11, steps=20)
+    cond, uncond, pooled = pipe.encode_prompt(req.prompt, "")
+    report, images = SafetyReport.model_construct(attempts=[]), []
+    runner.calls.clear()
+    with pytest.raises(Refused, match="still flagged after 3 attempts"):
+        pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
+    assert [a.guidance for a in report.attempts] == [None, "sld-strong", "sld-strong"]
+    assert [a.seed for a in report.attempts][:2] == [req.seed, req.seed] and report.attempts[2].seed != req.seed
+    warmup = sld_warmup("strong", req.steps)
+    assert warmup == 3
+    assert runner.calls.count(S.UNET) == 20 + (1 + 20 - warmup) + 20
+    second = Guidance("sld", "strong", ["nudity"])
+    assert np.array_equal(images[1], pipe.generate(req, cond, uncond, second))
+    assert np.array_equal(images[1], reference_generate(pipe, req, cond, uncond, second))
 
 
 def test_identity_region_is_the_source_face_inside_the_mask():

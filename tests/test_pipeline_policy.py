@@ -90,7 +90,7 @@ def _flagging_pipeline(policy, **image_scores):
     pipe = SafeT2IPipeline(runner, get_profile("tiny"), policy, "x")
     seeds: list[int] = []
 
-    def generate(req, cond, uncond, guidance=None, inpaint=None):
+    def generate(req, cond, uncond, guidance=None, inpaint=None, record=None, resume=None):
         seeds.append(req.seed)
         return np.zeros((256, 256, 3), np.uint8)
 

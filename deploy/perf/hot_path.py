@@ -20,10 +20,12 @@ On 512 caption-length prompts (the project's hand-written prompt sets, 10-23 tok
 - the watermark: embed + read-back (`apply_watermark`) on the served 256x256 images mirrored (so that they
   no longer carry the mark, as a new image does not), p50.
 
-The in-process references are measured before and after the served figures and averaged (the machine is
-shared: a drift in its load then moves both sides of a ratio alike). Prints a Markdown table (the rows of
-deploy/perf/RESULTS.md's "Hot path" table), writes the figures as JSON; `--compare` adds the figures of an
-earlier run (its JSON) as a "before" column.
+The throughput figures are measured in three rounds, each the in-process references (the server idle) and then
+the served guard at concurrency 1 and 32, `--seconds` / 2 each; a ratio is the median of its rounds' ratios,
+printed with their range (the machine is shared: a slow minute then moves both sides of one round's ratio
+alike; until 2026-12-05 the references were measured before and after one served run and averaged). Prints a
+Markdown table (the rows of deploy/perf/RESULTS.md's "Hot path" table), writes the figures as JSON; `--compare`
+adds the figures of an earlier run (its JSON) as a "before" column.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ ALLOWED = "a red circle on a blue background"
 #: quarter are flagged at attempt 1) on a seed range of their own, the first REGENERATED found of at most SEARCH.
 #: A fixed list of prompts stopped regenerating when the image classifier was retrained.
 SEARCH_SEED, SEARCH, REGENERATED = 52000, 60, 3
+#: rounds of (in-process references, served c1, served c32), one after the other: each ratio is the median of
+#: its rounds' ratios, so a slow minute of the shared machine moves both sides of one round's ratio
+ROUNDS = 3
+RATIOS = {"c32_over_minilm": ("served_c32_per_s", "minilm_ref_per_s"),
+          "c32_over_graph": ("served_c32_per_s", "graph_ref_per_s"),
+          "c32_over_c1": ("served_c32_per_s", "served_c1_per_s"),
+          "graph_batch_over_one": ("graph_ref_per_s", "graph_one_per_s")}
 
 
 def captions(n: int = 512) -> list[str]:
@@ -148,18 +157,19 @@ def main() -> None:
     fig: dict[str, float | list] = {"prompts": len(prompts), "date": time.strftime("%Y-%m-%d %H:%M"),
                                     "load_average_start": os.getloadavg()[0]}
 
-    refs = [references(repo, normalized, args.seconds)]
-
     server = TritonServer(repo, free_ports())
     server.start()
+    refs, c1, c32 = [], [], []
     try:
         with SafeT2IClient(server.grpc_url) as client:
             for k in range(20):  # warm: each classifier instance's first run of each length bucket is slow
                 client.screen(prompts[k:k + 1])
             fig["screen_p50_ms"] = measure(lambda i: client.screen([prompts[i % len(prompts)]]),
                                            requests=100).median_ms
-            fig["served_c1_per_s"] = asyncio.run(_served(server.grpc_url, prompts, 1, args.seconds)).per_second
-            fig["served_c32_per_s"] = asyncio.run(_served(server.grpc_url, prompts, 32, args.seconds)).per_second
+            for _ in range(ROUNDS):  # each ratio's two sides side by side in time (the server idles meanwhile)
+                refs.append(references(repo, normalized, args.seconds / 2))
+                c1.append(asyncio.run(_served(server.grpc_url, prompts, 1, args.seconds / 2)).per_second)
+                c32.append(asyncio.run(_served(server.grpc_url, prompts, 32, args.seconds / 2)).per_second)
             for k in range(8):  # warm: each safe_t2i instance's first calls are slow (4 instances, round robin)
                 client.generate(ALLOWED, seed=100 + k, steps=20)
             gen, total, images, stages = [], [], [], []
@@ -185,10 +195,13 @@ def main() -> None:
                 regen.append(client.generate(p, seed=i, steps=20).report.timings_ms["total"])
     finally:
         server.stop()
-    refs.append(references(repo, normalized, args.seconds))
-    fig["minilm_ref_per_s"] = statistics.mean(r[0] for r in refs)
-    fig["graph_ref_per_s"], fig["graph_ref_lengths"] = statistics.mean(r[1] for r in refs), refs[0][2]
-    fig["graph_one_per_s"] = statistics.mean(r[3] for r in refs)
+    fig["rounds"] = [{"served_c1_per_s": a, "served_c32_per_s": b, "minilm_ref_per_s": r[0], "graph_ref_per_s": r[1],
+                      "graph_one_per_s": r[3]} for a, b, r in zip(c1, c32, refs, strict=True)]
+    for key in fig["rounds"][0]:
+        fig[key] = statistics.median(r[key] for r in fig["rounds"])
+    fig["graph_ref_lengths"] = refs[0][2]
+    fig["ratios"] = {name: statistics.median(r[num] / r[den] for r in fig["rounds"])
+                     for name, (num, den) in RATIOS.items()}
     fig["generation_ms"], fig["request_ms"] = statistics.median(gen), statistics.median(total)
     fig["overhead"] = (fig["request_ms"] - fig["generation_ms"]) / fig["generation_ms"]
     fig["stage_ms"] = {k: statistics.median(t.get(k, 0.0) for t in stages)
@@ -216,20 +229,29 @@ def main() -> None:
     print(table(fig, before))
 
 
+def _ratio(f: dict, name: str) -> str:
+    """A ratio of the run: the median of its rounds' ratios and their range (runs before rounds: one ratio)."""
+    num, den = RATIOS[name]
+    if "rounds" not in f:
+        return f"{f[num] / f.get(den, float('nan')):.2f}x"
+    each = [r[num] / r[den] for r in f["rounds"]]
+    return f"{f['ratios'][name]:.2f}x ({min(each):.2f}-{max(each):.2f} in {len(each)} rounds)"
+
+
 def rows(f: dict) -> list[tuple[str, str]]:
     c32, c1 = f["served_c32_per_s"], f["served_c1_per_s"]
     return [
         ("`prompt_guard` served, concurrency 32 (prompts/s)", f"{c32:.0f}"),
         ("in-process MiniLM-L6 encoder (torch), batches of 32 padded to longest (prompts/s)",
          f"{f['minilm_ref_per_s']:.0f}"),
-        ("served c32 / MiniLM encoder in-process", f"{c32 / f['minilm_ref_per_s']:.2f}x"),
+        ("served c32 / MiniLM encoder in-process", _ratio(f, "c32_over_minilm")),
         ("in-process `prompt_classifier` graph, batches of 32 (prompts/s)",
          f"{f['graph_ref_per_s']:.0f} (padded to {', '.join(map(str, f['graph_ref_lengths']))})"),
-        ("served c32 / own graph in-process", f"{c32 / f['graph_ref_per_s']:.2f}x"),
-        ("dynamic batching gain, c32 / c1", f"{c32 / c1:.2f}x ({c32:.0f} / {c1:.0f})"),
+        ("served c32 / own graph in-process", _ratio(f, "c32_over_graph")),
+        ("dynamic batching gain, c32 / c1", f"{_ratio(f, 'c32_over_c1')}; {c32:.0f} / {c1:.0f}"),
         ("its in-process ceiling: the graph on batches of 32 / on one prompt at a time",
-         f"{f['graph_ref_per_s'] / f.get('graph_one_per_s', float('nan')):.2f}x "
-         f"({f['graph_ref_per_s']:.0f} / {f.get('graph_one_per_s', float('nan')):.0f})"),
+         f"{_ratio(f, 'graph_batch_over_one')}; {f['graph_ref_per_s']:.0f} / "
+         f"{f.get('graph_one_per_s', float('nan')):.0f}"),
         ("`screen` p50, one prompt, c1 (ms)", f"{f['screen_p50_ms']:.1f}"),
         ("safety overhead, allowed tiny request, 20 steps (n=8 medians)",
          f"{f['request_ms'] - f['generation_ms']:.0f} ms of {f['request_ms']:.0f} ms "

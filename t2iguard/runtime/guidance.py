@@ -90,6 +90,13 @@ def classifier_guided(pred: np.ndarray, gradient: np.ndarray, alpha_bar: float, 
     return (pred - shift).astype(np.float32)
 
 
+def sld_warmup(preset: str, num_steps: int) -> int:
+    """How many of `num_steps` steps SLD at `preset` runs before its guidance acts (stated of 50, scaled)."""
+    if preset not in SLD_PRESETS:
+        raise ValueError(f"unknown SLD preset {preset!r}; known: {', '.join(SLD_PRESETS)}")
+    return round(SLD_PRESETS[preset].warmup_steps * num_steps / 50)
+
+
 def cfg(eps_uncond: np.ndarray, eps_text: np.ndarray, scale: float) -> np.ndarray:
     """Classifier-free guidance."""
     return eps_uncond + scale * (eps_text - eps_uncond)
@@ -99,10 +106,8 @@ class SLDGuidance:
     """Stateful (momentum) safety guidance for one generation of `num_steps` steps."""
 
     def __init__(self, preset: str, num_steps: int):
-        if preset not in SLD_PRESETS:
-            raise ValueError(f"unknown SLD preset {preset!r}; known: {', '.join(SLD_PRESETS)}")
+        self.warmup = sld_warmup(preset, num_steps)
         self.p = SLD_PRESETS[preset]
-        self.warmup = round(self.p.warmup_steps * num_steps / 50)
         self.momentum: np.ndarray | None = None
 
     def __call__(self, step: int, eps_uncond: np.ndarray, eps_text: np.ndarray, eps_safety: np.ndarray,

@@ -13,7 +13,7 @@ import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import Attempt, PromptScreen, Refusal, Rewrite, SafetyReport, report_decision
 from t2iguard.contract.taxonomy import GUIDED_CLASSES, TRANSFORM_CLASSES
 from t2iguard.runtime.audit import JsonlAuditSink, audit_event
-from t2iguard.runtime.guidance import SLDGuidance, cfg, classifier_guided, regeneration_step
+from t2iguard.runtime.guidance import SLD_PRESETS, SLDGuidance, cfg, classifier_guided, regeneration_step, sld_warmup
 from t2iguard.runtime.images import (
     decode_image,
     downsample_mask,
@@ -179,6 +179,31 @@ class GuidanceState:
     sld: SLDGuidance | None = None
     classifier_weights: np.ndarray | None = None
     classifier_preset: str | None = None
+
+
+@dataclass
+class Retrace:
+    """Attempt 1's first `capacity` steps, kept for a regeneration that retraces them: SLD on the same seed and
+    text rows guides nothing during its warm-up, so its latents there are attempt 1's, and only its
+    safety-concept row (which its momentum reads from the first step) has to be computed (`resume_warmup`).
+
+    latents: float32 [1, C, h, w] entering steps 0..capacity (capacity + 1 of them once full).
+    preds: float32 [2, C, h, w], the UNet's unconditional and prompt rows of steps 0..capacity - 1."""
+
+    capacity: int
+    latents: list[np.ndarray] = field(default_factory=list)
+    preds: list[np.ndarray] = field(default_factory=list)
+
+    def keep(self, step: int, latents: np.ndarray, pred: np.ndarray) -> None:
+        """Step `step` of attempt 1 entered at `latents` and predicted `pred` (its first two rows are kept)."""
+        if step <= self.capacity:
+            self.latents.append(latents)
+        if step < self.capacity:
+            self.preds.append(pred[0:2])
+
+    def covers(self, steps: int) -> bool:
+        """Whether the first `steps` steps (and the latents entering the next) were kept."""
+        return len(self.preds) >= steps and len(self.latents) > steps
 
 
 def strength_steps(strength: float, steps: int) -> int:
@@ -338,12 +363,14 @@ class SafeT2IPipeline:
         flagged categories' ceiling (`guidance.regeneration_step`; edits up to the policy's `edit_ceiling`,
         each regeneration starting from the source noised to its `edit_strength`, and under the policy's
         `edit_keep_identity` repainting the mask less the source's identity region: `keep_identity`). An edit's
-        source is encoded once for all attempts (`prepare_inpaint_condition`).
+        source is encoded once for all attempts (`prepare_inpaint_condition`); a text-to-image request's first
+        steps are kept for an SLD regeneration on its seed, which skips what they already computed (`Retrace`).
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
         inpaint = self.prepare_inpaint_condition(req)
         regen_req, regen_inpaint = req, inpaint  # what regenerations repaint: the request's mask, or less
         flagged_so_far: list[str] = []
+        retrace = self.retrace_for(req)
         for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
             guidance, seed, target, target_inpaint = None, req.seed, req, inpaint
@@ -357,8 +384,10 @@ class SafeT2IPipeline:
                 guidance = Guidance(method, preset, flagged_so_far,
                                     regen.edit_strength if req.is_edit else 1.0, regen_req is not req)
                 target, target_inpaint = regen_req, regen_inpaint
+            reuse = retrace if guidance is not None and guidance.method == "sld" and seed == req.seed else None
             with self._timed(timings, "generate" if attempt == 1 else f"regenerate_{attempt - 1}"):
-                image = self.generate(replace(target, seed=seed), cond, uncond, guidance, target_inpaint)
+                image = self.generate(replace(target, seed=seed), cond, uncond, guidance, target_inpaint,
+                                      record=retrace if attempt == 1 else None, resume=reuse)
             if trace is not None:
                 trace.append(image)
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
@@ -379,22 +408,39 @@ class SafeT2IPipeline:
                                message=f"image still flagged after {len(report.attempts)} attempts: "
                                        f"{', '.join(flagged_so_far)}"))
 
+    def retrace_for(self, req: GenerateRequest) -> Retrace | None:
+        """What attempt 1 of `req` keeps for its regenerations: a text-to-image request whose regenerations run
+        SLD on its own seed keeps as many steps as the longest SLD warm-up; None otherwise."""
+        regen = self.policy.regeneration
+        if req.is_edit or regen.fresh_noise or regen.max_attempts == 0 \
+                or self.policy.regeneration_guidance(False) != "sld":
+            return None
+        return Retrace(max(sld_warmup(p, req.steps) for p in SLD_PRESETS))
+
     def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
-                 guidance: Guidance | None = None, inpaint: InpaintCondition | None = None) -> np.ndarray:
+                 guidance: Guidance | None = None, inpaint: InpaintCondition | None = None,
+                 record: Retrace | None = None, resume: Retrace | None = None) -> np.ndarray:
         """One image from `req.seed`: seeded latents, the guided DDIM loop, the decoder; uint8 [H, W, 3].
 
         cond, uncond: float32 [1, L, D] (`encode_prompt`). `guidance` (None: plain classifier-free guidance)
         adds safety guidance (`prepare_guidance`) and, for edits, the strength to start from. `inpaint`:
         the request's `prepare_inpaint_condition`, computed here when not given (pass it to reuse an
         edit's encoded source across attempts). Edits re-impose the noised source outside the mask each step;
-        pixels outside the mask are the source's exactly."""
+        pixels outside the mask are the source's exactly. Text-to-image only: `record` keeps this unguided
+        generation's first steps; `resume` (what an unguided generation of the same request kept) lets SLD
+        start after its warm-up (`resume_warmup`)."""
         if inpaint is None:
             inpaint = self.prepare_inpaint_condition(req)
         strength = guidance.strength if guidance is not None else 1.0
         latents, source_noise, timesteps = self.prepare_latents(req, inpaint, strength)
         guide = self.prepare_guidance(req, cond, uncond, guidance)
-        for i, t in enumerate(timesteps.tolist(), start=req.steps - len(timesteps)):  # i: step of the full schedule
-            latents = self.denoise_step(latents, t, i, req.steps, guide, inpaint)
+        first = 0
+        if resume is not None and guide.sld is not None and not req.is_edit and resume.covers(guide.sld.warmup):
+            first = self.resume_warmup(resume, guide, timesteps, inpaint)
+            latents = resume.latents[first]
+        # i: the step of the full schedule
+        for i, t in enumerate(timesteps.tolist()[first:], start=req.steps - len(timesteps) + first):
+            latents = self.denoise_step(latents, t, i, req.steps, guide, inpaint, record)
             if req.is_edit:
                 latents = self.keep_source(latents, t, inpaint, source_noise, req.steps)
         return self.decode_latents(latents, req)
@@ -463,19 +509,41 @@ class SafeT2IPipeline:
                                  classifier_weights=weights, classifier_preset=guidance.preset)
         return GuidanceState(np.concatenate([uncond, cond], axis=0), req.guidance_scale)
 
+    def resume_warmup(self, kept: Retrace, guide: GuidanceState, timesteps: np.ndarray,
+                      inpaint: InpaintCondition) -> int:
+        """SLD's warm-up of a text-to-image generation that retraces `kept` (its unguided attempt on the same seed
+        and text rows): one UNet batch of the safety-concept row at each warm-up step's kept latents, which feeds
+        SLD's momentum with the kept unconditional and prompt rows. Returns the warm-up's length, the step
+        the generation goes on from (at `kept.latents` of it)."""
+        w = guide.sld.warmup
+        if w == 0:
+            return 0
+        unet_in = {S.SAMPLE: np.concatenate(kept.latents[:w]),
+                   S.TIMESTEP: timesteps[:w].astype(np.float32)[:, None],
+                   S.ENCODER_HIDDEN_STATES: np.repeat(guide.context[2:3], w, axis=0)}
+        if inpaint.unet is not None:
+            unet_in[S.INPAINT_COND] = np.repeat(inpaint.unet, w, axis=0)
+        concept = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]
+        for i, t in enumerate(timesteps[:w].tolist()):
+            pred = kept.preds[i]
+            guide.sld(i, pred[0:1], pred[1:2], concept[i:i + 1], guide.scale, self.scheduler.eps_per_output(t))
+        return w
+
     def denoise_step(self, latents: np.ndarray, t: int, step: int, num_steps: int, guide: GuidanceState,
-                     inpaint: InpaintCondition) -> np.ndarray:
+                     inpaint: InpaintCondition, record: Retrace | None = None) -> np.ndarray:
         """x_t -> x_{t-1}: float32 [1, C, h, w] at timestep `t`, `step` of the full schedule of `num_steps`
         (SLD's warm-up counts it). One UNet batch of the guidance's rows (eps or v, the profile's prediction
         type), guided (CFG, or SLD on its concept row), shifted along the latent guard's gradient for
         classifier guidance, and one DDIM update. Guidance stated on eps reads v through
-        `scheduler.eps_per_output(t)`."""
+        `scheduler.eps_per_output(t)`. `record` keeps the step (`Retrace.keep`)."""
         n = guide.context.shape[0]
         unet_in = {S.SAMPLE: np.repeat(latents, n, axis=0), S.TIMESTEP: np.full((n, 1), t, np.float32),
                    S.ENCODER_HIDDEN_STATES: guide.context}
         if inpaint.unet is not None:
             unet_in[S.INPAINT_COND] = np.repeat(inpaint.unet, n, axis=0)
         pred = self._call(S.UNET, unet_in, [S.NOISE_PRED])[S.NOISE_PRED]
+        if record is not None:
+            record.keep(step, latents, pred)
         per_output = self.scheduler.eps_per_output(t)
         if guide.sld is not None:
             guided = guide.sld(step, pred[0:1], pred[1:2], pred[2:3], guide.scale, per_output)
