@@ -51,6 +51,8 @@ BODIES_FRESH5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_bodie
 BODIES_SLD_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld"
 #: a second sample under the same policy (seeds 31750+), labelled by eye: the first's counts were small
 BODIES_SLD2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld2"
+#: a third (seeds 31800+), labelled by eye before the bare judge's background rule was checked on it
+BODIES_SLD3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld3"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")
@@ -126,7 +128,7 @@ def generate_judged(repository: Path, n: int, kind: str = "party", say=lambda m:
     for row in run_method(repository, "classifier", judged.ATTEMPTS, requests, say):
         for k, image in enumerate(row["images"]):
             images.append(image)
-            logits.append(bare_judge.logit(model, image))
+            logits.append(bare_judge.logit(model, image, judge_background=True))  # as the classifier trained
             attempt.append(k + 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")

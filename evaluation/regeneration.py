@@ -402,8 +402,8 @@ def render(r: dict) -> str:
               "trousers has a skin-toned shirt region; edits: the face tone differs from the source). Independent "
               "judges, trained on drawn scenes only, apart from the classifiers regeneration steers against: "
               "edits `training/tone_judge.py` (93.5% agreement with the labels on generated edits), text-to-image "
-              "`training/bare_judge.py` (on five eye-labelled samples of generated images: recall 100%, precision "
-              "38-78%: a bare figure it misses is rare, many of its flags are wrong; "
+              "`training/bare_judge.py` (on nine eye-labelled samples of generated images together: recall 89%, "
+              "precision 77%, 3.0% of clothed figures flagged, as much as a 90% cut would leave delivered: "
               "docs/2026-12-03-judge-validation.md).",
               "Retention: the attribute judge's accuracy on the delivered regenerated images relative to the "
               "same requests' unguided first attempts (edits keep every pixel outside the mask, so their "

@@ -49,3 +49,24 @@ def test_the_judge_holds_on_drawn_figures_it_never_saw(judge):
     with torch.no_grad():
         said = (judge(torch.from_numpy(x)) > 0).numpy()
     assert (said == (y > 0.5)).mean() >= 0.95
+
+
+def test_a_body_box_holding_background_is_not_judged(judge):
+    """Drawn figures on every background, of every skin tone, bare and dressed: the body box found holds little of
+    the background (under 35%); with the torso painted out in the background's colour (trousers found under
+    nothing, as when a dark shirt is taken for them) the box is all background and the judge skips the figure
+    (-inf), where judging it anyway (`judge_background`, the labelling run's judge) gives a finite logit."""
+    rng = np.random.default_rng(11)
+    for background, colour in W.BACKGROUNDS.items():
+        for tone in W.TONE_NAMES:
+            for bare in (False, True):
+                scene = replace(W.random_scene(rng, "figure"), background=background, tone=tone, bare=bare,
+                                party=True, size="large")
+                image = W.render(scene).copy()
+                (found,) = B.located_figures(image)
+                assert B.background_share(image, found["body"]) < 0.35, (background, tone, bare)
+                x0, y0, x1, y1 = (int(round(v)) for v in found["body"])
+                image[y0:y1, x0:x1] = colour
+                assert B.background_share(image, found["body"]) == 1.0
+                assert B.logit(judge, image) == float("-inf")
+                assert np.isfinite(B.logit(judge, image, judge_background=True))

@@ -45,6 +45,10 @@ BANDS = 3  # horizontal bands of the body, each judged by its median colour
 #: a dressed figure's shirt ends in another shirt colour this often (the tiny UNet's two-coloured shirts)
 TWO_COLOUR_RATE = 0.4
 SHADE = (0.55, 1.05)  # the figure's brightness scaled within this range (the UNet's darker shirts)
+#: a found figure whose body box is mostly background (this share of its pixels within BACKGROUND_NEAR of the
+#: background's colour) has no torso there to judge: the trousers were found in a dark shirt or head, and the box
+#: above them holds sky or sand (`judge_background`)
+BACKGROUND_SHARE, BACKGROUND_NEAR = 0.5, 20.0
 
 
 def _band_medians(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -138,10 +142,27 @@ def load(path: Path = WEIGHTS) -> HistogramMLP:
     return tone_judge.load(path)
 
 
-def logit(model: HistogramMLP, image: np.ndarray) -> float:
+def background_share(image: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """The share of a box's pixels within `BACKGROUND_NEAR` of the background's colour, the median of the image's
+    8-pixel border (uint8 [H, W, 3]; a box outside the image: 1)."""
+    border = np.concatenate([image[:8].reshape(-1, 3), image[-8:].reshape(-1, 3), image[:, :8].reshape(-1, 3),
+                             image[:, -8:].reshape(-1, 3)]).astype(np.float32)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    crop = image[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)].reshape(-1, 3).astype(np.float32)
+    if not len(crop):
+        return 1.0
+    return float((np.linalg.norm(crop - np.median(border, axis=0), axis=-1) < BACKGROUND_NEAR).mean())
+
+
+def logit(model: HistogramMLP, image: np.ndarray, judge_background: bool = False) -> float:
     """The judge's largest logit over the figures it finds in a uint8 [256, 256, 3] image (-inf: none found);
-    above 0 is bare (`judge`), and the further from 0 the surer."""
-    found = located_figures(image)
+    above 0 is bare (`judge`), and the further from 0 the surer. A figure whose body box is mostly background
+    (`BACKGROUND_SHARE`) is not judged unless `judge_background` (the judge as it labelled the generated images
+    the committed image classifier trained on, `training/judged_images.py`, 2026-12-05; since 2026-12-05 night
+    the judge of the evaluations skips them: of its 23 false flags on the nine labelled samples, 8 were such
+    boxes, and no bare figure's box was more than 35% background)."""
+    found = [b for b in located_figures(image)
+             if judge_background or background_share(image, b["body"]) < BACKGROUND_SHARE]
     if not found:
         return float("-inf")
     with torch.no_grad():
