@@ -226,17 +226,35 @@ class ExemplarFusion(nn.Module):
         return (1.0 - self.weight) * self.head(pooled) + self.weight * near
 
 
+class ContextTokenHead(nn.Module):
+    """Token labels from each token's hidden state and its neighbours': hidden float32 [B, L, D] and attention mask
+    [B, L] (1: token) -> logits float32 [B, L, K], a linear map of the token plus a ReLU convolution of `width`
+    tokens around it. Padding is zeroed first, so a token's logits do not depend on how far its sequence was padded
+    (the length buckets): past the end, a convolution reads zeros either way."""
+
+    def __init__(self, dim: int, labels: int, hidden: int = 128, width: int = 5):
+        super().__init__()
+        self.skip = nn.Linear(dim, labels)
+        self.conv = nn.Conv1d(dim, hidden, width, padding=width // 2)
+        self.out = nn.Linear(hidden, labels)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        context = torch.relu(self.conv(hidden.transpose(1, 2))).transpose(1, 2)
+        return self.skip(hidden) + self.out(context)
+
+
 class RewriteTagger(nn.Module):
     """tokens -> (sentence tag scores float32 [B, T] (sigmoid), token label probs float32 [B, L, K] (softmax))."""
 
-    def __init__(self, encoder: nn.Module, sentence_head: nn.Module, token_head: nn.Module):
+    def __init__(self, encoder: nn.Module, sentence_head: nn.Module, token_head: ContextTokenHead):
         super().__init__()
         self.encoder, self.sentence_head, self.token_head = encoder, sentence_head, token_head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         tags = self.sentence_head(masked_mean(hidden, attention_mask))
-        return tags, torch.softmax(self.token_head(hidden), dim=-1)
+        return tags, torch.softmax(self.token_head(hidden, attention_mask), dim=-1)
 
 
 def timestep_features(timestep: torch.Tensor, dim: int = 32) -> torch.Tensor:

@@ -24,7 +24,7 @@ from t2iguard.contract import specs as S
 from t2iguard.contract.profiles import Profile, get_profile
 from t2iguard.contract.taxonomy import CATEGORIES, GUIDED_CLASSES, REWRITE_TAGS, TOKEN_LABELS, TRANSFORM_CLASSES
 from t2iguard.export import modules as M
-from t2iguard.export.modules import MLPHead, RewriteTagger
+from t2iguard.export.modules import ContextTokenHead, MLPHead, RewriteTagger
 from t2iguard.runtime.text import minilm_dir
 
 
@@ -237,10 +237,13 @@ def load_tagger(encoder: torch.nn.Module, path: Path = REWRITE_TAGGER_CHECKPOINT
     if json.loads(meta["tags"]) != list(REWRITE_TAGS) or json.loads(meta["token_labels"]) != list(TOKEN_LABELS):
         raise ValueError(f"{path} was trained for other tags: retrain with `t2iguard train rewriter`")
     state = {k: v.float() for k, v in load_file(str(path)).items()}
-    dim = state["token.weight"].shape[1]
+    if "token_width" not in meta:
+        raise ValueError(f"{path} has a token head without context (before 2026-12-05): retrain with "
+                         "`t2iguard train rewriter`")
+    dim = state["token.skip.weight"].shape[1]
     sentence = MLPHead(dim, int(meta["hidden"]), len(REWRITE_TAGS))
     sentence.load_state_dict({k[len("sentence."):]: v for k, v in state.items() if k.startswith("sentence.")})
-    token = torch.nn.Linear(dim, len(TOKEN_LABELS))
+    token = ContextTokenHead(dim, len(TOKEN_LABELS), int(meta["token_hidden"]), int(meta["token_width"]))
     token.load_state_dict({k[len("token."):]: v for k, v in state.items() if k.startswith("token.")})
     return RewriteTagger(encoder, sentence, token).eval()
 

@@ -54,6 +54,9 @@ ROLES = ("ceo", "doctor", "nurse", "teacher", "engineer", "scientist", "pilot", 
 HELDOUT_ROLES = ("architect", "pharmacist", "plumber", "librarian", "accountant", "electrician", "dentist",
                  "journalist", "receptionist", "software developer", "flight attendant", "taxi driver", "baker",
                  "security guard", "hairdresser", "social worker", "bus driver", "veterinarian", "waiter", "nanny")
+#: the share of role prompts that start with the role itself, without an article (since 2026-12-05: the generator
+#: had none, and a token head that reads its neighbours learned that a role follows an article)
+ROLE_FIRST = 0.15
 ROLE_CONTEXTS = ("", " at work", " in an office", " smiling at the camera", " in a hospital", " giving a talk",
                  " standing in front of a building", " at a desk", " portrait", " walking to work", " having lunch")
 DEMOGRAPHIC = ("a black woman", "an old man", "a young asian woman", "a middle-aged white man", "an elderly woman",
@@ -257,6 +260,10 @@ def public_figure(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
 
 def role(rng: random.Random, vocab: Vocab = HAND) -> TagExample:
     r = vocab.draw(rng, "roles")
+    if rng.random() < ROLE_FIRST:  # the role as the prompt's first word, no article ("Nurse in a hospital")
+        b = _Builder().add(r[:1].upper() + r[1:] if rng.random() < 0.5 else r, "ROLE")
+        b.add(rng.choice(ROLE_CONTEXTS) + rng.choice(SUFFIXES))
+        return TagExample(b.text, frozenset({"person-unspecified"}), tuple(b.spans))
     b = _Builder().add(rng.choice(("", "a photo of ", "an image of ", "portrait of ", "a painting of ", "draw ")))
     adjective = rng.choice(("", "", "", "beautiful ", "successful ", "happy ", "tired "))
     b.add(f"{_article(adjective or r)} {adjective}").add(r, "ROLE")
@@ -299,11 +306,14 @@ def plain(rng: random.Random) -> TagExample:
 
 
 def generate(seed: int = 0, n: int = 12000, vocab: Vocab = HAND) -> list[TagExample]:
-    """Training data: a mix of every kind, deterministic for `seed` and `vocab`."""
+    """Training data: a mix of every kind, deterministic for `seed` and `vocab`. Public figures in the positions of
+    private names are 12% (6% until 2026-12-05: with the token head reading its neighbours, a name in a name's
+    position was anonymised whoever it named, and held-out public figures kept fell from 76.3% to 70.9%; at 12%
+    81.9%, the one mixture tried after it, with the prompts without people from 12% to 6%)."""
     rng = random.Random(seed)
     makers = ((partial(private, vocab=vocab), 0.24), (public_or_place, 0.06),
-              (partial(public_figure, vocab=vocab), 0.06), (partial(role, vocab=vocab), 0.2),
-              (partial(stated, vocab=vocab), 0.1), (framing, 0.08), (group_neutral, 0.07), (risky, 0.07), (plain, 0.12))
+              (partial(public_figure, vocab=vocab), 0.12), (partial(role, vocab=vocab), 0.2),
+              (partial(stated, vocab=vocab), 0.1), (framing, 0.08), (group_neutral, 0.07), (risky, 0.07), (plain, 0.06))
     out = []
     for _ in range(n):
         maker = rng.choices([m for m, _ in makers], weights=[w for _, w in makers])[0]
