@@ -54,7 +54,7 @@ def test_without_the_cache_training_uses_the_hand_lists(tmp_path):
 def test_public_held_out_names_and_occupations(rw, public):
     """A small fixed sample (the first 40 entries of each held-out list; about 20 s): floors under what it
     measured with the tagger of 2026-12-04 (mean recall 76.8%, figures kept 77.5%, fires >= 85%, stated 95%;
-    the token head reading its neighbours, 2026-12-05: 89.3%, 77.5%, >= 92.5%, 100%), each above the tagger
+    the token head reading its neighbours, 2026-12-05: 87.5%, 77.5%, >= 87.5%, 100%), each above the tagger
     before issue 21 item 5 on the full lists (68.3%, 50.1%, 63.1%)."""
     p = public_heldout(rw, seed=3, limit=40)
     assert p["names"]["recall_all"] >= 0.72 and p["names"]["recall"]["usual (as in training)"] >= 0.9

@@ -308,12 +308,13 @@ def plain(rng: random.Random) -> TagExample:
 def generate(seed: int = 0, n: int = 12000, vocab: Vocab = HAND) -> list[TagExample]:
     """Training data: a mix of every kind, deterministic for `seed` and `vocab`. Public figures in the positions of
     private names are 12% (6% until 2026-12-05: with the token head reading its neighbours, a name in a name's
-    position was anonymised whoever it named, and held-out public figures kept fell from 76.3% to 70.9%; at 12%
-    81.9%, the one mixture tried after it, with the prompts without people from 12% to 6%)."""
+    position was anonymised whoever it named, and held-out public figures kept fell from 76.3% to 70.9%). The
+    6 points come from the role prompts (20% -> 14%); taken from the prompts without people instead, public
+    figures kept rose to 81.9% but "a shape number 3" was tagged as a person (`tests/test_serving.py`)."""
     rng = random.Random(seed)
     makers = ((partial(private, vocab=vocab), 0.24), (public_or_place, 0.06),
-              (partial(public_figure, vocab=vocab), 0.12), (partial(role, vocab=vocab), 0.2),
-              (partial(stated, vocab=vocab), 0.1), (framing, 0.08), (group_neutral, 0.07), (risky, 0.07), (plain, 0.06))
+              (partial(public_figure, vocab=vocab), 0.12), (partial(role, vocab=vocab), 0.14),
+              (partial(stated, vocab=vocab), 0.1), (framing, 0.08), (group_neutral, 0.07), (risky, 0.07), (plain, 0.12))
     out = []
     for _ in range(n):
         maker = rng.choices([m for m, _ in makers], weights=[w for _, w in makers])[0]
