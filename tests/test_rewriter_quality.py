@@ -2,6 +2,7 @@
 the built repository: the same measures as `t2iguard eval rewriter`, at a smaller size. The checks
 of the public lists' held-out part run where the sources cache holds them and skip otherwise."""
 
+import numpy as np
 import pytest
 
 from t2iguard.evaluation.rewriter import Rewriter, anonymisation, diversity, no_op, public_heldout
@@ -81,3 +82,13 @@ def test_anonymisation_recall_and_public_names_kept(rw):
 
 def test_committed_tagger_is_small():
     assert WEIGHTS.exists() and WEIGHTS.stat().st_size < 500_000
+
+
+def test_prompts_without_people_are_left_alone(rw):
+    """Shape captions, numbered or not, name no person: no rewrite (a first mixture of the context head's training
+    data tagged "a shape number 3" as an unspecified person and a private individual, and rewrote it)."""
+    prompts = [f"a shape number {i}" for i in range(40)] + [
+        "a red circle on a blue background", "a blue square on the left", "a shape", "number 7", "a cat on a sofa",
+        "a green triangle in the center, sand background"]
+    out = rw.rewrite(rw.tag(prompts), np.arange(len(prompts)))
+    assert [t for t, _ in out] == prompts
