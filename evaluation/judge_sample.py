@@ -53,6 +53,8 @@ BODIES_SLD_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld"
 BODIES_SLD2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld2"
 #: a third (seeds 31800+), labelled by eye before the bare judge's background rule was checked on it
 BODIES_SLD3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld3"
+#: a fourth (seeds 31850+), labelled by eye before any judge read it; it measured a retrained bare judge once
+BODIES_SLD4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld4"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")
