@@ -232,7 +232,7 @@ class ContextTokenHead(nn.Module):
     tokens around it. Padding is zeroed first, so a token's logits do not depend on how far its sequence was padded
     (the length buckets): past the end, a convolution reads zeros either way."""
 
-    def __init__(self, dim: int, labels: int, hidden: int = 128, width: int = 5):
+    def __init__(self, dim: int, labels: int, hidden: int, width: int):
         super().__init__()
         self.skip = nn.Linear(dim, labels)
         self.conv = nn.Conv1d(dim, hidden, width, padding=width // 2)

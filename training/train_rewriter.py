@@ -113,8 +113,7 @@ def train(seed: int = 0, epochs: int = 30, out: Path = REWRITE_TAGGER_CHECKPOINT
     metrics = {"val_tag_exact_match": tag_acc, "val_token_accuracy": tok_acc}
     digest = hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16]
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "token_width": str(TOKEN_WIDTH),
-            "token_hidden": str(TOKEN_HIDDEN),
-            "tags": json.dumps(REWRITE_TAGS),
+            "token_hidden": str(TOKEN_HIDDEN), "tags": json.dumps(REWRITE_TAGS),
             "token_labels": json.dumps(TOKEN_LABELS), "data_sha256_16": digest, "examples": str(len(data)),
             "encoder": "all-MiniLM-L6-v2 (frozen)", "val": json.dumps(metrics), "lexicons": json.dumps(public.sources)}
     state = {f"sentence.{k}": v for k, v in sentence.state_dict().items()}
