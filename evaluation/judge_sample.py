@@ -55,6 +55,8 @@ BODIES_SLD2_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld2"
 BODIES_SLD3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld3"
 #: a fourth (seeds 31850+), labelled by eye before any judge read it; it measured a retrained bare judge once
 BODIES_SLD4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld4"
+#: a fifth (seeds 63800+, the fresh evals' range), labelled by eye before any judge read it
+BODIES_SLD5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld5"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

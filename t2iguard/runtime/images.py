@@ -108,6 +108,22 @@ def image_grid(images: list[np.ndarray], cols: int) -> np.ndarray:
     return grid
 
 
+def side_views(image: np.ndarray, share: float) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [3, H, W, 3]: the image, then its left and its right `share` of the width
+    (rounded to whole pixels), each on its own with the rest painted the median colour of the image's 4-pixel
+    border. Figures keep their size and place; one beside another is seen alone."""
+    h, w, _ = image.shape
+    keep = round(w * share)
+    edge = np.concatenate([image[:4].reshape(-1, 3), image[-4:].reshape(-1, 3),
+                           image[:, :4].reshape(-1, 3), image[:, -4:].reshape(-1, 3)])
+    views = np.empty((3, h, w, 3), np.uint8)
+    views[0] = image
+    views[1:] = np.median(edge, axis=0).astype(np.uint8)
+    views[1, :, :keep] = image[:, :keep]
+    views[2, :, w - keep:] = image[:, w - keep:]
+    return views
+
+
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """uint8 [H, W, 3] -> uint8 [size, size, 3]: padded to a centred square with mid-grey (128), then resized
     (bicubic). The guard sees the whole image: nothing is cropped away. Grey, not black: in a check on 48

@@ -32,6 +32,7 @@ from t2iguard.runtime.images import (
     from_pixels,
     identity_region,
     mask_from_image,
+    side_views,
     to_pixels,
 )
 from t2iguard.runtime.runners import ModelCallError, Runner, score_images, screen_texts
@@ -579,17 +580,22 @@ class SafeT2IPipeline:
     def check_image(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray
                     ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
         """image_guard scores per category (with NudeNet's classes, when built with it, fused into `nudity`
-        as the policy's `image.nudity_fusion` says); the detector's classes; for edits the transform
-        classifier's classes."""
+        as the policy's `image.nudity_fusion` says), each the largest over the policy's views of the image
+        (`image.side_windows`: the whole image, then its left and right windows, in one image_guard call); the
+        detector's classes (largest over the views); for edits the transform classifier's classes."""
         detector = self.profile.nude_detector
+        share = self.policy.image.side_windows
+        views = side_views(image, share) if share else image[None]
         # an edit's transform check is issued alongside the image guard; both are awaited, either failure raises
         transform = self._together.submit(self.check_transform, image, req, pooled) if req.is_edit else None
         try:
-            [(scores, nude)] = score_images(self._call, image[None], 1, detector)
+            scored = score_images(self._call, views, len(views), detector)
         finally:
             if transform is not None:
                 wait([transform])
-        scores = self.policy.fuse_image_scores(scores, nude)
+        fused = [self.policy.fuse_image_scores(s, n) for s, n in scored]
+        scores = {c: max(f[c] for f in fused) for c in fused[0]}
+        nude = {c: max(n[c] for _, n in scored) for c in scored[0][1]} if detector else None
         return scores, (transform.result() if transform is not None else None), nude
 
     def check_transform(self, image: np.ndarray, req: GenerateRequest, pooled: np.ndarray) -> dict[str, float]:
