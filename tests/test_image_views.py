@@ -1,6 +1,7 @@
-"""image_guard's views (policy `image.side_windows`): the whole image, then its left and right windows each alone on
-the border's colour; a category's score is its largest over the views. The served weights on a committed,
-eye-labelled image: a bare second figure beside a clothed one, which the whole image passes."""
+"""image_guard's views (policy `image.views`): with `objects`, the whole image and then each group of objects that
+stands apart side by side, alone on the border's colour; a category's score is its largest over the views. The
+served weights on a committed, eye-labelled image: a bare second figure beside a clothed one, which the whole image
+passes."""
 
 from __future__ import annotations
 
@@ -8,30 +9,47 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.judge_sample import BODIES_SLD5_SAMPLE_DIR
-from t2iguard.runtime.images import side_views
+from t2iguard.evaluation.judge_sample import BODIES_SLD5_SAMPLE_DIR
+from t2iguard.runtime.images import OBJECT_GAP, object_views
 from t2iguard.runtime.pipeline import GenerateRequest, SafeT2IPipeline
 from t2iguard.runtime.runners import LocalRunner
 from tests.test_pipeline_policy import _with
 
 
-def test_side_views_keep_each_side_alone_on_the_border_colour():
-    image = np.full((8, 10, 3), 50, np.uint8)
-    image[:, 1] = 200  # a "figure" at the left edge's inside
-    image[2:6, 8] = 90  # another at the right
-    views = side_views(image, 0.6)
-    assert views.shape == (3, 8, 10, 3) and views.dtype == np.uint8
+def _scene(*spans: tuple[int, int]) -> np.ndarray:
+    """A 64 x 96 grey image with a dark object in each column span [a, b)."""
+    image = np.full((64, 96, 3), 120, np.uint8)
+    for a, b in spans:
+        image[20:50, a:b] = (10, 60, 200)
+    return image
+
+
+def test_objects_apart_are_seen_alone_and_none_is_cut():
+    image = _scene((10, 30), (60, 80))
+    views = object_views(image)
+    assert views.shape == (3, 64, 96, 3) and views.dtype == np.uint8
     assert (views[0] == image).all()
-    assert (views[1, :, :6] == image[:, :6]).all() and (views[1, :, 6:] == 50).all()
-    assert (views[2, :, 4:] == image[:, 4:]).all() and (views[2, :, :4] == 50).all()
+    # each group keeps its columns up to the middle of the gap (30 + 60) // 2 = 45; the rest is the background's
+    assert (views[1, :, :45] == image[:, :45]).all() and (views[1, :, 45:] == 120).all()
+    assert (views[2, :, 45:] == image[:, 45:]).all() and (views[2, :, :45] == 120).all()
 
 
-@pytest.mark.parametrize(("share", "flagged"), [(0.625, True), (0.0, False)])
-def test_a_bare_second_figure_is_flagged_in_its_window(repository, profile, policy, share, flagged):
+@pytest.mark.parametrize("spans", [((10, 30),), ((10, 30), (30 + OBJECT_GAP - 1, 50)), ()],
+                         ids=["one object", "a gap too narrow", "background only"])
+def test_one_group_of_objects_is_the_image_alone(spans):
+    image = _scene(*spans)
+    views = object_views(image)
+    assert views.shape == (1, *image.shape) and (views[0] == image).all()
+
+
+@pytest.mark.parametrize(("views", "flagged"), [("objects", True), ("whole", False)])
+def test_a_bare_second_figure_is_flagged_on_its_own(repository, profile, policy, views, flagged):
     """sld5's tile 55 (labelled bare by eye): a purple-shirted figure and, to its right, one with a pale peach
-    torso. The whole image scores nudity 0.21, under the first-attempt bar (0.3); its right window 0.73."""
+    torso. The whole image scores nudity about 0.2, under the first-attempt bar (0.3); the second figure alone
+    reaches it."""
     image = np.asarray(Image.open(BODIES_SLD5_SAMPLE_DIR / "t2i-40-a1.png").convert("RGB"))
-    chosen = _with(policy, image__side_windows=share)
+    assert len(object_views(image)) == 3
+    chosen = _with(policy, image__views=views)
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, chosen), profile, chosen, "x")
     scores, _, _ = pipe.check_image(image, GenerateRequest(request_id="r", prompt="p"), np.zeros((1, 384)))
     assert ("nudity" in chosen.decide_image(scores, first_attempt=True).flagged) is flagged

@@ -219,8 +219,8 @@ def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
     older = Policy.model_validate(data)
     assert (older.watermark, older.rewrite.rescreen) == (policy.watermark, True)
     # image_guard's views: a file without them scores the whole image only, as before 2026.12.06-1
-    assert older.image.model_dump() == policy.image.model_dump() | {"side_windows": 0.0}
-    assert policy.image.side_windows == 0.625
+    assert older.image.model_dump() == policy.image.model_dump() | {"views": "whole"}
+    assert policy.image.views == "objects"
 
 
 @pytest.mark.parametrize(("path", "value", "message"), [
@@ -228,8 +228,7 @@ def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
     (("watermark", "min_match"), 0.5, "watermark.min_match"),
     (("watermark", "min_match"), 1.01, "watermark.min_match"),
     (("rewrite", "rescreen"), "sometimes", "rewrite.rescreen"),
-    (("image", "side_windows"), 0.3, "image.side_windows"),
-    (("image", "side_windows"), 0.99, "image.side_windows"),
+    (("image", "views"), "tiles", "image.views"),
     (("image", "fusion"), "max", "image.fusion")])
 def test_bad_decision_fields_are_named(policy, path, value, message):
     data = policy.model_dump()

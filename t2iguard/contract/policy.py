@@ -3,7 +3,7 @@
 Detectors only score; this module decides; the orchestrator acts. An operator edits the versioned
 YAML (`t2iguard/contract/policies/default.yaml`) without touching code; every report names its version.
 Every decision is a field here: per-category thresholds and actions, how detectors' scores are fused
-(`image.nudity_fusion`) and over which views of an image (`image.side_windows`), whether a required rewrite must
+(`image.nudity_fusion`) and over which views of an image (`image.views`), whether a required rewrite must
 clear a re-screen (`rewrite.rescreen`), the regeneration ladder, and the watermark's read-back pass mark
 (`watermark.min_match`).
 The decisions' vocabularies and how they map to the report's are in `t2iguard.contract.report`.
@@ -151,20 +151,16 @@ class RegenerationConfig(_Strict):
 NudityFusion = Literal["max", "classifier"]
 
 
+#: image_guard's views of an image (`ImageConfig.views`)
+ImageViews = Literal["whole", "objects"]
+
+
 class ImageConfig(_Strict):
     nudity_fusion: NudityFusion = "max"
-    #: image_guard also scores the image's left and right `side_windows` of its width (each alone, the rest
-    #: painted with the median colour of the image's border: `t2iguard.runtime.images.side_views`), and each
-    #: category's score is its largest over the three views: a small second figure beside a clothed one is
-    #: then judged on its own. 0: the whole image only; else at least half the width, so the windows overlap
-    side_windows: float = Field(default=0.0, le=0.95)
-
-    @field_validator("side_windows")
-    @classmethod
-    def _side_windows(cls, v: float) -> float:
-        if v != 0.0 and v < 0.5:
-            raise ValueError(f"must be 0 (whole image only) or from 0.5 to 0.95 of the width, got {v}")
-        return v
+    #: what image_guard scores: `whole`, the image; `objects`, also each group of objects that stands apart
+    #: side by side, alone on the background's colour (`t2iguard.runtime.images.object_views`), each category's
+    #: score its largest over the views: a small second figure beside a clothed one is judged on its own
+    views: ImageViews = "whole"
 
 
 class WatermarkConfig(_Strict):

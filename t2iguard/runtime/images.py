@@ -108,19 +108,45 @@ def image_grid(images: list[np.ndarray], cols: int) -> np.ndarray:
     return grid
 
 
-def side_views(image: np.ndarray, share: float) -> np.ndarray:
-    """uint8 [H, W, 3] -> uint8 [3, H, W, 3]: the image, then its left and its right `share` of the width
-    (rounded to whole pixels), each on its own with the rest painted the median colour of the image's 4-pixel
-    border. Figures keep their size and place; one beside another is seen alone."""
-    h, w, _ = image.shape
-    keep = round(w * share)
+#: object_views: a pixel is an object's where some channel differs from the border's median colour by more than
+#: this (faint ground shadows and background mottling stay under it; figures' dark legs and shirts do not)
+OBJECT_CONTRAST = 48
+#: ... and two objects stand apart where at least this many columns between them hold no such pixel
+OBJECT_GAP = 6
+#: ... and a group of columns with fewer such pixels than this is a speck, not an object
+OBJECT_PIXELS = 20
+
+
+def border_colour(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [3]: the median colour of the image's 4-pixel border (the background's)."""
     edge = np.concatenate([image[:4].reshape(-1, 3), image[-4:].reshape(-1, 3),
                            image[:, :4].reshape(-1, 3), image[:, -4:].reshape(-1, 3)])
-    views = np.empty((3, h, w, 3), np.uint8)
-    views[0] = image
-    views[1:] = np.median(edge, axis=0).astype(np.uint8)
-    views[1, :, :keep] = image[:, :keep]
-    views[2, :, w - keep:] = image[:, w - keep:]
+    return np.median(edge, axis=0).astype(np.uint8)
+
+
+def object_views(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [V, H, W, 3]: the image, then, when it holds objects that stand apart side by side
+    (column groups of object pixels separated by `OBJECT_GAP` background columns), each group alone: the columns
+    from the middle of the gap on its left to the middle of the gap on its right kept, the rest painted the
+    border's colour. Objects keep their size and place and no object is cut; an image with one group (or none)
+    gives the image alone (V = 1)."""
+    bg = border_colour(image)
+    object_px = (np.abs(image.astype(np.int16) - bg.astype(np.int16)).max(axis=2) > OBJECT_CONTRAST).sum(axis=0)
+    groups: list[list[int]] = []  # [first column, end column) of each group
+    for x in np.flatnonzero(object_px):
+        if groups and x - groups[-1][1] < OBJECT_GAP:
+            groups[-1][1] = x + 1
+        else:
+            groups.append([x, x + 1])
+    groups = [g for g in groups if object_px[g[0]:g[1]].sum() >= OBJECT_PIXELS]
+    if len(groups) < 2:
+        return image[None]
+    views = np.empty((len(groups) + 1, *image.shape), np.uint8)
+    views[0], views[1:] = image, bg
+    for i, (first, end) in enumerate(groups):
+        lo = 0 if i == 0 else (groups[i - 1][1] + first) // 2
+        hi = image.shape[1] if i == len(groups) - 1 else (end + groups[i + 1][0]) // 2
+        views[i + 1, :, lo:hi] = image[:, lo:hi]
     return views
 
 

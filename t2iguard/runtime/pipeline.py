@@ -32,7 +32,7 @@ from t2iguard.runtime.images import (
     from_pixels,
     identity_region,
     mask_from_image,
-    side_views,
+    object_views,
     to_pixels,
 )
 from t2iguard.runtime.runners import ModelCallError, Runner, score_images, screen_texts
@@ -581,11 +581,11 @@ class SafeT2IPipeline:
                     ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
         """image_guard scores per category (with NudeNet's classes, when built with it, fused into `nudity`
         as the policy's `image.nudity_fusion` says), each the largest over the policy's views of the image
-        (`image.side_windows`: the whole image, then its left and right windows, in one image_guard call); the
-        detector's classes (largest over the views); for edits the transform classifier's classes."""
+        (`image.views`: `objects` adds each group of objects that stands apart alone, `object_views`; all views in
+        one image_guard call); the detector's classes (largest over the views); for edits the transform
+        classifier's classes."""
         detector = self.profile.nude_detector
-        share = self.policy.image.side_windows
-        views = side_views(image, share) if share else image[None]
+        views = object_views(image) if self.policy.image.views == "objects" else image[None]
         # an edit's transform check is issued alongside the image guard; both are awaited, either failure raises
         transform = self._together.submit(self.check_transform, image, req, pooled) if req.is_edit else None
         try:
