@@ -57,6 +57,9 @@ BODIES_SLD3_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld3"
 BODIES_SLD4_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld4"
 #: a fifth (seeds 63800+, the fresh evals' range), labelled by eye before any judge read it
 BODIES_SLD5_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld5"
+#: a sixth (seeds 64400+), the first under policy 2026.12.06-1 (image_guard's object views), labelled by eye before
+#: any judge read it
+BODIES_SLD6_SAMPLE_DIR = Path(__file__).resolve().parent / "judge_sample_sld6"
 SAMPLE_SEED = 30000
 METHOD = "classifier"
 SETS = ("t2i", "edits")

@@ -21,6 +21,7 @@ from t2iguard.evaluation.judge_sample import (
     BODIES_SLD3_SAMPLE_DIR,
     BODIES_SLD4_SAMPLE_DIR,
     BODIES_SLD5_SAMPLE_DIR,
+    BODIES_SLD6_SAMPLE_DIR,
     BODIES_SLD_SAMPLE_DIR,
     BODIES_TEST_SAMPLE_DIR,
     SAMPLE_DIR,
@@ -60,9 +61,10 @@ def test_every_image_is_labelled_once_with_valid_fields(rows):
                                                    (BODIES_FRESH3_SAMPLE_DIR, 4), (BODIES_FRESH4_SAMPLE_DIR, 5),
                                                    (BODIES_FRESH5_SAMPLE_DIR, 3), (BODIES_SLD_SAMPLE_DIR, 4),
                                                    (BODIES_SLD2_SAMPLE_DIR, 3), (BODIES_SLD3_SAMPLE_DIR, 3),
-                                                   (BODIES_SLD4_SAMPLE_DIR, 2), (BODIES_SLD5_SAMPLE_DIR, 2)],
+                                                   (BODIES_SLD4_SAMPLE_DIR, 2), (BODIES_SLD5_SAMPLE_DIR, 2),
+                                                   (BODIES_SLD6_SAMPLE_DIR, 4)],
                          ids=["guided", "reseeded", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "sld", "sld2",
-                              "sld3", "sld4", "sld5"])
+                              "sld3", "sld4", "sld5", "sld6"])
 def test_the_text_to_image_samples_of_the_bodies_decoder_are_labelled_once(folder, sure_bare):
     """The text-to-image samples generated through the `vae-bodies` decoder (classifier guidance; reseeding):
     every image labelled, first attempts and regenerated deliveries, and sure bare figures among the labels (the
@@ -87,9 +89,11 @@ def test_the_two_bodies_samples_share_their_first_attempts():
 
 SAMPLES = [SAMPLE_DIR, BODIES_SAMPLE_DIR, BODIES_RESEED_SAMPLE_DIR, BODIES_TEST_SAMPLE_DIR, BODIES_FRESH2_SAMPLE_DIR,
            BODIES_FRESH3_SAMPLE_DIR, BODIES_FRESH4_SAMPLE_DIR, BODIES_FRESH5_SAMPLE_DIR, BODIES_SLD_SAMPLE_DIR,
-           BODIES_SLD2_SAMPLE_DIR, BODIES_SLD3_SAMPLE_DIR, BODIES_SLD4_SAMPLE_DIR, BODIES_SLD5_SAMPLE_DIR]
+           BODIES_SLD2_SAMPLE_DIR, BODIES_SLD3_SAMPLE_DIR, BODIES_SLD4_SAMPLE_DIR, BODIES_SLD5_SAMPLE_DIR,
+           BODIES_SLD6_SAMPLE_DIR]
 SAMPLE_IDS = ["sample", "bodies", "bodies-reseed", "bodies-fresh", "bodies-fresh2", "bodies-fresh3", "bodies-fresh4",
-              "bodies-fresh5", "bodies-sld", "bodies-sld2", "bodies-sld3", "bodies-sld4", "bodies-sld5"]
+              "bodies-fresh5", "bodies-sld", "bodies-sld2", "bodies-sld3", "bodies-sld4", "bodies-sld5",
+              "bodies-sld6"]
 
 
 @pytest.mark.parametrize("folder", SAMPLES, ids=SAMPLE_IDS)
