@@ -53,3 +53,30 @@ def test_a_bare_second_figure_is_flagged_on_its_own(repository, profile, policy,
     pipe = SafeT2IPipeline(LocalRunner(repository, profile, chosen), profile, chosen, "x")
     scores, _, _ = pipe.check_image(image, GenerateRequest(request_id="r", prompt="p"), np.zeros((1, 384)))
     assert ("nudity" in chosen.decide_image(scores, first_attempt=True).flagged) is flagged
+
+
+def test_many_objects_are_scored_in_batches_within_image_guards_bound(profile, policy):
+    """A row of 20 objects: 21 views, sent in calls of at most the profile's batch bound; each category's largest
+    score over every call wins."""
+    from t2iguard.contract import specs as S
+    from t2iguard.contract.taxonomy import CATEGORIES
+    from tests.test_pipeline_policy import ScriptedRunner
+
+    image = np.full((64, 256, 3), 120, np.uint8)
+    for k in range(20):
+        image[20:50, 4 + 12 * k:8 + 12 * k] = (10, 60, 200)
+    assert len(object_views(image)) == 21
+    batches = []
+
+    def guard(inputs):
+        rows = np.full((len(inputs[S.IMAGE]), len(CATEGORIES)), 0.1, np.float32)
+        batches.append(len(rows))
+        if len(batches) == 2:  # the last view, in the second call, scores violence high
+            rows[-1, CATEGORIES.index("violence")] = 0.9
+        return {S.IMAGE_SCORES: rows}
+
+    chosen = _with(policy, image__views="objects")
+    pipe = SafeT2IPipeline(ScriptedRunner(**{S.IMAGE_GUARD: guard}), profile, chosen, "x")
+    scores, _, _ = pipe.check_image(image, GenerateRequest(request_id="r", prompt="p"), np.zeros((1, 384)))
+    assert batches == [profile.max_batch, 21 - profile.max_batch]
+    assert scores["violence"] == pytest.approx(0.9) and scores["nudity"] == pytest.approx(0.1)

@@ -581,15 +581,15 @@ class SafeT2IPipeline:
                     ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, float] | None]:
         """image_guard scores per category (with NudeNet's classes, when built with it, fused into `nudity`
         as the policy's `image.nudity_fusion` says), each the largest over the policy's views of the image
-        (`image.views`: `objects` adds each group of objects that stands apart alone, `object_views`; all views in
-        one image_guard call); the detector's classes (largest over the views); for edits the transform
-        classifier's classes."""
+        (`image.views`: `objects` adds each group of objects that stands apart alone, `object_views`; the views go
+        in as few image_guard calls as its batch bound allows, one for most images); the detector's classes
+        (largest over the views); for edits the transform classifier's classes."""
         detector = self.profile.nude_detector
         views = object_views(image) if self.policy.image.views == "objects" else image[None]
         # an edit's transform check is issued alongside the image guard; both are awaited, either failure raises
         transform = self._together.submit(self.check_transform, image, req, pooled) if req.is_edit else None
         try:
-            scored = score_images(self._call, views, len(views), detector)
+            scored = score_images(self._call, views, self.profile.max_batch, detector)  # image_guard's batch bound
         finally:
             if transform is not None:
                 wait([transform])
