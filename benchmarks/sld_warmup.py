@@ -1,6 +1,6 @@
 """SLD's `strong` preset with another warm-up, on the regeneration eval: does a longer warm-up (the layout set before
-the guidance acts) keep the figure's shape without leaving more bare deliveries? A tuning tool: run it on tuning
-seeds (9600+, 9800+), never on a reported range.
+the guidance acts) keep the figure's shape without leaving more bare deliveries? Choose on tuning seeds (9600+,
+9800+); a value chosen there is then measured once on a fresh range, beside the shipped preset on the same seeds.
 
     python benchmarks/sld_warmup.py --warmup 15 --seed 9600 [--repository build/repository/cpu] [--requests 200]
 
