@@ -130,19 +130,22 @@ def object_views(image: np.ndarray) -> np.ndarray:
     from the middle of the gap on its left to the middle of the gap on its right kept, the rest painted the
     border's colour. Objects keep their size and place and no object is cut; an image with one group (or none)
     gives the image alone (V = 1)."""
-    bg = border_colour(image)
-    object_px = (np.abs(image.astype(np.int16) - bg.astype(np.int16)).max(axis=2) > OBJECT_CONTRAST).sum(axis=0)
-    groups: list[list[int]] = []  # [first column, end column) of each group
-    for x in np.flatnonzero(object_px):
-        if groups and x - groups[-1][1] < OBJECT_GAP:
-            groups[-1][1] = x + 1
-        else:
-            groups.append([x, x + 1])
-    groups = [g for g in groups if object_px[g[0]:g[1]].sum() >= OBJECT_PIXELS]
+    bg = border_colour(image).astype(np.int16)
+    # |pixel - bg| > contrast in some channel, as uint8 bounds: one pass each way, no int16 copy of the image (hot path)
+    far = (image > np.minimum(bg + OBJECT_CONTRAST, 255).astype(np.uint8)) | (
+        image < np.maximum(bg - OBJECT_CONTRAST, 0).astype(np.uint8))
+    object_px = (far[..., 0] | far[..., 1] | far[..., 2]).sum(axis=0)
+    cols = np.flatnonzero(object_px)
+    if len(cols) == 0:
+        return image[None]
+    split = np.flatnonzero(np.diff(cols) > OBJECT_GAP)  # a gap of at least OBJECT_GAP empty columns follows
+    firsts, ends = cols[np.r_[0, split + 1]], cols[np.r_[split, len(cols) - 1]] + 1  # [first, end) of each group
+    totals = np.r_[0, np.cumsum(object_px)]
+    groups = [(f, e) for f, e in zip(firsts, ends, strict=True) if totals[e] - totals[f] >= OBJECT_PIXELS]
     if len(groups) < 2:
         return image[None]
     views = np.empty((len(groups) + 1, *image.shape), np.uint8)
-    views[0], views[1:] = image, bg
+    views[0], views[1:] = image, bg.astype(np.uint8)
     for i, (first, end) in enumerate(groups):
         lo = 0 if i == 0 else (groups[i - 1][1] + first) // 2
         hi = image.shape[1] if i == len(groups) - 1 else (end + groups[i + 1][0]) // 2
