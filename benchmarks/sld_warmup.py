@@ -1,35 +1,41 @@
 """SLD's `strong` preset with another warm-up, on the regeneration eval: does a longer warm-up (the layout set before
 the guidance acts) keep the figure's shape without leaving more bare deliveries? Choose on tuning seeds (9600+,
-9800+); a value chosen there is then measured once on a fresh range, beside the shipped preset on the same seeds.
+9800+); a value chosen there is then measured on fresh ranges, beside the other value on the same seeds.
 
     python benchmarks/sld_warmup.py --warmup 15 --seed 9600 [--repository build/repository/cpu] [--requests 200]
 
-Runs `t2iguard eval regeneration --sets t2i --methods policy` in-process with `SLD_PRESETS["strong"]`'s
-`warmup_steps` (of 50; the SLD paper's strong: 7) replaced for this process only, and writes the figures to
-build/eval/tune-SEED-warmW.json (and the eval's pictures beside it). About 4 minutes per 200 requests on 2 cores.
+Runs `t2iguard eval regeneration --sets t2i --methods policy` in-process with the policy's
+`regeneration.sld_warmup` set to {strong: W} (of 50; the SLD paper's strong: 7; tiny ships 15 since 2026.12.06-2)
+for this run only, and writes the figures to build/eval/tune-SEED-warmW.json (and the eval's pictures beside it).
+About 4 minutes per 200 requests on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
+from t2iguard.contract.policy import Policy
 from t2iguard.evaluation.regeneration import evaluate
-from t2iguard.runtime import guidance
+
+
+def with_warmup(policy: Policy, warmup: int) -> Policy:
+    """`policy` (as its profile runs it) with SLD strong's warm-up `warmup` steps of 50."""
+    regeneration = policy.regeneration.model_copy(update={"sld_warmup": {"strong": warmup}})
+    return policy.model_copy(update={"regeneration": regeneration})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--warmup", type=int, required=True, help="strong's warm-up steps, of 50")
-    ap.add_argument("--seed", type=int, required=True, help="first seed of the t2i requests (a tuning range)")
+    ap.add_argument("--seed", type=int, required=True, help="first seed of the t2i requests")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--repository", type=Path, default=Path("build/repository/cpu"))
     args = ap.parse_args()
-    guidance.SLD_PRESETS["strong"] = replace(guidance.SLD_PRESETS["strong"], warmup_steps=args.warmup)
     out = Path(f"build/eval/tune-{args.seed}-warm{args.warmup}")
-    result = evaluate(args.repository, out, n=args.requests, seed=args.seed, methods=("policy",), sets=("t2i",))
+    result = evaluate(args.repository, out, n=args.requests, seed=args.seed, methods=("policy",), sets=("t2i",),
+                      policy=lambda p: with_warmup(p, args.warmup))
     t2i = result["methods"]["policy"]["t2i"]
     out.with_suffix(".json").write_text(json.dumps(result["methods"], indent=1, default=str))
     judge = t2i["independent_judge"]

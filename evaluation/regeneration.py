@@ -291,10 +291,11 @@ def summarise(rows: list[dict], attempts: int, kind: str, judge: AttributeJudge)
 
 
 def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed: int = EVAL_SEED,
-             methods: tuple[str, ...] = DEFAULT_METHODS, say=lambda m: None, sets: tuple[str, ...] = SETS) -> dict:
+             methods: tuple[str, ...] = DEFAULT_METHODS, say=lambda m: None, sets: tuple[str, ...] = SETS,
+             policy=lambda p: p) -> dict:
     """`seed`: where the ShapeWorld draws start (report on EVAL_SEED; tune presets on a disjoint range): the t2i
     set draws from `seed`, the edits from `seed + n`, whichever `sets` run. Prompt following (unguarded
-    text-to-image) runs with the t2i set only."""
+    text-to-image) runs with the t2i set only. `policy` amends the repository's policy, as in `run_method`."""
     if not methods or set(methods) - set(METHODS):
         raise ValueError(f"methods {', '.join(methods) or '(none)'}: choose from {', '.join(METHODS)}")
     if not sets or set(sets) - set(SETS):
@@ -309,7 +310,7 @@ def evaluate(repository: Path, out: Path, n: int = 200, attempts: int = 4, seed:
     for method in methods:
         results["methods"][method] = {}
         for kind, reqs in sets.items():
-            rows = run_method(repository, method, attempts, reqs, lambda m, k=kind: say(f"{k} {m}"))
+            rows = run_method(repository, method, attempts, reqs, lambda m, k=kind: say(f"{k} {m}"), policy)
             results["methods"][method][kind] = summarise(rows, attempts, kind, judge)
             examples[(method, kind)] = rows
     if "t2i" in sets:

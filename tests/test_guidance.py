@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from t2iguard.runtime.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step
+from t2iguard.runtime.guidance import SLD_PRESETS, SLDGuidance, cfg, regeneration_step, sld_warmup
 from t2iguard.runtime.pipeline import Guidance, strength_steps
 
 
@@ -21,6 +21,19 @@ def test_sld_is_cfg_during_warmup():
     sld = SLDGuidance("strong", num_steps=50)
     assert sld.warmup == SLD_PRESETS["strong"].warmup_steps
     np.testing.assert_allclose(sld(0, u, t, s, 7.5), cfg(u, t, 7.5), atol=1e-5)
+
+
+def test_a_warmup_of_50_replaces_the_presets():
+    """A warm-up stated of 50 steps (the policy's `regeneration.sld_warmup`) scales like the paper's and holds
+    the guidance off for exactly that many steps."""
+    u, t, s = _eps(4)
+    assert [sld_warmup("strong", 50, w) for w in (None, 0, 15, 50)] == [7, 0, 15, 50]
+    assert sld_warmup("strong", 20, 15) == 6 and sld_warmup("strong", 20) == 3
+    sld = SLDGuidance("strong", num_steps=20, warmup_of_50=15)
+    assert sld.warmup == 6
+    for step in range(6):
+        np.testing.assert_allclose(sld(step, u, t, s, 7.5), cfg(u, t, 7.5), atol=1e-5)
+    assert not np.allclose(sld(6, u, t, s, 7.5), cfg(u, t, 7.5))
 
 
 def test_sld_moves_away_from_the_concept():

@@ -38,7 +38,8 @@ def reference_generate(pipe: SafeT2IPipeline, req: GenerateRequest, cond, uncond
         inpaint = np.concatenate([source, mask], axis=1).astype(np.float32)
     sld = concept = weights = None
     if guidance is not None and guidance.method == "sld":
-        concept, sld = pipe.concept_embedding(guidance.categories), SLDGuidance(guidance.preset, req.steps)
+        concept = pipe.concept_embedding(guidance.categories)
+        sld = SLDGuidance(guidance.preset, req.steps, pipe.policy.regeneration.sld_warmup.get(guidance.preset))
     elif guidance is not None and guidance.method == "classifier":
         weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
     context = np.concatenate([uncond, cond] + ([concept] if concept is not None else []), axis=0)
@@ -162,8 +163,8 @@ def test_an_sld_regeneration_on_the_request_seed_skips_the_warm_up_it_retraces(r
         pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
     assert [a.guidance for a in report.attempts] == [None, "sld-strong", "sld-strong"]
     assert [a.seed for a in report.attempts][:2] == [req.seed, req.seed] and report.attempts[2].seed != req.seed
-    warmup = sld_warmup("strong", req.steps)
-    assert warmup == 3
+    warmup = sld_warmup("strong", req.steps, strict.for_profile("tiny").regeneration.sld_warmup.get("strong"))
+    assert warmup == 6  # tiny's 15 of 50 (2026.12.06-2)
     assert runner.calls.count(S.UNET) == 20 + (1 + 20 - warmup) + 20
     second = Guidance("sld", "strong", ["nudity"])
     assert np.array_equal(images[1], pipe.generate(req, cond, uncond, second))

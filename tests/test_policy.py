@@ -151,6 +151,8 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
     assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
     assert tiny.regeneration_ladder(["violence"]) == ("strong", "strong")
+    # 2026.12.06-2: SLD strong's warm-up on the tiny UNet is 15 steps of 50; sd keeps the paper's (7)
+    assert tiny.regeneration.sld_warmup == {"strong": 15} and sd.regeneration.sld_warmup == {}
     # edits as tuned on the tiny weights: from the source noised to 0.9, guidance capped at medium
     assert tiny.regeneration.edit_strength == 0.9
     assert tiny.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
@@ -229,6 +231,9 @@ def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
     (("watermark", "min_match"), 1.01, "watermark.min_match"),
     (("rewrite", "rescreen"), "sometimes", "rewrite.rescreen"),
     (("image", "views"), "tiles", "image.views"),
+    (("regeneration", "sld_warmup"), {"strong": 51}, "regeneration.sld_warmup.strong"),
+    (("regeneration", "sld_warmup"), {"strong": -1}, "regeneration.sld_warmup.strong"),
+    (("regeneration", "sld_warmup"), {"extreme": 10}, "regeneration.sld_warmup.extreme"),
     (("image", "fusion"), "max", "image.fusion")])
 def test_bad_decision_fields_are_named(policy, path, value, message):
     data = policy.model_dump()

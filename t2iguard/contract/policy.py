@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -143,6 +143,9 @@ class RegenerationConfig(_Strict):
     #: text-to-image only: every regeneration draws fresh noise (`guidance.fresh_seed`), guided as the ladder
     #: says; off: the escalation runs on the request's own noise first, as attempt 1 did
     fresh_noise: bool = False
+    #: SLD's warm-up per preset, in steps of 50 before its concept acts (scaled to the request's steps), in place of
+    #: the paper's (weak 15, medium 10, strong 7, max 0); presets left out keep the paper's
+    sld_warmup: dict[Preset, Annotated[int, Field(ge=0, le=50)]] = Field(default_factory=dict)
 
 
 #: how image_guard's `nudity` score fuses NudeNet's exposed-class scores (repositories built with
@@ -230,6 +233,7 @@ class RegenerationOverride(_Strict):
     edit_ceiling: Preset | None = None
     edit_keep_identity: IdentityKeep | None = None
     fresh_noise: bool | None = None
+    sld_warmup: dict[Preset, Annotated[int, Field(ge=0, le=50)]] | None = None
 
 
 class Policy(_Strict):

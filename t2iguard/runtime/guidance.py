@@ -90,11 +90,12 @@ def classifier_guided(pred: np.ndarray, gradient: np.ndarray, alpha_bar: float, 
     return (pred - shift).astype(np.float32)
 
 
-def sld_warmup(preset: str, num_steps: int) -> int:
-    """How many of `num_steps` steps SLD at `preset` runs before its guidance acts (stated of 50, scaled)."""
+def sld_warmup(preset: str, num_steps: int, of_50: int | None = None) -> int:
+    """How many of `num_steps` steps SLD at `preset` runs before its guidance acts: `of_50` steps of 50 (None:
+    the preset's own, the paper's), scaled to `num_steps`."""
     if preset not in SLD_PRESETS:
         raise ValueError(f"unknown SLD preset {preset!r}; known: {', '.join(SLD_PRESETS)}")
-    return round(SLD_PRESETS[preset].warmup_steps * num_steps / 50)
+    return round((SLD_PRESETS[preset].warmup_steps if of_50 is None else of_50) * num_steps / 50)
 
 
 def cfg(eps_uncond: np.ndarray, eps_text: np.ndarray, scale: float) -> np.ndarray:
@@ -103,10 +104,11 @@ def cfg(eps_uncond: np.ndarray, eps_text: np.ndarray, scale: float) -> np.ndarra
 
 
 class SLDGuidance:
-    """Stateful (momentum) safety guidance for one generation of `num_steps` steps."""
+    """Stateful (momentum) safety guidance for one generation of `num_steps` steps; `warmup_of_50` replaces the
+    preset's warm-up (`sld_warmup`)."""
 
-    def __init__(self, preset: str, num_steps: int):
-        self.warmup = sld_warmup(preset, num_steps)
+    def __init__(self, preset: str, num_steps: int, warmup_of_50: int | None = None):
+        self.warmup = sld_warmup(preset, num_steps, warmup_of_50)
         self.p = SLD_PRESETS[preset]
         self.momentum: np.ndarray | None = None
 

@@ -411,12 +411,13 @@ class SafeT2IPipeline:
 
     def retrace_for(self, req: GenerateRequest) -> Retrace | None:
         """What attempt 1 of `req` keeps for its regenerations: a text-to-image request whose regenerations run
-        SLD on its own seed keeps as many steps as the longest SLD warm-up; None otherwise."""
+        SLD on its own seed keeps as many steps as the longest SLD warm-up (the policy's `sld_warmup` included);
+        None otherwise."""
         regen = self.policy.regeneration
         if req.is_edit or regen.fresh_noise or regen.max_attempts == 0 \
                 or self.policy.regeneration_guidance(False) != "sld":
             return None
-        return Retrace(max(sld_warmup(p, req.steps) for p in SLD_PRESETS))
+        return Retrace(max(sld_warmup(p, req.steps, regen.sld_warmup.get(p)) for p in SLD_PRESETS))
 
     def generate(self, req: GenerateRequest, cond: np.ndarray, uncond: np.ndarray,
                  guidance: Guidance | None = None, inpaint: InpaintCondition | None = None,
@@ -503,7 +504,8 @@ class SafeT2IPipeline:
         if guidance is not None and guidance.method == "sld":
             concept = self.concept_embedding(guidance.categories)
             return GuidanceState(np.concatenate([uncond, cond, concept], axis=0), req.guidance_scale,
-                                 sld=SLDGuidance(guidance.preset, req.steps))
+                                 sld=SLDGuidance(guidance.preset, req.steps,
+                                                 self.policy.regeneration.sld_warmup.get(guidance.preset)))
         if guidance is not None and guidance.method == "classifier":
             weights = np.array([[float(c in guidance.categories) for c in GUIDED_CLASSES]], np.float32)
             return GuidanceState(np.concatenate([uncond, cond], axis=0), req.guidance_scale,
