@@ -5,7 +5,7 @@ the guidance acts) keep the figure's shape without leaving more bare deliveries?
     python benchmarks/sld_warmup.py --warmup 15 --seed 9600 [--repository build/repository/cpu] [--requests 200]
 
 Runs `t2iguard eval regeneration --sets t2i --methods policy` in-process with the policy's
-`regeneration.sld_warmup` set to {strong: W} (of 50; the SLD paper's strong: 7; tiny ships 15 since 2026.12.06-2)
+`regeneration.sld_warmup` set to {strong: W} (of 50; the SLD paper's strong: 7, which tiny ships)
 for this run only, and writes the figures to build/eval/tune-SEED-warmW.json (and the eval's pictures beside it).
 About 4 minutes per 200 requests on 2 cores.
 """

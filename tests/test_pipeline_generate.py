@@ -144,13 +144,16 @@ def test_an_edit_encodes_its_source_once_however_many_attempts(repository, profi
     assert np.array_equal(images[1], alone)
 
 
-def test_an_sld_regeneration_on_the_request_seed_skips_the_warm_up_it_retraces(repository, profile, policy):
+@pytest.mark.parametrize(("warmup_of_50", "warmup"), [(None, 3), (15, 6)])
+def test_an_sld_regeneration_on_the_request_seed_skips_the_warm_up_it_retraces(repository, profile, policy,
+                                                                              warmup_of_50, warmup):
     """Text-to-image, every attempt flagged: the SLD regeneration on the request's seed is bit for bit the image
-    generating it alone gives, with one UNet call for its warm-up's concept rows in place of its warm-up steps;
-    the regeneration on fresh noise after it retraces nothing."""
+    generating it alone gives, with one UNet call for its warm-up's concept rows in place of its warm-up steps
+    (the paper's, or the policy's `sld_warmup`); the regeneration on fresh noise after it retraces nothing."""
     data = policy.model_dump()
     data["categories"]["nudity"]["image"].update(threshold=0.0, first_attempt_threshold=0.0)
     data["profile_regeneration"]["tiny"]["max_attempts"] = 2
+    data["profile_regeneration"]["tiny"]["sld_warmup"] = {} if warmup_of_50 is None else {"strong": warmup_of_50}
     strict = Policy.model_validate(data)
     runner = CountingRunner(LocalRunner(repository, profile, strict))
     pipe = SafeT2IPipeline(runner, profile, strict, "trained")
@@ -163,8 +166,7 @@ def test_an_sld_regeneration_on_the_request_seed_skips_the_warm_up_it_retraces(r
         pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
     assert [a.guidance for a in report.attempts] == [None, "sld-strong", "sld-strong"]
     assert [a.seed for a in report.attempts][:2] == [req.seed, req.seed] and report.attempts[2].seed != req.seed
-    warmup = sld_warmup("strong", req.steps, strict.for_profile("tiny").regeneration.sld_warmup.get("strong"))
-    assert warmup == 6  # tiny's 15 of 50 (2026.12.06-2)
+    assert sld_warmup("strong", req.steps, warmup_of_50) == warmup
     assert runner.calls.count(S.UNET) == 20 + (1 + 20 - warmup) + 20
     second = Guidance("sld", "strong", ["nudity"])
     assert np.array_equal(images[1], pipe.generate(req, cond, uncond, second))

@@ -151,8 +151,14 @@ def test_profile_regeneration_overrides_the_defaults_for_that_profile_only(polic
     assert tiny.regeneration.max_attempts == policy.regeneration.max_attempts  # unset fields stay
     assert tiny.for_profile("tiny") == tiny and tiny.for_profile("sd15") == tiny  # resolved once
     assert tiny.regeneration_ladder(["violence"]) == ("strong", "strong")
-    # 2026.12.06-2: SLD strong's warm-up on the tiny UNet is 15 steps of 50; sd keeps the paper's (7)
-    assert tiny.regeneration.sld_warmup == {"strong": 15} and sd.regeneration.sld_warmup == {}
+    # SLD's warm-ups are the paper's everywhere; a profile's own replaces the policy's for that profile only
+    assert tiny.regeneration.sld_warmup == sd.regeneration.sld_warmup == {}
+    data = policy.model_dump()
+    data["regeneration"]["sld_warmup"] = {"max": 5}
+    data["profile_regeneration"]["tiny"]["sld_warmup"] = {"strong": 15}
+    amended = Policy.model_validate(data)
+    assert amended.for_profile("tiny").regeneration.sld_warmup == {"strong": 15}
+    assert amended.for_profile("sd15").regeneration.sld_warmup == {"max": 5}
     # edits as tuned on the tiny weights: from the source noised to 0.9, guidance capped at medium
     assert tiny.regeneration.edit_strength == 0.9
     assert tiny.regeneration_ladder(["unintended-edit"], edit=True) == ("medium", "medium")
