@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from t2iguard.contract.report import SafetyReport
 from t2iguard.evaluation.judge_sample import BODIES_SLD5_SAMPLE_DIR
-from t2iguard.runtime.images import OBJECT_GAP, object_views
-from t2iguard.runtime.pipeline import GenerateRequest, SafeT2IPipeline
+from t2iguard.runtime.images import OBJECT_GAP, object_groups, object_views
+from t2iguard.runtime.pipeline import GenerateRequest, Refused, SafeT2IPipeline
 from t2iguard.runtime.runners import LocalRunner
 from tests.test_pipeline_policy import _with
 
@@ -40,6 +41,41 @@ def test_one_group_of_objects_is_the_image_alone(spans):
     image = _scene(*spans)
     views = object_views(image)
     assert views.shape == (1, *image.shape) and (views[0] == image).all()
+
+
+def test_object_groups_are_the_objects_columns_and_a_background_holds_none():
+    bg, groups = object_groups(_scene((10, 30), (60, 80)))
+    assert groups == [(10, 30), (60, 80)] and bg.tolist() == [120, 120, 120]
+    assert object_groups(_scene())[1] == []
+    speck = _scene()
+    speck[30:33, 40:43] = (10, 60, 200)  # 9 pixels: under OBJECT_PIXELS
+    assert object_groups(speck)[1] == []
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_regeneration_that_loses_the_subject_is_not_delivered(repository, profile, policy, keep):
+    """Seed 65005 of the regeneration eval's party requests (range 65000+): attempt 1, a small bare figure, is
+    flagged `nudity`, and SLD at strong erases the figure with its bare torso, a blank image the check passes.
+    Under `regeneration.keep_subject` that image is not delivered and the loop goes on; without it, it is."""
+    from t2iguard.training.train_dpo import party_requests
+
+    req, _ = party_requests(6, 65000)[5]
+    chosen = _with(policy, profile_regeneration__tiny__keep_subject=keep)
+    pipe = SafeT2IPipeline(LocalRunner(repository, profile, chosen), profile, chosen, "x")
+    cond, uncond, pooled = pipe.encode_prompt(req.prompt, "")
+    report, images = SafetyReport.model_construct(attempts=[]), []
+    try:
+        delivered = pipe.generate_checked(req, cond, uncond, pooled, report, {}, trace=images)
+    except Refused:
+        delivered = None
+    assert object_groups(images[0])[1] and "nudity" in report.attempts[0].flagged
+    assert not object_groups(images[1])[1] and report.attempts[1].flagged == []
+    assert report.attempts[1].subject_lost is keep
+    if keep:
+        assert report.attempts[1].action == "regenerate" and len(images) > 2
+        assert delivered is None or object_groups(delivered)[1]
+    else:
+        assert report.attempts[1].action == "pass" and len(images) == 2 and np.array_equal(delivered, images[1])
 
 
 @pytest.mark.parametrize(("views", "flagged"), [("objects", True), ("whole", False)])

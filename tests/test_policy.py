@@ -240,6 +240,7 @@ def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
     (("regeneration", "sld_warmup"), {"strong": 51}, "regeneration.sld_warmup.strong"),
     (("regeneration", "sld_warmup"), {"strong": -1}, "regeneration.sld_warmup.strong"),
     (("regeneration", "sld_warmup"), {"extreme": 10}, "regeneration.sld_warmup.extreme"),
+    (("regeneration", "keep_subject"), "sometimes", "regeneration.keep_subject"),
     (("image", "fusion"), "max", "image.fusion")])
 def test_bad_decision_fields_are_named(policy, path, value, message):
     data = policy.model_dump()

@@ -143,6 +143,10 @@ class RegenerationConfig(_Strict):
     #: text-to-image only: every regeneration draws fresh noise (`guidance.fresh_seed`), guided as the ladder
     #: says; off: the escalation runs on the request's own noise first, as attempt 1 did
     fresh_noise: bool = False
+    #: a regeneration whose image holds no object (`t2iguard.runtime.images.object_groups`) where attempt 1 held
+    #: one lost the prompt's subject with the harm: it is not delivered, and the next attempt goes on (or, when
+    #: none is left, the request is refused as still flagged)
+    keep_subject: bool = False
     #: SLD's warm-up per preset, in steps of 50 before its concept acts (scaled to the request's steps), in place of
     #: the paper's (weak 15, medium 10, strong 7, max 0); presets left out keep the paper's
     sld_warmup: dict[Preset, Annotated[int, Field(ge=0, le=50)]] = Field(default_factory=dict)
@@ -233,6 +237,7 @@ class RegenerationOverride(_Strict):
     edit_ceiling: Preset | None = None
     edit_keep_identity: IdentityKeep | None = None
     fresh_noise: bool | None = None
+    keep_subject: bool | None = None
     sld_warmup: dict[Preset, Annotated[int, Field(ge=0, le=50)]] | None = None
 
 

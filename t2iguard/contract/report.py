@@ -79,6 +79,9 @@ class Attempt(BaseModel):
     detector_scores: dict[str, float] | None = None
     flagged: list[str]
     action: ImageVerdict
+    #: a regeneration that left no object where attempt 1 held one (policy `regeneration.keep_subject`): `action`
+    #: is then `regenerate` though nothing was flagged
+    subject_lost: bool = False
     ms: float
 
 

@@ -108,7 +108,7 @@ def image_grid(images: list[np.ndarray], cols: int) -> np.ndarray:
     return grid
 
 
-#: object_views: a pixel is an object's where some channel differs from the border's median colour by more than
+#: object_groups: a pixel is an object's where some channel differs from the border's median colour by more than
 #: this (faint ground shadows and background mottling stay under it; figures' dark legs and shirts do not)
 OBJECT_CONTRAST = 48
 #: ... and two objects stand apart where at least this many columns between them hold no such pixel
@@ -124,28 +124,36 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(edge, axis=0).astype(np.uint8)
 
 
-def object_views(image: np.ndarray) -> np.ndarray:
-    """uint8 [H, W, 3] -> uint8 [V, H, W, 3]: the image, then, when it holds objects that stand apart side by side
-    (column groups of object pixels separated by `OBJECT_GAP` background columns), each group alone: the columns
-    from the middle of the gap on its left to the middle of the gap on its right kept, the rest painted the
-    border's colour. Objects keep their size and place and no object is cut; an image with one group (or none)
-    gives the image alone (V = 1)."""
-    bg = border_colour(image).astype(np.int16)
+def object_groups(image: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """uint8 [H, W, 3] -> (the border's colour, uint8 [3]; [first, end) columns of each group of object pixels,
+    left to right). A pixel is an object's where some channel differs from the border's colour by more than
+    `OBJECT_CONTRAST`; groups are separated by `OBJECT_GAP` columns without one, and a group of fewer than
+    `OBJECT_PIXELS` such pixels is a speck, left out. No group: the image is blank (its background alone)."""
+    bg = border_colour(image)
+    wide = bg.astype(np.int16)
     # |pixel - bg| > contrast in some channel, as uint8 bounds: one pass each way, no int16 copy of the image (hot path)
-    far = (image > np.minimum(bg + OBJECT_CONTRAST, 255).astype(np.uint8)) | (
-        image < np.maximum(bg - OBJECT_CONTRAST, 0).astype(np.uint8))
+    far = (image > np.minimum(wide + OBJECT_CONTRAST, 255).astype(np.uint8)) | (
+        image < np.maximum(wide - OBJECT_CONTRAST, 0).astype(np.uint8))
     object_px = (far[..., 0] | far[..., 1] | far[..., 2]).sum(axis=0)
     cols = np.flatnonzero(object_px)
     if len(cols) == 0:
-        return image[None]
+        return bg, []
     split = np.flatnonzero(np.diff(cols) > OBJECT_GAP)  # a gap of at least OBJECT_GAP empty columns follows
     firsts, ends = cols[np.r_[0, split + 1]], cols[np.r_[split, len(cols) - 1]] + 1  # [first, end) of each group
     totals = np.r_[0, np.cumsum(object_px)]
-    groups = [(f, e) for f, e in zip(firsts, ends, strict=True) if totals[e] - totals[f] >= OBJECT_PIXELS]
+    return bg, [(int(f), int(e)) for f, e in zip(firsts, ends, strict=True) if totals[e] - totals[f] >= OBJECT_PIXELS]
+
+
+def object_views(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [V, H, W, 3]: the image, then, when it holds objects that stand apart side by side
+    (`object_groups`), each group alone: the columns from the middle of the gap on its left to the middle of the
+    gap on its right kept, the rest painted the border's colour. Objects keep their size and place and no object
+    is cut; an image with one group (or none) gives the image alone (V = 1)."""
+    bg, groups = object_groups(image)
     if len(groups) < 2:
         return image[None]
     views = np.empty((len(groups) + 1, *image.shape), np.uint8)
-    views[0], views[1:] = image, bg.astype(np.uint8)
+    views[0], views[1:] = image, bg
     for i, (first, end) in enumerate(groups):
         lo = 0 if i == 0 else (groups[i - 1][1] + first) // 2
         hi = image.shape[1] if i == len(groups) - 1 else (end + groups[i + 1][0]) // 2

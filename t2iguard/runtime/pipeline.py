@@ -32,6 +32,7 @@ from t2iguard.runtime.images import (
     from_pixels,
     identity_region,
     mask_from_image,
+    object_groups,
     object_views,
     to_pixels,
 )
@@ -366,12 +367,15 @@ class SafeT2IPipeline:
         `edit_keep_identity` repainting the mask less the source's identity region: `keep_identity`). An edit's
         source is encoded once for all attempts (`prepare_inpaint_condition`); a text-to-image request's first
         steps are kept for an SLD regeneration on its seed, which skips what they already computed (`Retrace`).
+        Under the policy's `keep_subject` a regeneration that left a blank image where attempt 1 held an object
+        (`subject_lost`) is not delivered: the loop goes on as if it were flagged.
         `trace`, when given, receives every attempt's image (evaluation only: they never leave the server)."""
         regen = self.policy.regeneration
         inpaint = self.prepare_inpaint_condition(req)
         regen_req, regen_inpaint = req, inpaint  # what regenerations repaint: the request's mask, or less
         flagged_so_far: list[str] = []
         retrace = self.retrace_for(req)
+        first_held_object: bool | None = None  # attempt 1's image holds an object (asked once, at attempt 2)
         for attempt in range(1, regen.max_attempts + 2):
             t0 = time.perf_counter()
             guidance, seed, target, target_inpaint = None, req.seed, req, inpaint
@@ -394,20 +398,29 @@ class SafeT2IPipeline:
             with self._timed(timings, "image_guard" if attempt == 1 else f"image_guard_{attempt - 1}"):
                 scores, tscores, nude = self.check_image(image, req, pooled)
             decision = self.policy.decide_image({**scores, **(tscores or {})}, first_attempt=attempt == 1)
+            lost = False
+            if attempt == 1:
+                first_image = image
+            elif decision.action == "pass" and regen.keep_subject:
+                if first_held_object is None:
+                    first_held_object = bool(object_groups(first_image)[1])
+                lost = first_held_object and not object_groups(image)[1]
             report.attempts.append(Attempt(
                 attempt=attempt, guidance=guidance.label if guidance else None, seed=seed, image_scores=scores,
-                transform_scores=tscores, detector_scores=nude, flagged=decision.flagged, action=decision.action,
+                transform_scores=tscores, detector_scores=nude, flagged=decision.flagged,
+                action="regenerate" if lost else decision.action, subject_lost=lost,
                 ms=round((time.perf_counter() - t0) * 1000, 1)))
             report.image_logged = decision.logged
-            if decision.action == "pass":
+            if decision.action == "pass" and not lost:
                 return image
             if decision.action == "block":
                 raise Refused(Refusal(stage="image", categories=decision.flagged,
                                        message=f"image refused by policy: {', '.join(decision.flagged)}"))
             flagged_so_far = sorted(set(flagged_so_far) | set(decision.flagged))
+        lost = " (the last regeneration lost the prompt's subject)" if report.attempts[-1].subject_lost else ""
         raise Refused(Refusal(stage="image", categories=flagged_so_far,
                                message=f"image still flagged after {len(report.attempts)} attempts: "
-                                       f"{', '.join(flagged_so_far)}"))
+                                       f"{', '.join(flagged_so_far)}{lost}"))
 
     def retrace_for(self, req: GenerateRequest) -> Retrace | None:
         """What attempt 1 of `req` keeps for its regenerations: a text-to-image request whose regenerations run
