@@ -224,8 +224,11 @@ def test_decision_fields_default_to_the_behaviour_they_replaced(policy):
     for section in ("image", "watermark"):
         del data[section]
     del data["rewrite"]["rescreen"]
+    del data["regeneration"]["keep_subject"]
     older = Policy.model_validate(data)
     assert (older.watermark, older.rewrite.rescreen) == (policy.watermark, True)
+    # a regeneration that lost the prompt's subject: delivered before 2026.12.06-2, not since
+    assert (older.regeneration.keep_subject, policy.regeneration.keep_subject) == (False, True)
     # image_guard's views: a file without them scores the whole image only, as before 2026.12.06-1
     assert older.image.model_dump() == policy.image.model_dump() | {"views": "whole"}
     assert policy.image.views == "objects"
