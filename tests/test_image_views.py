@@ -74,6 +74,11 @@ def test_a_regeneration_that_loses_the_subject_is_not_delivered(repository, prof
     if keep:
         assert report.attempts[1].action == "regenerate" and len(images) > 2
         assert delivered is None or object_groups(delivered)[1]
+        # no attempt left after the blank one: refused, saying why
+        once = _with(chosen, profile_regeneration__tiny__max_attempts=1)
+        pipe = SafeT2IPipeline(LocalRunner(repository, profile, once), profile, once, "x")
+        with pytest.raises(Refused, match="after 2 attempts: nudity.*lost the prompt's subject"):
+            pipe.generate_checked(req, cond, uncond, pooled, SafetyReport.model_construct(attempts=[]), {})
     else:
         assert report.attempts[1].action == "pass" and len(images) == 2 and np.array_equal(delivered, images[1])
 

@@ -417,10 +417,10 @@ class SafeT2IPipeline:
                 raise Refused(Refusal(stage="image", categories=decision.flagged,
                                        message=f"image refused by policy: {', '.join(decision.flagged)}"))
             flagged_so_far = sorted(set(flagged_so_far) | set(decision.flagged))
-        lost = " (the last regeneration lost the prompt's subject)" if report.attempts[-1].subject_lost else ""
+        subject = " (the last regeneration lost the prompt's subject)" if report.attempts[-1].subject_lost else ""
         raise Refused(Refusal(stage="image", categories=flagged_so_far,
                                message=f"image still flagged after {len(report.attempts)} attempts: "
-                                       f"{', '.join(flagged_so_far)}{lost}"))
+                                       f"{', '.join(flagged_so_far)}{subject}"))
 
     def retrace_for(self, req: GenerateRequest) -> Retrace | None:
         """What attempt 1 of `req` keeps for its regenerations: a text-to-image request whose regenerations run
