@@ -178,3 +178,28 @@ def test_readers_of_the_second_wave_sources_map_labels_as_the_card_says(tmp_path
     rows = list(C.rows_of(_source(tmp_path, "openai-moderation", "jsonl-gz", data, "held-out"), tmp_path))
     assert [(t, lb, g) for t, lb, g, _ in rows] == [("a", ("self-harm",), "unsafe"), ("b", (), "benign"),
                                                     ("c", (), ""), ("d", ("violence/graphic", "hate"), "unsafe")]
+
+
+def test_readers_of_coprov2_and_edos_map_labels_as_the_card_says(tmp_path):
+    """CoProv2: the category maps (weak), "sexual" only by words, safe rewrites are hard negatives unless explicit;
+    EDOS: sexist -> hate, not sexist -> hard negative, its [USER] / [URL] placeholders removed."""
+    copro = (b"prompt,image,category\n"
+             b"A knife at a throat.,u_idx_1,Violence\n"
+             b"A chef at a stove.,s_idx_1,Violence\n"
+             b"A moron parks badly.,u_idx_2,sexual\n"
+             b"A naked man sits.,u_idx_3,sexual\n"
+             b"A porn set at night.,u_idx_4,Hate\n"
+             b"A porn set renamed.,s_idx_4,Hate\n")
+    rows = list(C.rows_of(_source(tmp_path, "coprov2-train", "csv", copro), tmp_path))
+    assert rows == [("A knife at a throat.", ("violence",), "unsafe", True),
+                    ("A chef at a stove.", (), "hard-negative", False),
+                    ("A moron parks badly.", (), "", True),  # "sexual" without sexual words: dropped
+                    ("A naked man sits.", ("nudity",), "unsafe", True),
+                    ("A porn set at night.", ("sexual", "hate"), "unsafe", True),
+                    ("A porn set renamed.", (), "", False)]  # a safe rewrite that kept explicit words: dropped
+    edos = (b"rewire_id,text,label_sexist,label_category,label_vector,split\n"
+            b"e1,\"[USER] women belong in the kitchen [URL]\",sexist,2. derogation,x,train\n"
+            b"e2,\"Then, she's a keeper.\",not sexist,none,none,dev\n")
+    rows = list(C.rows_of(_source(tmp_path, "edos-aggregated", "csv", edos), tmp_path))
+    assert rows == [("women belong in the kitchen", ("hate",), "unsafe", False),
+                    ("Then, she's a keeper.", (), "hard-negative", False)]

@@ -294,6 +294,39 @@ def _rows_surge(src: S.Source, root: Path) -> Iterator[Row]:
         yield text, ("harassment",) if toxic else (), "unsafe" if toxic else "benign", toxic
 
 
+#: CoProv2's `category` of an unsafe row -> our category ("sexual" has none: most of its rows are not sexual)
+COPRO = {"Hate": "hate", "Harrasment": "harassment", "Violence": "violence", "Shocking": "violence/graphic",
+         "Illegal Activity": "illicit", "self-harm": "self-harm"}
+NUDE = re.compile(r"\b(nude|naked|topless|nipple|breast|boob|genital|butt naked)\w*", re.I)
+
+
+def _rows_copro(src: S.Source, root: Path) -> Iterator[Row]:
+    """CoProv2 (SafetyDPO): LLM-written unsafe T2I prompts (`image` u_*), each followed by its safe rewrite
+    (s_*). The category field is often wrong, so every unsafe label is weak and the sexual ones come from words."""
+    for r in _csv_rows(src, root):
+        text = _SPACES.sub(" ", r["prompt"]).strip()
+        if r["image"].startswith("s_"):
+            yield text, (), "" if EXPLICIT.search(text) else "hard-negative", False
+            continue
+        labels = {COPRO[r["category"]]} if r["category"] in COPRO else set()
+        if EXPLICIT.search(text):
+            labels.add("sexual")
+        if NUDE.search(text):
+            labels.add("nudity")
+        yield text, _ordered(labels), "unsafe" if labels else "", True
+
+
+_EDOS_MASK = re.compile(r"\[(USER|URL)\]")
+
+
+def _rows_edos(src: S.Source, root: Path) -> Iterator[Row]:
+    """EDOS (SemEval-2023 task 10): Gab and Reddit comments; sexist -> hate, not sexist -> hard negative."""
+    for r in _csv_rows(src, root):
+        text = _SPACES.sub(" ", _EDOS_MASK.sub(" ", r["text"])).strip()
+        sexist = r["label_sexist"] == "sexist"
+        yield text, ("hate",) if sexist else (), "unsafe" if sexist else "hard-negative", False
+
+
 #: OpenAI's moderation test set: label key -> our category (H2 is hate that threatens: hate)
 MODERATION = {"S": "sexual", "S3": "sexual/minors", "H": "hate", "H2": "hate", "HR": "harassment", "SH": "self-harm",
               "V": "violence", "V2": "violence/graphic"}
@@ -325,6 +358,10 @@ def rows_of(src: S.Source, root: Path | None = None, manifest: dict[str, S.Sourc
         yield from _rows_ethos(src, root)
     elif src.id == "surge-toxicity":
         yield from _rows_surge(src, root)
+    elif src.id == "coprov2-train":
+        yield from _rows_copro(src, root)
+    elif src.id == "edos-aggregated":
+        yield from _rows_edos(src, root)
     elif src.id == "openai-moderation":
         yield from _rows_moderation(src, root)
     elif src.id.startswith("toxigen-"):
