@@ -28,6 +28,7 @@ from t2iguard.runtime.runners import LocalRunner, screen_prompts
 from t2iguard.training import data as training_data
 from t2iguard.training.data.obfuscate import KINDS, obfuscate
 from t2iguard.training.data.prompts import generate, split_of
+from t2iguard.training.prompt_loso import auroc
 
 DATA = Path(training_data.__file__).parent  # the project's own committed prompt files
 
@@ -416,13 +417,6 @@ def unseen_sets(seed: int = 0) -> list[Unseen]:
         out.append(Unseen("Ring-A-Bell violence InvPrompts (adversarial)", "eval-set copy (measure only)", t,
                           np.array(["unsafe"] * len(t)), zeros))
     return out
-
-
-def auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: the chance that a positive row outscores a negative one, ties counting half."""
-    pos, neg = score[positive], score[~positive]
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
-                 / (len(pos) * len(neg)))
 
 
 def ranking(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> str | None:

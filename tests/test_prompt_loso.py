@@ -57,12 +57,24 @@ def test_rates_count_a_prompt_flagged_by_any_category():
     assert L.rates(scores, None, groups, 0.3) == {"benign": (0.5, 2), "unsafe": (1.0, 2)}
 
 
+def test_held_out_auroc_ranks_by_risk_over_the_thresholds_and_skips_one_sided_units():
+    scores = np.zeros((4, len(CATEGORIES)), np.float32)
+    scores[:, 0] = [0.45, 0.2, 0.3, 0.1]  # category 0 at threshold 0.9: risks 0.5, 0.22, 0.33, 0.11
+    scores[2, 1] = 0.4  # category 1 at threshold 0.5: risk 0.8, above the first unsafe row's
+    thresholds = dict.fromkeys(CATEGORIES, 0.5) | {CATEGORIES[0]: 0.9}
+    fold = L.Fold("u", scores, None, np.array(["unsafe", "unsafe", "hard-negative", "benign"]), thresholds, 0.0)
+    assert L.held_out_auroc(fold) == 0.5  # unsafe 0.5 beats 0.11 only; unsafe 0.22 beats 0.11 only
+    fold.groups = np.array(["unsafe"] * 4)
+    assert L.held_out_auroc(fold) is None
+
+
 def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(L, "cache_root", lambda: tmp_path)
     res = L.study(seed=0, steps=2, per_group=12, only=["own-twins"])
     r = res["units"]["own-twins"]
     assert r["held_out"]["unsafe"][1] == 12 and r["held_out"]["hard-negative"][1] == 12
-    assert "own-twins" in L.markdown(res)
+    assert "own-twins" in L.markdown(res) and "AUROC" in L.markdown(res)
+    assert 0.0 <= r["held_out_auroc"] <= 1.0
     assert set(r["thresholds"]) == set(CATEGORIES)
     for g in ("unsafe", "hard-negative"):  # a lower cap can only flag more
         flagged = [r["held_out"][g][0]] + [r["held_out_capped"][str(c)][g][0] for c in L.CAPS]

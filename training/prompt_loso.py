@@ -200,6 +200,21 @@ def rates(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, thresholds: dic
     return {g: (float(flagged[groups == g].mean()), int((groups == g).sum())) for g in GROUPS if (groups == g).any()}
 
 
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a positive row outscores a negative one, ties counting half."""
+    pos, neg = score[positive], score[~positive]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (len(pos) * len(neg)))
+
+
+def held_out_auroc(fold: Fold) -> float | None:
+    """AUROC of the fold's risk (max over categories of score / threshold) for the unit's unsafe rows against its
+    benign and risky-looking benign rows: the ranking apart from the operating point; None for a one-sided unit."""
+    risk = (fold.scores / np.array([fold.thresholds[c] for c in CATEGORIES])).max(1)
+    unsafe = fold.groups == "unsafe"
+    return auroc(unsafe, risk) if unsafe.any() and not unsafe.all() else None
+
+
 def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, folder: Path,
                    weights: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> np.ndarray:
     """float32 [n, C]: the committed classifier (`weights`, its full training budget, every unit in training) on
@@ -249,6 +264,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             "held_out_capped": {str(cap): rates(fold.scores, fold.y, fold.groups,
                                                 {c: min(t, cap) for c, t in fold.thresholds.items()})
                                 for cap in CAPS},
+            "held_out_auroc": held_out_auroc(fold),
             "reference": {}, "shipped": {}, "thresholds": fold.thresholds, "seconds": fold.seconds}
         if ref is not None:
             in_dist = np.char.endswith(ref.groups, "|" + unit)
@@ -286,6 +302,10 @@ def markdown(res: dict) -> str:
         cells = [r["held_out"], *(r["held_out_capped"][str(c)] for c in CAPS)]
         lines.append(f"| {unit} | " + " | ".join(" / ".join(f"{100 * x[g][0]:.1f}%" for g in GROUPS[::-1] if g in x)
                                                   for x in cells) + " |")
+    ranked = {unit: r["held_out_auroc"] for unit, r in res["units"].items() if r.get("held_out_auroc") is not None}
+    if ranked:
+        lines += ["", "Held out, AUROC of unsafe rows against the unit's other rows (risk = max score / threshold): "
+                  + "; ".join(f"{unit} {a:.3f}" for unit, a in ranked.items()) + "."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
