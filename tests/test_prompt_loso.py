@@ -199,3 +199,18 @@ def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(datase
             pytest.skip(f"{unit} is not cached (run `t2iguard data import --mirror DIR`)")
         sample = L.text_label_sample(ds, units, unit)
         assert [digest(t) for t in ds.original[sample]] == [r["digest"] for r in rows]
+
+
+def test_a_changed_label_mapping_names_new_folds_and_checkpoints():
+    """The same texts with other weights or groups (a source's mapping changed) get another key, the same digest."""
+    from t2iguard.training.train_prompt_classifier import Dataset
+
+    def ds(w, groups):
+        n = len(groups)
+        return Dataset(np.array(["a", "b"], dtype=object), np.zeros((n, len(CATEGORIES)), np.float32),
+                       np.array(w, np.float32), np.array(["train"] * n), np.array(groups), np.array(["s"] * n), "d")
+
+    base = ds([1, 1], ["unsafe", "benign"])
+    assert base.key == ds([1, 1], ["unsafe", "benign"]).key and base.key.startswith("d-")
+    assert ds([0.25, 1], ["unsafe", "benign"]).key != base.key  # a source's rows no longer weak
+    assert ds([1, 1], ["unsafe", "hard-negative"]).key != base.key

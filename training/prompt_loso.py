@@ -131,7 +131,7 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     the unit's rows (REFERENCE: every unit's test split). `adapter`: a key of `ADAPTERS`. Cached in `folder` by
     unit, seed, steps, data and adapter."""
     tag = "" if adapter == "qv-r8" else f"-{adapter}"
-    path = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}{tag}.npz"
+    path = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}{tag}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]))
@@ -140,7 +140,7 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     rows = fold_rows(ds, units, unit, seed, per_group)
     train, v, scored = rows["train"], rows["val"], rows["scored"]
     if adapter in LOW_RANK:
-        full = folder / f"{_slug(unit)}-{ds.digest}-s{seed}-n{steps}-g{per_group}-full.trained.pt"
+        full = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}-full.trained.pt"
         encoder, head = _full_fold_model(ds, train, seed, steps, full, say)
         say(f"  {low_rank(encoder, LOW_RANK[adapter])} encoder numbers carried at rank {LOW_RANK[adapter]}")
     else:
@@ -220,7 +220,7 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
     """float32 [n, C]: the committed classifier (`weights`, its full training budget, every unit in training) on
     the reference fold's rows (every unit's test split), as served; cached by the weights' digest."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = folder / f"shipped-{digest}-{ds.digest}-s{seed}-g{per_group}.npy"
+    path = folder / f"shipped-{digest}-{ds.key}-s{seed}-g{per_group}.npy"
     if not path.is_file():
         rows = fold_rows(ds, units, REFERENCE, seed, per_group)["scored"]
         np.save(path, served_scores(list(ds.original[rows]), weights))
@@ -245,7 +245,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
     names = sorted(set(units)) if only is None else list(only)
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
-    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest,
+    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "data_key": ds.key,
                  "adapter": adapter, "units": {}}
     folds = [REFERENCE, *names] if reference else names
     ref = shipped = None
@@ -286,7 +286,7 @@ def markdown(res: dict) -> str:
     """The study as a markdown table: per unit, held-out vs reference, per group."""
     lines = [f"Leave-one-source-out, encoder adapted by {res.get('adapter', 'qv-r8')}, {res['steps']} steps of 64 "
              f"per fold, seed {res['seed']}, at most "
-             f"{res['per_group']} scored rows per group (data {res['data_sha256_16']}).", "",
+             f"{res['per_group']} scored rows per group (data {res.get('data_key', res['data_sha256_16'])}).", "",
              "Each cell: held out (trained without the unit) / in-distribution at the same budget (the reference "
              "fold, the unit's test split) / the committed classifier (826 steps, every unit) on those same rows, "
              "at the bundled policy's thresholds.", "",

@@ -237,6 +237,14 @@ class Dataset:
         if self.original is None:
             self.original = self.texts
 
+    @property
+    def key(self) -> str:
+        """`digest` plus 8 hex of the labels, weights, groups and units: what names a cached checkpoint or fold, so
+        that a changed label mapping (the same texts) never resumes or reuses one trained on the old labels."""
+        h = hashlib.sha256(self.y.tobytes() + self.w.tobytes() + "\n".join(self.groups).encode()
+                           + "\n".join(self.source).encode())
+        return f"{self.digest}-{h.hexdigest()[:8]}"
+
 
 def templates_dataset(seed: int) -> Dataset:
     """The project's template generator only (the recipe before issue 21)."""
@@ -305,7 +313,7 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     config, encoder_lr = ADAPTERS[adapter]
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
     tag = "" if adapter == "qv-r8" else f"-{adapter}"
-    checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.digest}-s{seed}-e{epochs}{tag}.pt"
+    checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
                          say, checkpoint, adapter=config, encoder_lr=encoder_lr)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
