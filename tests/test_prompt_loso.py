@@ -75,6 +75,11 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert r["held_out"]["unsafe"][1] == 12 and r["held_out"]["hard-negative"][1] == 12
     assert "own-twins" in L.markdown(res) and "AUROC" in L.markdown(res)
     assert 0.0 <= r["held_out_auroc"] <= 1.0
+    assert "out_of_source" not in r  # one unit: no other unit to find its cap on
+    header = "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |"
+    two = {"seed": 0, "steps": 2, "per_group": 12, "data_sha256_16": "d", "units": {"u": dict(r, out_of_source={
+        "cap": 0.5, "rates": {"hard-negative": (0.25, 4), "unsafe": (0.5, 4)}})}}
+    assert f"{header}\n|---|---|---|---|---|\n| u | 0.50 | 50.0% (4) | 25.0% (4) | - |" in L.markdown(two)
     assert set(r["thresholds"]) == set(CATEGORIES)
     for g in ("unsafe", "hard-negative"):  # a lower cap can only flag more
         flagged = [r["held_out"][g][0]] + [r["held_out_capped"][str(c)][g][0] for c in L.CAPS]
@@ -199,6 +204,21 @@ def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(datase
             pytest.skip(f"{unit} is not cached (run `t2iguard data import --mirror DIR`)")
         sample = L.text_label_sample(ds, units, unit)
         assert [digest(t) for t in ds.original[sample]] == [r["digest"] for r in rows]
+
+
+def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_the_other_units():
+    def fold(unit, risky, unsafe):  # category 0 only; every fold's own threshold 0.9
+        scores = np.zeros((len(risky) + len(unsafe), len(CATEGORIES)), np.float32)
+        scores[:, 0] = risky + unsafe
+        groups = np.array(["hard-negative"] * len(risky) + ["unsafe"] * len(unsafe))
+        return L.Fold(unit, scores, None, groups, dict.fromkeys(CATEGORIES, 0.9), 0.0)
+
+    # 20 risky-looking benign rows: at most 2 (10%) may be flagged, so T must exceed the third-highest, 0.60
+    a = fold("a", [0.1] * 17 + [0.6, 0.7, 0.8], [0.95])
+    assert L.out_of_source_cap([a]) == 0.61
+    assert L.out_of_source_cap([fold("b", [], [0.3])]) is None  # no benign row: no cap to find
+    # pooled with 20 low rows: 4 of 40 may be flagged, so the three high ones are allowed and T only clears 0.1
+    assert L.out_of_source_cap([a, fold("c", [0.1] * 20, [])]) == 0.11
 
 
 def test_a_changed_label_mapping_names_new_folds_and_checkpoints():

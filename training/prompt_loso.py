@@ -97,6 +97,32 @@ class Fold:
     seconds: float
 
 
+#: the issue's goals as an operating point found out of source: at most these shares of the other units' held-out
+#: rows flagged (any category), by group
+OUT_OF_SOURCE_GOALS = {"benign": 0.01, "hard-negative": 0.10}
+#: the caps tried, lowest first
+CAP_GRID = tuple(round(0.05 + 0.01 * i, 2) for i in range(94))
+
+
+def out_of_source_cap(folds: list[Fold]) -> float | None:
+    """The lowest cap T such that every threshold capped at T (min(fold's own, T)) flags at most
+    `OUT_OF_SOURCE_GOALS` of each group's rows, pooled over `folds`' held-out rows (each scored by the fold that never
+    trained on its unit); None when the folds hold no benign or risky-looking benign row."""
+    if not any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in folds):
+        return None
+    for cap in CAP_GRID:
+        flagged = {g: [0, 0] for g in OUT_OF_SOURCE_GOALS}
+        for f in folds:
+            for g, (share, n) in rates(f.scores, f.y, f.groups, {c: min(t, cap) for c, t in f.thresholds.items()}
+                                       ).items():
+                if g in flagged:
+                    flagged[g][0] += share * n
+                    flagged[g][1] += n
+        if all(k <= OUT_OF_SOURCE_GOALS[g] * n for g, (k, n) in flagged.items()):
+            return cap
+    return CAP_GRID[-1]
+
+
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of at most `per_group` rows of each group among `mask`, sorted."""
     out = []
@@ -249,6 +275,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
                  "adapter": adapter, "units": {}}
     folds = [REFERENCE, *names] if reference else names
     ref = shipped = None
+    done: dict[str, Fold] = {}
     for i, unit in enumerate(folds):
         say(f"fold {i + 1}/{len(folds)}: without {unit}")
         fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say, adapter)
@@ -272,9 +299,16 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             out["units"][unit]["reference"] = rates(ref.scores[in_dist], ref.y[in_dist], ref_groups, ref.thresholds)
             out["units"][unit]["shipped"] = rates(shipped[in_dist], ref.y[in_dist], ref_groups,
                                                   load_policy().prompt_thresholds())
+        done[unit] = fold
         if unit in TEXT_EVIDENT:
             rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
             out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
+    for unit, fold in done.items():  # the cap each unit would get from the other units' held-out rows alone
+        cap = out_of_source_cap([f for u, f in done.items() if u != unit])
+        if cap is not None:
+            out["units"][unit]["out_of_source"] = {
+                "cap": cap, "rates": rates(fold.scores, fold.y, fold.groups,
+                                           {c: min(t, cap) for c, t in fold.thresholds.items()})}
     return out
 
 
@@ -306,6 +340,17 @@ def markdown(res: dict) -> str:
     if ranked:
         lines += ["", "Held out, AUROC of unsafe rows against the unit's other rows (risk = max score / threshold): "
                   + "; ".join(f"{unit} {a:.3f}" for unit, a in ranked.items()) + "."]
+    chosen = {unit: r["out_of_source"] for unit, r in res["units"].items() if "out_of_source" in r}
+    if chosen:
+        lines += ["", "Held out, every threshold capped at the lowest T at which the *other* units' held-out rows meet "
+                  f"the goals (at most {100 * OUT_OF_SOURCE_GOALS['benign']:.0f}% of benign and "
+                  f"{100 * OUT_OF_SOURCE_GOALS['hard-negative']:.0f}% of risky-looking benign flagged): an operating "
+                  "point found out of source.", "",
+                  "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |",
+                  "|---|---|---|---|---|"]
+        for unit, o in chosen.items():
+            lines.append(f"| {unit} | {o['cap']:.2f} | " + " | ".join(_cell(o["rates"], g) for g in GROUPS[::-1])
+                         + " |")
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
