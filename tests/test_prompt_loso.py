@@ -217,6 +217,7 @@ def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_the_other_unit
     a = fold("a", [0.1] * 17 + [0.6, 0.7, 0.8], [0.95])
     assert L.out_of_source_cap([a]) == 0.61
     assert L.out_of_source_cap([fold("b", [], [0.3])]) is None  # no benign row: no cap to find
+    assert L.out_of_source_cap([fold("d", [0.99] * 3, [])]) is None  # flagged at every cap: none meets the goals
     # pooled with 20 low rows: 4 of 40 may be flagged, so the three high ones are allowed and T only clears 0.1
     assert L.out_of_source_cap([a, fold("c", [0.1] * 20, [])]) == 0.11
 

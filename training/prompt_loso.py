@@ -107,7 +107,8 @@ CAP_GRID = tuple(round(0.05 + 0.01 * i, 2) for i in range(94))
 def out_of_source_cap(folds: list[Fold]) -> float | None:
     """The lowest cap T such that every threshold capped at T (min(fold's own, T)) flags at most
     `OUT_OF_SOURCE_GOALS` of each group's rows, pooled over `folds`' held-out rows (each scored by the fold that never
-    trained on its unit); None when the folds hold no benign or risky-looking benign row."""
+    trained on its unit); None when the folds hold no benign or risky-looking benign row, or when no cap meets the
+    goals (then the folds' own thresholds stand)."""
     if not any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in folds):
         return None
     for cap in CAP_GRID:
@@ -120,7 +121,7 @@ def out_of_source_cap(folds: list[Fold]) -> float | None:
                     flagged[g][1] += n
         if all(k <= OUT_OF_SOURCE_GOALS[g] * n for g, (k, n) in flagged.items()):
             return cap
-    return CAP_GRID[-1]
+    return None
 
 
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
@@ -304,11 +305,12 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
             out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
     for unit, fold in done.items():  # the cap each unit would get from the other units' held-out rows alone
-        cap = out_of_source_cap([f for u, f in done.items() if u != unit])
-        if cap is not None:
+        others = [f for u, f in done.items() if u != unit]
+        if any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in others):
+            cap = out_of_source_cap(others)  # None: no cap meets the goals on the others
             out["units"][unit]["out_of_source"] = {
                 "cap": cap, "rates": rates(fold.scores, fold.y, fold.groups,
-                                           {c: min(t, cap) for c, t in fold.thresholds.items()})}
+                                           {c: min(t, cap or 1.0) for c, t in fold.thresholds.items()})}
     return out
 
 
@@ -349,7 +351,8 @@ def markdown(res: dict) -> str:
                   "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |",
                   "|---|---|---|---|---|"]
         for unit, o in chosen.items():
-            lines.append(f"| {unit} | {o['cap']:.2f} | " + " | ".join(_cell(o["rates"], g) for g in GROUPS[::-1])
+            cap = "none meets them" if o["cap"] is None else f"{o['cap']:.2f}"
+            lines.append(f"| {unit} | {cap} | " + " | ".join(_cell(o["rates"], g) for g in GROUPS[::-1])
                          + " |")
     for unit, r in res["units"].items():
         if "text_evident" in r:
