@@ -297,7 +297,7 @@ def _rows_surge(src: S.Source, root: Path) -> Iterator[Row]:
 #: CoProv2's `category` of an unsafe row -> our category ("sexual" has none: most of its rows are not sexual)
 COPRO = {"Hate": "hate", "Harrasment": "harassment", "Violence": "violence", "Shocking": "violence/graphic",
          "Illegal Activity": "illicit", "self-harm": "self-harm"}
-NUDE = re.compile(r"\b(nude|naked|topless|nipple|breast|boob|genital|butt naked)\w*", re.I)
+NUDE = re.compile(r"\b(nude|naked|topless|nipple|breast|boob|genital)\w*", re.I)
 
 
 def _rows_copro(src: S.Source, root: Path) -> Iterator[Row]:
