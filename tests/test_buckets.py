@@ -16,8 +16,9 @@ from t2iguard.export.trt import engine_profiles
 from t2iguard.runtime.runners import ort_session
 from t2iguard.runtime.text import normalize, tokenize, tokenize_with_offsets
 
-#: prompts whose token counts land in every bucket (16, 24, 32, 64, 77 and truncated past 77)
+#: prompts whose token counts land in every bucket (12, 16, 24, 32, 64, 77 and truncated past 77)
 PROMPTS = ["a cat on a sofa", "a photo of a person killing another person",
+           "a quiet harbour town at dawn, fishing boats and gulls",
            "a watercolor of a lighthouse at dusk with seagulls over a calm sea and fishing boats in the harbour",
            "a watercolor of a lighthouse at dusk with seagulls over a calm sea, fishing boats in the harbour "
            "and a kite",
@@ -29,7 +30,7 @@ PROMPTS = ["a cat on a sofa", "a photo of a person killing another person",
 def test_text_models_share_the_specs_buckets(profile):
     specs = S.build_specs(profile)
     buckets = S.seq_buckets(profile)
-    assert buckets == (16, 24, 32, 64, 77) and buckets[-1] == profile.seq_len
+    assert buckets == (12, 16, 24, 32, 64, 77) and buckets[-1] == profile.seq_len
     for name in (S.TEXT_NORMALIZE, S.TEXT_TOKENIZE, S.PROMPT_CLASSIFIER, S.REWRITE_TAGGER):
         assert specs[name].seq_buckets == buckets, name
     assert not specs[S.TEXT_ENCODER].seq_buckets  # the UNet's context stays seq_len long
@@ -53,7 +54,7 @@ def test_bucketed_tokens_are_the_padded_tokens_cut_short(profile):
         cut = bi.shape[1]
         assert (bi[0] == i[:cut]).all() and (bm[0] == m[:cut]).all() and (bo[0] == o[:cut]).all()
         assert not i[bi.shape[1]:].any()  # nothing cut but padding
-    assert tokenize(PROMPTS[:2], profile.seq_len, buckets)[0].shape == (2, 16)  # a batch: its longest row's bucket
+    assert tokenize(PROMPTS[:3], profile.seq_len, buckets)[0].shape == (3, 16)  # a batch: its longest row's bucket
     assert tokenize(PROMPTS, profile.seq_len, buckets)[0].shape == (len(PROMPTS), 77)
 
 
@@ -78,6 +79,39 @@ def test_each_bucket_scores_as_the_padded_graph(model, repository, profile):
     bi, bm = tokenize(texts[:3], profile.seq_len, spec.seq_buckets)
     got = sess.run(names, {S.INPUT_IDS: bi, S.ATTENTION_MASK: bm})
     assert np.abs(got[0] - padded[0][:3]).max() < 1e-4
+
+
+def test_a_batch_runs_each_row_at_its_own_bucket(repository, profile, policy):
+    """LocalRunner (the cpu target's fused ensembles, in-process evaluation) runs a mixed batch of the classifier
+    as groups of one length bucket each: the graph is called once per bucket, at that bucket's length, and every
+    row scores as the padded graph; the rewrite tagger (per-token outputs) runs the batch whole."""
+    from t2iguard.runtime.runners import LocalRunner, run_by_length, splits_by_length
+
+    specs = S.build_specs(profile)
+    assert splits_by_length(specs[S.PROMPT_CLASSIFIER])
+    assert not splits_by_length(specs[S.REWRITE_TAGGER]) and not splits_by_length(specs[S.TEXT_ENCODER])
+    spec = specs[S.PROMPT_CLASSIFIER]
+    sess = ort_session(repository / S.PROMPT_CLASSIFIER / "1" / "model.onnx", spec.threads)
+    texts = [normalize(p) for p in PROMPTS]
+    ids, mask = tokenize(texts, profile.seq_len)
+    want = sess.run([S.PROMPT_SCORES], {S.INPUT_IDS: ids, S.ATTENTION_MASK: mask})[0]
+    order = [7, 0, 3, 1, 5, 2, 4, 0, 6]  # every bucket, interleaved, one prompt twice
+    bi, bm = tokenize([texts[k] for k in order], profile.seq_len, spec.seq_buckets)
+    calls = []
+
+    def run(x):
+        calls.append(x[S.INPUT_IDS].shape)
+        return sess.run([S.PROMPT_SCORES], x)
+
+    got = run_by_length(run, {S.INPUT_IDS: bi, S.ATTENTION_MASK: bm}, spec.seq_buckets)[0]
+    assert np.abs(got - want[order]).max() < 1e-4
+    assert sorted(calls) == [(1, 16), (1, 24), (1, 32), (1, 77), (2, 64), (3, 12)]
+    calls.clear()
+    run_by_length(run, {S.INPUT_IDS: bi[[1, 3]], S.ATTENTION_MASK: bm[[1, 3]]}, spec.seq_buckets)
+    assert calls == [(2, 12)]  # cut to the rows' own bucket, one call
+    runner = LocalRunner(repository, profile, policy)
+    scores = runner.infer(S.PROMPT_CLASSIFIER, {S.INPUT_IDS: bi, S.ATTENTION_MASK: bm}, [S.PROMPT_SCORES])
+    assert np.abs(scores[S.PROMPT_SCORES] - want[order]).max() < 1e-4
 
 
 def test_served_screening_in_buckets_scores_as_the_padded_graph(url, repository, profile):

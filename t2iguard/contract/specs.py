@@ -217,10 +217,11 @@ class ModelSpec:
         return next(t for t in self.inputs if t.name == name)
 
 
-#: token lengths below the profile's seq_len that a screening batch is padded to: captions are 10-25 tokens, and a
-#: batch of 32 holding one 17-24 token caption pads to 24 rather than 32 (the graph on the hot path's captions:
-#: +9% prompts/s in a side test, +15% across the hot-path runs; deploy/perf/RESULTS.md)
-SEQ_BUCKETS = (16, 24, 32, 64)
+#: token lengths below the profile's seq_len that a screening batch is padded to: captions are 8-25 tokens, most
+#: of them 8-12. In-process, where a batch's rows run grouped by their own bucket (`runners.run_by_length`), the 12
+#: bucket took the graph on the hot path's 512 captions from 209 to 262 prompts/s; a batch of 32 holding one
+#: 17-24 token caption pads to 24 rather than 32 (+9% in a side test); deploy/perf/RESULTS.md
+SEQ_BUCKETS = (12, 16, 24, 32, 64)
 
 
 def seq_buckets(p: Profile) -> tuple[int, ...]:
