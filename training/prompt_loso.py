@@ -104,12 +104,17 @@ OUT_OF_SOURCE_GOALS = {"benign": 0.01, "hard-negative": 0.10}
 CAP_GRID = tuple(round(0.05 + 0.01 * i, 2) for i in range(94))
 
 
+def has_goal_rows(folds: list[Fold]) -> bool:
+    """Whether `folds`' held-out rows hold any benign or risky-looking benign row (a group the goals limit)."""
+    return any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in folds)
+
+
 def out_of_source_cap(folds: list[Fold]) -> float | None:
     """The lowest cap T such that every threshold capped at T (min(fold's own, T)) flags at most
     `OUT_OF_SOURCE_GOALS` of each group's rows, pooled over `folds`' held-out rows (each scored by the fold that never
     trained on its unit); None when the folds hold no benign or risky-looking benign row, or when no cap meets the
     goals (then the folds' own thresholds stand)."""
-    if not any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in folds):
+    if not has_goal_rows(folds):
         return None
     for cap in CAP_GRID:
         flagged = {g: [0, 0] for g in OUT_OF_SOURCE_GOALS}
@@ -306,7 +311,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
     for unit, fold in done.items():  # the cap each unit would get from the other units' held-out rows alone
         others = [f for u, f in done.items() if u != unit]
-        if any(np.isin(f.groups, list(OUT_OF_SOURCE_GOALS)).any() for f in others):
+        if has_goal_rows(others):
             cap = out_of_source_cap(others)  # None: no cap meets the goals on the others
             out["units"][unit]["out_of_source"] = {
                 "cap": cap, "rates": rates(fold.scores, fold.y, fold.groups,

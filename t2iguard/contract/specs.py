@@ -218,9 +218,9 @@ class ModelSpec:
 
 
 #: token lengths below the profile's seq_len that a screening batch is padded to: captions are 8-25 tokens, most
-#: of them 8-12. In-process, where a batch's rows run grouped by their own bucket (`runners.run_by_length`), the 12
-#: bucket took the graph on the hot path's 512 captions from 209 to 262 prompts/s; a batch of 32 holding one
-#: 17-24 token caption pads to 24 rather than 32 (+9% in a side test); deploy/perf/RESULTS.md
+#: of them 8-12. With a batch's rows grouped by their own bucket (`runners.run_by_length`), the 12 bucket took the
+#: graph on the hot path's 512 captions from 382-413 to 511-513 prompts/s (`deploy/perf/hot_path.py`, two
+#: before/after runs); a batch of 32 holding one 17-24 token caption pads to 24 rather than 32; deploy/perf/RESULTS.md
 SEQ_BUCKETS = (12, 16, 24, 32, 64)
 
 

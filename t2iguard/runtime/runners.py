@@ -133,9 +133,10 @@ def run_by_length(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], inpu
     padding cut off, one `run` per group, the outputs ([B, ...] each) put back in row order.
 
     A batch of captions padded to the bucket of its longest row (one 17-token caption takes 31 others of 8-12
-    tokens to 24) runs most rows at 12 this way: 188 -> 262 prompts/s in-process on the 512 captions of
-    `deploy/perf/hot_path.py` (deploy/perf/RESULTS.md). Rows are scored as when padded further (mean pooling and
-    the windows mask the padding; tests/test_buckets.py)."""
+    tokens to 24) runs most rows at 12 this way: with the 12 bucket, the graph on the 512 captions of
+    `deploy/perf/hot_path.py` went from 382-413 to 511-513 prompts/s in its two before/after runs
+    (deploy/perf/RESULTS.md). Rows are scored as when padded further (mean pooling and the windows mask the
+    padding; tests/test_buckets.py)."""
     mask = inputs[S.ATTENTION_MASK]
     own = np.array([S.bucket_length(int(n), buckets) for n in mask.sum(1)], dtype=np.int64)
     if (own == mask.shape[1]).all():
@@ -143,7 +144,7 @@ def run_by_length(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], inpu
     out: list[np.ndarray] = []
     for length in np.unique(own):
         rows = np.flatnonzero(own == length)
-        part = run({k: np.ascontiguousarray(v[rows, :length]) for k, v in inputs.items()})
+        part = run({k: v[rows, :length] for k, v in inputs.items()})  # a copy, C-contiguous
         if not out:
             out = [np.empty((len(mask), *p.shape[1:]), p.dtype) for p in part]
         for whole, p in zip(out, part, strict=True):
