@@ -75,6 +75,8 @@ def render(spec: ModelSpec, target: str, parameters: dict[str, str] | None = Non
     params = dict(parameters or {})
     if spec.kind == "network" and target == "cpu":
         params["intra_op_threads"] = str(spec.threads)
+    if spec.kind == "ensemble" and spec.step_threads is not None:  # cpu: the fused ensemble's step sessions
+        params["intra_op_threads"] = str(spec.step_threads)
     for k, v in sorted(params.items()):
         cfg.parameters[k].string_value = v
     return cfg

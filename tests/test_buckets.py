@@ -109,9 +109,12 @@ def test_a_batch_runs_each_row_at_its_own_bucket(repository, profile, policy):
     calls.clear()
     run_by_length(run, {S.INPUT_IDS: bi[[1, 3]], S.ATTENTION_MASK: bm[[1, 3]]}, spec.seq_buckets)
     assert calls == [(2, 12)]  # cut to the rows' own bucket, one call
-    runner = LocalRunner(repository, profile, policy)
-    scores = runner.infer(S.PROMPT_CLASSIFIER, {S.INPUT_IDS: bi, S.ATTENTION_MASK: bm}, [S.PROMPT_SCORES])
-    assert np.abs(scores[S.PROMPT_SCORES] - want[order]).max() < 1e-4
+    for threads in (None, 1):  # the spec's threads, and one (what the served prompt_guard's instances run)
+        runner = LocalRunner(repository, profile, policy, threads)
+        scores = runner.infer(S.PROMPT_CLASSIFIER, {S.INPUT_IDS: bi, S.ATTENTION_MASK: bm}, [S.PROMPT_SCORES])
+        assert np.abs(scores[S.PROMPT_SCORES] - want[order]).max() < 1e-4
+        options = runner._sessions[S.PROMPT_CLASSIFIER].get_session_options()
+        assert options.intra_op_num_threads == (threads or spec.threads)
 
 
 def test_served_screening_in_buckets_scores_as_the_padded_graph(url, repository, profile):

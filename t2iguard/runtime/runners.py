@@ -155,16 +155,18 @@ def run_by_length(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], inpu
 class LocalRunner:
     """In-process execution of a built repository (see `t2iguard build`)."""
 
-    def __init__(self, repository: Path, profile: Profile, policy: Policy):
+    def __init__(self, repository: Path, profile: Profile, policy: Policy, threads: int | None = None):
+        """`threads`: the intra-op threads of every network session (None: each spec's own `threads`)."""
         self.specs = build_specs(profile)
-        self.profile, self.policy = profile, policy
+        self.profile, self.policy, self.threads = profile, policy, threads
         self._sessions = {}
         self._stages = {}
         self.repository = Path(repository)
 
     def _session(self, spec: ModelSpec):
         if spec.name not in self._sessions:
-            self._sessions[spec.name] = ort_session(self.repository / spec.name / "1" / "model.onnx", spec.threads)
+            self._sessions[spec.name] = ort_session(self.repository / spec.name / "1" / "model.onnx",
+                                                    self.threads or spec.threads)
         return self._sessions[spec.name]
 
     def _stage(self, model: str):
