@@ -138,9 +138,9 @@ def test_unknown_target(specs):
 
 
 def test_the_fused_screen_runs_two_single_thread_instances_on_cpu(specs):
-    """cpu: prompt_guard is two stub processes whose classifier session runs one intra-op thread each (the
-    ensemble's `step_threads`, read by `EnsembleModel`); the other fused ensembles keep their steps' threads, and
-    the other targets render a Triton ensemble, which has neither."""
+    """cpu: prompt_guard is two stub processes whose classifier runs a batch of several rows on one intra-op
+    thread each (the ensemble's `step_threads`, read by `EnsembleModel`); the other fused ensembles keep their
+    steps' threads, and the other targets render a Triton ensemble, which has neither."""
     guard = render(specs["prompt_guard"], "cpu")
     assert guard.instance_group[0].count == 2 and guard.parameters["intra_op_threads"].string_value == "1"
     assert "intra_op_threads" not in render(specs["prompt_rewrite"], "cpu").parameters

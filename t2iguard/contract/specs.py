@@ -193,8 +193,9 @@ class ModelSpec:
     batch_delay_us: int | None = None
     steps: tuple[EnsembleStep, ...] = ()
     threads: int = 1
-    #: `cpu` target, ensembles: the intra-op threads of each step network inside the fused ensemble's process,
-    #: in place of the steps' own `threads` (None: theirs). Set where `instances` stub processes share the cores.
+    #: `cpu` target, ensembles: the intra-op threads of each step network inside the fused ensemble's process for
+    #: a batch of several rows, in place of the steps' own `threads` (None: theirs), which one row keeps. Set where
+    #: `instances` stub processes share the cores.
     step_threads: int | None = None
     #: the batch one request sends (the optimum of a TensorRT profile and a CUDA graph)
     opt_batch: int = 1
@@ -287,10 +288,10 @@ def build_specs(p: Profile) -> dict[str, ModelSpec]:
                 Tensor(PROMPT_DECISION, "BYTES", (1,)),
                 Tensor(PROMPT_REPORT, "BYTES", (1,)),
             ),
-            # cpu target: two stub processes whose classifier runs one thread each, so that one instance's python
-            # steps (normalise, tokenise, policy, the responses) overlap the other's graph; c32 357 -> 448 and
-            # 405 (two instances of two threads) -> 468 prompts/s, for about 1 ms more on one prompt
-            # (deploy/perf/RESULTS.md, "Hot path, 2026-12-06 (night)")
+            # cpu target: two stub processes whose classifier runs a batch on one thread each, so that one
+            # instance's python steps (normalise, tokenise, policy, the responses) overlap the other's graph: c32
+            # 357 -> 448, and 405 (two instances of two threads) -> 468 prompts/s; one prompt alone keeps two
+            # threads (one thread cost it up to 3.8 ms) (deploy/perf/RESULTS.md, "Hot path, 2026-12-06 (night)")
             max_batch_size=b, batch_delay_us=0, instances=2, step_threads=1,
             steps=(
                 EnsembleStep(TEXT_NORMALIZE, (PROMPT,), (NORMALIZED_PROMPT, INPUT_IDS, ATTENTION_MASK)),

@@ -152,20 +152,25 @@ class NetworkModel(_BatchedModel):
 class EnsembleModel(_BatchedModel):
     """`cpu` target: an ensemble as one python model. Its steps run in order in this process, as
     `LocalRunner` runs them: the python stages, and the networks with onnxruntime on the step models' own
-    `model.onnx` files, at the ensemble's `step_threads` or else their specs' threads. On this target every step
-    would otherwise be a python-backend model of its own, and each hop between their processes (the tensors
-    through shared memory, the ensemble scheduler) cost 0.5-1.5 ms of a 10 ms screen (deploy/perf/RESULTS.md).
-    Name and signature are the ensemble's; the step models stay in the repository for direct calls."""
+    `model.onnx` files, at their specs' threads (a batch of several rows at the ensemble's `step_threads`, where
+    it sets them). On this target every step would otherwise be a python-backend model of its own, and each hop
+    between their processes (the tensors through shared memory, the ensemble scheduler) cost 0.5-1.5 ms of a
+    10 ms screen (deploy/perf/RESULTS.md). Name and signature are the ensemble's; the step models stay in the
+    repository for direct calls."""
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
-        threads = self.params.get("intra_op_threads")  # the spec's `step_threads`, where it sets them
-        self.runner = LocalRunner(self.root, self.profile, load_policy(self.path_param("policy", "policy.yaml")),
-                                  int(threads) if threads else None)
+        policy = load_policy(self.path_param("policy", "policy.yaml"))
+        self.runner = LocalRunner(self.root, self.profile, policy)
         self.runner.load(self.spec.name)
+        # the spec's `step_threads`: a second set of sessions for batches, one prompt keeps its latency
+        threads = self.params.get("intra_op_threads")
+        self.batch_runner = LocalRunner(self.root, self.profile, policy, int(threads)) if threads else self.runner
+        self.batch_runner.load(self.spec.name)
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        out = self.runner.infer(self.spec.name, inputs, self.output_names)
+        runner = self.runner if len(next(iter(inputs.values()))) == 1 else self.batch_runner
+        out = runner.infer(self.spec.name, inputs, self.output_names)
         return [out[name] for name in self.output_names]
 
 
