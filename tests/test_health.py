@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from t2iguard.contract.errors import T2IGuardError
+from t2iguard.export.render import parse_pbtxt
 from t2iguard.triton.health import HealthMonitor
 from t2iguard.triton.server import TritonServer, free_ports
 
 
-def _stub_pid(server: TritonServer, model: str) -> int:
-    """The python-backend stub process serving `model` for `server` (its command line names the model's model.py;
-    it runs in the server's process group, not in another server's over the same repository)."""
+def _stub_pids(server: TritonServer, model: str) -> list[int]:
+    """The python-backend stub processes serving `model` for `server`, one per instance (their command lines name
+    the model's model.py; they run in the server's process group, not in another server's over the same
+    repository)."""
+    pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -27,8 +30,10 @@ def _stub_pid(server: TritonServer, model: str) -> int:
         except (OSError, ProcessLookupError):
             continue
         if group == server.proc.pid and any(part.endswith(f"/{model}/1/model.py".encode()) for part in cmd):
-            return int(pid)
-    raise LookupError(f"no stub process for {model} in server {server.proc.pid}")
+            pids.append(int(pid))
+    if not pids:
+        raise LookupError(f"no stub process for {model} in server {server.proc.pid}")
+    return pids
 
 
 def _probe(port: int, path: str) -> tuple[int, dict]:
@@ -55,7 +60,7 @@ def healing(repository):
             monitor.stop()
 
 
-@pytest.mark.parametrize("model", ["prompt_guard", "watermark"])  # the screen (one process on cpu), a stage
+@pytest.mark.parametrize("model", ["prompt_guard", "watermark"])  # the screen (two processes on cpu), a stage
 def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(healing, model):
     server, client, monitor, port = healing
     monitor.heal_enabled = False
@@ -63,7 +68,11 @@ def test_a_killed_stub_fails_closed_is_seen_and_is_reloaded(healing, model):
     while _probe(port, "/ready")[0] != 200 and time.monotonic() - t0 < 30:  # the canary's cache of a kill before
         time.sleep(0.5)
     assert _probe(port, "/ready")[0] == 200 and _probe(port, "/live")[0] == 200
-    os.kill(_stub_pid(server, model), signal.SIGKILL)
+    pids = _stub_pids(server, model)
+    config = parse_pbtxt((server.repository / model / "config.pbtxt").read_text())
+    assert len(pids) == config.instance_group[0].count
+    for pid in pids:  # every instance: the model is down (one of two down fails every other request: docs)
+        os.kill(pid, signal.SIGKILL)
     time.sleep(1.0)
     with pytest.raises(T2IGuardError):  # fails closed: no screen, no image
         client.generate("a red circle on a blue background", seed=1, steps=2)
