@@ -203,3 +203,17 @@ def test_readers_of_coprov2_and_edos_map_labels_as_the_card_says(tmp_path):
     rows = list(C.rows_of(_source(tmp_path, "edos-aggregated", "csv", edos), tmp_path))
     assert rows == [("women belong in the kitchen", ("hate",), "unsafe", False),
                     ("Then, she's a keeper.", (), "hard-negative", False)]
+
+
+def test_reader_of_davidson_maps_neither_to_hard_negative(tmp_path):
+    """Davidson et al.: hate speech -> hate, offensive -> harassment (weak), neither -> hard negative (the
+    "neither" tweets carry slurs and insults used without hate or offence: risky-looking, not ordinary benign)."""
+    data = (b",count,hate_speech,offensive_language,neither,class,tweet\n"
+            b"0,3,3,0,0,0,RT @a: they are vermin &amp; should go\n"
+            b"1,3,0,3,0,1,shut up you idiot http://t.co/x\n"
+            b"2,3,0,0,3,2,@b that redneck bbq was great lol\n")
+    rows = list(C.rows_of(_source(tmp_path, "davidson-hate-offensive", "csv", data), tmp_path))
+    assert [(lb, g, weak) for _, lb, g, weak in rows] == [(("hate",), "unsafe", False),
+                                                          (("harassment",), "unsafe", True),
+                                                          ((), "hard-negative", False)]
+    assert rows[0][0] == "they are vermin & should go"
