@@ -76,10 +76,13 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert "own-twins" in L.markdown(res) and "AUROC" in L.markdown(res)
     assert 0.0 <= r["held_out_auroc"] <= 1.0
     assert "out_of_source" not in r  # one unit: no other unit to find its cap on
+    assert "out_of_source_cap" in res  # ... but its own rows give the cap for a model trained on every unit
     header = "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |"
     two = {"seed": 0, "steps": 2, "per_group": 12, "data_sha256_16": "d", "units": {"u": dict(r, out_of_source={
         "cap": 0.5, "rates": {"hard-negative": (0.25, 4), "unsafe": (0.5, 4)}})}}
     assert f"{header}\n|---|---|---|---|---|\n| u | 0.50 | 50.0% (4) | 25.0% (4) | - |" in L.markdown(two)
+    assert "each on its own, at T = 0.62: the cap for a model" in L.markdown(dict(two, out_of_source_cap=0.62))
+    assert "each on its own, at no cap." in L.markdown(dict(two, out_of_source_cap=None))
     assert set(r["thresholds"]) == set(CATEGORIES)
     for g in ("unsafe", "hard-negative"):  # a lower cap can only flag more
         flagged = [r["held_out"][g][0]] + [r["held_out_capped"][str(c)][g][0] for c in L.CAPS]
@@ -206,7 +209,7 @@ def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(datase
         assert [digest(t) for t in ds.original[sample]] == [r["digest"] for r in rows]
 
 
-def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_the_other_units():
+def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_each_other_unit():
     def fold(unit, risky, unsafe):  # category 0 only; every fold's own threshold 0.9
         scores = np.zeros((len(risky) + len(unsafe), len(CATEGORIES)), np.float32)
         scores[:, 0] = risky + unsafe
@@ -218,8 +221,10 @@ def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_the_other_unit
     assert L.out_of_source_cap([a]) == 0.61
     assert L.out_of_source_cap([fold("b", [], [0.3])]) is None  # no benign row: no cap to find
     assert L.out_of_source_cap([fold("d", [0.99] * 3, [])]) is None  # flagged at every cap: none meets the goals
-    # pooled with 20 low rows: 4 of 40 may be flagged, so the three high ones are allowed and T only clears 0.1
-    assert L.out_of_source_cap([a, fold("c", [0.1] * 20, [])]) == 0.11
+    # beside 20 low rows of another unit: each unit meets the goals on its own (pooled, 4 of 40 could be flagged,
+    # and T would only clear 0.1 while "a" had 3 of its 20 flagged)
+    assert L.out_of_source_cap([a, fold("c", [0.1] * 20, [])]) == 0.61
+    assert L.out_of_source_cap([fold("c", [0.1] * 20, []), fold("e", [0.3] * 5, [])]) == 0.31
 
 
 def test_a_changed_label_mapping_names_new_folds_and_checkpoints():

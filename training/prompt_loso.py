@@ -111,20 +111,17 @@ def has_goal_rows(folds: list[Fold]) -> bool:
 
 def out_of_source_cap(folds: list[Fold]) -> float | None:
     """The lowest cap T such that every threshold capped at T (min(fold's own, T)) flags at most
-    `OUT_OF_SOURCE_GOALS` of each group's rows, pooled over `folds`' held-out rows (each scored by the fold that never
-    trained on its unit); None when the folds hold no benign or risky-looking benign row, or when no cap meets the
-    goals (then the folds' own thresholds stand)."""
+    `OUT_OF_SOURCE_GOALS` of each group's rows on every one of `folds`' held-out units, each on its own (scored by
+    the fold that never trained on it). The goals hold for every unseen set: pooled, a large unit that is easy to
+    keep clean (CoProv2's 1,500 safe rewrites, 0.5% flagged at 0.48) let the others' risky-looking benign rows reach
+    19-29% flagged. None when the folds hold no benign or risky-looking benign row, or when no cap meets the goals
+    (then the folds' own thresholds stand)."""
     if not has_goal_rows(folds):
         return None
     for cap in CAP_GRID:
-        flagged = {g: [0, 0] for g in OUT_OF_SOURCE_GOALS}
-        for f in folds:
-            for g, (share, n) in rates(f.scores, f.y, f.groups, {c: min(t, cap) for c, t in f.thresholds.items()}
-                                       ).items():
-                if g in flagged:
-                    flagged[g][0] += share * n
-                    flagged[g][1] += n
-        if all(k <= OUT_OF_SOURCE_GOALS[g] * n for g, (k, n) in flagged.items()):
+        if all(share * n <= OUT_OF_SOURCE_GOALS[g] * n + 1e-9 for f in folds
+               for g, (share, n) in rates(f.scores, f.y, f.groups, {c: min(t, cap) for c, t in f.thresholds.items()}
+                                          ).items() if g in OUT_OF_SOURCE_GOALS):
             return cap
     return None
 
@@ -316,6 +313,8 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             out["units"][unit]["out_of_source"] = {
                 "cap": cap, "rates": rates(fold.scores, fold.y, fold.groups,
                                            {c: min(t, cap or 1.0) for c, t in fold.thresholds.items()})}
+    if has_goal_rows(list(done.values())):  # every held-out unit: the cap for a model trained on all of them
+        out["out_of_source_cap"] = out_of_source_cap(list(done.values()))
     return out
 
 
@@ -349,8 +348,8 @@ def markdown(res: dict) -> str:
                   + "; ".join(f"{unit} {a:.3f}" for unit, a in ranked.items()) + "."]
     chosen = {unit: r["out_of_source"] for unit, r in res["units"].items() if "out_of_source" in r}
     if chosen:
-        lines += ["", "Held out, every threshold capped at the lowest T at which the *other* units' held-out rows meet "
-                  f"the goals (at most {100 * OUT_OF_SOURCE_GOALS['benign']:.0f}% of benign and "
+        lines += ["", "Held out, every threshold capped at the lowest T at which each of the *other* units' held-out "
+                  f"rows meets the goals (at most {100 * OUT_OF_SOURCE_GOALS['benign']:.0f}% of benign and "
                   f"{100 * OUT_OF_SOURCE_GOALS['hard-negative']:.0f}% of risky-looking benign flagged): an operating "
                   "point found out of source.", "",
                   "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |",
@@ -359,6 +358,10 @@ def markdown(res: dict) -> str:
             cap = "none meets them" if o["cap"] is None else f"{o['cap']:.2f}"
             lines.append(f"| {unit} | {cap} | " + " | ".join(_cell(o["rates"], g) for g in GROUPS[::-1])
                          + " |")
+    if "out_of_source_cap" in res:
+        cap = res["out_of_source_cap"]
+        lines += ["", "Every held-out unit's rows meet the goals, each on its own, at "
+                  + ("no cap." if cap is None else f"T = {cap:.2f}: the cap for a model trained on all of them.")]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
