@@ -54,7 +54,8 @@ def main() -> None:
     if len(args.files) % 2:
         ap.error("files come in WEIGHTS POLICY pairs")
     config = Config(seeds_per_category=args.seeds_per_category, generate=0, seed=args.seed)
-    reports = {str(w): run(None, config, screen=file_screen(w, p))
+    # a column per pair, named by both files: a policy-only candidate shares its weights with the shipped file
+    reports = {f"{w} @ {p.name}": run(None, config, screen=file_screen(w, p))
                for w, p in zip(args.files[::2], args.files[1::2], strict=True)}
     ops = list(next(iter(reports.values()))["mutations"])
     print("| attack | " + " | ".join(reports) + " |\n|---|" + "---|" * len(reports))
