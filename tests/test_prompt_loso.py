@@ -82,7 +82,7 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
         "cap": 0.5, "rates": {"hard-negative": (0.25, 4), "unsafe": (0.5, 4)}})}}
     assert f"{header}\n|---|---|---|---|---|\n| u | 0.50 | 50.0% (4) | 25.0% (4) | - |" in L.markdown(two)
     assert "each on its own, at T = 0.62: the cap for a model" in L.markdown(dict(two, out_of_source_cap=0.62))
-    assert "each on its own, at no cap." in L.markdown(dict(two, out_of_source_cap=None))
+    assert "No cap makes every held-out unit's rows meet" in L.markdown(dict(two, out_of_source_cap=None))
     assert set(r["thresholds"]) == set(CATEGORIES)
     for g in ("unsafe", "hard-negative"):  # a lower cap can only flag more
         flagged = [r["held_out"][g][0]] + [r["held_out_capped"][str(c)][g][0] for c in L.CAPS]

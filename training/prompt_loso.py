@@ -119,8 +119,8 @@ def out_of_source_cap(folds: list[Fold]) -> float | None:
     if not has_goal_rows(folds):
         return None
     for cap in CAP_GRID:
-        if all(share * n <= OUT_OF_SOURCE_GOALS[g] * n + 1e-9 for f in folds
-               for g, (share, n) in rates(f.scores, f.y, f.groups, {c: min(t, cap) for c, t in f.thresholds.items()}
+        if all(share <= OUT_OF_SOURCE_GOALS[g] + 1e-9 for f in folds
+               for g, (share, _) in rates(f.scores, f.y, f.groups, {c: min(t, cap) for c, t in f.thresholds.items()}
                                           ).items() if g in OUT_OF_SOURCE_GOALS):
             return cap
     return None
@@ -360,8 +360,9 @@ def markdown(res: dict) -> str:
                          + " |")
     if "out_of_source_cap" in res:
         cap = res["out_of_source_cap"]
-        lines += ["", "Every held-out unit's rows meet the goals, each on its own, at "
-                  + ("no cap." if cap is None else f"T = {cap:.2f}: the cap for a model trained on all of them.")]
+        lines += ["", "No cap makes every held-out unit's rows meet the goals." if cap is None else
+                  f"Every held-out unit's rows meet the goals, each on its own, at T = {cap:.2f}: the cap for a model "
+                  "trained on all of them."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
