@@ -60,6 +60,15 @@ def test_calibration_meets_the_operating_point():
     assert t["sexual/minors"] >= 0.3 and all(v >= 0.5 for k, v in t.items() if k != "sexual/minors")
     benign_fp = (scores[groups == "benign", 3] >= t["violence"]).mean()
     assert benign_fp <= 0.001 and t["violence"] < 0.9
+    # a looser point: more of each group may be flagged
+    loose = calibrate(scores, y, groups, benign_fpr=0.05, hard_fpr=0.2, floor=0.2)
+    assert loose["violence"] < t["violence"]
+    for g, share in (("benign", 0.05), ("hard-negative", 0.2)):
+        assert (scores[groups == g, 3] >= loose["violence"]).mean() <= share
+    # with every negative at 0, each threshold is its floor: sexual/minors keeps the lower of its own and the floor
+    floors = {f: calibrate(np.zeros_like(scores), y, groups, floor=f) for f in (0.5, 0.2)}
+    assert floors[0.5]["sexual/minors"] == 0.3 and floors[0.5]["violence"] == 0.5
+    assert set(floors[0.2].values()) == {0.2}
 
 
 def test_write_thresholds_writes_a_new_policy_version(tmp_path):

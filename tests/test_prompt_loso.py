@@ -77,6 +77,11 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
     assert 0.0 <= r["held_out_auroc"] <= 1.0
     assert "out_of_source" not in r  # one unit: no other unit to find its cap on
     assert "out_of_source_cap" in res  # ... but its own rows give the cap for a model trained on every unit
+    assert "out_of_source_point" in res and "out_of_source_point" not in r  # and the point, likewise
+    point = {"benign_fpr": 0.002, "hard_fpr": 0.05, "floor": 0.3}
+    assert ("each on its own, at 0.2% / 5%, floor 0.3: the point for a model"
+            in L.markdown(dict(res, out_of_source_point=point)))
+    assert "No operating point makes" in L.markdown(dict(res, out_of_source_point=None))
     header = "| held-out unit | T | unsafe caught | risky-looking benign flagged | benign flagged |"
     two = {"seed": 0, "steps": 2, "per_group": 12, "data_sha256_16": "d", "units": {"u": dict(r, out_of_source={
         "cap": 0.5, "rates": {"hard-negative": (0.25, 4), "unsafe": (0.5, 4)}})}}
@@ -240,3 +245,32 @@ def test_a_changed_label_mapping_names_new_folds_and_checkpoints():
     assert base.key == ds([1, 1], ["unsafe", "benign"]).key and base.key.startswith("d-")
     assert ds([0.25, 1], ["unsafe", "benign"]).key != base.key  # a source's rows no longer weak
     assert ds([1, 1], ["unsafe", "hard-negative"]).key != base.key
+
+
+def test_the_out_of_source_point_catches_most_while_each_unit_meets_the_goals_on_its_own_calibration():
+    """Each fold calibrates at a point on its own calibration rows; the point is chosen on the held-out rows."""
+    def fold(unit, val_risky, risky, unsafe):  # category 0 only
+        def rows(xs):
+            s = np.zeros((len(xs), len(CATEGORIES)), np.float32)
+            s[:, 0] = xs
+            return s
+        val = rows(val_risky)
+        groups = np.array(["hard-negative"] * len(risky) + ["unsafe"] * len(unsafe))
+        return L.Fold(unit, rows(risky + unsafe), np.zeros((len(groups), len(CATEGORIES)), np.float32), groups,
+                      {}, 0.0, val, np.zeros_like(val), np.array(["hard-negative"] * len(val_risky)))
+
+    # calibration rows 0.00-0.99: a point's threshold is the (1 - hard share) quantile, 0.79 (20%) to 0.98 (1%)
+    val = [i / 100 for i in range(100)]
+    # held out: 20 risky-looking benign rows (at most 2 may be flagged, at any point), unsafe rows at 0.85 and 0.95
+    a = fold("a", val, [0.1] * 18 + [0.8, 0.82], [0.85, 0.95])
+    p = L.out_of_source_point([a])
+    assert p == L.OperatingPoint(0.001, 0.15, 0.5)  # the strictest point that catches both (0.1: 0.89)
+    assert p.thresholds(a.val_scores, a.val_y, a.val_groups)["sexual"] == pytest.approx(0.8425, abs=1e-3)
+    # a second unit whose risky-looking rows score 0.9 binds it: 10% at most, so no looser than 7% (0.92)
+    b = fold("b", val, [0.1] * 17 + [0.9] * 3, [0.95])
+    q = L.out_of_source_point([a, b])
+    assert q == L.OperatingPoint(0.001, 0.05, 0.5)  # catches 0.95 on both (7% catches no more)
+    assert all(L.meets_goals(f, q.thresholds(f.val_scores, f.val_y, f.val_groups)) for f in (a, b))
+    assert not L.meets_goals(b, p.thresholds(b.val_scores, b.val_y, b.val_groups))
+    assert L.out_of_source_point([fold("c", val, [], [0.9])]) is None  # no benign row: no point to find
+    assert L.out_of_source_point([fold("d", val, [0.99] * 3, [])]) is None  # flagged at every point

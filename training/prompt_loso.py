@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,9 @@ class Fold:
     groups: np.ndarray  # str [n]
     thresholds: dict[str, float]  # calibrated on the fold's own validation split (never the held-out unit)
     seconds: float
+    val_scores: np.ndarray | None = None  # float32 [m, C]: the calibration rows (the other units' validation split)
+    val_y: np.ndarray | None = None  # float32 [m, C]
+    val_groups: np.ndarray | None = None  # str [m]
 
 
 #: the issue's goals as an operating point found out of source: at most these shares of the other units' held-out
@@ -124,6 +127,54 @@ def out_of_source_cap(folds: list[Fold]) -> float | None:
                                           ).items() if g in OUT_OF_SOURCE_GOALS):
             return cap
     return None
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A calibration, stated so that it carries from one model to another: per category, the threshold at which a
+    model flags `benign_fpr` of its calibration rows' benign negatives and `hard_fpr` of their risky-looking benign
+    ones, at least `floor` (`train_prompt_classifier.calibrate`). A threshold means a different point for each
+    model (the shipped soup scores text that only looks hateful higher than a short fold does); a share of rows it
+    never trained on means the same."""
+    benign_fpr: float
+    hard_fpr: float
+    floor: float
+
+    def thresholds(self, scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+        """Per category threshold on calibration rows `scores`, `y` (float32 [m, C]), `groups` (str [m])."""
+        return calibrate(scores, y, groups, self.benign_fpr, self.hard_fpr, self.floor)
+
+
+#: the points tried: the shipped calibration (0.1%, 1%, floor 0.5) first, then looser shares and lower floors
+POINTS = tuple(OperatingPoint(b, h, f) for f in (0.5, 0.3, 0.2, 0.1) for b in (0.001, 0.002, 0.005, 0.01)
+               for h in (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2))
+
+
+def meets_goals(fold: Fold, thresholds: dict[str, float]) -> bool:
+    """Whether the fold's held-out rows, flagged at `thresholds`, keep every group within `OUT_OF_SOURCE_GOALS`."""
+    return all(share <= OUT_OF_SOURCE_GOALS[g] + 1e-9
+               for g, (share, _) in rates(fold.scores, fold.y, fold.groups, thresholds).items()
+               if g in OUT_OF_SOURCE_GOALS)
+
+
+def out_of_source_point(folds: list[Fold]) -> OperatingPoint | None:
+    """The point of `POINTS` that catches the most (mean share of each unit's unsafe rows) while every one of
+    `folds`' held-out units, each on its own, meets `OUT_OF_SOURCE_GOALS` at the thresholds that point gives the
+    fold on its own calibration rows; ties go to the earlier (stricter) point. None when the folds hold no benign
+    or risky-looking benign row, or no point meets the goals."""
+    if not has_goal_rows(folds):
+        return None
+    best, best_catch = None, -1.0
+    for point in POINTS:
+        ts = [point.thresholds(f.val_scores, f.val_y, f.val_groups) for f in folds]
+        if not all(meets_goals(f, t) for f, t in zip(folds, ts, strict=True)):
+            continue
+        caught = [rates(f.scores, f.y, f.groups, t)["unsafe"][0] for f, t in zip(folds, ts, strict=True)
+                  if (f.groups == "unsafe").any()]
+        catch = float(np.mean(caught)) if caught else 0.0
+        if catch > best_catch + 1e-12:
+            best, best_catch = point, catch
+    return best
 
 
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
@@ -163,7 +214,9 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     path = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}{tag}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
-        return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]))
+        if "val_scores" in z:  # folds cached before the calibration rows were kept are trained again
+            return Fold(unit, z["scores"], z["y"], z["groups"], json.loads(str(z["thresholds"])), float(z["seconds"]),
+                        z["val_scores"], z["val_y"], z["val_groups"])
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     rows = fold_rows(ds, units, unit, seed, per_group)
@@ -177,14 +230,16 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
                              say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps,
                              adapter=ADAPTERS[adapter][0], encoder_lr=ADAPTERS[adapter][1])
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
-    thresholds = calibrate(score(model, list(ds.texts[v]), seq_len), ds.y[v], ds.groups[v])
+    val_scores = score(model, list(ds.texts[v]), seq_len)
+    thresholds = calibrate(val_scores, ds.y[v], ds.groups[v])
     say(f"  scoring {len(scored)} rows")
     scores = score(model, list(ds.original[scored]), seq_len)
-    fold = Fold(unit, scores, ds.y[scored], ds.groups[scored], thresholds, time.perf_counter() - t0)
+    fold = Fold(unit, scores, ds.y[scored], ds.groups[scored], thresholds, time.perf_counter() - t0,
+                val_scores, ds.y[v], ds.groups[v])
     if unit == REFERENCE:  # keep each row's unit, so the reference can be read per unit
         fold.groups = np.char.add(np.char.add(ds.groups[scored].astype(str), "|"), units[scored].astype(str))
     np.savez(path, scores=scores, y=fold.y, groups=fold.groups, thresholds=json.dumps(thresholds),
-             seconds=fold.seconds)
+             seconds=fold.seconds, val_scores=val_scores, val_y=fold.val_y, val_groups=fold.val_groups)
     path.with_suffix(".pt").unlink(missing_ok=True)
     return fold
 
@@ -256,6 +311,16 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
     return np.load(path)
 
 
+def served_thresholds(point: OperatingPoint, weights: Path = PROMPT_CLASSIFIER_CHECKPOINT, seed: int = 0,
+                      per_group: int = PER_GROUP) -> dict[str, float]:
+    """The thresholds `point` gives the classifier at `weights`, scored as served on the corpus's validation split
+    (every unit, at most `per_group` rows per group, drawn as a fold draws its calibration rows): rows no committed
+    classifier trained on, the split being fixed by each text's hash."""
+    ds = corpus_dataset(seed)
+    rows = _sample(ds.split == "val", ds.groups, per_group, np.random.default_rng(seed))
+    return point.thresholds(served_scores(list(ds.original[rows]), weights), ds.y[rows], ds.groups[rows])
+
+
 class UnknownUnit(ValueError):
     """`--only` named a unit the corpus does not have."""
 
@@ -313,13 +378,26 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             out["units"][unit]["out_of_source"] = {
                 "cap": cap, "rates": rates(fold.scores, fold.y, fold.groups,
                                            {c: min(t, cap or 1.0) for c, t in fold.thresholds.items()})}
-    if has_goal_rows(list(done.values())):  # every held-out unit: the cap for a model trained on all of them
+        if has_goal_rows(others):  # the calibration each unit would get from the other units' held-out rows alone
+            point = out_of_source_point(others)
+            out["units"][unit]["out_of_source_point"] = {
+                "point": None if point is None else asdict(point),
+                "rates": rates(fold.scores, fold.y, fold.groups, fold.thresholds if point is None
+                               else point.thresholds(fold.val_scores, fold.val_y, fold.val_groups))}
+    if has_goal_rows(list(done.values())):  # every held-out unit: the cap and the point for a model trained on all
         out["out_of_source_cap"] = out_of_source_cap(list(done.values()))
+        point = out_of_source_point(list(done.values()))
+        out["out_of_source_point"] = None if point is None else asdict(point)
     return out
 
 
 def _cell(r: dict, g: str) -> str:
     return f"{100 * r[g][0]:.1f}% ({r[g][1]})" if g in r else "-"
+
+
+def _point(p: dict | None) -> str:
+    return ("none meets them" if p is None else
+            f"{100 * p['benign_fpr']:.1f}% / {100 * p['hard_fpr']:.0f}%, floor {p['floor']:.1f}")
 
 
 def markdown(res: dict) -> str:
@@ -363,6 +441,22 @@ def markdown(res: dict) -> str:
         lines += ["", "No cap makes every held-out unit's rows meet the goals." if cap is None else
                   f"Every held-out unit's rows meet the goals, each on its own, at T = {cap:.2f}: the cap for a model "
                   "trained on all of them."]
+    chosen = {unit: r["out_of_source_point"] for unit, r in res["units"].items() if "out_of_source_point" in r}
+    if chosen:
+        lines += ["", "Held out, thresholds calibrated on the fold's own calibration rows at the operating point that "
+                  "catches the most while each of the *other* units' held-out rows meets the goals (benign / "
+                  "risky-looking benign shares flagged on the calibration rows, floor): a calibration found out of "
+                  "source, which carries from one model to another.", "",
+                  "| held-out unit | point | unsafe caught | risky-looking benign flagged | benign flagged |",
+                  "|---|---|---|---|---|"]
+        for unit, o in chosen.items():
+            lines.append(f"| {unit} | {_point(o['point'])} | "
+                         + " | ".join(_cell(o["rates"], g) for g in GROUPS[::-1]) + " |")
+    if "out_of_source_point" in res:
+        point = res["out_of_source_point"]
+        lines += ["", f"Every held-out unit's rows meet the goals, each on its own, at {_point(point)}: the point "
+                  "for a model trained on all of them." if point else
+                  "No operating point makes every held-out unit's rows meet the goals."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]

@@ -135,13 +135,16 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     return encoder.eval(), head.eval()
 
 
-def calibrate(scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Per category: the smallest threshold (>= its floor, 0.5 by default) meeting the operating point."""
+def calibrate(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, benign_fpr: float = BENIGN_FPR,
+              hard_fpr: float = HARD_FPR, floor: float = 0.5) -> dict[str, float]:
+    """Per category: the smallest threshold (at least `floor`, or the category's lower `FLOOR`) at which at most
+    `benign_fpr` of the rows not labelled with it among `groups` "benign", and `hard_fpr` among "hard-negative",
+    score at or above it. `scores`, `y`: float32 [n, C]; `groups`: str [n]."""
     out = {}
     for j, cat in enumerate(CATEGORIES):
         neg = y[:, j] == 0
-        t = FLOOR.get(cat, 0.5)
-        for group, fpr in (("benign", BENIGN_FPR), ("hard-negative", HARD_FPR)):
+        t = min(FLOOR.get(cat, floor), floor)
+        for group, fpr in (("benign", benign_fpr), ("hard-negative", hard_fpr)):
             s = scores[neg & (groups == group), j]
             if len(s):
                 t = max(t, float(np.quantile(s, 1.0 - fpr)) + 1e-3)

@@ -491,6 +491,37 @@ def train_prompt_soup(
     err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
 
 
+@train_app.command("prompt-thresholds")
+def train_prompt_thresholds(
+    weights: Annotated[Path, typer.Argument(help="A prompt-classifier file.")] = Path(
+        "export/weights/prompt_classifier.safetensors"),
+    benign_fpr: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of the validation split's benign "
+                                                                     "rows each category may flag.")] = 0.001,
+    hard_fpr: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of its risky-looking benign rows each "
+                                                                   "category may flag.")] = 0.01,
+    floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="No threshold under this (sexual/minors keeps its "
+                                                                "lower floor, 0.3).")] = 0.5,
+    policy: Annotated[Path | None, typer.Option(help="The policy file the thresholds go into, as a new version "
+                                                      "(default: the bundled policy).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corpus and of the rows drawn.")] = 0,
+) -> None:
+    """Calibrate a prompt classifier's thresholds at an operating point, stated as the shares of the corpus's
+    validation rows (which no committed classifier trained on) it may flag, e.g. the point `t2iguard eval
+    prompt-loso` found out of source; write them into the policy as a new version. The defaults are the point
+    training calibrates at. About 3 minutes (needs the data cache). Rebuild the repository afterwards."""
+    from t2iguard.training.prompt_loso import OperatingPoint, served_thresholds
+    from t2iguard.training.train_prompt_classifier import DEFAULT_POLICY, write_thresholds
+
+    if not weights.is_file():
+        raise typer.BadParameter(f"{weights}: no such file", param_hint="WEIGHTS")
+    if policy is not None and not policy.is_file():
+        raise typer.BadParameter(f"--policy {policy}: no such file")
+    with err.status("scoring the validation split"):
+        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed)
+    version = write_thresholds(thresholds, policy or DEFAULT_POLICY)
+    err.print(f"thresholds written to {policy or DEFAULT_POLICY} (version {version}): {json.dumps(thresholds)}")
+
+
 @train_app.command("rewriter")
 def train_rewriter(seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0) -> None:
     """Train the rewrite tagger's heads; write export/weights/rewrite_tagger.safetensors."""
