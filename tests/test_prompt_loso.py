@@ -274,3 +274,29 @@ def test_the_out_of_source_point_catches_most_while_each_unit_meets_the_goals_on
     assert not L.meets_goals(b, p.thresholds(b.val_scores, b.val_y, b.val_groups))
     assert L.out_of_source_point([fold("c", val, [], [0.9])]) is None  # no benign row: no point to find
     assert L.out_of_source_point([fold("d", val, [0.99] * 3, [])]) is None  # flagged at every point
+
+
+def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_new_policy_version(tmp_path,
+                                                                                                 monkeypatch):
+    """`t2iguard train prompt-thresholds`: the committed classifier scored as served on validation rows, calibrated
+    at the point asked for; a looser point gives no threshold above the stricter one's, and the scores are cached."""
+    from typer.testing import CliRunner
+
+    from t2iguard.cli.app import app
+    from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
+
+    monkeypatch.setattr(L, "cache_root", lambda: tmp_path)
+    strict = L.served_thresholds(L.OperatingPoint(0.001, 0.01, 0.5), per_group=40)
+    loose = L.served_thresholds(L.OperatingPoint(0.01, 0.2, 0.1), per_group=40)
+    assert [p.name.split("-")[0] for p in (tmp_path / "loso-lora").iterdir()] == ["val"]  # scored once
+    assert all(loose[c] <= strict[c] for c in CATEGORIES) and any(loose[c] < strict[c] for c in CATEGORIES)
+    assert min(strict.values()) >= 0.3 and min(loose.values()) >= 0.1
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY.read_text())
+    r = CliRunner().invoke(app, ["train", "prompt-thresholds", "--benign-fpr", "0.01", "--hard-fpr", "0.2",
+                                 "--floor", "0.1", "--per-group", "40", "--policy", str(policy)])
+    assert r.exit_code == 0, r.output
+    written = load_policy(policy)
+    assert written.version != load_policy(DEFAULT_POLICY).version and {c: written.prompt_thresholds()[c] for c in CATEGORIES} == loose
+    r = CliRunner().invoke(app, ["train", "prompt-thresholds", str(tmp_path / "missing.safetensors")])
+    assert r.exit_code == 2 and "no such file" in r.output

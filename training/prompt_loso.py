@@ -299,26 +299,37 @@ def held_out_auroc(fold: Fold) -> float | None:
     return auroc(unsafe, risk) if unsafe.any() and not unsafe.all() else None
 
 
+def _served_cached(ds: Dataset, rows: np.ndarray, weights: Path, name: str, seed: int, per_group: int,
+                   folder: Path) -> np.ndarray:
+    """float32 [n, C]: `served_scores` of `ds`'s `rows` by `weights`, cached in `folder` by name and the weights'
+    digest."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = folder / f"{name}-{digest}-{ds.key}-s{seed}-g{per_group}.npy"
+    if not path.is_file():
+        np.save(path, served_scores(list(ds.original[rows]), weights))
+    return np.load(path)
+
+
 def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, folder: Path,
                    weights: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> np.ndarray:
     """float32 [n, C]: the committed classifier (`weights`, its full training budget, every unit in training) on
     the reference fold's rows (every unit's test split), as served; cached by the weights' digest."""
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = folder / f"shipped-{digest}-{ds.key}-s{seed}-g{per_group}.npy"
-    if not path.is_file():
-        rows = fold_rows(ds, units, REFERENCE, seed, per_group)["scored"]
-        np.save(path, served_scores(list(ds.original[rows]), weights))
-    return np.load(path)
+    rows = fold_rows(ds, units, REFERENCE, seed, per_group)["scored"]
+    return _served_cached(ds, rows, weights, "shipped", seed, per_group, folder)
 
 
 def served_thresholds(point: OperatingPoint, weights: Path = PROMPT_CLASSIFIER_CHECKPOINT, seed: int = 0,
                       per_group: int = PER_GROUP) -> dict[str, float]:
     """The thresholds `point` gives the classifier at `weights`, scored as served on the corpus's validation split
     (every unit, at most `per_group` rows per group, drawn as a fold draws its calibration rows): rows no committed
-    classifier trained on, the split being fixed by each text's hash."""
+    classifier trained on, the split being fixed by each text's hash. The scores are cached under the cache root
+    (`loso-lora/val-*.npy`), so a second point takes seconds once the corpus is read."""
     ds = corpus_dataset(seed)
     rows = _sample(ds.split == "val", ds.groups, per_group, np.random.default_rng(seed))
-    return point.thresholds(served_scores(list(ds.original[rows]), weights), ds.y[rows], ds.groups[rows])
+    folder = cache_root() / "loso-lora"
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = _served_cached(ds, rows, weights, "val", seed, per_group, folder)
+    return point.thresholds(scores, ds.y[rows], ds.groups[rows])
 
 
 class UnknownUnit(ValueError):

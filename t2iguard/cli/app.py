@@ -503,6 +503,9 @@ def train_prompt_thresholds(
                                                                 "lower floor, 0.3).")] = 0.5,
     policy: Annotated[Path | None, typer.Option(help="The policy file the thresholds go into, as a new version "
                                                       "(default: the bundled policy).")] = None,
+    per_group: Annotated[int, typer.Option(min=1, help="At most this many validation rows per group (benign, "
+                                                       "risky-looking benign, unsafe), as a leave-one-source-out "
+                                                       "fold calibrates.")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed of the corpus and of the rows drawn.")] = 0,
 ) -> None:
     """Calibrate a prompt classifier's thresholds at an operating point, stated as the shares of the corpus's
@@ -517,7 +520,7 @@ def train_prompt_thresholds(
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
     with err.status("scoring the validation split"):
-        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed)
+        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed, per_group)
     version = write_thresholds(thresholds, policy or DEFAULT_POLICY)
     err.print(f"thresholds written to {policy or DEFAULT_POLICY} (version {version}): {json.dumps(thresholds)}")
 
