@@ -88,6 +88,12 @@ def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     r = t2iguard("train", "prompt-classifier", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
+    r = t2iguard("train", "prompt-classifier", "--max-steps", "0", "--out", str(tmp_path / "w.safetensors"))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--max-steps" in said and "greater than or equal to 1" in said
+    r = t2iguard("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--hard-fpr" in said and "less than or equal to 0.5" in said
     weights = str(PROMPT_CLASSIFIER_CHECKPOINT)  # a soup is named the same way, before the corpus is read
     r = t2iguard("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
                  "--out", str(tmp_path / "soup.safetensors"))

@@ -297,6 +297,7 @@ def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_ne
                                  "--floor", "0.1", "--per-group", "40", "--policy", str(policy)])
     assert r.exit_code == 0, r.output
     written = load_policy(policy)
-    assert written.version != load_policy(DEFAULT_POLICY).version and {c: written.prompt_thresholds()[c] for c in CATEGORIES} == loose
+    assert written.version != load_policy(DEFAULT_POLICY).version
+    assert {c: written.prompt_thresholds()[c] for c in CATEGORIES} == loose
     r = CliRunner().invoke(app, ["train", "prompt-thresholds", str(tmp_path / "missing.safetensors")])
     assert r.exit_code == 2 and "no such file" in r.output

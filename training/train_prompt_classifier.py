@@ -304,10 +304,13 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
-          data: str = "corpus", adapter: str = "qv-r8", say=lambda msg: None) -> TrainResult:
+          data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None,
+          say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
-    write the weights to `out` and the thresholds into `policy` as a new version. Resumable: an interrupted run with
+    write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
+    64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`, for a model comparable to the folds).
+    Resumable: an interrupted run with
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
@@ -315,12 +318,12 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     train_mask = ds.split == "train"
     config, encoder_lr = ADAPTERS[adapter]
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
-    tag = "" if adapter == "qv-r8" else f"-{adapter}"
+    tag = ("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
-                         say, checkpoint, adapter=config, encoder_lr=encoder_lr)
+                         say, checkpoint, max_steps=max_steps, adapter=config, encoder_lr=encoder_lr)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
-            "examples": str(len(ds.texts))}
+            "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     if adapter in LOW_RANK:
         change = low_rank_change(encoder, LOW_RANK[adapter])
         encoder = apply_low_rank(load_minilm(), change).eval()

@@ -432,6 +432,9 @@ def train_prompt_classifier(
                                               "full-r8: every encoder weight fine-tuned, the change cut to that rank "
                                               "by truncated SVD (2.7 / 0.7 MB; about twice as long to train).")]
     = "qv-r8",
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps of 64 prompts (the "
+                                                              "leave-one-source-out folds train 150; default: "
+                                                              "every epoch).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -453,7 +456,8 @@ def train_prompt_classifier(
     paths = {"out": out} if out else {}
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
-        result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, **paths, say=lambda m: status.update(m))
+        result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, **paths,
+                       say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
     err.print(f"thresholds written to the policy: {json.dumps(result.thresholds)}")
