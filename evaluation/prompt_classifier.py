@@ -360,8 +360,8 @@ class Unseen:
 
 
 def unseen_sets(seed: int = 0) -> list[Unseen]:
-    """Held-out twins, HateCheck, TweetEval (test splits) and OpenAI's moderation test set, and the cached eval-set
-    copies (measure only)."""
+    """Held-out twins, HateCheck, TweetEval (test splits), OpenAI's moderation test set and Multitarget-CONAN, and
+    the cached eval-set copies (measure only)."""
     from t2iguard.training.data import sources as SRC
     from t2iguard.training.data.corpus import _csv_rows, held_out, texts_of
     from t2iguard.training.data.twins import twins
@@ -380,7 +380,8 @@ def unseen_sets(seed: int = 0) -> list[Unseen]:
                       np.array(["hard-negative"] * len(tw) + ["unsafe"] * len(tw)), y))
     for sid, name in (("hatecheck", "HateCheck"), ("tweeteval-hate-test-text", "TweetEval hate (test)"),
                       ("tweeteval-offensive-test-text", "TweetEval offensive (test)"),
-                      ("openai-moderation", "OpenAI moderation (test)")):
+                      ("openai-moderation", "OpenAI moderation (test)"),
+                      ("multitarget-conan", "Multitarget-CONAN (hate and counter-speech)")):
         try:
             out.append(Unseen(name, "held-out source", *arr(held_out(sid))))
         except (FileNotFoundError, OSError):

@@ -180,6 +180,22 @@ def test_readers_of_the_second_wave_sources_map_labels_as_the_card_says(tmp_path
                                                     ("c", (), ""), ("d", ("violence/graphic", "hate"), "unsafe")]
 
 
+def test_reader_of_multitarget_conan_maps_hate_and_counter_speech_each_text_once(tmp_path):
+    """Multitarget-CONAN (held out): hate aimed at a group -> hate, hate with TARGET other -> dropped, each
+    counter-narrative -> hard negative; a hate speech with two replies is given once."""
+    data = (b"INDEX,HATE_SPEECH,COUNTER_NARRATIVE,TARGET,VERSION\n"
+            b"0,Migrants are parasites.,Migrants pay more in taxes than they take.,MIGRANTS,V1\n"
+            b"1,Migrants are parasites.,\"Calling people parasites, really?\",MIGRANTS,V1\n"
+            b"2,Climate change is a hoax.,The evidence says otherwise.,other,V2\n")
+    src = _source(tmp_path, "multitarget-conan", "csv", data, "held-out")
+    assert [(t, lb, g) for t, lb, g, _ in C.rows_of(src, tmp_path)] == [
+        ("Migrants are parasites.", ("hate",), "unsafe"),
+        ("Migrants pay more in taxes than they take.", (), "hard-negative"),
+        ("Calling people parasites, really?", (), "hard-negative"),
+        ("The evidence says otherwise.", (), "hard-negative")]
+    assert {m.id: m.use for m in S.load_manifest()}["multitarget-conan"] == "held-out"  # never in the corpus
+
+
 def test_readers_of_coprov2_and_edos_map_labels_as_the_card_says(tmp_path):
     """CoProv2: the category maps (weak), "sexual" only by words, safe rewrites are hard negatives unless explicit;
     EDOS: sexist -> hate, not sexist -> hard negative, its [USER] / [URL] placeholders removed."""

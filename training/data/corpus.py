@@ -274,6 +274,18 @@ def _rows_hatecheck(src: S.Source, root: Path) -> Iterator[Row]:
         yield r["test_case"], ("hate",) if hateful else (), "unsafe" if hateful else "hard-negative", False
 
 
+def _rows_conan(src: S.Source, root: Path) -> Iterator[Row]:
+    """Multitarget-CONAN's pairs: the hate speech aimed at a group -> hate, its counter-narrative -> hard negative
+    (counter-speech naming the same group); a text is given once (one hate speech has up to several replies)."""
+    seen = set()
+    for r in _csv_rows(src, root):
+        for text, row in ((r["HATE_SPEECH"], (("hate",), "unsafe", False) if r["TARGET"] != "other" else None),
+                          (r["COUNTER_NARRATIVE"], ((), "hard-negative", False))):
+            if row is not None and text not in seen:
+                seen.add(text)
+                yield (text, *row)
+
+
 def _rows_nibbler(src: S.Source, root: Path) -> Iterator[Row]:
     for text, kinds in _nibbler(src, root).items():
         labels = {NIBBLER[k] for k in kinds if k in NIBBLER}
@@ -354,6 +366,8 @@ def rows_of(src: S.Source, root: Path | None = None, manifest: dict[str, S.Sourc
         yield from _rows_tweeteval(src, root, manifest or {s.id: s for s in S.load_manifest()})
     elif src.id == "hatecheck":
         yield from _rows_hatecheck(src, root)
+    elif src.id == "multitarget-conan":
+        yield from _rows_conan(src, root)
     elif src.format == "nibbler":
         yield from _rows_nibbler(src, root)
     elif src.id == "ethos-binary":
