@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -94,6 +95,19 @@ def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     r = t2iguard("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--hard-fpr" in said and "less than or equal to 0.5" in said
+    files = tmp_path / "files"
+    files.mkdir()
+    bad, policy = files / "bad.safetensors", files / "policy.yaml"
+    bad.write_text("not a model")
+    policy.write_text("version: x\n")  # never read: the weights are named first
+    for args in (("prompt-thresholds", str(bad)),
+                 ("prompt-soup", str(bad), str(PROMPT_CLASSIFIER_CHECKPOINT), "--out",
+                  str(files / "s.safetensors"))):
+        r = t2iguard("train", *args, "--policy", str(policy))
+        said = " ".join(r.stderr.replace("│", " ").split())  # named in seconds, before the corpus is read
+        assert r.returncode == BAD_INPUT.exit_code and "is not a prompt-classifier file" in said, said
+        assert policy.read_text() == "version: x\n" and not (files / "s.safetensors").exists()
+    shutil.rmtree(files)
     weights = str(PROMPT_CLASSIFIER_CHECKPOINT)  # a soup is named the same way, before the corpus is read
     r = t2iguard("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
                  "--out", str(tmp_path / "soup.safetensors"))

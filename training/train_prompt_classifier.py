@@ -310,8 +310,8 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
     64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`, for a model comparable to the folds).
-    Resumable: an interrupted run with
-    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
+    Resumable: an interrupted run with the same arguments continues from its checkpoint under the cache
+    (`cache_root()/checkpoints`)."""
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)

@@ -420,6 +420,21 @@ app.command()(redteam)
 app.command()(verify)
 
 
+def _classifier_file(path: Path, hint: str) -> None:
+    """Raise BadParameter (naming `hint`) unless `path` is a prompt-classifier file this code loads: checked in a
+    second, before minutes of corpus reading."""
+    from safetensors import SafetensorError
+
+    from t2iguard.export.tiny import load_classifier
+
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: no such file", param_hint=hint)
+    try:
+        load_classifier(path)
+    except (SafetensorError, ValueError, KeyError) as e:
+        raise typer.BadParameter(f"{path} is not a prompt-classifier file ({e})", param_hint=hint) from None
+
+
 @train_app.command("prompt-classifier")
 def train_prompt_classifier(
     seed: Annotated[int, typer.Option(help="Seed of the data generator and of training.")] = 0,
@@ -479,9 +494,8 @@ def train_prompt_soup(
     change of their summed rank. About 2 minutes. Rebuild the repository afterwards."""
     from t2iguard.training.prompt_soup import soup
 
-    for path in (a, b):
-        if not path.is_file():
-            raise typer.BadParameter(f"{path}: no such file")
+    for path, hint in ((a, "A"), (b, "B")):
+        _classifier_file(path, hint)
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
     with err.status("souping prompt classifiers") as status:
@@ -503,8 +517,8 @@ def train_prompt_thresholds(
                                                                      "rows each category may flag.")] = 0.001,
     hard_fpr: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of its risky-looking benign rows each "
                                                                    "category may flag.")] = 0.01,
-    floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="No threshold under this (sexual/minors keeps its "
-                                                                "lower floor, 0.3).")] = 0.5,
+    floor: Annotated[float, typer.Option(min=0.0, max=1.0, help="No threshold under this (sexual/minors: under "
+                                                                "the lower of this and 0.3).")] = 0.5,
     policy: Annotated[Path | None, typer.Option(help="The policy file the thresholds go into, as a new version "
                                                       "(default: the bundled policy).")] = None,
     per_group: Annotated[int, typer.Option(min=1, help="At most this many validation rows per group (benign, "
@@ -519,8 +533,7 @@ def train_prompt_thresholds(
     from t2iguard.training.prompt_loso import OperatingPoint, served_thresholds
     from t2iguard.training.train_prompt_classifier import DEFAULT_POLICY, write_thresholds
 
-    if not weights.is_file():
-        raise typer.BadParameter(f"{weights}: no such file", param_hint="WEIGHTS")
+    _classifier_file(weights, "WEIGHTS")
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
     with err.status("scoring the validation split"):
