@@ -277,7 +277,7 @@ def test_the_out_of_source_point_catches_most_while_each_unit_meets_the_goals_on
 
 
 def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_new_policy_version(tmp_path,
-                                                                                                 monkeypatch):
+                                                                                                 monkeypatch, dataset):
     """`t2iguard train prompt-thresholds`: the committed classifier scored as served on validation rows, calibrated
     at the point asked for; a looser point gives no threshold above the stricter one's, and the scores are cached."""
     from typer.testing import CliRunner
@@ -286,8 +286,8 @@ def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_ne
     from t2iguard.contract.policy import DEFAULT_POLICY, load_policy
 
     monkeypatch.setattr(L, "cache_root", lambda: tmp_path)
-    strict = L.served_thresholds(L.OperatingPoint(0.001, 0.01, 0.5), per_group=40)
-    loose = L.served_thresholds(L.OperatingPoint(0.01, 0.2, 0.1), per_group=40)
+    strict = L.served_thresholds(L.OperatingPoint(0.001, 0.01, 0.5), per_group=40, ds=dataset[0])
+    loose = L.served_thresholds(L.OperatingPoint(0.01, 0.2, 0.1), per_group=40, ds=dataset[0])
     assert [p.name.split("-")[0] for p in (tmp_path / "loso-lora").iterdir()] == ["val"]  # scored once
     assert all(loose[c] <= strict[c] for c in CATEGORIES) and any(loose[c] < strict[c] for c in CATEGORIES)
     assert min(strict.values()) >= 0.3 and min(loose.values()) >= 0.1

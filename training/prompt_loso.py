@@ -319,12 +319,13 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
 
 
 def served_thresholds(point: OperatingPoint, weights: Path = PROMPT_CLASSIFIER_CHECKPOINT, seed: int = 0,
-                      per_group: int = PER_GROUP) -> dict[str, float]:
+                      per_group: int = PER_GROUP, ds: Dataset | None = None) -> dict[str, float]:
     """The thresholds `point` gives the classifier at `weights`, scored as served on the corpus's validation split
     (every unit, at most `per_group` rows per group, drawn as a fold draws its calibration rows): rows no committed
     classifier trained on, the split being fixed by each text's hash. The scores are cached under the cache root
-    (`loso-lora/val-*.npy`), so a second point takes seconds once the corpus is read."""
-    ds = corpus_dataset(seed)
+    (`loso-lora/val-*.npy`), so a second point takes seconds once the corpus is read. `ds`: the corpus of `seed`,
+    when already read."""
+    ds = ds if ds is not None else corpus_dataset(seed)
     rows = _sample(ds.split == "val", ds.groups, per_group, np.random.default_rng(seed))
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
