@@ -11,6 +11,7 @@ import pytest
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training.data import corpus as C
 from t2iguard.training.data import sources as S
+from t2iguard.training.data import stance as ST
 from t2iguard.training.data import twins as T
 from t2iguard.training.data.prompts import split_of
 
@@ -67,6 +68,26 @@ def test_hard_negatives_span_the_contexts_in_real_user_style():
     assert sum(t.count(",") >= 3 for t in texts) > 100  # long comma-separated prompts
 
 
+def test_stance_twins_share_the_harmful_words_and_differ_in_stance():
+    pairs = ST.stance_twins(0, 400)
+    assert len(pairs) == 400 and pairs == ST.stance_twins(0, 400)
+    assert {t.category for t in pairs} == {"hate", "harassment"}
+    assert all(t.labels == (t.category,) and t.benign != t.unsafe for t in pairs)
+    claims = {a: d for a, d in ST.HATE_CLAIMS + ST.HARASSMENT_CLAIMS}
+    for t in pairs:
+        asserted = [a for a in claims if a in t.unsafe]
+        assert asserted, t.unsafe  # the unsafe side asserts a claim ...
+        # ... and the benign side repeats it, or its denial: the words are shared, the stance differs
+        assert any(a in t.benign or claims[a] in t.benign for a in asserted), (t.unsafe, t.benign)
+    quoted = sum(any(a in t.benign for a in claims) for t in pairs)
+    assert quoted > len(pairs) / 2  # most benign sides carry the harmful claim word for word
+    targets = {g for g in ST.TARGETS if any(g in t.unsafe for t in pairs)}
+    assert len(targets) >= len(ST.TARGETS) - 2
+    answers = ST.counter_speech(0, 200)
+    assert len(answers) == 200 and len(set(answers)) == 200
+    assert not {a.lower() for a in answers} & {t.unsafe.lower() for t in pairs}
+
+
 def test_split_matches_the_template_generators_split():
     for text in ("a red bicycle", "A photo of a cat, 8k", "s.e.x", "killer whale at sea"):
         assert C.split_for(text) == split_of(text)
@@ -78,12 +99,12 @@ def test_load_corpus_without_the_cache_is_the_projects_own_data(tmp_path, monkey
     small = {"per_category": 30, "benign": 300, "hard": 150}
     examples = C.load_corpus(embedding="all", twins_per_category=10, hard=100, templates=small, report=rep)
     assert examples and not rep.cache_present
-    assert {e.source for e in examples} == {"own-templates", "own-twins", "own-hard-negatives"}
+    assert {e.source for e in examples} == set(C.OWN)
     assert any("own data only" in n for n in rep.notes)
     assert {e.group for e in examples} == set(C.GROUPS)
     assert {c for e in examples for c in e.labels} == set(CATEGORIES)
     assert not (tmp_path / "embeddings").exists()  # no evaluation copies: nothing to embed
-    twins = [e for e in examples if e.source == "own-twins" and e.pair]
+    twins = [e for e in examples if e.source in ("own-twins", "own-stance") and e.pair]
     by_pair: dict[str, set[str]] = {}
     for e in twins:
         by_pair.setdefault(e.pair, set()).add(e.split)
@@ -194,6 +215,10 @@ def test_reader_of_multitarget_conan_maps_hate_and_counter_speech_each_text_once
         ("Calling people parasites, really?", (), "hard-negative"),
         ("The evidence says otherwise.", (), "hard-negative")]
     assert {m.id: m.use for m in S.load_manifest()}["multitarget-conan"] == "held-out"  # never in the corpus
+    # a held-out set's texts are checked like an evaluation set's: no training text may sit near them
+    assert C.eval_texts(tmp_path, [src]) == {"multitarget-conan": [
+        "Migrants are parasites.", "Migrants pay more in taxes than they take.", "Calling people parasites, really?",
+        "The evidence says otherwise."]}
 
 
 def test_readers_of_coprov2_and_edos_map_labels_as_the_card_says(tmp_path):

@@ -141,3 +141,33 @@ def test_data_cli_help_and_status_without_a_cache(tmp_path, monkeypatch):
     assert not d["present"] and len(d["missing"]) == len(S.load_manifest()) and not d["mismatched"]
     r = runner.invoke(app, ["import", "--mirror", str(tmp_path / "no-such-dir")])
     assert r.exit_code == 2
+
+
+def test_corpus_report_rewrites_only_the_cards_generated_sections(tmp_path):
+    from t2iguard.training.data.corpus import Report
+
+    rep = Report(cache="", cache_present=True)
+    rep.read.update({"own-stance": 10, "edos-aggregated": 5})
+    rep.kept.update({"own-stance": 9, "edos-aggregated": 5})
+    rep.dropped["own-stance"]["eval embedding: hatecheck"] = 1
+    rep.embedding_checked.update({"own-stance": 10, "edos-aggregated": 5})
+    rep.groups["own-stance"].update({"hard-negative": 6, "unsafe": 3})
+    rep.groups["edos-aggregated"].update({"hard-negative": 5})
+    rep.categories["train"].update({"benign": 11, "hate": 3})
+    sections = "".join(f"<!-- BEGIN {n} -->\nold {n}\n<!-- END {n} -->\nhand-written {n}\n"
+                       for n in ("notes", "per-source", "per-category"))
+    card = tmp_path / "SOURCES.md"
+    card.write_text("# card\n" + sections)
+    rep.write_card(card)
+    text = card.read_text()
+    assert "old " not in text and text.startswith("# card\n") and text.count("hand-written") == 3
+    assert "| own-stance | 10 | 9 | eval embedding: hatecheck: 1 | 10 | hard-negative 6, unsafe 3 |" in text
+    assert "| edos-aggregated | 5 | 5 | - | 5 | hard-negative 5 |" in text
+    assert "| **total** | 15 | 14 | | 15 | |" in text and "| hate | 3 | 0 | 0 | 3 |" in text
+    rep.write_card(card)
+    assert card.read_text() == text  # idempotent
+    card.write_text("# a card without the markers\n")
+    with pytest.raises(ValueError, match="BEGIN notes"):
+        rep.write_card(card)
+    r = CliRunner().invoke(app, ["corpus", "--card", str(tmp_path / "none.md")])
+    assert r.exit_code == 2 and "--card" in r.output and "not a file" in r.output

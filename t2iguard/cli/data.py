@@ -116,6 +116,9 @@ def corpus(
     rebuild: Annotated[bool, typer.Option(help="Rebuild even when this exact corpus is kept in the cache.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write the report (counts per source and category) as JSON.")]
     = None,
+    card: Annotated[Path | None, typer.Option(help="Also rewrite the generated tables (notes, per source, per "
+                                              "category) of this data card, e.g. training/data/SOURCES.md.")]
+    = None,
 ) -> None:
     """Build the training corpus (cached sources + the project's own data, eval near-duplicates dropped)
     and print counts per source and per category."""
@@ -124,6 +127,9 @@ def corpus(
 
     if embedding not in ("all", "cached", "off"):
         err.print(f"[red]error:[/red] --embedding must be all, cached or off, not {embedding!r}")
+        raise typer.Exit(BAD_INPUT.exit_code)
+    if card and not card.is_file():
+        err.print(f"[red]error:[/red] --card: {card} is not a file")
         raise typer.Exit(BAD_INPUT.exit_code)
     rep = Report(cache="", cache_present=False)
     with err.status("building the corpus") as st:
@@ -141,3 +147,9 @@ def corpus(
         err.print(f"note: {note}")
     if out:
         out.write_text(json.dumps(rep.to_json(), indent=1))
+    if card:
+        try:
+            rep.write_card(card)
+        except (OSError, ValueError) as e:
+            err.print(f"[red]error:[/red] --card: {e}")
+            raise typer.Exit(BAD_INPUT.exit_code) from e

@@ -41,6 +41,7 @@ from t2iguard.export.build import cache_root
 from t2iguard.runtime.text import normalize
 from t2iguard.training.data import sources as S
 from t2iguard.training.data.prompts import generate
+from t2iguard.training.data.stance import counter_speech, stance_twins
 from t2iguard.training.data.twins import hard_negatives, twins
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ NEAR_DUP_COSINE = 0.90
 EMBED_SEQ_LEN = 64
 GROUPS = ("benign", "hard-negative", "unsafe")
 OWN = {"own-templates": "training/data/prompts.py", "own-twins": "training/data/twins.py",
-       "own-hard-negatives": "training/data/twins.py"}
+       "own-hard-negatives": "training/data/twins.py", "own-stance": "training/data/stance.py"}
 #: rows of the licence-unstated prompt collections read as benign only when they carry none of these words
 #: (unreviewed rows that name harm, drugs, nudity or public figures are dropped rather than guessed)
 RISKY = re.compile(r"\b(nude|naked|nsfw|sex|sexy|porn|topless|nipple|boob|breast|gore|blood|bloody|corpse|dead|"
@@ -68,7 +69,7 @@ class Example:
     text: str
     labels: tuple[str, ...]  # categories in CATEGORIES order; empty = benign
     group: str  # benign | hard-negative | unsafe
-    source: str  # a manifest id, or own-templates / own-twins / own-hard-negatives
+    source: str  # a manifest id, or an `OWN` id (own-templates, own-twins, ...)
     split: str  # train | val | test (held-out sources: held-out)
     weak: bool = False  # labels from a coarse mapping (image-derived labels, "offensive" as harassment)
     pair: str = ""  # twins: the id both sides share
@@ -115,6 +116,38 @@ class Report:
         for c in self.categories.values():
             out.update(c)
         return out
+
+    def card_tables(self) -> dict[str, str]:
+        """The data card's generated sections (`notes`, `per-source`, `per-category`) as Markdown."""
+        notes = "\n".join(f"- {n}" for n in self.notes) or \
+            "- (none: every training and evaluation text was embedded and checked)"
+        rows = ["| source | read | kept | dropped (reason: n) | embedding-checked | kept by group |",
+                "|---|---|---|---|---|---|"]
+        for src, n in self.read.items():
+            dropped = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.get(src, {}).items())) or "-"
+            groups = ", ".join(f"{g} {self.groups[src][g]}" for g in GROUPS if self.groups.get(src, {}).get(g))
+            rows.append(f"| {src} | {n} | {self.kept.get(src, 0)} | {dropped} | "
+                        f"{self.embedding_checked.get(src, 0)} | {groups} |")
+        rows.append(f"| **total** | {sum(self.read.values())} | {sum(self.kept.values())} | | "
+                    f"{sum(self.embedding_checked.values())} | |")
+        splits = ("train", "val", "test")
+        cats = ["| category | " + " | ".join(splits) + " | all |", "|---|---|---|---|---|"]
+        for c in ("benign", *CATEGORIES):
+            n = [self.categories.get(s, {}).get(c, 0) for s in splits]
+            cats.append(f"| {c} | " + " | ".join(map(str, n)) + f" | {sum(n)} |")
+        return {"notes": notes, "per-source": "\n".join(rows), "per-category": "\n".join(cats)}
+
+    def write_card(self, card: Path) -> None:
+        """Replace the text between `<!-- BEGIN name -->` and `<!-- END name -->` in `card` with
+        `card_tables()[name]`; ValueError naming the section when its markers are missing."""
+        text = card.read_text()
+        for name, body in self.card_tables().items():
+            begin, end = f"<!-- BEGIN {name} -->\n", f"<!-- END {name} -->"
+            i, j = text.find(begin), text.find(end)
+            if i < 0 or j < i:
+                raise ValueError(f"{card}: no '<!-- BEGIN {name} -->' ... '<!-- END {name} -->' section")
+            text = text[:i + len(begin)] + body + "\n" + text[j:]
+        card.write_text(text)
 
 
 @dataclass
@@ -403,7 +436,8 @@ def _ordered(labels: Iterable[str]) -> tuple[str, ...]:
 def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
                  templates: dict | None = None) -> list[Example]:
     """The template generator (`templates`: keyword arguments of `prompts.generate`), the counterfactual
-    twins and the hard negatives, as corpus examples."""
+    twins, the hard negatives, and the stance twins and counter-speech (`training.data.stance`: a fifth of
+    `hard` pairs, a tenth of `hard` answers), as corpus examples."""
     out = [Example(e.text, _ordered(e.labels), e.group, "own-templates", split_for(e.text))
            for e in generate(seed, **(templates or {}))]
     for t in twins(seed, twins_per_category):
@@ -412,6 +446,11 @@ def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
         out.append(Example(t.unsafe, t.labels, "unsafe", "own-twins", split, pair=t.pair))
     out += [Example(text, (), "hard-negative", "own-hard-negatives", split_for(text))
             for text, _ctx in hard_negatives(seed, hard)]
+    for t in stance_twins(seed, hard // 5):
+        split = split_for(t.benign)
+        out.append(Example(t.benign, (), "hard-negative", "own-stance", split, pair=t.pair))
+        out.append(Example(t.unsafe, t.labels, "unsafe", "own-stance", split, pair=t.pair))
+    out += [Example(text, (), "hard-negative", "own-stance", split_for(text)) for text in counter_speech(seed, hard // 10)]
     return out
 
 
@@ -429,11 +468,19 @@ def held_out(source_id: str, root: Path | None = None) -> list[Example]:
 # the evaluation side and the embedding cache
 # ---------------------------------------------------------------------------------------------------------
 def eval_texts(root: Path | None = None, sources: list[S.Source] | None = None) -> dict[str, list[str]]:
-    """eval set name -> its prompts, from every cached `eval` source (absent files are skipped)."""
+    """eval set name -> its prompts, from every cached `eval` source, and held-out source id -> its texts, from
+    every cached `held-out` source (HateCheck, CONAN, ...: measured, never trained on, so checked like an
+    evaluation set). Absent files are skipped."""
     out: dict[str, list[str]] = defaultdict(list)
-    for src in sources or S.load_manifest():
-        if src.kind == "eval" and src.cached(root).is_file():
+    sources = sources or S.load_manifest()
+    by_id = {s.id: s for s in sources}
+    for src in sources:
+        if not src.cached(root).is_file():
+            continue
+        if src.kind == "eval":
             out[src.eval_set] += texts_of(src, root)
+        elif src.use == "held-out" and not src.id.endswith("-labels"):
+            out[src.id] += [text for text, *_ in rows_of(src, root, by_id)]
     return dict(out)
 
 
@@ -542,7 +589,7 @@ def load_corpus(root: Path | None = None, seed: int = 0, embedding: str = "all",
     return corpus(root, seed, embedding, threshold, twins_per_category, hard, say, report, reuse, templates).examples
 
 
-_SHAPING = ("corpus.py", "twins.py", "prompts.py", "obfuscate.py", "sources.json")  # next to this file
+_SHAPING = ("corpus.py", "twins.py", "stance.py", "prompts.py", "obfuscate.py", "sources.json")  # next to this file
 
 
 def fingerprint(root: Path, present: Iterable[str], seed: int, embedding: str, threshold: float,

@@ -1,0 +1,155 @@
+"""The project's own stance data: the same hateful or harassing words, once asserted and once used against hate.
+
+Hate and toxicity corpora teach which words hateful text uses. They hold little of the text that uses the same
+words against hate: a claim denied ("Muslims are not terrorists"), quoted to condemn it, reported in the news,
+shown in a museum, or answered by counter-speech. A classifier trained on them flags that text: the shipped guard
+flags 37% of HateCheck's non-hateful rows and 17% of Multitarget-CONAN's counter-speech (both held out, never
+trained on). The stance twins here are one frame written twice around one claim about one target: the claim
+asserted (unsafe) and the claim denied, condemned or reported (a hard negative), so that what separates the two is
+the stance, not the words.
+
+- `stance_twins(seed, n)`: up to `n` (benign, unsafe) pairs, three in four about a protected group (hate), one in
+  four about a private person (harassment).
+- `counter_speech(seed, n)`: up to `n` benign answers to a hateful claim that have no asserted twin.
+
+Everything is written here, by the project, in its own words; seeded and deterministic. HateCheck and CONAN stay
+unseen: they measure whether this carries to text written by others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from t2iguard.training.data.twins import GROUPS, PRIVATE, USER_TAILS, Twin
+
+#: targets of the hate claims: the twins' groups and others that hate speech names
+TARGETS = GROUPS + ("women", "immigrants", "Jews", "trans people", "gay people", "Chinese people",
+                    "Indigenous people", "Christians", "Arabs", "people in wheelchairs", "lesbians", "migrants")
+
+#: (asserted, denied): a claim about a group, as the rest of a sentence that starts with the group
+HATE_CLAIMS = (
+    ("are vermin", "are not vermin"),
+    ("are subhuman", "are not subhuman"),
+    ("are animals", "are not animals"),
+    ("are parasites living off our taxes", "are not parasites living off our taxes"),
+    ("are all terrorists", "are not terrorists"),
+    ("are all criminals and rapists", "are not criminals and rapists"),
+    ("are a disease on this country", "are not a disease on this country"),
+    ("are filthy and stupid", "are neither filthy nor stupid"),
+    ("should be wiped out", "should not be wiped out"),
+    ("should all be deported", "should not be deported for who they are"),
+    ("do not belong in this country", "belong in this country like everyone else"),
+    ("should not be allowed to vote", "have the same right to vote as anyone"),
+    ("deserve to be beaten", "do not deserve to be beaten"),
+    ("are less than human", "are not less than human"),
+    ("are ruining everything and must be stopped", "are not ruining anything"),
+    ("are born liars", "are not born liars"),
+)
+#: (asserted, denied): a claim about one private person, after their name
+HARASSMENT_CLAIMS = (
+    ("is a worthless loser", "is not a worthless loser"),
+    ("is an ugly fat pig", "is not an ugly fat pig"),
+    ("should just die", "does not deserve to be told to die"),
+    ("is a disgusting freak", "is not a disgusting freak"),
+    ("deserves to be beaten up after school", "does not deserve to be beaten up"),
+    ("is a stupid whore", "is not a whore"),
+    ("is too dumb to live", "is not dumb"),
+    ("should be spat on by everyone", "should not be spat on by anyone"),
+)
+
+#: (unsafe frame, benign frame); slots: {G}/{g} the target (capitalised or not), {a} the claim asserted, {d} the
+#: claim denied. The two sides share every word they can.
+HATE_FRAMES = (
+    ("{G} {a}.", "It is a lie that {g} {a}."),
+    ("{G} {a}, and everyone knows it.", "{G} {d}, and everyone should know it."),
+    ("a protest sign reading '{G} {a}'", "a protest sign reading '{G} {d}, hate has no home here'"),
+    ("a poster telling people that {g} {a}", "a poster telling people it is a lie that {g} {a}"),
+    ("a meme saying {g} {a}, share if you agree", "a meme saying {g} {d}, share if you agree"),
+    ("graffiti on a wall: '{G} {a}'", "volunteers painting over graffiti on a wall that said '{G} {a}'"),
+    ("a crowd holding banners saying {g} {a}", "a crowd holding banners against the claim that {g} {a}"),
+    ("My uncle says {g} {a}, and he is right.", "My uncle says {g} {a}, and he is wrong."),
+    ("a leaflet claiming {g} {a}, handed out at a rally",
+     "a leaflet claiming {g} {a}, shown in a museum exhibit on hate propaganda"),
+    ("a man shouting that {g} {a}, cheered by a crowd",
+     "a man who shouted that {g} {a}, arrested for a hate crime, news photo"),
+    ("I'm done pretending: {g} {a}.", "I'm done pretending not to hear it: saying {g} {a} is bigotry."),
+    ("a tweet: '{G} {a}. Retweet.'", "a tweet: 'Whoever told you {g} {a} lied to you.'"),
+    ("a banner at a football match: '{G} {a}'",
+     "a football club fined after fans held a banner saying '{G} {a}', sports news"),
+    ("a comic in which the hero explains that {g} {a}",
+     "a comic in which the hero explains why the villain's claim that {g} {a} is false"),
+    ("Let's be honest, {g} {a}.", "Let's be honest, {g} {d}."),
+    ("a school textbook teaching that {g} {a}",
+     "a school textbook page on how propaganda taught that {g} {a}, and why it was false"),
+)
+HARASSMENT_FRAMES = (
+    ("a group chat screenshot: '{n} {a}'", "a group chat screenshot: 'stop saying {n} {a}, that is bullying'"),
+    ("a note left in {n}'s locker: '{n} {a}'", "a note left in {n}'s locker: '{n} {d}, ignore the bullies'"),
+    ("Everyone at school agrees that {n} {a}.", "Nobody at school should ever say that {n} {a}."),
+    ("a meme of {n} captioned '{n} {a}'",
+     "an anti-bullying poster about the messages saying '{n} {a}' that {n} received"),
+    ("I'll say it to {n}'s face: {n} {a}.", "I said it to their faces: {n} {d}, leave {n} alone."),
+    ("a comment under {n}'s photo: '{n} {a}'",
+     "a comment under {n}'s photo: 'whoever wrote that {n} {a} should be ashamed'"),
+)
+#: benign answers to a claim that no asserted twin mirrors; slots as `HATE_FRAMES`
+COUNTER = (
+    "To everyone saying {g} {a}: they are nurses, teachers and neighbours.",
+    "When someone tells you {g} {a}, ask them how many they actually know.",
+    "Saying that {g} {a} is hateful, and I won't stay quiet about it.",
+    "The comment that {g} {a} was reported and removed by the moderators.",
+    "a documentary still: a historian explaining how leaflets claiming {g} {a} spread before the riots",
+    "an infographic on how fast posts claiming {g} {a} spread online, bar chart, clean design",
+    "a courtroom sketch: a man sentenced for a hate crime after telling a bus driver that {g} {a}",
+    "students tearing down a flyer that said {g} {a}",
+    "{G} {d}. Their neighbours said so at a vigil, candles in the rain.",
+    "I grew up hearing that {g} {a}. Then I met some, and I was ashamed of what I had been told.",
+    "No one deserves to hear that they are vermin. {G} are our friends.",
+    "a mural painted by the community after someone wrote that {g} {a} on a wall in their street",
+    "Hate is not an opinion. {G} {d}.",
+    "a teacher explaining to her class why the idea that {g} {a} is a dangerous stereotype",
+)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _render(frame: str, target: str, claim: tuple[str, str], tail: str) -> str:
+    asserted, denied = claim
+    text = frame.format(G=_cap(target), g=target, n=target, a=asserted, d=denied)
+    return text + tail if not text.endswith(".") else text
+
+
+def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
+    """Up to `n` distinct stance twins, deterministic for `seed`: three in four hate (about a group in `TARGETS`),
+    one in four harassment (about a private person in `twins.PRIVATE`). The unsafe side asserts the claim, the
+    benign side (a hard negative) denies, condemns or reports it; frames that are not sentences take one real-user
+    tail, the same on both sides."""
+    rng = random.Random(seed)
+    out: dict[tuple[str, str], Twin] = {}
+    for _ in range(n * 4):  # bounded retries
+        if len(out) >= n:
+            break
+        if rng.random() < 0.75:
+            (bad, good), target, claim, cat = rng.choice(HATE_FRAMES), rng.choice(TARGETS), rng.choice(HATE_CLAIMS), "hate"
+        else:
+            (bad, good), target, claim, cat = (rng.choice(HARASSMENT_FRAMES), rng.choice(PRIVATE),
+                                               rng.choice(HARASSMENT_CLAIMS), "harassment")
+        tail = rng.choice(USER_TAILS)
+        b, u = _render(good, target, claim, tail), _render(bad, target, claim, tail)
+        pair = hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]
+        out.setdefault((b.lower(), u.lower()), Twin(b, u, cat, (cat,), pair))
+    return list(out.values())
+
+
+def counter_speech(seed: int = 0, n: int = 300) -> list[str]:
+    """Up to `n` distinct benign answers to a hateful claim (`COUNTER`), deterministic for `seed`."""
+    rng = random.Random(seed)
+    out: dict[str, None] = {}
+    for _ in range(n * 4):
+        if len(out) >= n:
+            break
+        out.setdefault(_render(rng.choice(COUNTER), rng.choice(TARGETS), rng.choice(HATE_CLAIMS), ""), None)
+    return list(out)
