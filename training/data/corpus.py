@@ -450,7 +450,8 @@ def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
         split = split_for(t.benign)
         out.append(Example(t.benign, (), "hard-negative", "own-stance", split, pair=t.pair))
         out.append(Example(t.unsafe, t.labels, "unsafe", "own-stance", split, pair=t.pair))
-    out += [Example(text, (), "hard-negative", "own-stance", split_for(text)) for text in counter_speech(seed, hard // 10)]
+    out += [Example(text, (), "hard-negative", "own-stance", split_for(text))
+            for text in counter_speech(seed, hard // 10)]
     return out
 
 

@@ -132,11 +132,10 @@ def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
     for _ in range(n * 4):  # bounded retries
         if len(out) >= n:
             break
-        if rng.random() < 0.75:
-            (bad, good), target, claim, cat = rng.choice(HATE_FRAMES), rng.choice(TARGETS), rng.choice(HATE_CLAIMS), "hate"
-        else:
-            (bad, good), target, claim, cat = (rng.choice(HARASSMENT_FRAMES), rng.choice(PRIVATE),
-                                               rng.choice(HARASSMENT_CLAIMS), "harassment")
+        cat = "hate" if rng.random() < 0.75 else "harassment"
+        frames, targets, claims = ((HATE_FRAMES, TARGETS, HATE_CLAIMS) if cat == "hate"
+                                   else (HARASSMENT_FRAMES, PRIVATE, HARASSMENT_CLAIMS))
+        (bad, good), target, claim = rng.choice(frames), rng.choice(targets), rng.choice(claims)
         tail = rng.choice(USER_TAILS)
         b, u = _render(good, target, claim, tail), _render(bad, target, claim, tail)
         pair = hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]
