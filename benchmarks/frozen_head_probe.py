@@ -1,0 +1,63 @@
+"""Does one of the project's own data sources teach what it was written to teach? A probe on frozen MiniLM.
+
+    python benchmarks/frozen_head_probe.py [--source own-stance] [--weight 5] [--seeds 0 1 2]
+
+Fits the study head of `training.prompt_head` (an MLP on the cached, frozen all-MiniLM-L6-v2 embeddings of the
+corpus's training split: seconds per fit) three ways: without `--source`'s rows, with them, and with them weighted
+`--weight`; scores the held-out sets that hold risky-looking benign text (HateCheck, Multitarget-CONAN: never trained
+on, their near-duplicates dropped from the corpus); prints, per seed, the AUROC of the unsafe rows against the
+risky-looking benign ones, by the `hate` score and by the highest score of any category. A source whose rows raise
+these AUROCs teaches a representation-level separation that a longer-trained served model can learn too; one that
+does not is a cue to write different data, before an hour of fine-tuning. A probe, not a model that is served.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.training import prompt_head as H
+from t2iguard.training.data.corpus import held_out
+
+SETS = ("hatecheck", "multitarget-conan")
+
+
+def held_out_set(source_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [N, 384] embeddings, bool [N] unsafe) of a held-out source's unsafe and risky-looking benign rows."""
+    rows = [e for e in held_out(source_id) if e.group in ("unsafe", "hard-negative")]
+    x, at = H.embed_texts([e.text for e in rows])
+    return x, np.array([rows[i].group == "unsafe" for i in at])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--source", default="own-stance", help="an own-data id or a repository (`corpus.source_of`)")
+    ap.add_argument("--weight", type=float, default=5.0, help="the third fit's loss weight of the source's rows")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    data = H.embedded_corpus()
+    train, of_source = data.split == "train", data.source == args.source
+    if not (train & of_source).any():
+        ap.error(f"--source: no training row comes from {args.source!r}")
+    sets = {s: held_out_set(s) for s in SETS}
+    w = H.sample_weights(data)
+    fits = {f"without {args.source}": (train & ~of_source, w), f"with {args.source}": (train, w),
+            f"with {args.source} x{args.weight:g}": (train, np.where(of_source, args.weight, w).astype(np.float32))}
+    hate = CATEGORIES.index("hate")
+    print("| fit | seed | " + " | ".join(f"{s} AUROC (hate / any)" for s in SETS) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in SETS) + " |")
+    for name, (mask, weights) in fits.items():
+        for seed in args.seeds:
+            head = H.fit_head(data.x[mask], data.y[mask], weights[mask], seed=seed)
+            cells = []
+            for x, y in sets.values():
+                s = H.head_scores(head, x)
+                cells.append(f"{roc_auc_score(y, s[:, hate]):.3f} / {roc_auc_score(y, s.max(1)):.3f}")
+            print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
