@@ -258,3 +258,14 @@ def test_reader_of_davidson_maps_neither_to_hard_negative(tmp_path):
                                                           (("harassment",), "unsafe", True),
                                                           ((), "hard-negative", False)]
     assert rows[0][0] == "they are vermin & should go"
+
+
+def test_frozen_head_probe_explains_itself():
+    """benchmarks/frozen_head_probe.py (the stance data's probe): its --help names what it fits and measures."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "frozen_head_probe.py"
+    r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--source" in r.stdout and "--weight" in r.stdout and "frozen MiniLM" in r.stdout
