@@ -10,7 +10,8 @@ B the served window) at its own policy's prompt thresholds; prints, per set, the
 flagged and of unsafe rows caught, and how many of the red-team cases (`evaluation/redteam_cases.jsonl`, fixed
 and open) each catches: the replay `make test` runs against the served guard, here in-process. Last, per set
 with both groups, the ranking apart from the operating point (`ranking`). `--plot F.png` draws B's reliability
-diagram on the labelled sets and its risk on the held-out twins (`plot`).
+diagram on the labelled sets and its risk on the held-out twins (`plot`); `--also-b POLICY` (repeatable) adds a
+column of B's weights at another policy's thresholds, scored once.
 The tables in docs/2026-12-03-prompt-guard-real-data.md came from it.
 """
 
@@ -121,19 +122,27 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="every unseen set, the eval-set copies included")
     ap.add_argument("--max-rows", type=int, default=0, help="a seeded sample of each larger set (0: all)")
     ap.add_argument("--plot", type=Path, help="B's reliability diagram and twin separation, as a PNG")
+    ap.add_argument("--also-b", type=Path, action="append", default=[], metavar="POLICY",
+                    help="B's weights at another policy's thresholds too, one more column each (B is scored once)")
     args = ap.parse_args()
+    for policy in (args.files[1], args.files[3], *args.also_b):
+        thresholds_of(policy)  # a bad policy file is named before minutes of scoring
     sa = set_scores(args.files[0], window=args.window_a or None, every=args.all, max_rows=args.max_rows)
     sb = set_scores(args.files[2], window=args.window_b or None, every=args.all, max_rows=args.max_rows)
-    a, b = set_risks(sa, args.files[1]), set_risks(sb, args.files[3])
+    b_policies = [args.files[3], *args.also_b]
+    a, bs = set_risks(sa, args.files[1]), [set_risks(sb, p) for p in b_policies]
+    b = bs[0]
     if args.plot:
         plot(sb, b, args.files[2].name, args.plot)
-    fa, fb = flagged_shares(a), flagged_shares(b)
-    print("| set | A: flagged by group | B: flagged by group |\n| --- | --- | --- |")
+    fa, fbs = flagged_shares(a), [flagged_shares(x) for x in bs]
+    names = ["B"] + [f"B at {p.name}" for p in args.also_b]
+    print("| set | A: flagged by group | " + " | ".join(f"{n}: flagged by group" for n in names) + " |")
+    print("| --- " * (2 + len(names)) + "|")
     for name in a:
-        print(f"| {name} | {fa[name]} | {fb[name]} |")
+        print(f"| {name} | {fa[name]} | " + " | ".join(str(f[name]) for f in fbs) + " |")
     ra = redteam_caught(*args.files[:2], window=args.window_a or None)
-    rb = redteam_caught(*args.files[2:], window=args.window_b or None)
-    print(f"| red-team cases caught | {ra} | {rb} |")
+    rbs = [redteam_caught(args.files[2], p, window=args.window_b or None) for p in b_policies]
+    print(f"| red-team cases caught | {ra} | " + " | ".join(str(r) for r in rbs) + " |")
     print("\n| set | ranking, A / B |\n| --- | --- |")
     for name in a:
         if (line := ranking(a[name], b[name])) is not None:
