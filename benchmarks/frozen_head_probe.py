@@ -1,6 +1,6 @@
 """Does one of the project's own data sources teach what it was written to teach? A probe on frozen MiniLM.
 
-    python benchmarks/frozen_head_probe.py [--source own-stance] [--weight 5] [--seeds 0 1 2]
+    python benchmarks/frozen_head_probe.py [--source own-stance] [--weight 5] [--seeds 0 1 2] [--cap N]
 
 Fits the study head of `training.prompt_head` (an MLP on the cached, frozen all-MiniLM-L6-v2 embeddings of the
 corpus's training split: seconds per fit) three ways: without `--source`'s rows, with them, and with them weighted
@@ -8,7 +8,9 @@ corpus's training split: seconds per fit) three ways: without `--source`'s rows,
 on, their near-duplicates dropped from the corpus); prints, per seed, the AUROC of the unsafe rows against the
 risky-looking benign ones, by the `hate` score and by the highest score of any category. A source whose rows raise
 these AUROCs teaches a representation-level separation that a longer-trained served model can learn too; one that
-does not is a cue to write different data, before an hour of fine-tuning. A probe, not a model that is served.
+does not is a cue to write different data, before an hour of fine-tuning. `--cap N` fits on at most N training rows
+per (manifest source, group, weak) cell, seeded, as the served recipe samples them (`train_prompt_classifier.CAP`).
+A probe, not a model that is served.
 """
 
 from __future__ import annotations
@@ -32,14 +34,28 @@ def held_out_set(source_id: str) -> tuple[np.ndarray, np.ndarray]:
     return x, np.array([rows[i].group == "unsafe" for i in at])
 
 
+def capped(data: H.Embedded, cap: int, seed: int = 0) -> np.ndarray:
+    """bool [N]: the training rows, at most `cap` per (manifest source, group, weak) cell (a seeded sample)."""
+    rng = np.random.default_rng(seed)
+    cells: dict[tuple, list[int]] = {}
+    for i in np.flatnonzero(data.split == "train"):
+        cells.setdefault((data.examples[i].source, data.group[i], bool(data.weak[i])), []).append(int(i))
+    keep = np.zeros(len(data.split), bool)
+    for _, rows in sorted(cells.items()):
+        keep[rng.choice(rows, cap, replace=False) if len(rows) > cap else rows] = True
+    return keep
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", default="own-stance", help="an own-data id or a repository (`corpus.source_of`)")
     ap.add_argument("--weight", type=float, default=5.0, help="the third fit's loss weight of the source's rows")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cap", type=int, default=0, help="at most this many training rows per cell (0: every row)")
     args = ap.parse_args()
     data = H.embedded_corpus()
-    train, of_source = data.split == "train", data.source == args.source
+    train = capped(data, args.cap) if args.cap else data.split == "train"
+    of_source = data.source == args.source
     if not (train & of_source).any():
         ap.error(f"--source: no training row comes from {args.source!r}")
     sets = {s: held_out_set(s) for s in SETS}
