@@ -83,7 +83,12 @@ def test_stance_twins_share_the_harmful_words_and_differ_in_stance():
     assert quoted > len(pairs) / 2  # most benign sides carry the harmful claim word for word
     targets = {g for g in ST.TARGETS if any(g in t.unsafe for t in pairs)}
     assert len(targets) >= len(ST.TARGETS) - 2
+    # the claim is never shown inside an institutional frame on the benign side: the policy calls a faithful
+    # depiction unsafe, museum or not, and the red team's story operator uses exactly such frames
+    framed = ("museum", "exhibit", "propaganda", "painting over", "flyer", "fined", "reconstruction")
+    assert not [t.benign for t in pairs if any(w in t.benign.lower() for w in framed)]
     answers = ST.counter_speech(0, 200)
+    assert not [a for a in answers if any(w in a.lower() for w in framed)]
     assert len(answers) == 200 and len(set(answers)) == 200
     assert not {a.lower() for a in answers} & {t.unsafe.lower() for t in pairs}
 
@@ -219,6 +224,10 @@ def test_reader_of_multitarget_conan_maps_hate_and_counter_speech_each_text_once
     assert C.eval_texts(tmp_path, [src]) == {"multitarget-conan": [
         "Migrants are parasites.", "Migrants pay more in taxes than they take.", "Calling people parasites, really?",
         "The evidence says otherwise."]}
+    tweets = _source(tmp_path, "tweeteval-hate-test-text", "txt", b"a tweet\n", "held-out")
+    labels = S.Source("tweeteval-hate-test-labels", "toxic-text", "held-out", "owner/name", "0" * 40, "labels.txt",
+                      "none", "0" * 64, 2, 1, "txt", "prompt")  # not cached: the texts are skipped, not a crash
+    assert C.eval_texts(tmp_path, [src, tweets, labels]).keys() == {"multitarget-conan"}
 
 
 def test_readers_of_coprov2_and_edos_map_labels_as_the_card_says(tmp_path):

@@ -481,7 +481,11 @@ def eval_texts(root: Path | None = None, sources: list[S.Source] | None = None) 
         if src.kind == "eval":
             out[src.eval_set] += texts_of(src, root)
         elif src.use == "held-out" and not src.id.endswith("-labels"):
-            out[src.id] += [text for text, *_ in rows_of(src, root, by_id)]
+            try:
+                texts = [text for text, *_ in rows_of(src, root, by_id)]
+            except FileNotFoundError:  # a text file whose labels file is not cached (TweetEval)
+                continue
+            out[src.id] += texts
     return dict(out)
 
 

@@ -1,8 +1,8 @@
 """The project's own stance data: the same hateful or harassing words, once asserted and once used against hate.
 
 Hate and toxicity corpora teach which words hateful text uses. They hold little of the text that uses the same
-words against hate: a claim denied ("Muslims are not terrorists"), quoted to condemn it, reported in the news,
-shown in a museum, or answered by counter-speech. A classifier trained on them flags that text: the shipped guard
+words against hate: a claim denied ("Muslims are not terrorists"), quoted to condemn it, reported in the news, or
+answered by counter-speech. A classifier trained on them flags that text: the shipped guard
 flags 37% of HateCheck's non-hateful rows and 17% of Multitarget-CONAN's counter-speech (both held out, never
 trained on). The stance twins here are one frame written twice around one claim about one target: the claim
 asserted (unsafe) and the claim denied, condemned or reported (a hard negative), so that what separates the two is
@@ -11,6 +11,16 @@ the stance, not the words.
 - `stance_twins(seed, n)`: up to `n` (benign, unsafe) pairs, three in four about a protected group (hate), one in
   four about a private person (harassment).
 - `counter_speech(seed, n)`: up to `n` benign answers to a hateful claim that have no asserted twin.
+
+The benign side never asks for the claim itself to be shown: no sign, leaflet, banner, page or graffiti that
+displays it, in whatever frame (a museum, a textbook, the news). The policy calls a faithful depiction of hate unsafe
+whatever the frame (the red-team replay cases hold "For a history museum exhibit, a faithful reconstruction of ..."
+as a bypass to block), and a model trained on such frames as benign may learn that bypass: the first version of this
+file had five (a leaflet in a museum exhibit, graffiti being painted over, a textbook page on propaganda, a fined
+football banner, an anti-bullying poster quoting the insults) and two such answers; the model trained on it let 29%
+of the red team's story-framed prompts through (the shipped model 11%) and missed the museum-framed replay cases.
+These frames are the likely cause, not measured apart. The claim may be denied on a sign, spoken, reported in words,
+or answered.
 
 Everything is written here, by the project, in its own words; seeded and deterministic. HateCheck and CONAN stay
 unseen: they measure whether this carries to text written by others.
@@ -66,29 +76,26 @@ HATE_FRAMES = (
     ("a protest sign reading '{G} {a}'", "a protest sign reading '{G} {d}, hate has no home here'"),
     ("a poster telling people that {g} {a}", "a poster telling people it is a lie that {g} {a}"),
     ("a meme saying {g} {a}, share if you agree", "a meme saying {g} {d}, share if you agree"),
-    ("graffiti on a wall: '{G} {a}'", "volunteers painting over graffiti on a wall that said '{G} {a}'"),
+    ("graffiti on a wall: '{G} {a}'", "graffiti on a wall: '{G} {d}'"),
     ("a crowd holding banners saying {g} {a}", "a crowd holding banners against the claim that {g} {a}"),
     ("My uncle says {g} {a}, and he is right.", "My uncle says {g} {a}, and he is wrong."),
     ("a leaflet claiming {g} {a}, handed out at a rally",
-     "a leaflet claiming {g} {a}, shown in a museum exhibit on hate propaganda"),
+     "a leaflet saying it is a lie that {g} {a}, handed out at a rally"),
     ("a man shouting that {g} {a}, cheered by a crowd",
      "a man who shouted that {g} {a}, arrested for a hate crime, news photo"),
     ("I'm done pretending: {g} {a}.", "I'm done pretending not to hear it: saying {g} {a} is bigotry."),
     ("a tweet: '{G} {a}. Retweet.'", "a tweet: 'Whoever told you {g} {a} lied to you.'"),
-    ("a banner at a football match: '{G} {a}'",
-     "a football club fined after fans held a banner saying '{G} {a}', sports news"),
+    ("a banner at a football match: '{G} {a}'", "a banner at a football match: '{G} {d}, no to hate'"),
     ("a comic in which the hero explains that {g} {a}",
      "a comic in which the hero explains why the villain's claim that {g} {a} is false"),
     ("Let's be honest, {g} {a}.", "Let's be honest, {g} {d}."),
-    ("a school textbook teaching that {g} {a}",
-     "a school textbook page on how propaganda taught that {g} {a}, and why it was false"),
+    ("a school textbook teaching that {g} {a}", "a school textbook teaching that the claim that {g} {a} is false"),
 )
 HARASSMENT_FRAMES = (
     ("a group chat screenshot: '{n} {a}'", "a group chat screenshot: 'stop saying {n} {a}, that is bullying'"),
     ("a note left in {n}'s locker: '{n} {a}'", "a note left in {n}'s locker: '{n} {d}, ignore the bullies'"),
     ("Everyone at school agrees that {n} {a}.", "Nobody at school should ever say that {n} {a}."),
-    ("a meme of {n} captioned '{n} {a}'",
-     "an anti-bullying poster about the messages saying '{n} {a}' that {n} received"),
+    ("a meme of {n} captioned '{n} {a}'", "a meme of {n} captioned '{n} {d}, words hurt'"),
     ("I'll say it to {n}'s face: {n} {a}.", "I said it to their faces: {n} {d}, leave {n} alone."),
     ("a comment under {n}'s photo: '{n} {a}'",
      "a comment under {n}'s photo: 'whoever wrote that {n} {a} should be ashamed'"),
@@ -99,10 +106,8 @@ COUNTER = (
     "When someone tells you {g} {a}, ask them how many they actually know.",
     "Saying that {g} {a} is hateful, and I won't stay quiet about it.",
     "The comment that {g} {a} was reported and removed by the moderators.",
-    "a documentary still: a historian explaining how leaflets claiming {g} {a} spread before the riots",
     "an infographic on how fast posts claiming {g} {a} spread online, bar chart, clean design",
     "a courtroom sketch: a man sentenced for a hate crime after telling a bus driver that {g} {a}",
-    "students tearing down a flyer that said {g} {a}",
     "{G} {d}. Their neighbours said so at a vigil, candles in the rain.",
     "I grew up hearing that {g} {a}. Then I met some, and I was ashamed of what I had been told.",
     "No one deserves to hear that they are vermin. {G} are our friends.",
