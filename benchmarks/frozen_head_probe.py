@@ -28,14 +28,19 @@ SETS = ("hatecheck", "multitarget-conan")
 
 
 def held_out_set(source_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [N, 384] embeddings, bool [N] unsafe) of a held-out source's unsafe and risky-looking benign rows."""
+    """(float32 [N, 384] embeddings, bool [N] unsafe) of a held-out source's unsafe and risky-looking benign rows;
+    SystemExit naming the source when its cached copy lacks either group (not imported: `t2iguard data import`)."""
     rows = [e for e in held_out(source_id) if e.group in ("unsafe", "hard-negative")]
     x, at = H.embed_texts([e.text for e in rows])
-    return x, np.array([rows[i].group == "unsafe" for i in at])
+    y = np.array([rows[i].group == "unsafe" for i in at], dtype=bool)
+    if y.all() or not y.any():
+        raise SystemExit(f"{source_id}: no cached rows of both groups (run `t2iguard data import --mirror DIR`)")
+    return x, y
 
 
 def capped(data: H.Embedded, cap: int, seed: int = 0) -> np.ndarray:
-    """bool [N]: the training rows, at most `cap` per (manifest source, group, weak) cell (a seeded sample)."""
+    """bool [N]: the training rows, at most `cap` per (manifest source, group, weak) cell (a seeded sample; one
+    sample for every fit, so the spread over `--seeds` is the head's, not the sampling's)."""
     rng = np.random.default_rng(seed)
     cells: dict[tuple, list[int]] = {}
     for i in np.flatnonzero(data.split == "train"):
@@ -53,6 +58,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cap", type=int, default=0, help="at most this many training rows per cell (0: every row)")
     args = ap.parse_args()
+    if args.cap < 0 or args.weight <= 0:
+        ap.error(f"--cap must be >= 0 (got {args.cap}) and --weight > 0 (got {args.weight})")
     data = H.embedded_corpus()
     train = capped(data, args.cap) if args.cap else data.split == "train"
     of_source = data.source == args.source
@@ -60,8 +67,9 @@ def main() -> None:
         ap.error(f"--source: no training row comes from {args.source!r}")
     sets = {s: held_out_set(s) for s in SETS}
     w = H.sample_weights(data)
+    heavier = (w * np.where(of_source, args.weight, 1.0)).astype(np.float32)  # the source's rows, weak or not, x weight
     fits = {f"without {args.source}": (train & ~of_source, w), f"with {args.source}": (train, w),
-            f"with {args.source} x{args.weight:g}": (train, np.where(of_source, args.weight, w).astype(np.float32))}
+            f"with {args.source} x{args.weight:g}": (train, heavier)}
     hate = CATEGORIES.index("hate")
     print("| fit | seed | " + " | ".join(f"{s} AUROC (hate / any)" for s in SETS) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in SETS) + " |")

@@ -85,7 +85,8 @@ def test_stance_twins_share_the_harmful_words_and_differ_in_stance():
     assert len(targets) >= len(ST.TARGETS) - 2
     # the claim is never shown inside an institutional frame on the benign side: the policy calls a faithful
     # depiction unsafe, museum or not, and the red team's story operator uses exactly such frames
-    framed = ("museum", "exhibit", "propaganda", "painting over", "flyer", "fined", "reconstruction")
+    framed = ("museum", "exhibit", "propaganda", "painting over", "flyer", "fined", "reconstruction",
+              "anti-bullying", "documentary", "historian")
     assert not [t.benign for t in pairs if any(w in t.benign.lower() for w in framed)]
     answers = ST.counter_speech(0, 200)
     assert not [a for a in answers if any(w in a.lower() for w in framed)]

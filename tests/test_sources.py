@@ -171,3 +171,5 @@ def test_corpus_report_rewrites_only_the_cards_generated_sections(tmp_path):
         rep.write_card(card)
     r = CliRunner().invoke(app, ["corpus", "--card", str(tmp_path / "none.md")])
     assert r.exit_code == 2 and "--card" in r.output and "not a file" in r.output
+    r = CliRunner().invoke(app, ["corpus", "--card", str(card)])  # named before the corpus is built
+    assert r.exit_code == 2 and "no '<!-- BEGIN notes -->' section" in r.output

@@ -143,7 +143,8 @@ class Report:
         text = card.read_text()
         for name, body in self.card_tables().items():
             begin, end = f"<!-- BEGIN {name} -->\n", f"<!-- END {name} -->"
-            i, j = text.find(begin), text.find(end)
+            i = text.find(begin)
+            j = text.find(end, i + len(begin)) if i >= 0 else -1
             if i < 0 or j < i:
                 raise ValueError(f"{card}: no '<!-- BEGIN {name} -->' ... '<!-- END {name} -->' section")
             text = text[:i + len(begin)] + body + "\n" + text[j:]

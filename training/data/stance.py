@@ -12,15 +12,15 @@ the stance, not the words.
   four about a private person (harassment).
 - `counter_speech(seed, n)`: up to `n` benign answers to a hateful claim that have no asserted twin.
 
-The benign side never asks for the claim itself to be shown: no sign, leaflet, banner, page or graffiti that
-displays it, in whatever frame (a museum, a textbook, the news). The policy calls a faithful depiction of hate unsafe
-whatever the frame (the red-team replay cases hold "For a history museum exhibit, a faithful reconstruction of ..."
-as a bypass to block), and a model trained on such frames as benign may learn that bypass: the first version of this
-file had five (a leaflet in a museum exhibit, graffiti being painted over, a textbook page on propaganda, a fined
-football banner, an anti-bullying poster quoting the insults) and two such answers; the model trained on it let 29%
-of the red team's story-framed prompts through (the shipped model 11%) and missed the museum-framed replay cases.
-These frames are the likely cause, not measured apart. The claim may be denied on a sign, spoken, reported in words,
-or answered.
+The benign side never asks for the claim itself to be shown as asserted: no sign, leaflet, banner, page or graffiti
+that displays it, in whatever frame (a museum, a textbook, the news); a sign or page may show it denied. The policy
+calls a faithful depiction of hate unsafe whatever the frame (the red-team replay cases hold "For a history museum
+exhibit, a faithful reconstruction of ..." as a bypass to block), and a model trained on such frames as benign may
+learn that bypass: the first version of this file had five (a leaflet in a museum exhibit, graffiti being painted
+over, a textbook page on propaganda, a fined football banner, an anti-bullying poster quoting the insults) and two
+such answers; the model trained on it let 29% of the red team's story-framed prompts through (the shipped model 11%)
+and missed the museum-framed replay cases. These frames are the likely cause, not measured apart. The claim may be
+denied on a sign, spoken, reported in words, or answered.
 
 Everything is written here, by the project, in its own words; seeded and deterministic. HateCheck and CONAN stay
 unseen: they measure whether this carries to text written by others.
