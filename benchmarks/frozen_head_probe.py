@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training import prompt_head as H
 from t2iguard.training.data.corpus import held_out
+from t2iguard.training.prompt_loso import auroc
 
 SETS = ("hatecheck", "multitarget-conan")
 
@@ -79,7 +79,7 @@ def main() -> None:
             cells = []
             for x, y in sets.values():
                 s = H.head_scores(head, x)
-                cells.append(f"{roc_auc_score(y, s[:, hate]):.3f} / {roc_auc_score(y, s.max(1)):.3f}")
+                cells.append(f"{auroc(y, s[:, hate]):.3f} / {auroc(y, s.max(1)):.3f}")
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
 
 
