@@ -172,4 +172,7 @@ def test_corpus_report_rewrites_only_the_cards_generated_sections(tmp_path):
     r = CliRunner().invoke(app, ["corpus", "--card", str(tmp_path / "none.md")])
     assert r.exit_code == 2 and "--card" in r.output and "not a file" in r.output
     r = CliRunner().invoke(app, ["corpus", "--card", str(card)])  # named before the corpus is built
-    assert r.exit_code == 2 and "no '<!-- BEGIN notes -->' section" in r.output
+    assert r.exit_code == 2 and "no '<!-- BEGIN notes -->'" in r.output
+    card.write_text("<!-- BEGIN notes -->\n<!-- BEGIN per-source -->\n<!-- END per-source -->\n")
+    with pytest.raises(ValueError, match="BEGIN notes"):  # a BEGIN without its END
+        rep.write_card(card)

@@ -131,9 +131,8 @@ def corpus(
     if card and not card.is_file():
         err.print(f"[red]error:[/red] --card: {card} is not a file")
         raise typer.Exit(BAD_INPUT.exit_code)
-    if card and (missing := [n for n in Report(cache="", cache_present=False).card_tables()
-                             if f"<!-- BEGIN {n} -->" not in card.read_text()]):
-        err.print(f"[red]error:[/red] --card: {card} has no '<!-- BEGIN {missing[0]} -->' section")
+    if card and (missing := Report(cache="", cache_present=False).missing_sections(card.read_text())):
+        err.print(f"[red]error:[/red] --card: {card} has no '<!-- BEGIN {missing[0]} -->' ... END section")
         raise typer.Exit(BAD_INPUT.exit_code)
     rep = Report(cache="", cache_present=False)
     with err.status("building the corpus") as st:

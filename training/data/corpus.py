@@ -137,17 +137,28 @@ class Report:
             cats.append(f"| {c} | " + " | ".join(map(str, n)) + f" | {sum(n)} |")
         return {"notes": notes, "per-source": "\n".join(rows), "per-category": "\n".join(cats)}
 
+    @staticmethod
+    def _section(text: str, name: str) -> tuple[int, int] | None:
+        """(start, end) of the text between `<!-- BEGIN name -->` and the next `<!-- END name -->`, or None."""
+        begin = f"<!-- BEGIN {name} -->\n"
+        i = text.find(begin)
+        j = text.find(f"<!-- END {name} -->", i + len(begin)) if i >= 0 else -1
+        return (i + len(begin), j) if j >= 0 else None
+
+    def missing_sections(self, text: str) -> list[str]:
+        """The generated sections (`card_tables`) whose BEGIN/END markers `text` lacks."""
+        return [name for name in self.card_tables() if self._section(text, name) is None]
+
     def write_card(self, card: Path) -> None:
-        """Replace the text between `<!-- BEGIN name -->` and `<!-- END name -->` in `card` with
-        `card_tables()[name]`; ValueError naming the section when its markers are missing."""
+        """Replace the text of each generated section in `card` with `card_tables()[name]`; ValueError naming the
+        first section whose markers are missing (nothing written)."""
         text = card.read_text()
+        if missing := self.missing_sections(text):
+            name = missing[0]
+            raise ValueError(f"{card}: no '<!-- BEGIN {name} -->' ... '<!-- END {name} -->' section")
         for name, body in self.card_tables().items():
-            begin, end = f"<!-- BEGIN {name} -->\n", f"<!-- END {name} -->"
-            i = text.find(begin)
-            j = text.find(end, i + len(begin)) if i >= 0 else -1
-            if i < 0 or j < i:
-                raise ValueError(f"{card}: no '<!-- BEGIN {name} -->' ... '<!-- END {name} -->' section")
-            text = text[:i + len(begin)] + body + "\n" + text[j:]
+            i, j = self._section(text, name)
+            text = text[:i] + body + "\n" + text[j:]
         card.write_text(text)
 
 
