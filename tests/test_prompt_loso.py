@@ -131,6 +131,23 @@ def test_each_adapter_trains_its_own_encoder_weights(dataset):
         assert all(torch.equal(v, base[k]) for k, v in frozen.items() if k in base)
 
 
+def test_a_probed_head_is_where_fine_tuning_starts(dataset):
+    """`--head-init probe` (LP-FT): the head is fitted on the frozen encoder's embeddings first, and fine-tuning
+    starts from it: after one step the head is within one optimiser step of the probe, not at a random init."""
+    from t2iguard.training.train_prompt_classifier import _fit, probe_head
+
+    ds, _ = dataset
+    rows = np.flatnonzero(ds.split == "train")[:32]
+    texts, y, w = list(ds.texts[rows]), ds.y[rows], ds.w[rows]
+    probe = probe_head(texts, y, w, seed=0)
+    _, random_start = _fit(texts[:8], y[:8], w[:8], 0, 1, 32, lambda m: None, max_steps=1)
+    _, probed = _fit(texts[:8], y[:8], w[:8], 0, 1, 32, lambda m: None, max_steps=1, head_state=probe)
+    for name, p in probe.items():
+        assert (probed.state_dict()[name] - p).abs().max() <= 2e-3  # one AdamW step at 1e-3 moves a weight ~1e-3
+    far = max((random_start.state_dict()[n] - p).abs().max() for n, p in probe.items() if n.endswith("weight"))
+    assert far > 0.05
+
+
 def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():
     """`full-r8`: every block weight's change from MiniLM has rank <= 8 after the cut, the leading directions of a
     change are kept, the embeddings are pretrained again, and the count of carried numbers is the factors'."""

@@ -80,15 +80,18 @@ def _batches(n: int, size: int, gen: torch.Generator):
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
          checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
-         encoder_lr: float = LR):
+         encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
     `encoder_lr`, + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for `epochs`
-    or, given `max_steps`, at most that many steps. With `checkpoint`, the state (trained encoder weights, head,
-    optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same checkpoint path
-    resumes from it: the batch order is a function of (seed, epoch) only."""
+    or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a head
+    already fitted on the frozen encoder) instead of at a random init. With `checkpoint`, the state (trained
+    encoder weights, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same
+    checkpoint path resumes from it: the batch order is a function of (seed, epoch) only."""
     torch.manual_seed(seed)
     encoder = load_minilm() if adapter is None else lora_encoder(adapter)
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
+    if head_state is not None:
+        head.load_state_dict(head_state)
     if adapter is None:
         encoder.requires_grad_(True)
     trained = [p for p in encoder.parameters() if p.requires_grad]
@@ -133,6 +136,28 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
                             "head": head.state_dict(), "opt": opt.state_dict(), "step": done}, tmp)
                 tmp.replace(checkpoint)
     return encoder.eval(), head.eval()
+
+
+#: how the head starts: random (the shipped recipe) or probe (LP-FT: fitted on the frozen encoder first)
+HEAD_INITS = ("random", "probe")
+
+
+def probe_head(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, say=lambda msg: None
+               ) -> dict[str, torch.Tensor]:
+    """The first step of LP-FT (linear probe, then fine-tune; Kumar et al. 2022, "Fine-Tuning can Distort
+    Pretrained Features and Underperform Out-of-Distribution"): the head fitted on the frozen encoder's embeddings
+    of `texts` (`prompt_head.fit_head` on the embedding cache, which embeds what it lacks: minutes for the
+    augmented variants on a first run, then seconds). `y`: float32 [N, C], `w`: float32 [N]. Fine-tuning from
+    this head starts with small gradients into the encoder, instead of a random head's, which is what moves
+    the pretrained representation away from what it knew about text unlike the training rows. The cache's
+    embeddings are unit-normalised and the served pooling is not: the head's first LayerNorm makes that equal."""
+    from t2iguard.training.prompt_head import embed_texts, fit_head  # prompt_head imports this module
+
+    x, at = embed_texts(texts, say)
+    if len(at) != len(texts):
+        raise RuntimeError(f"the embedding cache holds {len(at)} of {len(texts)} training texts after computing")
+    say(f"probe: fitting the head on {len(at)} frozen embeddings")
+    return fit_head(x, y[at], w[at], seed=seed).state_dict()
 
 
 def calibrate(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, benign_fpr: float = BENIGN_FPR,
@@ -304,26 +329,32 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
-          data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None,
+          data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
           say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
     64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`, for a model comparable to the folds).
-    Resumable: an interrupted run with the same arguments continues from its checkpoint under the cache
-    (`cache_root()/checkpoints`)."""
+    `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the frozen encoder first
+    (`probe_head`, LP-FT). Resumable: an interrupted run with the same arguments continues from its checkpoint
+    under the cache (`cache_root()/checkpoints`)."""
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)
     train_mask = ds.split == "train"
     config, encoder_lr = ADAPTERS[adapter]
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
-    tag = ("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
+    tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
+           + ("" if head_init == "random" else f"-{head_init}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
-    encoder, head = _fit(list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask], seed, epochs, seq_len,
-                         say, checkpoint, max_steps=max_steps, adapter=config, encoder_lr=encoder_lr)
+    texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
+    # a run resumed from its checkpoint loads the head from there: no probe to fit again
+    head_state = probe_head(texts, y, w, seed, say) if head_init == "probe" and not checkpoint.is_file() else None
+    encoder, head = _fit(texts, y, w, seed, epochs, seq_len, say, checkpoint, max_steps=max_steps, adapter=config,
+                         encoder_lr=encoder_lr, head_state=head_state)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
+    meta |= {} if head_init == "random" else {"head_init": head_init}
     if adapter in LOW_RANK:
         change = low_rank_change(encoder, LOW_RANK[adapter])
         encoder = apply_low_rank(load_minilm(), change).eval()

@@ -450,6 +450,10 @@ def train_prompt_classifier(
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps of 64 prompts (the "
                                                               "leave-one-source-out folds train 150; default: "
                                                               "every epoch).")] = None,
+    head_init: Annotated[str, typer.Option(help="random: the head starts untrained (the shipped recipe); probe: "
+                                                "LP-FT, the head is first fitted on the frozen encoder's cached "
+                                                "embeddings (minutes on a first run), then fine-tuned with the "
+                                                "adapters.")] = "random",
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -460,8 +464,10 @@ def train_prompt_classifier(
     policy version). Resumes an interrupted run from its checkpoint in the cache. About 40 minutes on 2 CPU cores
     (corpus, qv-r8). Rebuild the repository afterwards."""
     from t2iguard.export.tiny import SHIPPABLE
-    from t2iguard.training.train_prompt_classifier import DATASETS, train
+    from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train
 
+    if head_init not in HEAD_INITS:
+        raise typer.BadParameter(f"--head-init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
     if data not in DATASETS:
         raise typer.BadParameter(f"--data must be one of {', '.join(DATASETS)}, not {data!r}")
     if adapter not in SHIPPABLE:
@@ -471,7 +477,8 @@ def train_prompt_classifier(
     paths = {"out": out} if out else {}
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
-        result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, **paths,
+        result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, head_init=head_init,
+                       **paths,
                        say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
