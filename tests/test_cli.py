@@ -80,7 +80,7 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
 
 
-def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
+def test_train_prompt_classifier_names_a_bad_adapter_head_init_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""
     r = t2iguard("train", "prompt-classifier", "--adapter", "full", "--out", str(tmp_path / "w.safetensors"))
@@ -92,6 +92,9 @@ def test_train_prompt_classifier_names_a_bad_adapter_or_policy(tmp_path):
     r = t2iguard("train", "prompt-classifier", "--max-steps", "0", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--max-steps" in said and "greater than or equal to 1" in said
+    r = t2iguard("train", "prompt-classifier", "--head-init", "zeros", "--out", str(tmp_path / "w.safetensors"))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--head-init must be one of random, probe" in said
     r = t2iguard("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--hard-fpr" in said and "less than or equal to 0.5" in said
