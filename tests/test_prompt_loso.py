@@ -134,7 +134,7 @@ def test_each_adapter_trains_its_own_encoder_weights(dataset):
 def test_a_probed_head_is_where_fine_tuning_starts(dataset):
     """`--head-init probe` (LP-FT): the head is fitted on the frozen encoder's embeddings first, and fine-tuning
     starts from it: after one step the head is within one optimiser step of the probe, not at a random init."""
-    from t2iguard.training.train_prompt_classifier import _fit, probe_head
+    from t2iguard.training.train_prompt_classifier import _fit, probe_head, train
 
     ds, _ = dataset
     rows = np.flatnonzero(ds.split == "train")[:32]
@@ -146,6 +146,8 @@ def test_a_probed_head_is_where_fine_tuning_starts(dataset):
         assert (probed.state_dict()[name] - p).abs().max() <= 2e-3  # one AdamW step at 1e-3 moves a weight ~1e-3
     far = max((random_start.state_dict()[n] - p).abs().max() for n, p in probe.items() if n.endswith("weight"))
     assert far > 0.05
+    with pytest.raises(ValueError, match="head_init must be one of random, probe"):
+        train(head_init="zeros")  # named before any data is read
 
 
 def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():

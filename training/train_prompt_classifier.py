@@ -152,7 +152,9 @@ def probe_head(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, say=la
     augmented variants on a first run, then seconds). `y`: float32 [N, C], `w`: float32 [N]. Fine-tuning from
     this head starts with small gradients into the encoder, instead of a random head's, which is what moves
     the pretrained representation away from what it knew about text unlike the training rows. The cache's
-    embeddings are unit-normalised and the served pooling is not: the head's first LayerNorm makes that equal."""
+    embeddings are unit-normalised and the served pooling is not: the head's first LayerNorm makes that equal. The
+    cache embeds at `corpus.EMBED_SEQ_LEN` (64) tokens, training at the profile's (77): a prompt longer than 64
+    tokens starts from a head fitted on its first 64, a start, not the served scores."""
     from t2iguard.training.prompt_head import embed_texts, fit_head  # prompt_head imports this module
 
     x, at = embed_texts(texts, say)
@@ -340,6 +342,8 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the frozen encoder first
     (`probe_head`, LP-FT). Resumable: an interrupted run with the same arguments continues from its checkpoint
     under the cache (`cache_root()/checkpoints`)."""
+    if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
+        raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)
