@@ -80,7 +80,7 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
 
 
-def test_train_prompt_classifier_names_a_bad_adapter_head_init_or_policy(tmp_path):
+def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""
     r = t2iguard("train", "prompt-classifier", "--adapter", "full", "--out", str(tmp_path / "w.safetensors"))
@@ -103,7 +103,8 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_or_policy(tmp_pat
     bad, policy = files / "bad.safetensors", files / "policy.yaml"
     bad.write_text("not a model")
     policy.write_text("version: x\n")  # never read: the weights are named first
-    for args in (("prompt-thresholds", str(bad)),
+    for args in (("prompt-thresholds", str(bad)), ("prompt-classifier", "--init", str(bad), "--out",
+                                                   str(files / "s.safetensors")),
                  ("prompt-soup", str(bad), str(PROMPT_CLASSIFIER_CHECKPOINT), "--out",
                   str(files / "s.safetensors"))):
         r = t2iguard("train", *args, "--policy", str(policy))
@@ -117,7 +118,9 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_or_policy(tmp_pat
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
     assert not list(tmp_path.iterdir())
-    assert not list(tmp_path.iterdir())
+    r = t2iguard("train", "prompt-classifier", "--init", weights, "--head-init", "probe")
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--init continues the file's own adapters and head" in said
 
 
 def test_generate_edit_needs_both_files(url, tmp_path):

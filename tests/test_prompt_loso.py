@@ -150,6 +150,40 @@ def test_a_probed_head_is_where_fine_tuning_starts(dataset):
         train(head_init="zeros")  # named before any data is read
 
 
+def test_a_warm_start_begins_at_the_file_it_continues(dataset):
+    """`--init FILE`: the adapters (at the file's own rank) and head start where the file is, so before any step
+    the encoder scores as the served loader's merged file does; a step at `WARM_LR` moves it a little; a file
+    without adapters is named, not continued."""
+    import torch
+
+    from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
+    from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, load_classifier
+    from t2iguard.training.embed import score
+    from t2iguard.training.train_prompt_classifier import _fit, train, warm_start
+
+    ds, _ = dataset
+    rows = np.flatnonzero(ds.split == "train")[:8]
+    texts, y, w = list(ds.texts[rows]), ds.y[rows], ds.w[rows]
+    config, adapters, head_state, meta = warm_start(PROMPT_CLASSIFIER_CHECKPOINT)
+    assert config["r"] == json.loads(meta["lora"])["r"] and adapters and head_state
+    start = _fit(texts, y, w, 0, 1, 32, lambda m: None, max_steps=0, adapter=config, encoder_state=adapters,
+                 head_state=head_state)
+    stepped = _fit(texts, y, w, 0, 1, 32, lambda m: None, max_steps=1, adapter=config, encoder_state=adapters,
+                   head_state=head_state, encoder_lr=2e-4, head_lr=2e-4)
+    served = load_classifier(PROMPT_CLASSIFIER_CHECKPOINT)
+    probe = ["a knight fighting a dragon", "a bowl of fruit on a table", *texts[:4]]
+    at_start, as_served, after = (score(SentenceScorer(*m, window=PROMPT_WINDOW).eval(), probe, 32)
+                                  for m in (start, served, stepped))
+    assert np.abs(at_start - as_served).max() <= 1e-4  # unmerged float32 adapters against the merged file
+    moved = np.abs(after - as_served).max()
+    assert 1e-5 < moved < 0.2
+    with torch.no_grad():
+        trained = {k: v for k, v in stepped[0].state_dict().items() if "lora_" in k}
+    assert trained.keys() == adapters.keys()  # same names and rank: a soup with the file lines up key by key
+    with pytest.raises(ValueError, match="takes no head_init or adapter"):
+        train(init=PROMPT_CLASSIFIER_CHECKPOINT, head_init="probe")
+
+
 def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():
     """`full-r8`: every block weight's change from MiniLM has rank <= 8 after the cut, the leading directions of a
     change are kept, the embeddings are pretrained again, and the count of carried numbers is the factors'."""

@@ -192,16 +192,55 @@ def test_replay_tells_caught_from_bypassed(client):
     assert not caught2 and s2 < 0.5
 
 
-def _offline():
-    """benchmarks/redteam_offline.py, imported by path (benchmarks/ is not a package)."""
+def _benchmark(name: str = "redteam_offline"):
+    """benchmarks/<name>.py, imported by path (benchmarks/ is not a package)."""
     import importlib.util
+    import sys
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks" / "redteam_offline.py"
-    spec = importlib.util.spec_from_file_location("redteam_offline", path)
-    module = importlib.util.module_from_spec(spec)
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_shipping_rule_reads_every_term_and_picks_the_lowest_attack_success():
+    """benchmarks/prompt_guard_rule.py's verdict: each term fails on its own, the hard-negative cap is 10% or the
+    shipped share plus one point, failing cells are bold, and of the passing candidates the lowest attack success
+    is chosen; the search's tries are not pooled with the single operators."""
+    rule = _benchmark("prompt_guard_rule")
+    report = {"mutations": {"none": {"bypassed": 1, "n": 10}, "leet": {"bypassed": 3, "n": 10},
+                            "search": {"bypassed": 5, "n": 5}}}
+    assert rule.single_operator(report) == (20.0, "4/20")
+    sets = {"COCO-30k captions (n=2000)": {"benign": 0.2}, "HateCheck (n=2000)": {"hard-negative": 37.0},
+            "own twins (n=2000)": {"hard-negative": 5.2, "unsafe": 85.7}}
+    shipped = rule.Figures(17.5, "117/667", 1390, (45, 45), sets)
+
+    def cand(**change):
+        f = rule.Figures(16.0, "107/667", 1397, (45, 45), {k: dict(v) for k, v in sets.items()})
+        for key, value in change.items():
+            setattr(f, key, value)
+        return f
+
+    good = cand()
+    assert all(rule.terms(shipped, good).values())
+    assert not rule.terms(shipped, cand(asr=17.5))["single-operator attack success lower"]
+    assert not rule.terms(shipped, cand(queries=1389))["search no easier"]
+    assert not rule.terms(shipped, cand(fixed=(44, 45)))["every fixed replay case caught"]
+    over = cand()
+    over.flagged["HateCheck (n=2000)"]["hard-negative"] = 38.1  # shipped 37.0 > 10: one point more at most
+    over.flagged["own twins (n=2000)"]["hard-negative"] = 10.1  # shipped 5.2 <= 10: at most 10
+    over.flagged["COCO-30k captions (n=2000)"]["benign"] = 1.1
+    verdict = rule.terms(shipped, over)
+    assert [t for t, ok in verdict.items() if not ok] == [
+        "ordinary benign <= 1%: COCO-30k captions (n=2000)", "hard negatives <= 38%: HateCheck (n=2000)",
+        "hard negatives <= 10%: own twins (n=2000)"]
+    names = ["shipped", "good", "better", "over"]
+    figures = [shipped, good, cand(asr=12.0), over]
+    text = rule.table(names, figures)
+    assert "**38.1%**" in text and text.splitlines()[-1] == "| verdict | shipped | PASS | PASS | FAIL |"
+    assert rule.choice(names, figures) == "better" and rule.choice(names[:1] + ["over"], [shipped, over]) is None
 
 
 def test_the_in_process_screen_decides_as_the_served_guard(client):
@@ -210,7 +249,7 @@ def test_the_in_process_screen_decides_as_the_served_guard(client):
     from t2iguard.contract.policy import DEFAULT_POLICY
     from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
 
-    screen = _offline().file_screen(PROMPT_CLASSIFIER_CHECKPOINT, DEFAULT_POLICY)
+    screen = _benchmark().file_screen(PROMPT_CLASSIFIER_CHECKPOINT, DEFAULT_POLICY)
     cases = R.load_cases()
     offline = screen([c.prompt for c in cases])
     served = R.replay(client, cases)

@@ -82,11 +82,13 @@ def _batches(n: int, size: int, gen: torch.Generator):
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
          checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
-         encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None):
+         encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None,
+         encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
-    `encoder_lr`, + head by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for `epochs`
-    or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a head
-    already fitted on the frozen encoder) instead of at a random init. With `checkpoint`, the state (trained
+    `encoder_lr`, + head (at `head_lr`) by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for
+    `epochs` or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a
+    head already fitted on the frozen encoder; `warm_start`: a trained file's head) instead of at a random init;
+    `encoder_state`: the adapters start there (`warm_start`). With `checkpoint`, the state (trained
     encoder weights, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same
     checkpoint path resumes from it: the batch order is a function of (seed, epoch) only."""
     torch.manual_seed(seed)
@@ -94,14 +96,19 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
     if head_state is not None:
         head.load_state_dict(head_state)
+    if encoder_state is not None:
+        missing = set(encoder_state) - set(encoder.state_dict())
+        if missing:
+            raise ValueError(f"the start's adapters do not fit the encoder: {sorted(missing)[:3]}")
+        encoder.load_state_dict(encoder_state, strict=False)
     if adapter is None:
         encoder.requires_grad_(True)
     trained = [p for p in encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": trained, "lr": encoder_lr},
-                             {"params": list(head.parameters())}], lr=LR, weight_decay=0.05)
+                             {"params": list(head.parameters())}], lr=head_lr, weight_decay=0.05)
     targets, weights = torch.from_numpy(y), torch.from_numpy(w)
     per_epoch = -(-len(texts) // BATCH)
-    steps, done = min(epochs * per_epoch, max_steps or epochs * per_epoch), 0
+    steps, done = min(epochs * per_epoch, epochs * per_epoch if max_steps is None else max_steps), 0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
         encoder.load_state_dict(state["encoder"], strict=False)
@@ -142,6 +149,30 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
 
 #: how the head starts: random (the shipped recipe) or probe (LP-FT: fitted on the frozen encoder first)
 HEAD_INITS = ("random", "probe")
+#: learning rate of adapters and head when training continues from a trained file (`warm_start`): a fifth of a
+#: fresh run's, so that a pass over the corpus moves the file, not restarts it
+WARM_LR = 2e-4
+
+
+def warm_start(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, str]]:
+    """(LoRA config, adapter state, head state, metadata) of a trained prompt-classifier file, float32: where a
+    run continues from (`train(init=path)`). The file's own adapter rank is kept (a soup's is the sum of its
+    parents'), so the continued model and `path` share a start and can be souped (`training/prompt_soup.py`).
+    ValueError for a file without LoRA adapters (a low-rank change or a frozen encoder) or with other categories."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    config = json.loads(meta.get("lora", "null"))
+    if config is None or config.get("target_modules") != LORA["target_modules"]:
+        raise ValueError(f"{path} carries no LoRA adapters on {LORA['target_modules']}: nothing to continue from")
+    if json.loads(meta.get("categories", "null")) != list(CATEGORIES):
+        raise ValueError(f"{path} was trained for other categories")
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    adapters = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    head = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
+    return config, adapters, head, meta
 
 
 def probe_head(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, say=lambda msg: None
@@ -334,40 +365,55 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
-          say=lambda msg: None) -> TrainResult:
+          init: Path | None = None, say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
     64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`, for a model comparable to the folds).
     `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the frozen encoder first
-    (`probe_head`, LP-FT). Resumable: an interrupted run with the same arguments continues from its checkpoint
-    under the cache (`cache_root()/checkpoints`)."""
+    (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its adapters, rank and
+    head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
+    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
     if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
         raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
+    if init is not None and (head_init != "random" or adapter != "qv-r8"):
+        raise ValueError("init continues a file's own adapters and head: it takes no head_init or adapter")
+    start = warm_start(init) if init is not None else None
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
     ds = DATASETS[data](seed)
     train_mask = ds.split == "train"
     config, encoder_lr = ADAPTERS[adapter]
+    if start is not None:
+        config, encoder_lr = start[0], WARM_LR
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
     tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
-           + ("" if head_init == "random" else f"-{head_init}"))
+           + ("" if head_init == "random" else f"-{head_init}")
+           + ("" if init is None else f"-from-{hashlib.sha256(init.read_bytes()).hexdigest()[:16]}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
     # a run resumed from its checkpoint loads the head from there: no probe to fit again
     head_state = probe_head(texts, y, w, seed, say) if head_init == "probe" and not checkpoint.is_file() else None
+    if start is not None and not checkpoint.is_file():
+        head_state = start[2]
     encoder, head = _fit(texts, y, w, seed, epochs, seq_len, say, checkpoint, max_steps=max_steps, adapter=config,
-                         encoder_lr=encoder_lr, head_state=head_state)
+                         encoder_lr=encoder_lr, head_state=head_state,
+                         encoder_state=None if start is None else start[1],
+                         head_lr=LR if start is None else WARM_LR)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
+    if init is not None:  # the start's seed, not the batch order's: a soup checks it as the shared start
+        meta |= {"seed": start[3].get("seed", str(seed)), "order_seed": str(seed), "lr": str(WARM_LR),
+                 "init": json.dumps({"file": init.name,
+                                     "sha256_16": hashlib.sha256(init.read_bytes()).hexdigest()[:16]})}
     if adapter in LOW_RANK:
         change = low_rank_change(encoder, LOW_RANK[adapter])
         encoder = apply_low_rank(load_minilm(), change).eval()
         meta.update(lora="null", low_rank=str(LOW_RANK[adapter]),
                     encoder=f"all-MiniLM-L6-v2 fine-tuned, its change cut to rank {LOW_RANK[adapter]}")
         return save_calibrated(encoder, head, ds, meta, out, policy, t0, encoder_state=change)
-    return save_calibrated(encoder, head, ds, {**meta, "lora": json.dumps(LORA)}, out, policy, t0)
+    return save_calibrated(encoder, head, ds, {**meta, "lora": json.dumps(config)}, out, policy, t0)
 
 
 def save_calibrated(encoder: torch.nn.Module, head: torch.nn.Module, ds: Dataset, meta: dict[str, str], out: Path,

@@ -454,6 +454,10 @@ def train_prompt_classifier(
                                                 "LP-FT, the head is first fitted on the frozen encoder's cached "
                                                 "embeddings (minutes on a first run), then fine-tuned with the "
                                                 "adapters.")] = "random",
+    init: Annotated[Path | None, typer.Option(help="Continue from this trained file (its adapters, rank and head, "
+                                                    "at a fifth of the learning rate) instead of starting afresh; "
+                                                    "the result can be souped with it (`t2iguard train "
+                                                    "prompt-soup`). Takes no --head-init or --adapter.")] = None,
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -464,7 +468,7 @@ def train_prompt_classifier(
     policy version). Resumes an interrupted run from its checkpoint in the cache. About 40 minutes on 2 CPU cores
     (corpus, qv-r8). Rebuild the repository afterwards."""
     from t2iguard.export.tiny import SHIPPABLE
-    from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train
+    from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train, warm_start
 
     if head_init not in HEAD_INITS:
         raise typer.BadParameter(f"--head-init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
@@ -474,11 +478,20 @@ def train_prompt_classifier(
         raise typer.BadParameter(f"--adapter must be one of {', '.join(SHIPPABLE)}, not {adapter!r}")
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
+    if init is not None:
+        if head_init != "random" or adapter != "qv-r8":
+            raise typer.BadParameter("--init continues the file's own adapters and head: drop --head-init/--adapter",
+                                     param_hint="--init")
+        _classifier_file(init, "--init")
+        try:
+            warm_start(init)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--init") from None
     paths = {"out": out} if out else {}
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
         result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, head_init=head_init,
-                       **paths,
+                       init=init, **paths,
                        say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
