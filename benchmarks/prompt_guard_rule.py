@@ -51,6 +51,7 @@ class Figures:
     queries: int  # the search's screen queries (higher: harder)
     fixed: tuple[int, int]  # (fixed replay cases caught, fixed cases)
     flagged: dict[str, dict[str, float]] = field(default_factory=dict)  # {set: {group: % flagged}}
+    aurocs: dict[str, float] = field(default_factory=dict)  # {set: AUROC of risk, unsafe against the rest}: no term
 
 
 def single_operator(report: dict) -> tuple[float, str]:
@@ -81,6 +82,7 @@ def measure(pairs: list[tuple[Path, Path]], max_rows: int, seed: int = 0) -> lis
     pair (its screen answers at the pair's thresholds)."""
     from t2iguard.evaluation.redteam import Config, run
     from t2iguard.export.modules import PROMPT_WINDOW
+    from t2iguard.training.prompt_loso import auroc
 
     compare, offline = _script("prompt_guard_compare"), _script("redteam_offline")
     for _, policy in pairs:
@@ -93,8 +95,10 @@ def measure(pairs: list[tuple[Path, Path]], max_rows: int, seed: int = 0) -> lis
         report = run(None, Config(generate=0, seed=seed), screen=offline.file_screen(weights, policy))
         asr, attacks = single_operator(report)
         caught, n = (int(x) for x in compare.redteam_caught(weights, policy, PROMPT_WINDOW)["fixed"].split("/"))
-        out.append(Figures(asr, attacks, int(report["queries"]), (caught, n),
-                           compare.flagged_shares(compare.set_risks(scores[weights], policy))))
+        risks = compare.set_risks(scores[weights], policy)
+        aurocs = {name: round(auroc(group == "unsafe", r), 3) for name, (r, group) in risks.items()
+                  if 0 < (group == "unsafe").sum() < len(group)}
+        out.append(Figures(asr, attacks, int(report["queries"]), (caught, n), compare.flagged_shares(risks), aurocs))
     return out
 
 
@@ -121,6 +125,10 @@ def table(names: list[str], figures: list[Figures]) -> str:
                                       for c, v in zip(cands, verdicts, strict=True)]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines.append("| verdict | shipped | " + " | ".join("PASS" if all(v.values()) else "FAIL" for v in verdicts) + " |")
+    lines += ["", "| AUROC, unsafe against the rest (not a term) | " + " | ".join(names) + " |",
+              "| --- " * (len(names) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{f.aurocs.get(name, float('nan')):.3f}" for f in figures) + " |"
+              for name in shipped.aurocs]
     return "\n".join(lines)
 
 

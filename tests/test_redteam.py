@@ -239,7 +239,7 @@ def test_the_shipping_rule_reads_every_term_and_picks_the_lowest_attack_success(
     names = ["shipped", "good", "better", "over"]
     figures = [shipped, good, cand(asr=12.0), over]
     text = rule.table(names, figures)
-    assert "**38.1%**" in text and text.splitlines()[-1] == "| verdict | shipped | PASS | PASS | FAIL |"
+    assert "**38.1%**" in text and "| verdict | shipped | PASS | PASS | FAIL |" in text.splitlines()
     assert rule.choice(names, figures) == "better" and rule.choice(names[:1] + ["over"], [shipped, over]) is None
 
 
