@@ -403,8 +403,9 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
-    if init is not None:  # the start's seed, not the batch order's: a soup checks it as the shared start
-        meta |= {"seed": start[3].get("seed", str(seed)), "order_seed": str(seed), "lr": str(WARM_LR),
+    if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
+        # (the corpus's sampling and augmentation, dropout, batch order)
+        meta |= {"seed": start[3].get("seed", str(seed)), "run_seed": str(seed), "lr": str(WARM_LR),
                  "init": json.dumps({"file": init.name,
                                      "sha256_16": hashlib.sha256(init.read_bytes()).hexdigest()[:16]})}
     if adapter in LOW_RANK:
