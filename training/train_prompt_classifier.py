@@ -14,7 +14,9 @@ Why adapters and not a head on the frozen encoder: on sets neither was trained o
 an exemplar bank (`training/prompt_head.py`) caught far fewer unsafe prompts than the adapters
 (docs/2026-12-03-prompt-guard-real-data.md). `head_init="probe"` (LP-FT) starts the adapters' training from such a
 head: it keeps more of the frozen encoder's ranking of hate against counter-speech (HateCheck AUROC 0.784 against
-0.731 from a random head, one seed; not shipped, same study).
+0.731 from a random head, one seed; not shipped, same study). `init=FILE` continues a trained file instead
+(`warm_start`: its adapters at their own rank and its head, at `WARM_LR`), so the result keeps what the file
+catches and soups with it (WiSE-FT's idea; measured in the same study, not shipped).
 """
 
 from __future__ import annotations
