@@ -2,13 +2,15 @@
 every term of the rule in docs/2026-12-03-prompt-guard-real-data.md, with a verdict.
 
     python benchmarks/prompt_guard_rule.py SHIPPED SHIPPED_POLICY CAND CAND_POLICY [CAND CAND_POLICY ...] \
-        [--max-rows 2000] [--json OUT.json]
+        [--max-rows 2000] [--seed 0] [--json OUT.json]
+    python benchmarks/prompt_guard_rule.py --figures OUT.json    # judge saved figures again, scoring nothing
 
 A candidate ships only if, against the shipped file at its policy (all at the served `PROMPT_WINDOW`):
 
 - the offline red team's single-operator attack success (`benchmarks/redteam_offline.py`: the same seeds, operators
-  and draws for every file, pooled over the operators) is lower;
-- its search needs no fewer queries (the search is no easier);
+  and draws for every file, pooled over the operators and the unaltered seed prompts, `none`) is lower;
+- its screen queries in all (the single mutations, the same count for every file, and the search's) are no fewer
+  (the search is no easier);
 - COCO captions and PartiPrompts are flagged at most 1%;
 - every red-team case marked `fixed` in `evaluation/redteam_cases.jsonl` is still caught;
 - on every unseen set with risky-looking benign rows (`hard-negative`), those are flagged at most 10% where the
@@ -28,7 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -53,25 +55,28 @@ class Figures:
     """One (weights, policy) pair's figures on the rule's terms."""
     asr: float  # single-operator attack success, %
     attacks: str  # "bypassed/tries"
-    queries: int  # the search's screen queries (higher: harder)
+    queries: int  # screen queries in all: the single mutations' (the same for every file) + the search's
     fixed: tuple[int, int]  # (fixed replay cases caught, fixed cases)
     flagged: dict[str, dict[str, float]] = field(default_factory=dict)  # {set: {group: % flagged}}
     aurocs: dict[str, float] = field(default_factory=dict)  # {set: AUROC of risk, unsafe against the rest}: no term
 
 
 def single_operator(report: dict) -> tuple[float, str]:
-    """(% bypassed, "bypassed/tries") pooled over a red-team report's single operators (its `mutations` but the
-    search, which is a chain of them and is judged by its queries)."""
+    """(% bypassed, "bypassed/tries") pooled over a red-team report's single operators and unaltered seeds (its
+    `mutations`, `none` included, but the search, which chains them and is judged by its queries)."""
     cells = [c for op, c in report["mutations"].items() if op != "search"]
     bypassed, n = sum(c["bypassed"] for c in cells), sum(c["n"] for c in cells)
     return 100.0 * bypassed / n, f"{bypassed}/{n}"
 
 
 def terms(shipped: Figures, cand: Figures) -> dict[str, bool]:
-    """{term: passes} for `cand` against `shipped`; a set's hard-negative term is named `hard negatives: <set>`."""
+    """{term: passes} for `cand` against `shipped`; a set's terms end in `: <set>`. A set the shipped file was
+    measured on and the candidate was not fails (figures from different runs)."""
     out = {"single-operator attack success lower": cand.asr < shipped.asr,
            "search no easier": cand.queries >= shipped.queries,
            "every fixed replay case caught": cand.fixed[0] == cand.fixed[1]}
+    for name in shipped.flagged.keys() - cand.flagged.keys():
+        out[f"measured on: {name}"] = False
     for name, groups in cand.flagged.items():
         if name.startswith(ORDINARY) and "benign" in groups:
             out[f"ordinary benign <= {BENIGN_CAP:g}%: {name}"] = groups["benign"] <= BENIGN_CAP
@@ -93,8 +98,6 @@ def measure(pairs: list[tuple[Path, Path]], max_rows: int, seed: int = 0) -> lis
     from t2iguard.training.prompt_loso import auroc
 
     compare, offline = _script("prompt_guard_compare"), _script("redteam_offline")
-    for _, policy in pairs:
-        compare.thresholds_of(policy)  # a bad policy file is named before minutes of scoring
     scores: dict[Path, dict] = {}
     out = []
     for weights, policy in pairs:
@@ -114,10 +117,10 @@ def table(names: list[str], figures: list[Figures]) -> str:
     """Markdown: a row per term, a column per pair (the first the shipped file); failing cells in bold."""
     shipped, cands = figures[0], figures[1:]
     verdicts = [terms(shipped, c) for c in cands]
-    kinds = ("ordinary", "hard", "unsafe")  # the file-wide terms first, then a set's, by kind and set
+    kinds = ("measured", "ordinary", "hard", "unsafe")  # the file-wide terms first, then a set's, by kind and set
     rows = sorted({t for v in verdicts for t in v},
                   key=lambda t: (t.split()[0] in kinds, kinds.index(t.split()[0]) if t.split()[0] in kinds else 0,
-                                 t.split(": ", 1)[-1]))
+                                 t.split(": ", 1)[-1].lower()))
 
     def cell(f: Figures, term: str) -> str:
         if term.startswith("single"):
@@ -126,6 +129,8 @@ def table(names: list[str], figures: list[Figures]) -> str:
             return str(f.queries)
         if term.startswith("every fixed"):
             return f"{f.fixed[0]}/{f.fixed[1]}"
+        if term.startswith("measured"):
+            return "measured" if term.split(": ", 1)[1] in f.flagged else "not measured"
         name = term.split(": ", 1)[1]
         group = {"ordinary": "benign", "hard": "hard-negative"}.get(term.split()[0], "unsafe")
         return f"{f.flagged.get(name, {}).get(group, float('nan')):.1f}%"
@@ -149,6 +154,42 @@ def choice(names: list[str], figures: list[Figures]) -> str | None:
     return min(passing)[1] if passing else None
 
 
+def save_figures(path: Path, names: list[str], figures: list[Figures]) -> None:
+    """{pair name: figures} as JSON: what `--figures` judges again."""
+    path.write_text(json.dumps({n: asdict(f) for n, f in zip(names, figures, strict=True)}, indent=1))
+
+
+def load_figures(path: Path) -> tuple[list[str], list[Figures]]:
+    """(pair names, figures) from `save_figures`'s JSON, the shipped pair first; ValueError naming what is wrong."""
+    try:
+        saved = json.loads(path.read_text())
+        names = list(saved)
+        figures = [Figures(**{**f, "fixed": tuple(f["fixed"])}) for f in saved.values()]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"{path} holds no figures that --json wrote ({type(e).__name__}: {e})") from None
+    if len(figures) < 2:
+        raise ValueError(f"{path} holds {len(figures)} pair(s): the shipped pair and at least one candidate needed")
+    return names, figures
+
+
+def _check_pair(weights: Path, policy: Path) -> None:
+    """Raise ValueError naming the file unless `weights` is a classifier file and `policy` a policy this code
+    loads: seconds, before minutes of scoring (`main` runs it on every pair first)."""
+    from safetensors import SafetensorError
+
+    from t2iguard.contract.policy import load_policy
+    from t2iguard.export.tiny import load_classifier
+
+    for path in (weights, policy):
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+    try:
+        load_classifier(weights)
+    except (SafetensorError, ValueError, KeyError) as e:
+        raise ValueError(f"{weights} is not a prompt-classifier file ({e})") from None
+    load_policy(policy)  # ValueError naming the file and the problem
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", type=Path, help="SHIPPED SHIPPED_POLICY, then CANDIDATE POLICY pairs")
@@ -159,27 +200,32 @@ def main() -> None:
                                                   "(then no files are given)")
     args = ap.parse_args()
     if args.figures:
-        saved = json.loads(args.figures.read_text())
-        names = list(saved)
-        figures = [Figures(**{**f, "fixed": tuple(f["fixed"])}) for f in saved.values()]
-        print(table(names, figures))
-        best = choice(names, figures)
-        print(f"\nto ship: {best}" if best else "\nto ship: none (every candidate fails a term)")
-        return
-    if len(args.files) < 4 or len(args.files) % 2:
-        ap.error("files come in WEIGHTS POLICY pairs: the shipped pair, then at least one candidate pair")
-    for path in args.files:
-        if not path.is_file():
-            ap.error(f"{path}: no such file")
-    pairs = list(zip(args.files[::2], args.files[1::2], strict=True))
-    names = [f"{w.name} @ {p.name}" for w, p in pairs]
-    figures = measure(pairs, args.max_rows, args.seed)
+        if args.files:
+            ap.error("--figures judges saved figures: give no files with it")
+        try:
+            names, figures = load_figures(args.figures)
+        except ValueError as e:
+            ap.error(f"--figures: {e}")
+    else:
+        if len(args.files) < 4 or len(args.files) % 2:
+            ap.error("files come in WEIGHTS POLICY pairs: the shipped pair, then at least one candidate pair")
+        if args.max_rows < 0:
+            ap.error(f"--max-rows must be >= 0, not {args.max_rows}")
+        if args.json and not args.json.parent.is_dir():
+            ap.error(f"--json: {args.json.parent} is not a directory")
+        pairs = list(zip(args.files[::2], args.files[1::2], strict=True))
+        for weights, policy in pairs:
+            try:
+                _check_pair(weights, policy)
+            except ValueError as e:
+                ap.error(str(e))
+        names = [f"{w.name} @ {p.name}" for w, p in pairs]
+        figures = measure(pairs, args.max_rows, args.seed)
+        if args.json:
+            save_figures(args.json, names, figures)
     print(table(names, figures))
     best = choice(names, figures)
     print(f"\nto ship: {best}" if best else "\nto ship: none (every candidate fails a term)")
-    if args.json:
-        args.json.write_text(json.dumps({n: f.__dict__ for n, f in zip(names, figures, strict=True)}, indent=1,
-                                        default=lambda o: list(o) if isinstance(o, tuple) else o))
 
 
 if __name__ == "__main__":

@@ -118,9 +118,16 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
     assert not list(tmp_path.iterdir())
-    r = t2iguard("train", "prompt-classifier", "--init", weights, "--head-init", "probe")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: x\n")  # never read: the start is named first
+    r = t2iguard("train", "prompt-classifier", "--init", weights, "--head-init", "probe", "--out",
+                 str(tmp_path / "w.safetensors"), "--policy", str(policy))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--init continues the file's own adapters and head" in said
+    r = t2iguard("train", "prompt-classifier", "--init", weights, "--policy", str(policy))  # --out: the file itself
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--out" in said and "is the file --init continues" in said
+    assert [p.name for p in tmp_path.iterdir()] == ["policy.yaml"] and policy.read_text() == "version: x\n"
 
 
 def test_generate_edit_needs_both_files(url, tmp_path):

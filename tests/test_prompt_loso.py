@@ -150,38 +150,62 @@ def test_a_probed_head_is_where_fine_tuning_starts(dataset):
         train(head_init="zeros")  # named before any data is read
 
 
-def test_a_warm_start_begins_at_the_file_it_continues(dataset):
-    """`--init FILE`: the adapters (at the file's own rank) and head start where the file is, so before any step
-    the encoder scores as the served loader's merged file does; a step at `WARM_LR` moves it a little; a file
-    without adapters is named, not continued."""
-    import torch
+def test_a_warm_start_begins_at_the_file_it_continues(dataset, tmp_path, monkeypatch):
+    """`--init FILE`: the adapters (at the file's own rank) and head start where the file is: a run of zero steps
+    writes the file's own weights back, with the file's seed, so a soup with it finds a shared start; a step at
+    `WARM_LR` moves it a little; a file without adapters, and an `out` that is the file itself, are named."""
+    import shutil
 
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from t2iguard.contract.policy import DEFAULT_POLICY
     from t2iguard.export.modules import PROMPT_WINDOW, SentenceScorer
     from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, load_classifier
+    from t2iguard.training import prompt_soup
+    from t2iguard.training import train_prompt_classifier as T
     from t2iguard.training.embed import score
-    from t2iguard.training.train_prompt_classifier import _fit, train, warm_start
+    from t2iguard.training.train_prompt_classifier import Dataset, _fit, train, warm_start
 
+    shipped = PROMPT_CLASSIFIER_CHECKPOINT
+    start = warm_start(shipped)
+    assert start.config["r"] == 16 and all(v.shape[0] == 16 for k, v in start.adapters.items() if "lora_A" in k)
     ds, _ = dataset
-    rows = np.flatnonzero(ds.split == "train")[:8]
-    texts, y, w = list(ds.texts[rows]), ds.y[rows], ds.w[rows]
-    config, adapters, head_state, meta = warm_start(PROMPT_CLASSIFIER_CHECKPOINT)
-    assert config["r"] == json.loads(meta["lora"])["r"] and adapters and head_state
-    start = _fit(texts, y, w, 0, 1, 32, lambda m: None, max_steps=0, adapter=config, encoder_state=adapters,
-                 head_state=head_state)
-    stepped = _fit(texts, y, w, 0, 1, 32, lambda m: None, max_steps=1, adapter=config, encoder_state=adapters,
-                   head_state=head_state, encoder_lr=2e-4, head_lr=2e-4)
-    served = load_classifier(PROMPT_CLASSIFIER_CHECKPOINT)
+    rows = np.concatenate([np.flatnonzero(ds.split == "train")[:8]]
+                          + [np.flatnonzero((ds.split == "val") & (ds.groups == g))[:100]
+                             for g in ("benign", "hard-negative", "unsafe")])
+    small = Dataset(ds.texts[rows], ds.y[rows], ds.w[rows], ds.split[rows], ds.groups[rows], ds.source[rows],
+                    ds.digest)
+    monkeypatch.setitem(T.DATASETS, "corpus", lambda seed: small)
+    monkeypatch.setattr(T, "cache_root", lambda: tmp_path)  # its checkpoint, not the user's
+    policy, out = tmp_path / "policy.yaml", tmp_path / "continued.safetensors"
+    shutil.copy(DEFAULT_POLICY, policy)
+    train(seed=3, init=shipped, max_steps=0, out=out, policy=policy)
+    before, after = load_file(str(shipped)), load_file(str(out))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert (meta["seed"], meta["run_seed"], json.loads(meta["init"])["file"]) == ("0", "3", shipped.name)
+    prompt_soup._shared_start(shipped, out, 0.5)  # raises unless the two share a start
+
+    texts, y, w = list(ds.texts[rows[:8]]), ds.y[rows[:8]], ds.w[rows[:8]]
+    stepped = _fit(texts, y, w, 0, 1, 32, lambda m: None, max_steps=1, adapter=start.config,
+                   encoder_state=start.adapters, head_state=start.head, encoder_lr=T.WARM_LR, head_lr=T.WARM_LR)
     probe = ["a knight fighting a dragon", "a bowl of fruit on a table", *texts[:4]]
-    at_start, as_served, after = (score(SentenceScorer(*m, window=PROMPT_WINDOW).eval(), probe, 32)
-                                  for m in (start, served, stepped))
-    assert np.abs(at_start - as_served).max() <= 1e-4  # unmerged float32 adapters against the merged file
-    moved = np.abs(after - as_served).max()
-    assert 1e-5 < moved < 0.2
-    with torch.no_grad():
-        trained = {k: v for k, v in stepped[0].state_dict().items() if "lora_" in k}
-    assert trained.keys() == adapters.keys()  # same names and rank: a soup with the file lines up key by key
+    as_served, moved = (score(SentenceScorer(*m, window=PROMPT_WINDOW).eval(), probe, 32)
+                        for m in (load_classifier(shipped), stepped))
+    assert 1e-5 < np.abs(moved - as_served).max() < 0.2
+
+    bare = tmp_path / "bare.safetensors"
+    save_file({"head.net.0.weight": torch.zeros(1)}, str(bare),
+              metadata={"lora": "null", "categories": json.dumps(CATEGORIES), "hidden": "256", "seed": "0"})
+    with pytest.raises(ValueError, match="carries no LoRA adapters"):
+        warm_start(bare)
+    with pytest.raises(ValueError, match="out is the file init continues"):
+        train(init=shipped, out=shipped)
     with pytest.raises(ValueError, match="takes no head_init or adapter"):
-        train(init=PROMPT_CLASSIFIER_CHECKPOINT, head_init="probe")
+        train(init=shipped, head_init="probe")
 
 
 def test_low_rank_keeps_the_change_at_its_rank_and_drops_the_embeddings():

@@ -98,10 +98,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
     if head_state is not None:
         head.load_state_dict(head_state)
-    if encoder_state is not None:
-        missing = set(encoder_state) - set(encoder.state_dict())
-        if missing:
-            raise ValueError(f"the start's adapters do not fit the encoder: {sorted(missing)[:3]}")
+    if encoder_state is not None:  # `warm_start` checked that these are exactly the encoder's adapters
         encoder.load_state_dict(encoder_state, strict=False)
     if adapter is None:
         encoder.requires_grad_(True)
@@ -156,11 +153,23 @@ HEAD_INITS = ("random", "probe")
 WARM_LR = 2e-4
 
 
-def warm_start(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, str]]:
-    """(LoRA config, adapter state, head state, metadata) of a trained prompt-classifier file, float32: where a
-    run continues from (`train(init=path)`). The file's own adapter rank is kept (a soup's is the sum of its
-    parents'), so the continued model and `path` share a start and can be souped (`training/prompt_soup.py`).
-    ValueError for a file without LoRA adapters (a low-rank change or a frozen encoder) or with other categories."""
+@dataclass
+class Start:
+    """Where a continued run starts (`warm_start`): a trained file's adapters and head, float32."""
+    config: dict  # the file's peft LoraConfig fields (its own rank)
+    adapters: dict[str, torch.Tensor]  # peft state-dict names (`lora_A`/`lora_B`), as `lora_encoder(config)` has them
+    head: dict[str, torch.Tensor]  # `MLPHead` state
+    seed: str  # the file's seed: the continued file records it, so a soup with the file finds a shared start
+    file: dict[str, str]  # {"file": name, "sha256_16": ...}: the continued file's `init` metadata
+
+
+def warm_start(path: Path) -> Start:
+    """The start of a run that continues the trained prompt-classifier file `path` (`train(init=path)`). The file's
+    own adapter rank is kept (a soup's is the sum of its parents'), so the continued model and `path` share a start
+    and can be souped (`training/prompt_soup.py`). Checked in seconds, before any corpus is read: ValueError for a
+    file without LoRA adapters on the shipped modules (a low-rank change or a frozen encoder), with other categories,
+    another head width or no seed, or whose adapters or head do not load exactly into `lora_encoder(config)` and
+    the head."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -169,12 +178,25 @@ def warm_start(path: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, tor
     config = json.loads(meta.get("lora", "null"))
     if config is None or config.get("target_modules") != LORA["target_modules"]:
         raise ValueError(f"{path} carries no LoRA adapters on {LORA['target_modules']}: nothing to continue from")
-    if json.loads(meta.get("categories", "null")) != list(CATEGORIES):
-        raise ValueError(f"{path} was trained for other categories")
+    if json.loads(meta.get("categories", "null")) != list(CATEGORIES) or meta.get("hidden") != str(HIDDEN):
+        raise ValueError(f"{path} was trained for other categories or another head width (hidden {HIDDEN})")
+    if "seed" not in meta:
+        raise ValueError(f"{path} records no seed: a continued file could not name its shared start")
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     adapters = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     head = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
-    return config, adapters, head, meta
+    encoder = lora_encoder(config)
+    wanted = {k for k in encoder.state_dict() if "lora_" in k}
+    if set(adapters) != wanted:
+        raise ValueError(f"{path}'s adapters do not match LoRA r={config.get('r')} on {config['target_modules']}: "
+                         f"{sorted(set(adapters) ^ wanted)[:3]}")
+    try:
+        encoder.load_state_dict(adapters, strict=False)
+        MLPHead(encoder.config.hidden_size, HIDDEN, len(CATEGORIES), dropout=0.2).load_state_dict(head)
+    except RuntimeError as e:  # a shape that does not fit
+        raise ValueError(f"{path} does not load into its own configuration: {str(e).splitlines()[0]}") from None
+    return Start(config, adapters, head, meta["seed"],
+                 {"file": path.name, "sha256_16": hashlib.sha256(path.read_bytes()).hexdigest()[:16]})
 
 
 def probe_head(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, say=lambda msg: None
@@ -378,8 +400,12 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
     if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
         raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
+    if max_steps is not None and max_steps < 0:
+        raise ValueError(f"max_steps must be >= 0, not {max_steps}")
     if init is not None and (head_init != "random" or adapter != "qv-r8"):
         raise ValueError("init continues a file's own adapters and head: it takes no head_init or adapter")
+    if init is not None and Path(out).resolve() == Path(init).resolve():
+        raise ValueError(f"out is the file init continues ({init}): write the continued file elsewhere")
     start = warm_start(init) if init is not None else None
     t0 = time.perf_counter()
     seq_len = get_profile("tiny").seq_len
@@ -387,29 +413,28 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     train_mask = ds.split == "train"
     config, encoder_lr = ADAPTERS[adapter]
     if start is not None:
-        config, encoder_lr = start[0], WARM_LR
-    say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({adapter}) + head")
+        config, encoder_lr = start.config, WARM_LR
+    what = adapter if start is None else f"continuing {init.name}, LoRA r={config['r']}"
+    say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({what}) + head")
     tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
            + ("" if head_init == "random" else f"-{head_init}")
-           + ("" if init is None else f"-from-{hashlib.sha256(init.read_bytes()).hexdigest()[:16]}"))
+           + ("" if start is None else f"-from-{start.file['sha256_16']}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
     # a run resumed from its checkpoint loads the head from there: no probe to fit again
     head_state = probe_head(texts, y, w, seed, say) if head_init == "probe" and not checkpoint.is_file() else None
     if start is not None and not checkpoint.is_file():
-        head_state = start[2]
+        head_state = start.head
     encoder, head = _fit(texts, y, w, seed, epochs, seq_len, say, checkpoint, max_steps=max_steps, adapter=config,
                          encoder_lr=encoder_lr, head_state=head_state,
-                         encoder_state=None if start is None else start[1],
+                         encoder_state=None if start is None else start.adapters,
                          head_lr=LR if start is None else WARM_LR)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
     if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
         # (the corpus's sampling and augmentation, dropout, batch order)
-        meta |= {"seed": start[3].get("seed", str(seed)), "run_seed": str(seed), "lr": str(WARM_LR),
-                 "init": json.dumps({"file": init.name,
-                                     "sha256_16": hashlib.sha256(init.read_bytes()).hexdigest()[:16]})}
+        meta |= {"seed": start.seed, "run_seed": str(seed), "lr": str(WARM_LR), "init": json.dumps(start.file)}
     if adapter in LOW_RANK:
         change = low_rank_change(encoder, LOW_RANK[adapter])
         encoder = apply_low_rank(load_minilm(), change).eval()

@@ -457,7 +457,8 @@ def train_prompt_classifier(
     init: Annotated[Path | None, typer.Option(help="Continue from this trained file (its adapters, rank and head, "
                                                     "at a fifth of the learning rate) instead of starting afresh; "
                                                     "the result can be souped with it (`t2iguard train "
-                                                    "prompt-soup`). Takes no --head-init or --adapter.")] = None,
+                                                    "prompt-soup`). Takes no --head-init or --adapter, and needs "
+                                                    "an --out other than this file.")] = None,
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -467,7 +468,7 @@ def train_prompt_classifier(
     export/weights/prompt_classifier.safetensors and the calibrated thresholds into the bundled policy (a new
     policy version). Resumes an interrupted run from its checkpoint in the cache. About 40 minutes on 2 CPU cores
     (corpus, qv-r8). Rebuild the repository afterwards."""
-    from t2iguard.export.tiny import SHIPPABLE
+    from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, SHIPPABLE
     from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train, warm_start
 
     if head_init not in HEAD_INITS:
@@ -487,6 +488,10 @@ def train_prompt_classifier(
             warm_start(init)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--init") from None
+        if (out or PROMPT_CLASSIFIER_CHECKPOINT).resolve() == init.resolve():
+            raise typer.BadParameter(f"{out or PROMPT_CLASSIFIER_CHECKPOINT} is the file --init continues: write the "
+                                     "continued file elsewhere (and its thresholds into a copy of the policy)",
+                                     param_hint="--out")
     paths = {"out": out} if out else {}
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
