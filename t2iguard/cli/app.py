@@ -468,6 +468,8 @@ def train_prompt_classifier(
     export/weights/prompt_classifier.safetensors and the calibrated thresholds into the bundled policy (a new
     policy version). Resumes an interrupted run from its checkpoint in the cache. About 40 minutes on 2 CPU cores
     (corpus, qv-r8). Rebuild the repository afterwards."""
+    from safetensors import SafetensorError
+
     from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, SHIPPABLE
     from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train, warm_start
 
@@ -483,9 +485,12 @@ def train_prompt_classifier(
         if head_init != "random" or adapter != "qv-r8":
             raise typer.BadParameter("--init continues the file's own adapters and head: drop --head-init/--adapter",
                                      param_hint="--init")
-        _classifier_file(init, "--init")
-        try:
+        if not init.is_file():
+            raise typer.BadParameter(f"{init}: no such file", param_hint="--init")
+        try:  # the whole check, in seconds: a file that loads as a classifier may still carry no adapters
             warm_start(init)
+        except SafetensorError as e:
+            raise typer.BadParameter(f"{init} is not a prompt-classifier file ({e})", param_hint="--init") from None
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--init") from None
         if (out or PROMPT_CLASSIFIER_CHECKPOINT).resolve() == init.resolve():
