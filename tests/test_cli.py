@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
 
+from t2iguard.cli.app import app
 from t2iguard.contract.errors import (
     BAD_INPUT,
     ERROR_TABLE,
@@ -28,6 +30,13 @@ from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
 def t2iguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "t2iguard.cli.app", *args], capture_output=True, text=True,
                           input=stdin, timeout=300)
+
+
+def in_process(*args: str) -> subprocess.CompletedProcess:
+    """`t2iguard` in this process (typer's runner): for checks of bad input, where a process per call would
+    import torch again each time (about 3 s)."""
+    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
 
 
 def test_error_table_is_one_to_one():
@@ -67,14 +76,14 @@ def test_generate_bad_input_exit_2(url, tmp_path):
 
 
 def test_eval_regeneration_names_an_unknown_method(tmp_path):
-    r = t2iguard("eval", "regeneration", "--methods", "sld,nothing", "--out", str(tmp_path))
+    r = in_process("eval", "regeneration", "--methods", "sld,nothing", "--out", str(tmp_path))
     assert r.returncode == BAD_INPUT.exit_code
     said = " ".join(r.stderr.replace("│", " ").split())  # rich wraps the message in a box
     assert "Invalid value for --methods: 'sld,nothing': choose from policy, sld, classifier, reseed" in said
     assert not list(tmp_path.iterdir())  # checked before anything is built or run
-    r = t2iguard("eval", "regeneration", "--attempts", "0", "--out", str(tmp_path))
+    r = in_process("eval", "regeneration", "--attempts", "0", "--out", str(tmp_path))
     assert r.returncode == BAD_INPUT.exit_code and "--attempts" in r.stderr and not list(tmp_path.iterdir())
-    r = t2iguard("eval", "regeneration", "--sets", "edits,photos", "--out", str(tmp_path))
+    r = in_process("eval", "regeneration", "--sets", "edits,photos", "--out", str(tmp_path))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and not list(tmp_path.iterdir())
     assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
@@ -83,19 +92,19 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
 def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""
-    r = t2iguard("train", "prompt-classifier", "--adapter", "full", "--out", str(tmp_path / "w.safetensors"))
+    r = in_process("train", "prompt-classifier", "--adapter", "full", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--adapter must be one of qv-r8, full-r32, full-r8" in said
-    r = t2iguard("train", "prompt-classifier", "--policy", str(tmp_path / "none.yaml"))
+    r = in_process("train", "prompt-classifier", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
-    r = t2iguard("train", "prompt-classifier", "--max-steps", "0", "--out", str(tmp_path / "w.safetensors"))
+    r = in_process("train", "prompt-classifier", "--max-steps", "0", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--max-steps" in said and "greater than or equal to 1" in said
-    r = t2iguard("train", "prompt-classifier", "--head-init", "zeros", "--out", str(tmp_path / "w.safetensors"))
+    r = in_process("train", "prompt-classifier", "--head-init", "zeros", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--head-init must be one of random, probe" in said
-    r = t2iguard("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
+    r = in_process("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--hard-fpr" in said and "less than or equal to 0.5" in said
     files = tmp_path / "files"
@@ -107,24 +116,24 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
                                                    str(files / "s.safetensors")),
                  ("prompt-soup", str(bad), str(PROMPT_CLASSIFIER_CHECKPOINT), "--out",
                   str(files / "s.safetensors"))):
-        r = t2iguard("train", *args, "--policy", str(policy))
+        r = in_process("train", *args, "--policy", str(policy))
         said = " ".join(r.stderr.replace("│", " ").split())  # named in seconds, before the corpus is read
         assert r.returncode == BAD_INPUT.exit_code and "is not a prompt-classifier file" in said, said
         assert policy.read_text() == "version: x\n" and not (files / "s.safetensors").exists()
     shutil.rmtree(files)
     weights = str(PROMPT_CLASSIFIER_CHECKPOINT)  # a soup is named the same way, before the corpus is read
-    r = t2iguard("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
+    r = in_process("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
                  "--out", str(tmp_path / "soup.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
     assert not list(tmp_path.iterdir())
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: x\n")  # never read: the start is named first
-    r = t2iguard("train", "prompt-classifier", "--init", weights, "--head-init", "probe", "--out",
+    r = in_process("train", "prompt-classifier", "--init", weights, "--head-init", "probe", "--out",
                  str(tmp_path / "w.safetensors"), "--policy", str(policy))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--init continues the file's own adapters and head" in said
-    r = t2iguard("train", "prompt-classifier", "--init", weights, "--policy", str(policy))  # --out: the file itself
+    r = in_process("train", "prompt-classifier", "--init", weights, "--policy", str(policy))  # --out: the file itself
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--out" in said and "is the file --init continues" in said
     assert [p.name for p in tmp_path.iterdir()] == ["policy.yaml"] and policy.read_text() == "version: x\n"
