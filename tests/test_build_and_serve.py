@@ -48,11 +48,21 @@ def test_build_rejects_unknown_target(tmp_path):
     assert r.returncode == 2 and "unknown target 'tpu'" in r.stderr
 
 
-def test_serve_starts_and_stops_on_sigterm(repository):
+def one_model_repository(repository, out):
+    """The built repository's text_normalize alone (and the files the server reads): a server up in seconds, for
+    tests of the server's own lifecycle rather than of the stack."""
+    shutil.copytree(repository / "text_normalize", out / "text_normalize")
+    for name in ("profile.json", "build.json", "policy.yaml"):
+        shutil.copy2(repository / name, out / name)
+    return out
+
+
+def test_serve_starts_and_stops_on_sigterm(repository, tmp_path):
     ports = free_ports()
-    proc = subprocess.Popen([sys.executable, "-m", "t2iguard.cli.app", "serve", "--repository", str(repository),
+    proc = subprocess.Popen([sys.executable, "-m", "t2iguard.cli.app", "serve", "--repository",
+                             str(one_model_repository(repository, tmp_path / "repo")),
                              "--grpc-port", str(ports.grpc), "--http-port", str(ports.http),
-                             "--metrics-port", str(ports.metrics)],
+                             "--metrics-port", str(ports.metrics), "--health-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stderr.readline()  # blocks until the CLI logs; it logs once Triton is ready
@@ -76,10 +86,7 @@ def test_a_killed_server_s_shared_memory_is_removed_on_stop(repository, tmp_path
     """Each server names its python-backend shared memory with its own prefix, so a server killed with -9 (its
     stubs with it, as the OOM killer would) leaves nothing in /dev/shm once `stop()` has run: a run that kills
     servers must not fill /dev/shm until a new stub cannot start (CI's `boost::interprocess::lock_exception`)."""
-    shutil.copytree(repository / "text_normalize", tmp_path / "repo" / "text_normalize")
-    for name in ("profile.json", "build.json", "policy.yaml"):
-        shutil.copy2(repository / name, tmp_path / "repo" / name)
-    server = TritonServer(tmp_path / "repo", free_ports())
+    server = TritonServer(one_model_repository(repository, tmp_path / "repo"), free_ports())
     server.start()
     try:
         regions = sorted(SHM_DIR.glob(f"{server.shm_prefix}*"))

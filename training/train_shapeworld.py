@@ -139,10 +139,10 @@ class Recipe:
 
     def quick(self) -> Recipe:
         """A few steps of everything on little data: checks the script, trains nothing useful."""
-        return replace(self, t2i=64, edits=32, held_out=8, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
-                       head_tones=2, vae_bodies_steps=2, body_tones=2, unet_t2i=64, unet_edits=32, unet_steps=2,
+        return replace(self, t2i=32, edits=16, held_out=4, vae_steps=2, vae_decoder_steps=2, vae_heads_steps=2,
+                       head_tones=1, vae_bodies_steps=2, body_tones=1, unet_t2i=32, unet_edits=16, unet_steps=2,
                        unet_more_steps=2, unet_position_steps=2, unet_vpred_steps=2, guard_steps=2,
-                       classifier_steps=2, decoded=16, batch=8, reconstruction_held_out=4, judged=3)
+                       classifier_steps=2, decoded=8, batch=8, reconstruction_held_out=2, judged=3)
 
 
 @dataclass
