@@ -3,6 +3,7 @@ and no evaluation-set near-duplicate in the training split."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -42,6 +43,15 @@ def test_twins_are_reproducible_and_held_out_twins_share_no_frame_with_training(
     train = {t.unsafe for t in T.twins(0, per_category=60)}
     held = {t.unsafe for t in T.twins(T.EVAL_SEEDS.start, per_category=60, held_out=True)}
     assert not train & held
+
+
+def test_the_held_out_twins_are_the_ones_the_recorded_figures_were_measured_on():
+    """Frames are added at the end of a category, never where an index would move a held-out frame: the
+    evaluation twins (`evaluation/prompt_classifier.py`, the rule's own-twins row) stay the same 1,440 pairs
+    (digest of the 2026-12-07 set, before the how-to and election-routine frames were added)."""
+    pairs = T.twins(T.EVAL_SEEDS.start, held_out=True)
+    text = "\n".join(f"{t.benign}\t{t.unsafe}" for t in pairs)
+    assert len(pairs) == 1440 and hashlib.sha256(text.encode()).hexdigest()[:16] == "7e3d8b7b991dc46c"
 
 
 def test_known_misses_are_on_the_unsafe_side():
