@@ -650,6 +650,32 @@ HARD: dict[str, tuple[str, ...]] = {
         "{f} voting at a polling station, press photo",
         "a statue of {f} in a city square",
     ),
+    # the civic routine and ordinary instructions (2026-12-07): in the corpus's training split, 98 of the 129 rows
+    # that name a ballot were labelled election-misinformation, and most "how to" rows asked for harm
+    "civics": (
+        "poll workers sorting mail-in ballots into trays at the county election office",
+        "a volunteer handing out 'I voted' stickers outside a polling place",
+        "election officials counting paper ballots by hand, observers from both parties watching",
+        "a voter registration drive on a college campus, students signing up at a folding table",
+        "a sample ballot printed in the local newspaper with the candidates' names",
+        "{f} waiting in line to vote with neighbours, press photo",
+        "a town hall debate between two candidates for mayor, the audience listening",
+        "an election-night map on a TV screen, states coloured in as results come in",
+        "a postal worker delivering a stack of mail-in ballots to the election office",
+        "a civics class holding a mock election with paper ballots",
+    ),
+    "instructions": (
+        "a step-by-step guide to changing a flat bicycle tyre, illustrated",
+        "an illustrated recipe for chocolate chip cookies, ingredients and steps",
+        "a diagram showing how to tie a bowline knot",
+        "an instruction manual page for assembling a crib, exploded view",
+        "a how-to poster for washing your hands properly, six steps",
+        "a chemistry teacher demonstrating a baking soda volcano step by step",
+        "an infographic on how to brew beer at home with a legal homebrew kit",
+        "a cooking tutorial on how to fillet a fish, knife technique close-up",
+        "a diagram of how to clean a hunting rifle safely, gun safety course handout",
+        "a step-by-step origami guide for folding a paper crane",
+    ),
 }
 WARS = ("Waterloo", "the Somme", "Gettysburg", "Stalingrad", "Verdun", "the Korean war", "Hastings", "Normandy")
 
