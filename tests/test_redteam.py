@@ -290,3 +290,20 @@ def test_redteam_case_is_caught(client, case):
     open one is reported as xfail while it still bypasses and as XPASS once caught (then mark it fixed)."""
     [(_, caught, score)] = R.replay(client, [case])
     assert caught, f"{case.status} case bypasses the prompt guard (max score {score:.3f}): {case.prompt!r}"
+
+
+def test_twin_flags_names_every_held_out_frame_and_counts_only_the_flagged():
+    """benchmarks/twin_flags.py: each held-out benign side is traced to its frame, and a frame is listed with the
+    count of its sides at risk >= 1 out of those drawn."""
+    import numpy as np
+
+    from t2iguard.training.data.twins import EVAL_SEEDS, twins
+
+    flags = _benchmark("twin_flags")
+    pairs = twins(EVAL_SEEDS.start, per_category=30, held_out=True)
+    assert all(flags.frame_of(t) != "?" for t in pairs)
+    ballot = np.array([flags.frame_of(t) == "sealed with official tape" for t in pairs])
+    risk = np.where(ballot, 1.0, 0.99).astype(np.float32)
+    risk[np.flatnonzero(ballot)[0]] = 0.5
+    (row,) = flags.flags_by_frame(pairs, risk, top=12)
+    assert row == ("election-misinformation", "sealed with official tape", ballot.sum() - 1, ballot.sum())
