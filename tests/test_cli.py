@@ -123,14 +123,14 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
     shutil.rmtree(files)
     weights = str(PROMPT_CLASSIFIER_CHECKPOINT)  # a soup is named the same way, before the corpus is read
     r = in_process("train", "prompt-soup", weights, weights, "--policy", str(tmp_path / "none.yaml"),
-                 "--out", str(tmp_path / "soup.safetensors"))
+                   "--out", str(tmp_path / "soup.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
     assert not list(tmp_path.iterdir())
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: x\n")  # never read: the start is named first
     r = in_process("train", "prompt-classifier", "--init", weights, "--head-init", "probe", "--out",
-                 str(tmp_path / "w.safetensors"), "--policy", str(policy))
+                   str(tmp_path / "w.safetensors"), "--policy", str(policy))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--init continues the file's own adapters and head" in said
     r = in_process("train", "prompt-classifier", "--init", weights, "--policy", str(policy))  # --out: the file itself
