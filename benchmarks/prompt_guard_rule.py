@@ -175,18 +175,10 @@ def load_figures(path: Path) -> tuple[list[str], list[Figures]]:
 def _check_pair(weights: Path, policy: Path) -> None:
     """Raise ValueError naming the file unless `weights` is a classifier file and `policy` a policy this code
     loads: seconds, before minutes of scoring (`main` runs it on every pair first)."""
-    from safetensors import SafetensorError
-
     from t2iguard.contract.policy import load_policy
-    from t2iguard.export.tiny import load_classifier
+    from t2iguard.export.tiny import check_classifier_file
 
-    for path in (weights, policy):
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file")
-    try:
-        load_classifier(weights)
-    except (SafetensorError, ValueError, KeyError) as e:
-        raise ValueError(f"{weights} is not a prompt-classifier file ({e})") from None
+    check_classifier_file(weights)
     load_policy(policy)  # ValueError naming the file and the problem
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
+from t2iguard.export.tiny import check_classifier_file
 from t2iguard.training.data.twins import EVAL_SEEDS, Twin, frames, twins
 
 
@@ -27,7 +28,8 @@ def frame_of(twin: Twin) -> str:
     """The benign element of the held-out frame `twin` was drawn from ("?" if none matches its text)."""
     text = twin.benign.lower()
     for _frame, good, _bad, _extra in frames(twin.category, held_out=True):
-        if good.split("{")[0].lower() in text:
+        head = good.split("{")[0].lower()  # the element's words before its first slot
+        if head and head in text:
             return good
     return "?"
 
@@ -51,11 +53,16 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.files) % 2:
         ap.error("give WEIGHTS POLICY pairs")
-    for path in args.files:
-        if not path.is_file():
-            ap.error(f"{path}: no such file")
     if args.seed not in EVAL_SEEDS:
         ap.error(f"--seed must lie in {EVAL_SEEDS} (the held-out twins' seeds), got {args.seed}")
+    for weights, policy in zip(args.files[::2], args.files[1::2], strict=True):
+        try:  # seconds, before the scoring
+            check_classifier_file(weights)
+            load_policy(policy)
+        except ValueError as e:
+            ap.error(str(e))
+
+    from prompt_guard_compare import thresholds_of  # a sibling script: benchmarks/ is on sys.path when run
 
     from t2iguard.export.modules import PROMPT_WINDOW
     from t2iguard.training.train_prompt_classifier import served_scores
@@ -63,8 +70,7 @@ def main() -> None:
     pairs = twins(args.seed, held_out=True)
     texts = [t.benign for t in pairs]
     for weights, policy in zip(args.files[::2], args.files[1::2], strict=True):
-        thresholds = load_policy(policy).prompt_thresholds()
-        scaled = served_scores(texts, weights, window=PROMPT_WINDOW) / np.array([thresholds[c] for c in CATEGORIES])
+        scaled = served_scores(texts, weights, window=PROMPT_WINDOW) / thresholds_of(policy)  # float32, as the rule
         risk = scaled.max(1)
         by_category = Counter(CATEGORIES[i] for i in scaled.argmax(1)[risk >= 1])
         print(f"## {weights.name} @ {policy.name}: {int((risk >= 1).sum())} of {len(texts)} benign sides flagged "

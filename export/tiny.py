@@ -228,6 +228,19 @@ def load_classifier(path: Path = PROMPT_CLASSIFIER_CHECKPOINT) -> tuple[torch.nn
     return encoder.eval(), head.eval()
 
 
+def check_classifier_file(path: Path) -> None:
+    """Raise ValueError naming `path` unless it is a prompt-classifier file `load_classifier` loads (a missing file,
+    not safetensors, another configuration): a second's check before minutes of scoring or corpus reading."""
+    from safetensors import SafetensorError
+
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        load_classifier(path)
+    except (SafetensorError, ValueError, KeyError) as e:
+        raise ValueError(f"{path} is not a prompt-classifier file ({e})") from None
+
+
 def load_tagger(encoder: torch.nn.Module, path: Path = REWRITE_TAGGER_CHECKPOINT) -> RewriteTagger | None:
     """The trained tagger over `encoder` (float32, eval mode), or None when not trained."""
     if not path.exists():

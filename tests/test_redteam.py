@@ -292,11 +292,12 @@ def test_redteam_case_is_caught(client, case):
     assert caught, f"{case.status} case bypasses the prompt guard (max score {score:.3f}): {case.prompt!r}"
 
 
-def test_twin_flags_names_every_held_out_frame_and_counts_only_the_flagged():
+def test_twin_flags_names_every_held_out_frame_and_counts_only_the_flagged(tmp_path, monkeypatch, capsys):
     """benchmarks/twin_flags.py: each held-out benign side is traced to its frame, and a frame is listed with the
-    count of its sides at risk >= 1 out of those drawn."""
+    count of its sides at risk >= 1 out of those drawn; a file that is not a classifier is named before scoring."""
     import numpy as np
 
+    from t2iguard.contract.policy import DEFAULT_POLICY
     from t2iguard.training.data.twins import EVAL_SEEDS, twins
 
     flags = _benchmark("twin_flags")
@@ -307,3 +308,9 @@ def test_twin_flags_names_every_held_out_frame_and_counts_only_the_flagged():
     risk[np.flatnonzero(ballot)[0]] = 0.5
     (row,) = flags.flags_by_frame(pairs, risk, top=12)
     assert row == ("election-misinformation", "sealed with official tape", ballot.sum() - 1, ballot.sum())
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a model")
+    monkeypatch.setattr("sys.argv", ["twin_flags.py", str(bad), str(DEFAULT_POLICY)])
+    with pytest.raises(SystemExit) as exit_:
+        flags.main()
+    assert exit_.value.code == 2 and f"{bad} is not a prompt-classifier file" in capsys.readouterr().err

@@ -423,16 +423,12 @@ app.command()(verify)
 def _classifier_file(path: Path, hint: str) -> None:
     """Raise BadParameter (naming `hint`) unless `path` is a prompt-classifier file this code loads: checked in a
     second, before minutes of corpus reading."""
-    from safetensors import SafetensorError
+    from t2iguard.export.tiny import check_classifier_file
 
-    from t2iguard.export.tiny import load_classifier
-
-    if not path.is_file():
-        raise typer.BadParameter(f"{path}: no such file", param_hint=hint)
     try:
-        load_classifier(path)
-    except (SafetensorError, ValueError, KeyError) as e:
-        raise typer.BadParameter(f"{path} is not a prompt-classifier file ({e})", param_hint=hint) from None
+        check_classifier_file(path)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=hint) from None
 
 
 @train_app.command("prompt-classifier")
