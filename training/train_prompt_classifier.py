@@ -59,6 +59,9 @@ BATCH = 64
 LR = 1e-3  # of the head, and of the shipped adapters
 CHECKPOINT_EVERY = 50
 
+#: twins per step for the pair loss (`pair_loss`), drawn besides the `BATCH` rows
+PAIR_BATCH = 8
+
 #: operating point: per category, at most this share of benign / hard-negative validation prompts flagged
 BENIGN_FPR = 0.001
 HARD_FPR = 0.01
@@ -82,17 +85,42 @@ def _batches(n: int, size: int, gen: torch.Generator):
         yield perm[i:i + size]
 
 
+def twin_pairs(pair: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """int64 [P, 2]: (benign row, unsafe row) of every twin pair whose two sides are both among the rows; `pair`
+    (str [N], "" for rows that are no twin) and `groups` (str [N]) as `Dataset` has them. A side dropped by the
+    near-duplicate check leaves its partner out; pairs in the order their benign side comes."""
+    sides: dict[str, dict[str, int]] = {}
+    for i, (p, g) in enumerate(zip(pair, groups, strict=True)):
+        if p:
+            sides.setdefault(p, {})["unsafe" if g == "unsafe" else "benign"] = i
+    rows = sorted((s["benign"], s["unsafe"]) for s in sides.values() if len(s) == 2)
+    return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def pair_loss(benign: torch.Tensor, unsafe: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Logistic ranking loss over twin pairs: mean over pairs of mean over the unsafe side's categories of
+    softplus(benign logit - unsafe logit). `benign`, `unsafe`: float32 [P, C] logits of the two sides; `labels`:
+    float32 [P, C], the unsafe side's targets (each row has at least one 1). Cross-entropy scores each side
+    alone, so the words both sides share can carry it; this term is paid only for the difference between them,
+    the harmful element (or the stance) the twins differ in."""
+    per = torch.nn.functional.softplus(benign - unsafe) * labels
+    return (per.sum(1) / labels.sum(1)).mean()
+
+
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
          checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
          encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None,
-         encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR):
+         encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR,
+         pairs: np.ndarray | None = None, pair_weight: float = 0.0):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
     `encoder_lr`, + head (at `head_lr`) by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for
     `epochs` or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a
     head already fitted on the frozen encoder; `warm_start`: a trained file's head) instead of at a random init;
     `encoder_state`: the adapters start there (`warm_start`). With `checkpoint`, the state (trained
     encoder weights, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same
-    checkpoint path resumes from it: the batch order is a function of (seed, epoch) only."""
+    checkpoint path resumes from it: the batch order is a function of (seed, epoch) only. `pairs` (`twin_pairs`, rows
+    of `texts`) with `pair_weight` > 0: each step also draws `PAIR_BATCH` twin pairs (a function of (seed, step)) and
+    adds `pair_weight` x `pair_loss` to the cross-entropy, in the same encoder pass."""
     torch.manual_seed(seed)
     encoder = load_minilm() if adapter is None else lora_encoder(adapter)
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
@@ -106,6 +134,8 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     opt = torch.optim.AdamW([{"params": trained, "lr": encoder_lr},
                              {"params": list(head.parameters())}], lr=head_lr, weight_decay=0.05)
     targets, weights = torch.from_numpy(y), torch.from_numpy(w)
+    use_pairs = pairs is not None and len(pairs) > 0 and pair_weight > 0
+    pair_rows = torch.from_numpy(pairs) if use_pairs else None
     per_epoch = -(-len(texts) // BATCH)
     steps, done = min(epochs * per_epoch, epochs * per_epoch if max_steps is None else max_steps), 0
     if checkpoint is not None and checkpoint.is_file():
@@ -124,12 +154,21 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
                 continue
             if done == steps:
                 break
-            ids, mask = (torch.from_numpy(a) for a in tokenize([texts[int(j)] for j in idx], seq_len))
+            drawn = torch.empty((0, 2), dtype=torch.int64)
+            if use_pairs:
+                pick = torch.Generator().manual_seed(seed * 1_000_003 + done)
+                drawn = pair_rows[torch.randint(len(pair_rows), (PAIR_BATCH,), generator=pick)]
+            rows = torch.cat([idx, drawn[:, 0], drawn[:, 1]])
+            ids, mask = (torch.from_numpy(a) for a in tokenize([texts[int(j)] for j in rows], seq_len))
             width = int(mask.sum(1).max())
             hidden = encoder(input_ids=ids[:, :width], attention_mask=mask[:, :width]).last_hidden_state
-            logits = head.logits(masked_mean(hidden, mask[:, :width]))
+            all_logits = head.logits(masked_mean(hidden, mask[:, :width]))
+            logits = all_logits[:len(idx)]
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[idx], reduction="none")
                     .mean(1) * weights[idx]).sum() / weights[idx].sum()
+            if use_pairs:
+                benign, unsafe = all_logits[len(idx):].split(len(drawn))
+                loss = loss + pair_weight * pair_loss(benign, unsafe, targets[drawn[:, 1]])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -319,10 +358,13 @@ class Dataset:
     source: np.ndarray  # str [N]: the unit leave-one-source-out holds out (`corpus.source_of`)
     digest: str  # sha256 (16 hex) of the raw texts, in order
     original: np.ndarray | None = None  # object [N], normalised, before augmentation (what is scored); None: texts
+    pair: np.ndarray | None = None  # str [N]: the id a twin shares with its partner, "" for the rest; None: no twins
 
     def __post_init__(self):
         if self.original is None:
             self.original = self.texts
+        if self.pair is None:
+            self.pair = np.full(len(self.texts), "")
 
     @property
     def key(self) -> str:
@@ -381,7 +423,8 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
                    np.array([WEAK_WEIGHT if e.weak else 1.0 for e in data], np.float32),
                    np.array([e.split for e in data]), np.array([e.group for e in data]),
                    np.array([source_of(e) for e in data]),
-                   hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16], original)
+                   hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16], original,
+                   np.array([e.pair for e in data]))
 
 
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
@@ -389,7 +432,7 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
-          init: Path | None = None, say=lambda msg: None) -> TrainResult:
+          init: Path | None = None, pair_weight: float = 0.0, say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
@@ -397,7 +440,10 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the frozen encoder first
     (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its adapters, rank and
     head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
-    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`)."""
+    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
+    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`) to every step."""
+    if pair_weight < 0:
+        raise ValueError(f"pair_weight must be >= 0, not {pair_weight}")
     if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
         raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
     if max_steps is not None and max_steps < 0:
@@ -418,9 +464,13 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     say(f"{len(ds.texts)} prompts ({int(train_mask.sum())} train, data={data}); fine-tuning MiniLM ({what}) + head")
     tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
            + ("" if head_init == "random" else f"-{head_init}")
-           + ("" if start is None else f"-from-{start.file['sha256_16']}"))
+           + ("" if start is None else f"-from-{start.file['sha256_16']}")
+           + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
+    pairs = twin_pairs(ds.pair[train_mask], ds.groups[train_mask])
+    if pair_weight:
+        say(f"pair loss x{pair_weight:g} over {len(pairs)} twin pairs")
     # a run resumed from its checkpoint loads the head from there: no probe to fit again
     head_state = probe_head(texts, y, w, seed, say) if head_init == "probe" and not checkpoint.is_file() else None
     if start is not None and not checkpoint.is_file():
@@ -428,10 +478,11 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     encoder, head = _fit(texts, y, w, seed, epochs, seq_len, say, checkpoint, max_steps=max_steps, adapter=config,
                          encoder_lr=encoder_lr, head_state=head_state,
                          encoder_state=None if start is None else start.adapters,
-                         head_lr=LR if start is None else WARM_LR)
+                         head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
+    meta |= {} if pair_weight == 0 else {"pair_weight": f"{pair_weight:g}", "pairs": str(len(pairs))}
     if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
         # (the corpus's sampling and augmentation, dropout, batch order)
         meta |= {"seed": start.seed, "run_seed": str(seed), "lr": str(WARM_LR), "init": json.dumps(start.file)}
