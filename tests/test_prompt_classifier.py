@@ -286,3 +286,53 @@ def test_training_reads_the_corpus_with_every_text_embedded(monkeypatch):
         with pytest.raises(_Read):
             read()
     assert asked == ["all", "all"]
+
+
+def test_twin_pairs_keep_only_pairs_with_both_sides_and_the_pair_loss_pays_for_the_difference():
+    """`twin_pairs` pairs a twin's benign side with its unsafe side (a side without its partner is left out);
+    `pair_loss` is log 2 for tied logits, near 0 once the unsafe side is far above, and reads only the unsafe
+    side's categories."""
+    import torch
+
+    from t2iguard.training.train_prompt_classifier import pair_loss, twin_pairs
+
+    pair = np.array(["p1", "", "p1", "p2", "p3", "p3"])
+    groups = np.array(["hard-negative", "benign", "unsafe", "unsafe", "unsafe", "hard-negative"])
+    assert twin_pairs(pair, groups).tolist() == [[0, 2], [5, 4]]
+    assert twin_pairs(np.array(["", ""]), groups[:2]).shape == (0, 2)
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    tied = pair_loss(torch.zeros(2, 2), torch.zeros(2, 2), labels)
+    assert abs(tied.item() - np.log(2)) < 1e-6
+    apart = torch.tensor([[8.0, -9.0], [-9.0, 8.0]])  # unsafe sides far above on their own categories only
+    assert pair_loss(torch.zeros(2, 2), apart, labels).item() < 1e-3
+
+
+def test_a_step_with_the_pair_loss_separates_the_twins_more_than_cross_entropy_alone():
+    """The same steps on the same project-written twins, with and without `pair_weight`: with it, the unsafe sides'
+    logits on their categories rise further above their benign twins' (a real MiniLM with adapters, 3 steps)."""
+    import torch
+
+    from t2iguard.export.modules import masked_mean
+    from t2iguard.runtime.text import tokenize
+    from t2iguard.training.data.twins import twins
+    from t2iguard.training.train_prompt_classifier import _fit, twin_pairs
+
+    pairs = twins(seed=5, per_category=1)
+    texts = [normalize(t) for p in pairs for t in (p.benign, p.unsafe)]
+    y = np.zeros((len(texts), len(CATEGORIES)), np.float32)
+    for i, p in enumerate(pairs):
+        y[2 * i + 1, [CATEGORIES.index(c) for c in p.labels]] = 1.0
+    groups = np.array(["hard-negative", "unsafe"] * len(pairs))
+    rows = twin_pairs(np.repeat([p.pair for p in pairs], 2), groups)
+    assert len(rows) == len(pairs)
+
+    def gap(weight: float) -> float:
+        encoder, head = _fit(texts, y, np.ones(len(texts), np.float32), 0, 1, 32, lambda m: None, max_steps=3,
+                             pairs=rows, pair_weight=weight)
+        ids, mask = (torch.from_numpy(a) for a in tokenize(texts, 32))
+        with torch.no_grad():
+            z = head.logits(masked_mean(encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask))
+        on = torch.from_numpy(y[rows[:, 1]])
+        return float((((z[rows[:, 1]] - z[rows[:, 0]]) * on).sum(1) / on.sum(1)).mean())
+
+    assert gap(5.0) > gap(0.0) + 0.05  # measured: 0.137 against -0.019

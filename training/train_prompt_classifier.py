@@ -16,7 +16,9 @@ an exemplar bank (`training/prompt_head.py`) caught far fewer unsafe prompts tha
 head: it keeps more of the frozen encoder's ranking of hate against counter-speech (HateCheck AUROC 0.784 against
 0.731 from a random head, one seed; not shipped, same study). `init=FILE` continues a trained file instead
 (`warm_start`: its adapters at their own rank and its head, at `WARM_LR`), so the result keeps what the file
-catches and soups with it (WiSE-FT's idea; measured in the same study, not shipped).
+catches and soups with it (WiSE-FT's idea; measured in the same study, not shipped). `pair_weight` adds a
+logistic ranking loss over the training twins (`pair_loss`): paid only for the difference between a twin's sides,
+which cross-entropy, scoring each side alone, lets the shared words carry (measured in the same study).
 """
 
 from __future__ import annotations
