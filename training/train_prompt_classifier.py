@@ -61,8 +61,10 @@ BATCH = 64
 LR = 1e-3  # of the head, and of the shipped adapters
 CHECKPOINT_EVERY = 50
 
-#: twins per step for the pair loss (`pair_loss`), drawn besides the `BATCH` rows
+#: twins per step for the pair loss (`pair_loss`), and benign rows per step for the swap loss (`swap_loss`), drawn
+#: besides the `BATCH` rows
 PAIR_BATCH = 8
+SWAP_BATCH = 8
 
 #: operating point: per category, at most this share of benign / hard-negative validation prompts flagged
 BENIGN_FPR = 0.001
@@ -109,11 +111,28 @@ def pair_loss(benign: torch.Tensor, unsafe: torch.Tensor, labels: torch.Tensor) 
     return (per.sum(1) / labels.sum(1)).mean()
 
 
+def identity_swaps(texts: list[str], groups: np.ndarray, seed: int) -> list[tuple[int, str]]:
+    """[(row, its swap)]: every benign or risky-looking benign row of `texts` that names a group, with the group
+    replaced by people of no protected identity (`training.data.identity.swap_identity`, seeded)."""
+    from t2iguard.training.data.identity import swap_identity
+
+    rng = random.Random(seed)
+    swaps = ((i, swap_identity(t, rng)) for i, (t, g) in enumerate(zip(texts, groups, strict=True)) if g != "unsafe")
+    return [(i, s) for i, s in swaps if s is not None]
+
+
+def swap_loss(original: torch.Tensor, swapped: torch.Tensor) -> torch.Tensor:
+    """Counterfactual logit pairing: mean absolute difference of float32 [S, C] logits of benign texts and their
+    identity swaps, over every category: a benign text's scores should not depend on which group it names."""
+    return (original - swapped).abs().mean()
+
+
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
          checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
          encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None,
          encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR,
-         pairs: np.ndarray | None = None, pair_weight: float = 0.0):
+         pairs: np.ndarray | None = None, pair_weight: float = 0.0,
+         swaps: list[tuple[int, str]] | None = None, swap_weight: float = 0.0):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
     `encoder_lr`, + head (at `head_lr`) by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for
     `epochs` or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a
@@ -122,7 +141,9 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     encoder weights, head, optimiser, step) is saved there every `CHECKPOINT_EVERY` steps and a run with the same
     checkpoint path resumes from it: the batch order is a function of (seed, epoch) only. `pairs` (`twin_pairs`, rows
     of `texts`) with `pair_weight` > 0: each step also draws `PAIR_BATCH` twin pairs (a function of (seed, step)) and
-    adds `pair_weight` x `pair_loss` to the cross-entropy, in the same encoder pass."""
+    adds `pair_weight` x `pair_loss` to the cross-entropy, in the same encoder pass; `swaps` (`identity_swaps`) with
+    `swap_weight` > 0, `SWAP_BATCH` benign rows and their identity swaps and `swap_weight` x `swap_loss`, the same
+    way."""
     torch.manual_seed(seed)
     encoder = load_minilm() if adapter is None else lora_encoder(adapter)
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
@@ -138,6 +159,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     targets, weights = torch.from_numpy(y), torch.from_numpy(w)
     use_pairs = pairs is not None and len(pairs) > 0 and pair_weight > 0
     pair_rows = torch.from_numpy(pairs) if use_pairs else None
+    use_swaps = bool(swaps) and swap_weight > 0
     per_epoch = -(-len(texts) // BATCH)
     steps, done = min(epochs * per_epoch, epochs * per_epoch if max_steps is None else max_steps), 0
     if checkpoint is not None and checkpoint.is_file():
@@ -160,8 +182,13 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
             if use_pairs:
                 pick = torch.Generator().manual_seed(seed * 1_000_003 + done)
                 drawn = pair_rows[torch.randint(len(pair_rows), (PAIR_BATCH,), generator=pick)]
-            rows = torch.cat([idx, drawn[:, 0], drawn[:, 1]])
-            ids, mask = (torch.from_numpy(a) for a in tokenize([texts[int(j)] for j in rows], seq_len))
+            swapped = []
+            if use_swaps:
+                pick = torch.Generator().manual_seed(seed * 1_000_003 + done + 500_000_000)
+                swapped = [swaps[int(j)] for j in torch.randint(len(swaps), (SWAP_BATCH,), generator=pick)]
+            rows = torch.cat([idx, drawn[:, 0], drawn[:, 1], torch.tensor([i for i, _ in swapped], dtype=torch.int64)])
+            batch = [texts[int(j)] for j in rows] + [t for _, t in swapped]
+            ids, mask = (torch.from_numpy(a) for a in tokenize(batch, seq_len))
             width = int(mask.sum(1).max())
             hidden = encoder(input_ids=ids[:, :width], attention_mask=mask[:, :width]).last_hidden_state
             all_logits = head.logits(masked_mean(hidden, mask[:, :width]))
@@ -169,8 +196,11 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[idx], reduction="none")
                     .mean(1) * weights[idx]).sum() / weights[idx].sum()
             if use_pairs:
-                benign, unsafe = all_logits[len(idx):].split(len(drawn))
+                benign, unsafe = all_logits[len(idx):len(idx) + 2 * len(drawn)].split(len(drawn))
                 loss = loss + pair_weight * pair_loss(benign, unsafe, targets[drawn[:, 1]])
+            if use_swaps:
+                original, swap = all_logits[len(idx) + 2 * len(drawn):].split(len(swapped))
+                loss = loss + swap_weight * swap_loss(original, swap)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -434,7 +464,8 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
-          init: Path | None = None, pair_weight: float = 0.0, say=lambda msg: None) -> TrainResult:
+          init: Path | None = None, pair_weight: float = 0.0, swap_weight: float = 0.0,
+          say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
@@ -443,9 +474,11 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its adapters, rank and
     head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
-    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`) to every step."""
-    if pair_weight < 0:
-        raise ValueError(f"pair_weight must be >= 0, not {pair_weight}")
+    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`) to every step;
+    `swap_weight` > 0, that much of counterfactual logit pairing over its benign rows that name a group (`swap_loss`,
+    `identity_swaps`)."""
+    if pair_weight < 0 or swap_weight < 0:
+        raise ValueError(f"pair_weight and swap_weight must be >= 0, not {pair_weight}, {swap_weight}")
     if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
         raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
     if max_steps is not None and max_steps < 0:
@@ -467,12 +500,15 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
            + ("" if head_init == "random" else f"-{head_init}")
            + ("" if start is None else f"-from-{start.file['sha256_16']}")
-           + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}"))
+           + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
+           + ("" if swap_weight == 0 else f"-swaps{swap_weight:g}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
     pairs = twin_pairs(ds.pair[train_mask], ds.groups[train_mask])
-    if pair_weight:
-        say(f"pair loss x{pair_weight:g} over {len(pairs)} twin pairs")
+    swaps = identity_swaps(texts, ds.groups[train_mask], seed) if swap_weight else []
+    if pair_weight or swap_weight:
+        say(f"pair loss x{pair_weight:g} over {len(pairs)} twin pairs, swap loss x{swap_weight:g} over "
+            f"{len(swaps)} benign rows naming a group")
     # a run resumed from its checkpoint loads the head from there: no probe to fit again
     head_state = probe_head(texts, y, w, seed, say) if head_init == "probe" and not checkpoint.is_file() else None
     if start is not None and not checkpoint.is_file():
@@ -480,11 +516,13 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     encoder, head = _fit(texts, y, w, seed, epochs, seq_len, say, checkpoint, max_steps=max_steps, adapter=config,
                          encoder_lr=encoder_lr, head_state=head_state,
                          encoder_state=None if start is None else start.adapters,
-                         head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight)
+                         head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight,
+                         swaps=swaps, swap_weight=swap_weight)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
     meta |= {} if pair_weight == 0 else {"pair_weight": f"{pair_weight:g}", "pairs": str(len(pairs))}
+    meta |= {} if swap_weight == 0 else {"swap_weight": f"{swap_weight:g}", "swaps": str(len(swaps))}
     if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
         # (the corpus's sampling and augmentation, dropout, batch order)
         meta |= {"seed": start.seed, "run_seed": str(seed), "lr": str(WARM_LR), "init": json.dumps(start.file)}

@@ -459,6 +459,11 @@ def train_prompt_classifier(
                                                              "draws 8 twin pairs and pays softplus(benign logit - "
                                                              "unsafe logit) on the unsafe side's categories (0: "
                                                              "cross-entropy only, the shipped recipe).")] = 0.0,
+    swap_weight: Annotated[float, typer.Option(min=0.0, help="Weight of counterfactual logit pairing: each step "
+                                                             "also draws 8 benign rows that name a group and pays "
+                                                             "the mean absolute difference of their logits from "
+                                                             "the same text naming people of no protected identity "
+                                                             "(0: off, the shipped recipe).")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -501,7 +506,7 @@ def train_prompt_classifier(
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
         result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, head_init=head_init,
-                       init=init, pair_weight=pair_weight, **paths,
+                       init=init, pair_weight=pair_weight, swap_weight=swap_weight, **paths,
                        say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
