@@ -336,3 +336,27 @@ def test_a_step_with_the_pair_loss_separates_the_twins_more_than_cross_entropy_a
         return float((((z[rows[:, 1]] - z[rows[:, 0]]) * on).sum(1) / on.sum(1)).mean())
 
     assert gap(5.0) > gap(0.0) + 0.05  # measured: 0.137 against -0.019
+
+
+def test_identity_swaps_replace_the_groups_benign_rows_name_and_nothing_else():
+    """`swap_identity` replaces every group a text names (whole words, any case) by one neutral noun and leaves
+    words that only describe ("a black dress") alone; `identity_swaps` takes benign and risky-looking benign rows
+    only; `swap_loss` is 0 for equal logits and the mean absolute difference otherwise."""
+    import random
+
+    import torch
+
+    from t2iguard.training.data.identity import NEUTRAL, swap_identity
+    from t2iguard.training.train_prompt_classifier import identity_swaps, swap_loss
+
+    rng = random.Random(0)
+    swapped = swap_identity("Muslims are our neighbours, and so are jews and gay men", rng)
+    assert swapped is not None and not {"muslims", "jews", "gay men"} & set(swapped.lower().split(", "))
+    assert sum(swapped.lower().count(n) for n in NEUTRAL if " " in n or n == "people") >= 3
+    assert swapped[0].isupper() and "muslim" not in swapped.lower() and "jew" not in swapped.lower()
+    assert swap_identity("a woman in a black dress at a gay pride parade", rng) is None
+    texts = ["refugees planting a garden", "refugees are vermin", "a bowl of fruit"]
+    swaps = identity_swaps(texts, np.array(["hard-negative", "unsafe", "benign"]), seed=0)
+    assert [i for i, _ in swaps] == [0] and "refugees" not in swaps[0][1]
+    assert swap_loss(torch.ones(2, 3), torch.ones(2, 3)).item() == 0.0
+    assert abs(swap_loss(torch.zeros(2, 3), torch.full((2, 3), -2.0)).item() - 2.0) < 1e-6

@@ -314,3 +314,24 @@ def test_twin_flags_names_every_held_out_frame_and_counts_only_the_flagged(tmp_p
     with pytest.raises(SystemExit) as exit_:
         flags.main()
     assert exit_.value.code == 2 and f"{bad} is not a prompt-classifier file" in capsys.readouterr().err
+
+
+def test_hatecheck_functionalities_counts_each_kind_apart_and_names_a_bad_file(tmp_path, monkeypatch, capsys):
+    """benchmarks/hatecheck_functionalities.py: flags are counted per functionality, each out of its own cases; a
+    file that is not a classifier, or an odd argument count, is named before anything is scored or read."""
+    import numpy as np
+
+    from t2iguard.contract.policy import DEFAULT_POLICY
+
+    hc = _benchmark("hatecheck_functionalities")
+    functionality = np.array(["slur_h", "ident_pos_nh", "slur_h", "ident_pos_nh", "ident_pos_nh"])
+    flagged = np.array([True, False, False, True, True])
+    assert hc.by_functionality(functionality, flagged) == {"ident_pos_nh": (2, 3), "slur_h": (1, 2)}
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a model")
+    for argv, said in (([str(bad), str(DEFAULT_POLICY)], f"{bad} is not a prompt-classifier file"),
+                       ([str(bad)], "give WEIGHTS POLICY pairs")):
+        monkeypatch.setattr("sys.argv", ["hatecheck_functionalities.py", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            hc.main()
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
