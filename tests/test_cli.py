@@ -104,6 +104,9 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
     r = in_process("train", "prompt-classifier", "--pair-weight", "-1", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--pair-weight" in said and "greater than or equal to 0" in said
+    r = in_process("train", "prompt-classifier", "--pair-sides", "unsafe", "--out", str(tmp_path / "w.safetensors"))
+    said = " ".join(r.stderr.replace("│", " ").split())
+    assert r.returncode == BAD_INPUT.exit_code and "--pair-sides must be one of both, benign" in said
     r = in_process("train", "prompt-classifier", "--swap-weight", "-1", "--out", str(tmp_path / "w.safetensors"))
     said = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == BAD_INPUT.exit_code and "--swap-weight" in said and "greater than or equal to 0" in said

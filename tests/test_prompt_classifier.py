@@ -291,7 +291,7 @@ def test_training_reads_the_corpus_with_every_text_embedded(monkeypatch):
 def test_twin_pairs_keep_only_pairs_with_both_sides_and_the_pair_loss_pays_for_the_difference():
     """`twin_pairs` pairs a twin's benign side with its unsafe side (a side without its partner is left out);
     `pair_loss` is log 2 for tied logits, near 0 once the unsafe side is far above, and reads only the unsafe
-    side's categories."""
+    side's categories; with `sides="benign"` only the benign side gets a gradient."""
     import torch
 
     from t2iguard.training.train_prompt_classifier import pair_loss, twin_pairs
@@ -305,6 +305,9 @@ def test_twin_pairs_keep_only_pairs_with_both_sides_and_the_pair_loss_pays_for_t
     assert abs(tied.item() - np.log(2)) < 1e-6
     apart = torch.tensor([[8.0, -9.0], [-9.0, 8.0]])  # unsafe sides far above on their own categories only
     assert pair_loss(torch.zeros(2, 2), apart, labels).item() < 1e-3
+    benign, unsafe = torch.zeros(2, 2, requires_grad=True), torch.zeros(2, 2, requires_grad=True)
+    pair_loss(benign, unsafe, labels, sides="benign").backward()
+    assert unsafe.grad is None and (benign.grad * labels).sum() > 0 and (benign.grad * (1 - labels)).abs().sum() == 0
 
 
 def test_a_step_with_the_pair_loss_separates_the_twins_more_than_cross_entropy_alone():

@@ -101,12 +101,19 @@ def twin_pairs(pair: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
-def pair_loss(benign: torch.Tensor, unsafe: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+#: which sides of a twin pair the ranking loss moves: both, or only the benign side (the unsafe side's logit a fixed
+#: target, left to cross-entropy)
+PAIR_SIDES = ("both", "benign")
+
+
+def pair_loss(benign: torch.Tensor, unsafe: torch.Tensor, labels: torch.Tensor, sides: str = "both") -> torch.Tensor:
     """Logistic ranking loss over twin pairs: mean over pairs of mean over the unsafe side's categories of
     softplus(benign logit - unsafe logit). `benign`, `unsafe`: float32 [P, C] logits of the two sides; `labels`:
     float32 [P, C], the unsafe side's targets (each row has at least one 1). Cross-entropy scores each side
     alone, so the words both sides share can carry it; this term is paid only for the difference between them,
-    the harmful element (or the stance) the twins differ in."""
+    the harmful element (or the stance) the twins differ in. `sides="benign"`: no gradient reaches the unsafe side."""
+    if sides == "benign":
+        unsafe = unsafe.detach()
     per = torch.nn.functional.softplus(benign - unsafe) * labels
     return (per.sum(1) / labels.sum(1)).mean()
 
@@ -131,7 +138,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
          checkpoint: Path | None = None, max_steps: int | None = None, adapter: dict | None = LORA,
          encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None,
          encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR,
-         pairs: np.ndarray | None = None, pair_weight: float = 0.0,
+         pairs: np.ndarray | None = None, pair_weight: float = 0.0, pair_sides: str = "both",
          swaps: list[tuple[int, str]] | None = None, swap_weight: float = 0.0):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
     `encoder_lr`, + head (at `head_lr`) by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for
@@ -197,7 +204,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
                     .mean(1) * weights[idx]).sum() / weights[idx].sum()
             if use_pairs:
                 benign, unsafe = all_logits[len(idx):len(idx) + 2 * len(drawn)].split(len(drawn))
-                loss = loss + pair_weight * pair_loss(benign, unsafe, targets[drawn[:, 1]])
+                loss = loss + pair_weight * pair_loss(benign, unsafe, targets[drawn[:, 1]], pair_sides)
             if use_swaps:
                 original, swap = all_logits[len(idx) + 2 * len(drawn):].split(len(swapped))
                 loss = loss + swap_weight * swap_loss(original, swap)
@@ -464,7 +471,7 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
-          init: Path | None = None, pair_weight: float = 0.0, swap_weight: float = 0.0,
+          init: Path | None = None, pair_weight: float = 0.0, pair_sides: str = "both", swap_weight: float = 0.0,
           say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
@@ -474,9 +481,12 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its adapters, rank and
     head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
-    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`) to every step;
+    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`, moving
+    `pair_sides`, `PAIR_SIDES`) to every step;
     `swap_weight` > 0, that much of counterfactual logit pairing over its benign rows that name a group (`swap_loss`,
     `identity_swaps`)."""
+    if pair_sides not in PAIR_SIDES:
+        raise ValueError(f"pair_sides must be one of {', '.join(PAIR_SIDES)}, not {pair_sides!r}")
     if pair_weight < 0 or swap_weight < 0:
         raise ValueError(f"pair_weight and swap_weight must be >= 0, not {pair_weight}, {swap_weight}")
     if head_init not in HEAD_INITS:  # before minutes of corpus reading; the CLI names it the same way
@@ -500,7 +510,7 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     tag = (("" if adapter == "qv-r8" else f"-{adapter}") + ("" if max_steps is None else f"-n{max_steps}")
            + ("" if head_init == "random" else f"-{head_init}")
            + ("" if start is None else f"-from-{start.file['sha256_16']}")
-           + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
+           + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}" + ("" if pair_sides == "both" else "-benign"))
            + ("" if swap_weight == 0 else f"-swaps{swap_weight:g}"))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
@@ -517,11 +527,13 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
                          encoder_lr=encoder_lr, head_state=head_state,
                          encoder_state=None if start is None else start.adapters,
                          head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight,
+                         pair_sides=pair_sides,
                          swaps=swaps, swap_weight=swap_weight)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
-    meta |= {} if pair_weight == 0 else {"pair_weight": f"{pair_weight:g}", "pairs": str(len(pairs))}
+    meta |= {} if pair_weight == 0 else {"pair_weight": f"{pair_weight:g}", "pairs": str(len(pairs)),
+                                         "pair_sides": pair_sides}
     meta |= {} if swap_weight == 0 else {"swap_weight": f"{swap_weight:g}", "swaps": str(len(swaps))}
     if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
         # (the corpus's sampling and augmentation, dropout, batch order)

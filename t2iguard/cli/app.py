@@ -459,6 +459,9 @@ def train_prompt_classifier(
                                                              "draws 8 twin pairs and pays softplus(benign logit - "
                                                              "unsafe logit) on the unsafe side's categories (0: "
                                                              "cross-entropy only, the shipped recipe).")] = 0.0,
+    pair_sides: Annotated[str, typer.Option(help="Which side of a twin pair the ranking loss moves: both, or benign "
+                                                 "(the unsafe side's logit a fixed target, left to cross-entropy).")]
+    = "both",
     swap_weight: Annotated[float, typer.Option(min=0.0, help="Weight of counterfactual logit pairing: each step "
                                                              "also draws 8 benign rows that name a group and pays "
                                                              "the mean absolute difference of their logits from "
@@ -476,12 +479,14 @@ def train_prompt_classifier(
     from safetensors import SafetensorError
 
     from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, SHIPPABLE
-    from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, train, warm_start
+    from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, PAIR_SIDES, train, warm_start
 
     if head_init not in HEAD_INITS:
         raise typer.BadParameter(f"--head-init must be one of {', '.join(HEAD_INITS)}, not {head_init!r}")
     if data not in DATASETS:
         raise typer.BadParameter(f"--data must be one of {', '.join(DATASETS)}, not {data!r}")
+    if pair_sides not in PAIR_SIDES:
+        raise typer.BadParameter(f"--pair-sides must be one of {', '.join(PAIR_SIDES)}, not {pair_sides!r}")
     if adapter not in SHIPPABLE:
         raise typer.BadParameter(f"--adapter must be one of {', '.join(SHIPPABLE)}, not {adapter!r}")
     if policy is not None and not policy.is_file():
@@ -506,7 +511,8 @@ def train_prompt_classifier(
     paths |= {"policy": policy} if policy else {}
     with err.status("training prompt classifier") as status:
         result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, head_init=head_init,
-                       init=init, pair_weight=pair_weight, swap_weight=swap_weight, **paths,
+                       init=init, pair_weight=pair_weight, pair_sides=pair_sides, swap_weight=swap_weight,
+                       **paths,
                        say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
