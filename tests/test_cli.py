@@ -92,30 +92,21 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
 def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""
-    r = in_process("train", "prompt-classifier", "--adapter", "full", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--adapter must be one of qv-r8, full-r32, full-r8" in said
-    r = in_process("train", "prompt-classifier", "--policy", str(tmp_path / "none.yaml"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--policy" in said and "no such file" in said
-    r = in_process("train", "prompt-classifier", "--max-steps", "0", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--max-steps" in said and "greater than or equal to 1" in said
-    r = in_process("train", "prompt-classifier", "--pair-weight", "-1", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--pair-weight" in said and "greater than or equal to 0" in said
-    r = in_process("train", "prompt-classifier", "--pair-sides", "unsafe", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--pair-sides must be one of both, benign" in said
-    r = in_process("train", "prompt-classifier", "--swap-weight", "-1", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--swap-weight" in said and "greater than or equal to 0" in said
-    r = in_process("train", "prompt-classifier", "--head-init", "zeros", "--out", str(tmp_path / "w.safetensors"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--head-init must be one of random, probe" in said
-    r = in_process("train", "prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml"))
-    said = " ".join(r.stderr.replace("│", " ").split())
-    assert r.returncode == BAD_INPUT.exit_code and "--hard-fpr" in said and "less than or equal to 0.5" in said
+    out = ("--out", str(tmp_path / "w.safetensors"))
+    for args, phrases in (
+            (("prompt-classifier", "--adapter", "full", *out), ("--adapter must be one of qv-r8, full-r32, full-r8",)),
+            (("prompt-classifier", "--policy", str(tmp_path / "none.yaml")), ("--policy", "no such file")),
+            (("prompt-classifier", "--max-steps", "0", *out), ("--max-steps", "greater than or equal to 1")),
+            (("prompt-classifier", "--pair-weight", "-1", *out), ("--pair-weight", "greater than or equal to 0")),
+            (("prompt-classifier", "--pair-sides", "unsafe", *out), ("--pair-sides must be one of both, benign",)),
+            (("prompt-classifier", "--swap-weight", "-1", *out), ("--swap-weight", "greater than or equal to 0")),
+            (("prompt-classifier", "--head-init", "zeros", *out), ("--head-init must be one of random, probe",)),
+            (("prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml")),
+             ("--hard-fpr", "less than or equal to 0.5"))):
+        r = in_process("train", *args)
+        said = " ".join(r.stderr.replace("│", " ").split())
+        assert r.returncode == BAD_INPUT.exit_code and all(p in said for p in phrases), (args, said)
+    assert not list(tmp_path.iterdir())
     files = tmp_path / "files"
     files.mkdir()
     bad, policy = files / "bad.safetensors", files / "policy.yaml"
