@@ -18,7 +18,9 @@ head: it keeps more of the frozen encoder's ranking of hate against counter-spee
 (`warm_start`: its adapters at their own rank and its head, at `WARM_LR`), so the result keeps what the file
 catches and soups with it (WiSE-FT's idea; measured in the same study, not shipped). `pair_weight` adds a
 logistic ranking loss over the training twins (`pair_loss`): paid only for the difference between a twin's sides,
-which cross-entropy, scoring each side alone, lets the shared words carry (measured in the same study).
+which cross-entropy, scoring each side alone, lets the shared words carry; `swap_weight` adds counterfactual logit
+pairing over benign rows that name a group (`swap_loss`). Both measured in the same study (2026-12-07 night), not
+shipped: the first taught the stance and made naming a group a trigger, the second flattened the scores.
 """
 
 from __future__ import annotations
@@ -482,9 +484,8 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
     adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`, moving
-    `pair_sides`, `PAIR_SIDES`) to every step;
-    `swap_weight` > 0, that much of counterfactual logit pairing over its benign rows that name a group (`swap_loss`,
-    `identity_swaps`)."""
+    `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of counterfactual logit pairing over its
+    benign rows that name a group (`swap_loss`, `identity_swaps`)."""
     if pair_sides not in PAIR_SIDES:
         raise ValueError(f"pair_sides must be one of {', '.join(PAIR_SIDES)}, not {pair_sides!r}")
     if pair_weight < 0 or swap_weight < 0:
@@ -527,8 +528,7 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
                          encoder_lr=encoder_lr, head_state=head_state,
                          encoder_state=None if start is None else start.adapters,
                          head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight,
-                         pair_sides=pair_sides,
-                         swaps=swaps, swap_weight=swap_weight)
+                         pair_sides=pair_sides, swaps=swaps, swap_weight=swap_weight)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}

@@ -4,7 +4,8 @@ A hate classifier trained on text where groups are named mostly in hate learns t
 file trained with the twins' ranking loss (docs/2026-12-03-prompt-guard-real-data.md, 2026-12-07 night) flags most
 of HateCheck's positive and neutral statements about groups at the out-of-source point. Counterfactual logit
 pairing (Garg et al. 2019, "Counterfactual fairness in text classification through robustness") asks a benign
-text and its swap to score alike; `swap_identity` makes the swap.
+text and its swap to score alike; `swap_identity` makes the swap. Measured once (`--swap-weight 1`, the same
+study): it did not lower those flags and flattened every category's scores; not shipped.
 """
 
 from __future__ import annotations
