@@ -363,3 +363,5 @@ def test_identity_swaps_replace_the_groups_benign_rows_name_and_nothing_else():
     assert [i for i, _ in swaps] == [0] and "refugees" not in swaps[0][1]
     assert swap_loss(torch.ones(2, 3), torch.ones(2, 3)).item() == 0.0
     assert abs(swap_loss(torch.zeros(2, 3), torch.full((2, 3), -2.0)).item() - 2.0) < 1e-6
+    only = torch.tensor([False, True, False])
+    assert abs(swap_loss(torch.zeros(2, 3), torch.tensor([[5.0, 1.0, 5.0]] * 2), only).item() - 1.0) < 1e-6

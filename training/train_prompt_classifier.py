@@ -130,10 +130,12 @@ def identity_swaps(texts: list[str], groups: np.ndarray, seed: int) -> list[tupl
     return [(i, s) for i, s in swaps if s is not None]
 
 
-def swap_loss(original: torch.Tensor, swapped: torch.Tensor) -> torch.Tensor:
+def swap_loss(original: torch.Tensor, swapped: torch.Tensor, on: torch.Tensor | None = None) -> torch.Tensor:
     """Counterfactual logit pairing: mean absolute difference of float32 [S, C] logits of benign texts and their
-    identity swaps, over every category: a benign text's scores should not depend on which group it names."""
-    return (original - swapped).abs().mean()
+    identity swaps, over every category or, given `on` (bool [C]), over those: a benign text's scores should not
+    depend on which group it names."""
+    diff = (original - swapped).abs()
+    return diff.mean() if on is None else diff[:, on].mean()
 
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int, seq_len: int, say,
@@ -141,7 +143,8 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
          encoder_lr: float = LR, head_state: dict[str, torch.Tensor] | None = None,
          encoder_state: dict[str, torch.Tensor] | None = None, head_lr: float = LR,
          pairs: np.ndarray | None = None, pair_weight: float = 0.0, pair_sides: str = "both",
-         swaps: list[tuple[int, str]] | None = None, swap_weight: float = 0.0):
+         swaps: list[tuple[int, str]] | None = None, swap_weight: float = 0.0,
+         swap_categories: tuple[str, ...] | None = None):
     """LoRA adapters (`adapter`: peft `LoraConfig` fields; None: the whole encoder fine-tuned), trained at
     `encoder_lr`, + head (at `head_lr`) by weighted binary cross-entropy (`w`: float32 [N], one weight per row), for
     `epochs` or, given `max_steps`, at most that many steps. `head_state`: the head starts there (`probe_head`: a
@@ -151,8 +154,8 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     checkpoint path resumes from it: the batch order is a function of (seed, epoch) only. `pairs` (`twin_pairs`, rows
     of `texts`) with `pair_weight` > 0: each step also draws `PAIR_BATCH` twin pairs (a function of (seed, step)) and
     adds `pair_weight` x `pair_loss` to the cross-entropy, in the same encoder pass; `swaps` (`identity_swaps`) with
-    `swap_weight` > 0, `SWAP_BATCH` benign rows and their identity swaps and `swap_weight` x `swap_loss`, the same
-    way."""
+    `swap_weight` > 0, `SWAP_BATCH` benign rows and their identity swaps and `swap_weight` x `swap_loss` (over
+    `swap_categories`; None: every category), the same way."""
     torch.manual_seed(seed)
     encoder = load_minilm() if adapter is None else lora_encoder(adapter)
     head = MLPHead(encoder.config.hidden_size, HIDDEN, y.shape[1], dropout=0.2)
@@ -169,6 +172,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
     use_pairs = pairs is not None and len(pairs) > 0 and pair_weight > 0
     pair_rows = torch.from_numpy(pairs) if use_pairs else None
     use_swaps = bool(swaps) and swap_weight > 0
+    swap_on = None if swap_categories is None else torch.tensor([c in swap_categories for c in CATEGORIES])
     per_epoch = -(-len(texts) // BATCH)
     steps, done = min(epochs * per_epoch, epochs * per_epoch if max_steps is None else max_steps), 0
     if checkpoint is not None and checkpoint.is_file():
@@ -209,7 +213,7 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, seed: int, epochs: int,
                 loss = loss + pair_weight * pair_loss(benign, unsafe, targets[drawn[:, 1]], pair_sides)
             if use_swaps:
                 original, swap = all_logits[len(idx) + 2 * len(drawn):].split(len(swapped))
-                loss = loss + swap_weight * swap_loss(original, swap)
+                loss = loss + swap_weight * swap_loss(original, swap, swap_on)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -474,7 +478,7 @@ DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
           init: Path | None = None, pair_weight: float = 0.0, pair_sides: str = "both", swap_weight: float = 0.0,
-          say=lambda msg: None) -> TrainResult:
+          swap_categories: tuple[str, ...] | None = None, say=lambda msg: None) -> TrainResult:
     """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
     the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
     write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
@@ -485,7 +489,9 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
     the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
     adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`, moving
     `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of counterfactual logit pairing over its
-    benign rows that name a group (`swap_loss`, `identity_swaps`)."""
+    benign rows that name a group (`swap_loss`, `identity_swaps`), over `swap_categories` (None: every category)."""
+    if swap_categories is not None and (not swap_categories or set(swap_categories) - set(CATEGORIES)):
+        raise ValueError(f"swap_categories must be policy categories, not {swap_categories!r}")
     if pair_sides not in PAIR_SIDES:
         raise ValueError(f"pair_sides must be one of {', '.join(PAIR_SIDES)}, not {pair_sides!r}")
     if pair_weight < 0 or swap_weight < 0:
@@ -512,7 +518,8 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
            + ("" if head_init == "random" else f"-{head_init}")
            + ("" if start is None else f"-from-{start.file['sha256_16']}")
            + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}" + ("" if pair_sides == "both" else "-benign"))
-           + ("" if swap_weight == 0 else f"-swaps{swap_weight:g}"))
+           + ("" if swap_weight == 0 else f"-swaps{swap_weight:g}")
+           + ("" if swap_weight == 0 or swap_categories is None else "-on-" + "+".join(swap_categories)))
     checkpoint = cache_root() / "checkpoints" / f"prompt-classifier-{data}-{ds.key}-s{seed}-e{epochs}{tag}.pt"
     texts, y, w = list(ds.texts[train_mask]), ds.y[train_mask], ds.w[train_mask]
     pairs = twin_pairs(ds.pair[train_mask], ds.groups[train_mask])
@@ -528,13 +535,14 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
                          encoder_lr=encoder_lr, head_state=head_state,
                          encoder_state=None if start is None else start.adapters,
                          head_lr=LR if start is None else WARM_LR, pairs=pairs, pair_weight=pair_weight,
-                         pair_sides=pair_sides, swaps=swaps, swap_weight=swap_weight)
+                         pair_sides=pair_sides, swaps=swaps, swap_weight=swap_weight, swap_categories=swap_categories)
     meta = {"seed": str(seed), "epochs": str(epochs), "hidden": str(HIDDEN), "data": data,
             "examples": str(len(ds.texts))} | ({} if max_steps is None else {"max_steps": str(max_steps)})
     meta |= {} if head_init == "random" else {"head_init": head_init}
     meta |= {} if pair_weight == 0 else {"pair_weight": f"{pair_weight:g}", "pairs": str(len(pairs)),
                                          "pair_sides": pair_sides}
-    meta |= {} if swap_weight == 0 else {"swap_weight": f"{swap_weight:g}", "swaps": str(len(swaps))}
+    meta |= {} if swap_weight == 0 else {"swap_weight": f"{swap_weight:g}", "swaps": str(len(swaps)),
+                                         "swap_categories": json.dumps(swap_categories or CATEGORIES)}
     if init is not None:  # `seed` is the start's (a soup checks it as the shared start); `run_seed` this run's
         # (the corpus's sampling and augmentation, dropout, batch order)
         meta |= {"seed": start.seed, "run_seed": str(seed), "lr": str(WARM_LR), "init": json.dumps(start.file)}

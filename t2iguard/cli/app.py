@@ -467,6 +467,8 @@ def train_prompt_classifier(
                                                              "the mean absolute difference of their logits from "
                                                              "the same text naming people of no protected identity "
                                                              "(0: off, the shipped recipe).")] = 0.0,
+    swap_categories: Annotated[str, typer.Option(help="The categories whose logits the swap term pairs, comma-"
+                                                      "separated (e.g. hate,harassment), or all.")] = "all",
     out: Annotated[Path | None, typer.Option(help="Where the weights are written (default: the shipped file, "
                                                    "export/weights/prompt_classifier.safetensors).")] = None,
     policy: Annotated[Path | None, typer.Option(help="The policy file the calibrated thresholds go into, as a new "
@@ -478,6 +480,7 @@ def train_prompt_classifier(
     (corpus, qv-r8). Rebuild the repository afterwards."""
     from safetensors import SafetensorError
 
+    from t2iguard.contract.taxonomy import CATEGORIES
     from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT, SHIPPABLE
     from t2iguard.training.train_prompt_classifier import DATASETS, HEAD_INITS, PAIR_SIDES, train, warm_start
 
@@ -487,6 +490,10 @@ def train_prompt_classifier(
         raise typer.BadParameter(f"--data must be one of {', '.join(DATASETS)}, not {data!r}")
     if pair_sides not in PAIR_SIDES:
         raise typer.BadParameter(f"--pair-sides must be one of {', '.join(PAIR_SIDES)}, not {pair_sides!r}")
+    swap_on = None if swap_categories == "all" else tuple(c.strip() for c in swap_categories.split(","))
+    if swap_on is not None and (set(swap_on) - set(CATEGORIES) or not all(swap_on)):
+        raise typer.BadParameter(f"--swap-categories must be all or policy categories ({', '.join(CATEGORIES)}), "
+                                 f"not {swap_categories!r}")
     if adapter not in SHIPPABLE:
         raise typer.BadParameter(f"--adapter must be one of {', '.join(SHIPPABLE)}, not {adapter!r}")
     if policy is not None and not policy.is_file():
@@ -512,7 +519,7 @@ def train_prompt_classifier(
     with err.status("training prompt classifier") as status:
         result = train(seed=seed, epochs=epochs, data=data, adapter=adapter, max_steps=max_steps, head_init=head_init,
                        init=init, pair_weight=pair_weight, pair_sides=pair_sides, swap_weight=swap_weight,
-                       **paths,
+                       swap_categories=swap_on, **paths,
                        say=lambda m: status.update(m))
     err.print(f"{result.examples} prompts, {result.seconds:.0f}s -> {result.weights}")
     err.print(f"validation: {json.dumps(result.val)}")
