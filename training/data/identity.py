@@ -5,7 +5,9 @@ file trained with the twins' ranking loss (docs/2026-12-03-prompt-guard-real-dat
 of HateCheck's positive and neutral statements about groups at the out-of-source point. Counterfactual logit
 pairing (Garg et al. 2019, "Counterfactual fairness in text classification through robustness") asks a benign
 text and its swap to score alike; `swap_identity` makes the swap. Measured once (`--swap-weight 1`, the same
-study): it did not lower those flags and flattened every category's scores; not shipped.
+study): on every category's logits it did not lower those flags and flattened every category's scores; on hate
+and harassment only (`--swap-categories`) it lowered them part of the way and the public hate sets' ranking with
+them; not shipped.
 """
 
 from __future__ import annotations
