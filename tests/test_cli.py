@@ -101,6 +101,9 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
             (("prompt-classifier", "--pair-sides", "unsafe", *out), ("--pair-sides must be one of both, benign",)),
             (("prompt-classifier", "--swap-weight", "-1", *out), ("--swap-weight", "greater than or equal to 0")),
             (("prompt-classifier", "--swap-categories", "hate,racism", *out), ("--swap-categories must be all or",)),
+            (("prompt-classifier", "--pair-sides", "benign", *out), ("--pair-sides", "give --pair-weight above 0")),
+            (("prompt-classifier", "--swap-categories", "hate", *out), ("--swap-categories",
+                                                                         "give --swap-weight above 0")),
             (("prompt-classifier", "--head-init", "zeros", *out), ("--head-init must be one of random, probe",)),
             (("prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml")),
              ("--hard-fpr", "less than or equal to 0.5"))):

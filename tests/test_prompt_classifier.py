@@ -352,11 +352,10 @@ def test_identity_swaps_replace_the_groups_benign_rows_name_and_nothing_else():
     from t2iguard.training.data.identity import NEUTRAL, swap_identity
     from t2iguard.training.train_prompt_classifier import identity_swaps, swap_loss
 
+    neutral = random.Random(0).choice(NEUTRAL)  # the one noun a swap drawn with this seed uses
     rng = random.Random(0)
     swapped = swap_identity("Muslims are our neighbours, and so are jews and gay men", rng)
-    assert swapped is not None and not {"muslims", "jews", "gay men"} & set(swapped.lower().split(", "))
-    assert sum(swapped.lower().count(n) for n in NEUTRAL if " " in n or n == "people") >= 3
-    assert swapped[0].isupper() and "muslim" not in swapped.lower() and "jew" not in swapped.lower()
+    assert swapped == f"{neutral[:1].upper()}{neutral[1:]} are our neighbours, and so are {neutral} and {neutral}"
     assert swap_identity("a woman in a black dress at a gay pride parade", rng) is None
     texts = ["refugees planting a garden", "refugees are vermin", "a bowl of fruit"]
     swaps = identity_swaps(texts, np.array(["hard-negative", "unsafe", "benign"]), seed=0)

@@ -494,6 +494,10 @@ def train_prompt_classifier(
     if swap_on is not None and (set(swap_on) - set(CATEGORIES) or not all(swap_on)):
         raise typer.BadParameter(f"--swap-categories must be all or policy categories ({', '.join(CATEGORIES)}), "
                                  f"not {swap_categories!r}")
+    for given, needs, idle in (("--pair-sides", "--pair-weight", pair_sides != "both" and not pair_weight),
+                               ("--swap-categories", "--swap-weight", swap_on is not None and not swap_weight)):
+        if idle:  # an option that would change nothing is a mistake, not a no-op
+            raise typer.BadParameter(f"it changes nothing unless you also give {needs} above 0", param_hint=given)
     if adapter not in SHIPPABLE:
         raise typer.BadParameter(f"--adapter must be one of {', '.join(SHIPPABLE)}, not {adapter!r}")
     if policy is not None and not policy.is_file():
