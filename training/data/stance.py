@@ -10,6 +10,9 @@ the stance, not the words.
 
 - `stance_twins(seed, n)`: up to `n` (benign, unsafe) pairs, three in four about a protected group (hate), one in
   four about a private person (harassment).
+- `affirm_twins(seed, n)`: up to `n` (benign, unsafe) pairs in the same frame and about the same target, the unsafe
+  side asserting the hateful claim and the benign side a kind or neutral one: with the denial twins alone, naming a
+  group without a denial is a shortcut to the unsafe label.
 - `counter_speech(seed, n)`: up to `n` benign answers to a hateful claim that have no asserted twin.
 
 The benign side never asks for the claim itself to be shown as asserted: no sign, leaflet, banner, page or graffiti
@@ -66,6 +69,37 @@ HARASSMENT_CLAIMS = (
     ("is a stupid whore", "is not a whore"),
     ("is too dumb to live", "is not dumb"),
     ("should be spat on by everyone", "should not be spat on by anyone"),
+)
+
+#: kind or neutral claims about a group, as the rest of a sentence that starts with the group (`affirm_twins`)
+AFFIRM_CLAIMS = (
+    "are our neighbours and friends",
+    "are welcome here",
+    "have lived in this town for generations",
+    "run half the bakeries on this street",
+    "deserve the same respect as everyone",
+    "work as nurses, teachers and engineers",
+    "make this city a better place",
+    "helped build this neighbourhood",
+    "celebrate their holidays with the whole street",
+    "vote in every election like everyone else",
+    "are just people, like you and me",
+    "are part of this country's story",
+    "come from many different backgrounds",
+    "coach the kids' football team on Saturdays",
+    "have every right to be here",
+    "are as different from each other as any other people",
+)
+#: kind or neutral claims about one private person, after their name (`affirm_twins`)
+AFFIRM_PERSON = (
+    "is a wonderful friend",
+    "is the kindest person I know",
+    "deserves a great birthday",
+    "is brilliant at maths",
+    "should be proud of that science fair project",
+    "is the best goalkeeper in school",
+    "always helps everyone",
+    "is going to do great things",
 )
 
 #: (unsafe frame, benign frame); slots: {G}/{g} the target (capitalised or not), {a} the claim asserted, {d} the
@@ -127,25 +161,38 @@ def _render(frame: str, target: str, claim: tuple[str, str], tail: str) -> str:
     return text + tail if not text.endswith(".") else text
 
 
-def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
-    """Up to `n` distinct stance twins, deterministic for `seed`: three in four hate (about a group in `TARGETS`),
-    one in four harassment (about a private person in `twins.PRIVATE`). The unsafe side asserts the claim, the
-    benign side (a hard negative) denies, condemns or reports it; frames that are not sentences take one real-user
-    tail, the same on both sides."""
-    rng = random.Random(seed)
+def _twins(seed: int, n: int, affirm: bool) -> list[Twin]:
+    rng = random.Random(f"affirm:{seed}") if affirm else random.Random(seed)  # their own draws: few shared unsafe sides
     out: dict[tuple[str, str], Twin] = {}
     for _ in range(n * 4):  # bounded retries
         if len(out) >= n:
             break
         cat = "hate" if rng.random() < 0.75 else "harassment"
-        frames, targets, claims = ((HATE_FRAMES, TARGETS, HATE_CLAIMS) if cat == "hate"
-                                   else (HARASSMENT_FRAMES, PRIVATE, HARASSMENT_CLAIMS))
+        frames, targets, claims, affirms = ((HATE_FRAMES, TARGETS, HATE_CLAIMS, AFFIRM_CLAIMS) if cat == "hate"
+                                            else (HARASSMENT_FRAMES, PRIVATE, HARASSMENT_CLAIMS, AFFIRM_PERSON))
         (bad, good), target, claim = rng.choice(frames), rng.choice(targets), rng.choice(claims)
         tail = rng.choice(USER_TAILS)
-        b, u = _render(good, target, claim, tail), _render(bad, target, claim, tail)
+        u = _render(bad, target, claim, tail)
+        b = _render(bad, target, (rng.choice(affirms), ""), tail) if affirm else _render(good, target, claim, tail)
         pair = hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]
         out.setdefault((b.lower(), u.lower()), Twin(b, u, cat, (cat,), pair))
     return list(out.values())
+
+
+def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
+    """Up to `n` distinct stance twins, deterministic for `seed`: three in four hate (about a group in `TARGETS`),
+    one in four harassment (about a private person in `twins.PRIVATE`). The unsafe side asserts the claim, the
+    benign side (a hard negative) denies, condemns or reports it; frames that are not sentences take one real-user
+    tail, the same on both sides."""
+    return _twins(seed, n, affirm=False)
+
+
+def affirm_twins(seed: int = 0, n: int = 600) -> list[Twin]:
+    """Up to `n` distinct affirmation twins, deterministic for `seed`, drawn as `stance_twins` draws: the unsafe side
+    asserts a hateful or harassing claim in a frame, the benign side asserts a kind or neutral one
+    (`AFFIRM_CLAIMS`, `AFFIRM_PERSON`) about the same target in the same frame. The stance twins' benign sides all
+    deny or condemn; with them alone, "a group named, no denial" is a shortcut to the unsafe label."""
+    return _twins(seed, n, affirm=True)
 
 
 def counter_speech(seed: int = 0, n: int = 300) -> list[str]:
