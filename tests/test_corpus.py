@@ -104,6 +104,27 @@ def test_stance_twins_share_the_harmful_words_and_differ_in_stance():
     assert not {a.lower() for a in answers} & {t.unsafe.lower() for t in pairs}
 
 
+def test_affirmation_twins_differ_from_their_unsafe_side_in_the_claim_alone():
+    pairs = ST.affirm_twins(0, 400)
+    assert len(pairs) == 400 and pairs == ST.affirm_twins(0, 400)
+    assert {t.category for t in pairs} == {"hate", "harassment"}
+    claims = [a for a, _ in ST.HATE_CLAIMS + ST.HARASSMENT_CLAIMS]
+    denials = [d for _, d in ST.HATE_CLAIMS + ST.HARASSMENT_CLAIMS]
+    for t in pairs:
+        assert t.labels == (t.category,)
+        kind = [a for a in ST.AFFIRM_CLAIMS + ST.AFFIRM_PERSON if a in t.benign]
+        harm = [a for a in claims if a in t.unsafe]
+        assert kind and harm, (t.benign, t.unsafe)
+        # the same frame, target and tail: swapping the kind claim for the harmful one gives the unsafe side
+        assert any(t.benign.replace(k, h) == t.unsafe for k in kind for h in harm), (t.benign, t.unsafe)
+        assert not [a for a in claims + denials if a in t.benign], t.benign  # no harmful claim, no denial
+    assert len({t.benign for t in pairs}) == 400
+    stance = ST.stance_twins(0, 400)
+    assert not {t.pair for t in pairs} & {t.pair for t in stance}
+    shared = {t.unsafe for t in pairs} & {t.unsafe for t in stance}  # their own draws: few unsafe sides repeat
+    assert len(shared) < len(pairs) / 10, len(shared)
+
+
 def test_split_matches_the_template_generators_split():
     for text in ("a red bicycle", "A photo of a cat, 8k", "s.e.x", "killer whale at sea"):
         assert C.split_for(text) == split_of(text)

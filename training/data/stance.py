@@ -163,7 +163,8 @@ def _render(frame: str, target: str, claim: tuple[str, str], tail: str) -> str:
 
 def _twins(seed: int, n: int, affirm: bool) -> list[Twin]:
     rng = random.Random(f"affirm:{seed}") if affirm else random.Random(seed)  # their own draws: few shared unsafe sides
-    out: dict[tuple[str, str], Twin] = {}
+    out: list[Twin] = []
+    seen: set[str] = set()
     for _ in range(n * 4):  # bounded retries
         if len(out) >= n:
             break
@@ -174,9 +175,11 @@ def _twins(seed: int, n: int, affirm: bool) -> list[Twin]:
         tail = rng.choice(USER_TAILS)
         u = _render(bad, target, claim, tail)
         b = _render(bad, target, (rng.choice(affirms), ""), tail) if affirm else _render(good, target, claim, tail)
-        pair = hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]
-        out.setdefault((b.lower(), u.lower()), Twin(b, u, cat, (cat,), pair))
-    return list(out.values())
+        if b.lower() in seen or u.lower() in seen:  # each text on one side of one pair
+            continue
+        seen.update((b.lower(), u.lower()))
+        out.append(Twin(b, u, cat, (cat,), hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]))
+    return out
 
 
 def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
