@@ -125,6 +125,22 @@ def test_affirmation_twins_differ_from_their_unsafe_side_in_the_claim_alone():
     assert len(shared) < len(pairs) / 10, len(shared)
 
 
+def test_target_twins_aim_one_insult_at_a_thing_and_at_a_person():
+    pairs = ST.target_twins(0, 300)
+    assert len(pairs) == 300 and pairs == ST.target_twins(0, 300)
+    assert all(t.category == "harassment" and t.labels == ("harassment",) for t in pairs)
+    for t in pairs:
+        things = [x.lower() for x in ST.THINGS if x.lower() in t.benign.lower()]
+        people = [p for p in T.PRIVATE if p in t.unsafe]
+        insult = [i for i in ST.INSULTS if i in t.benign and i in t.unsafe]
+        assert things and people and insult, (t.benign, t.unsafe)
+        # the same frame, insult and tail: the target alone differs
+        assert any(t.benign.lower().replace(x, p.lower()) == t.unsafe.lower() for x in things for p in people)
+        assert not [p for p in T.PRIVATE if p in t.benign]
+    assert len({t.benign for t in pairs}) == len({t.unsafe for t in pairs}) == 300
+    assert len({i for t in pairs for i in ST.INSULTS if i in t.unsafe}) == len(ST.INSULTS)
+
+
 def test_split_matches_the_template_generators_split():
     for text in ("a red bicycle", "A photo of a cat, 8k", "s.e.x", "killer whale at sea"):
         assert C.split_for(text) == split_of(text)

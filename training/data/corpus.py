@@ -41,7 +41,7 @@ from t2iguard.export.build import cache_root
 from t2iguard.runtime.text import normalize
 from t2iguard.training.data import sources as S
 from t2iguard.training.data.prompts import generate
-from t2iguard.training.data.stance import affirm_twins, counter_speech, stance_twins
+from t2iguard.training.data.stance import affirm_twins, counter_speech, stance_twins, target_twins
 from t2iguard.training.data.twins import hard_negatives, twins
 
 log = logging.getLogger(__name__)
@@ -448,8 +448,8 @@ def _ordered(labels: Iterable[str]) -> tuple[str, ...]:
 def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
                  templates: dict | None = None) -> list[Example]:
     """The template generator (`templates`: keyword arguments of `prompts.generate`), the counterfactual
-    twins, the hard negatives, and the stance twins, affirmation twins and counter-speech (`training.data.stance`:
-    a fifth of `hard` pairs each, a tenth of `hard` answers), as corpus examples."""
+    twins, the hard negatives, and the stance, affirmation and target twins and counter-speech
+    (`training.data.stance`: a fifth of `hard` pairs each, a tenth of `hard` answers), as corpus examples."""
     out = [Example(e.text, _ordered(e.labels), e.group, "own-templates", split_for(e.text))
            for e in generate(seed, **(templates or {}))]
     for t in twins(seed, twins_per_category):
@@ -458,7 +458,7 @@ def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
         out.append(Example(t.unsafe, t.labels, "unsafe", "own-twins", split, pair=t.pair))
     out += [Example(text, (), "hard-negative", "own-hard-negatives", split_for(text))
             for text, _ctx in hard_negatives(seed, hard)]
-    for t in stance_twins(seed, hard // 5) + affirm_twins(seed, hard // 5):
+    for t in stance_twins(seed, hard // 5) + affirm_twins(seed, hard // 5) + target_twins(seed, hard // 5):
         split = split_for(t.benign)
         out.append(Example(t.benign, (), "hard-negative", "own-stance", split, pair=t.pair))
         out.append(Example(t.unsafe, t.labels, "unsafe", "own-stance", split, pair=t.pair))

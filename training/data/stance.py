@@ -13,6 +13,8 @@ the stance, not the words.
 - `affirm_twins(seed, n)`: up to `n` (benign, unsafe) pairs in the same frame and about the same target, the unsafe
   side asserting the hateful claim and the benign side a kind or neutral one: with the denial twins alone, naming a
   group without a denial is a shortcut to the unsafe label.
+- `target_twins(seed, n)`: up to `n` (benign, unsafe) pairs, one insult or swear in one frame aimed at a thing
+  and at a private person: swearing is not the harm, its target is.
 - `counter_speech(seed, n)`: up to `n` benign answers to a hateful claim that have no asserted twin.
 
 The benign side never asks for the claim itself to be shown as asserted: no sign, leaflet, banner, page or graffiti
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 from t2iguard.training.data.twins import GROUPS, PRIVATE, USER_TAILS, Twin
 
@@ -134,6 +137,30 @@ HARASSMENT_FRAMES = (
     ("a comment under {n}'s photo: '{n} {a}'",
      "a comment under {n}'s photo: 'whoever wrote that {n} {a} should be ashamed'"),
 )
+#: things a swear or an insult can be aimed at without harming anyone (`target_twins`), each takes "is"
+THINGS = (
+    "this printer", "my phone", "the Monday commute", "this weather", "the bus timetable", "my old laptop",
+    "this traffic", "the wifi in this cafe", "that movie's ending", "this parking ticket", "my alarm clock",
+    "the queue at the post office", "this flat-pack wardrobe", "the office coffee machine", "my tax return",
+    "this level of the game",
+)
+#: insults and swearing, as the rest of a sentence that starts with their target (`target_twins`)
+INSULTS = (
+    "is a useless piece of shit", "is fucking garbage", "is so damn stupid", "is the worst, I hate it",
+    "can go to hell", "is a total fucking joke", "is a disgusting mess", "sucks so fucking hard",
+    "is pathetic", "makes me want to scream, fuck this",
+)
+#: frames around one target and one insult; slots as `HATE_FRAMES` ({G}/{g} the target, {a} the insult)
+TARGET_FRAMES = (
+    "a meme captioned '{G} {a}'",
+    "a tweet: '{G} {a}.'",
+    "a sticky note on the fridge: '{G} {a}'",
+    "I'm done pretending: {g} {a}.",
+    "a group chat screenshot: '{g} {a}'",
+    "a t-shirt printed with '{G} {a}'",
+    "a cartoon of a man yelling that {g} {a}",
+    "Let's be honest, {g} {a}.",
+)
 #: benign answers to a claim that no asserted twin mirrors; slots as `HATE_FRAMES`
 COUNTER = (
     "To everyone saying {g} {a}: they are nurses, teachers and neighbours.",
@@ -161,13 +188,25 @@ def _render(frame: str, target: str, claim: tuple[str, str], tail: str) -> str:
     return text + tail if not text.endswith(".") else text
 
 
-def _twins(seed: int, n: int, affirm: bool) -> list[Twin]:
-    rng = random.Random(f"affirm:{seed}") if affirm else random.Random(seed)  # their own draws: few shared unsafe sides
+def _distinct(n: int, draw: Callable[[], tuple[str, str, str]]) -> list[Twin]:
+    """Up to `n` twins from `draw()` -> (benign, unsafe, category), each text on one side of one pair."""
     out: list[Twin] = []
     seen: set[str] = set()
     for _ in range(n * 4):  # bounded retries
         if len(out) >= n:
             break
+        b, u, cat = draw()
+        if b.lower() in seen or u.lower() in seen:
+            continue
+        seen.update((b.lower(), u.lower()))
+        out.append(Twin(b, u, cat, (cat,), hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]))
+    return out
+
+
+def _claim_twins(seed: int, n: int, affirm: bool) -> list[Twin]:
+    rng = random.Random(f"affirm:{seed}") if affirm else random.Random(seed)  # their own draws: few shared unsafe sides
+
+    def draw() -> tuple[str, str, str]:
         cat = "hate" if rng.random() < 0.75 else "harassment"
         frames, targets, claims, affirms = ((HATE_FRAMES, TARGETS, HATE_CLAIMS, AFFIRM_CLAIMS) if cat == "hate"
                                             else (HARASSMENT_FRAMES, PRIVATE, HARASSMENT_CLAIMS, AFFIRM_PERSON))
@@ -175,11 +214,9 @@ def _twins(seed: int, n: int, affirm: bool) -> list[Twin]:
         tail = rng.choice(USER_TAILS)
         u = _render(bad, target, claim, tail)
         b = _render(bad, target, (rng.choice(affirms), ""), tail) if affirm else _render(good, target, claim, tail)
-        if b.lower() in seen or u.lower() in seen:  # each text on one side of one pair
-            continue
-        seen.update((b.lower(), u.lower()))
-        out.append(Twin(b, u, cat, (cat,), hashlib.sha256(f"{b}\x00{u}".encode()).hexdigest()[:12]))
-    return out
+        return b, u, cat
+
+    return _distinct(n, draw)
 
 
 def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
@@ -187,7 +224,7 @@ def stance_twins(seed: int = 0, n: int = 600) -> list[Twin]:
     one in four harassment (about a private person in `twins.PRIVATE`). The unsafe side asserts the claim, the
     benign side (a hard negative) denies, condemns or reports it; frames that are not sentences take one real-user
     tail, the same on both sides."""
-    return _twins(seed, n, affirm=False)
+    return _claim_twins(seed, n, affirm=False)
 
 
 def affirm_twins(seed: int = 0, n: int = 600) -> list[Twin]:
@@ -195,7 +232,23 @@ def affirm_twins(seed: int = 0, n: int = 600) -> list[Twin]:
     asserts a hateful or harassing claim in a frame, the benign side asserts a kind or neutral one
     (`AFFIRM_CLAIMS`, `AFFIRM_PERSON`) about the same target in the same frame. The stance twins' benign sides all
     deny or condemn; with them alone, "a group named, no denial" is a shortcut to the unsafe label."""
-    return _twins(seed, n, affirm=True)
+    return _claim_twins(seed, n, affirm=True)
+
+
+def target_twins(seed: int = 0, n: int = 600) -> list[Twin]:
+    """Up to `n` distinct target twins, deterministic for `seed`: one frame and one insult or swear (`INSULTS`),
+    aimed once at a thing (`THINGS`: benign, a hard negative) and once at a private person (`twins.PRIVATE`:
+    harassment, "mocking a person" in the policy), with one real-user tail on both sides. Swearing is not harm;
+    aiming it at a person is: the harmful element is the target."""
+    rng = random.Random(f"target:{seed}")
+
+    def draw() -> tuple[str, str, str]:
+        frame, thing, person, insult = (rng.choice(TARGET_FRAMES), rng.choice(THINGS), rng.choice(PRIVATE),
+                                        rng.choice(INSULTS))
+        tail = rng.choice(USER_TAILS)
+        return _render(frame, thing, (insult, ""), tail), _render(frame, person, (insult, ""), tail), "harassment"
+
+    return _distinct(n, draw)
 
 
 def counter_speech(seed: int = 0, n: int = 300) -> list[str]:
