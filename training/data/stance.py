@@ -1,4 +1,5 @@
-"""The project's own stance data: the same hateful or harassing words, once asserted and once used against hate.
+"""The project's own stance data: hateful or harassing words asserted, and their twins that use the same words
+against hate, say something kind about the same target instead, or aim the same insult at a thing.
 
 Hate and toxicity corpora teach which words hateful text uses. They hold little of the text that uses the same
 words against hate: a claim denied ("Muslims are not terrorists"), quoted to condemn it, reported in the news, or
