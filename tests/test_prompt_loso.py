@@ -102,6 +102,21 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
         L.study(seed=0, steps=2, per_group=12, only=["own-twins", "microsoft/toxigen"])  # a unit's name, miscased
 
 
+def test_folds_with_the_ranking_loss_draw_no_held_out_twins_and_are_kept_apart(dataset, tmp_path):
+    ds, units = dataset
+    train = L.fold_rows(ds, units, "own-stance", 0, 12)["train"]
+    pairs = L.twin_pairs(ds.pair[train], ds.groups[train])
+    assert len(pairs) and "own-stance" not in set(units[train][pairs].ravel())  # the held-out unit's twins: none
+    assert {"own-twins"} <= set(units[train][pairs].ravel())  # ... the other units' twins are drawn
+    plain, ranked = (L.run_fold(ds, units, "own-stance", 0, 2, 12, tmp_path, pair_weight=w) for w in (0.0, 1.0))
+    folds = sorted(p.name for p in tmp_path.glob("*.npz"))
+    assert len(folds) == 2 and sum("-pairs1" in f for f in folds) == 1  # cached apart, never mixed up
+    assert not np.allclose(plain.scores, ranked.scores)  # the loss changed what the fold learnt
+    res = {"seed": 0, "steps": 2, "per_group": 12, "data_sha256_16": "d", "units": {}}
+    assert "the twins' ranking loss x1," in L.markdown(dict(res, pair_weight=1.0))
+    assert "ranking loss" not in L.markdown(res)
+
+
 def test_each_adapter_trains_its_own_encoder_weights(dataset):
     """`--adapter`: the shipped LoRA trains only its query/value adapters, `all-r16` adapters on every linear
     layer, `full` every encoder weight."""

@@ -47,6 +47,7 @@ from t2iguard.training.train_prompt_classifier import (
     calibrate,
     corpus_dataset,
     served_scores,
+    twin_pairs,
 )
 
 #: benign caption repositories, held out as one unit
@@ -206,11 +207,12 @@ def fold_rows(ds: Dataset, units: np.ndarray, unit: str, seed: int, per_group: i
 
 
 def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, per_group: int,
-             folder: Path, say=lambda msg: None, adapter: str = "qv-r8") -> Fold:
+             folder: Path, say=lambda msg: None, adapter: str = "qv-r8", pair_weight: float = 0.0) -> Fold:
     """Train without `unit` (REFERENCE: with every unit), calibrate on the training units' validation split, score
-    the unit's rows (REFERENCE: every unit's test split). `adapter`: a key of `ADAPTERS`. Cached in `folder` by
-    unit, seed, steps, data and adapter."""
-    tag = "" if adapter == "qv-r8" else f"-{adapter}"
+    the unit's rows (REFERENCE: every unit's test split). `adapter`: a key of `ADAPTERS`; `pair_weight` > 0: the
+    twins' ranking loss (`pair_loss`) over the training rows' twin pairs, as `train --pair-weight` adds it (a
+    held-out unit's pairs are never drawn). Cached in `folder` by unit, seed, steps, data, adapter and pair weight."""
+    tag = ("" if adapter == "qv-r8" else f"-{adapter}") + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
     path = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}{tag}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
@@ -221,14 +223,16 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     seq_len = get_profile("tiny").seq_len
     rows = fold_rows(ds, units, unit, seed, per_group)
     train, v, scored = rows["train"], rows["val"], rows["scored"]
+    pairs = {"pairs": twin_pairs(ds.pair[train], ds.groups[train]), "pair_weight": pair_weight}
     if adapter in LOW_RANK:
-        full = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}-full.trained.pt"
-        encoder, head = _full_fold_model(ds, train, seed, steps, full, say)
+        full = folder / (f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}-full"
+                         + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}") + ".trained.pt")
+        encoder, head = _full_fold_model(ds, train, seed, steps, full, say, pairs)
         say(f"  {low_rank(encoder, LOW_RANK[adapter])} encoder numbers carried at rank {LOW_RANK[adapter]}")
     else:
         encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100, seq_len=seq_len,
                              say=say, checkpoint=path.with_suffix(".pt"), max_steps=steps,
-                             adapter=ADAPTERS[adapter][0], encoder_lr=ADAPTERS[adapter][1])
+                             adapter=ADAPTERS[adapter][0], encoder_lr=ADAPTERS[adapter][1], **pairs)
     model = SentenceScorer(encoder, head, window=PROMPT_WINDOW).eval()
     val_scores = score(model, list(ds.texts[v]), seq_len)
     thresholds = calibrate(val_scores, ds.y[v], ds.groups[v])
@@ -244,9 +248,10 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     return fold
 
 
-def _full_fold_model(ds: Dataset, train: np.ndarray, seed: int, steps: int, path: Path, say):
-    """(encoder, head) of a fold fine-tuned in full (`ADAPTERS["full"]`) on the rows `train`, kept at `path` (the
-    whole encoder, 87 MB, outside git) so that each rank of `LOW_RANK` cuts the same model."""
+def _full_fold_model(ds: Dataset, train: np.ndarray, seed: int, steps: int, path: Path, say, pairs: dict):
+    """(encoder, head) of a fold fine-tuned in full (`ADAPTERS["full"]`) on the rows `train` (`pairs`: `_fit`'s
+    pair arguments), kept at `path` (the whole encoder, 87 MB, outside git) so that each rank of `LOW_RANK` cuts
+    the same model."""
     if path.is_file():
         encoder = load_minilm()
         head = MLPHead(encoder.config.hidden_size, HIDDEN, len(CATEGORIES), dropout=0.2)
@@ -257,7 +262,7 @@ def _full_fold_model(ds: Dataset, train: np.ndarray, seed: int, steps: int, path
     config, lr = ADAPTERS["full"]
     encoder, head = _fit(list(ds.texts[train]), ds.y[train], ds.w[train], seed, epochs=100,
                          seq_len=get_profile("tiny").seq_len, say=say, checkpoint=path.with_suffix(".ckpt"),
-                         max_steps=steps, adapter=config, encoder_lr=lr)
+                         max_steps=steps, adapter=config, encoder_lr=lr, **pairs)
     torch.save({"encoder": encoder.state_dict(), "head": head.state_dict()}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
     path.with_suffix(".ckpt").unlink(missing_ok=True)
@@ -338,11 +343,12 @@ class UnknownUnit(ValueError):
 
 
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
-          say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True) -> dict:
+          say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True, pair_weight: float = 0.0) -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
     calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (`UnknownUnit` names any that is
     not one); the reference runs first unless `reference` is False: then the reference and committed-classifier
-    columns stay empty. `adapter`: how the encoder is adapted in every fold (a key of `ADAPTERS`)."""
+    columns stay empty. `adapter`: how the encoder is adapted in every fold (a key of `ADAPTERS`); `pair_weight`:
+    the twins' ranking loss in every fold (`run_fold`)."""
     ds = corpus_dataset(seed)
     units = unit_of(ds.source)
     unknown = sorted(set(only or ()) - set(units))
@@ -352,13 +358,13 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "data_key": ds.key,
-                 "adapter": adapter, "units": {}}
+                 "adapter": adapter, "pair_weight": pair_weight, "units": {}}
     folds = [REFERENCE, *names] if reference else names
     ref = shipped = None
     done: dict[str, Fold] = {}
     for i, unit in enumerate(folds):
         say(f"fold {i + 1}/{len(folds)}: without {unit}")
-        fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say, adapter)
+        fold = run_fold(ds, units, unit, seed, steps, per_group, folder, say, adapter, pair_weight)
         if unit == REFERENCE:
             ref = fold
             out["reference_thresholds"] = fold.thresholds
@@ -414,8 +420,9 @@ def _point(p: dict | None) -> str:
 
 def markdown(res: dict) -> str:
     """The study as a markdown table: per unit, held-out vs reference, per group."""
-    lines = [f"Leave-one-source-out, encoder adapted by {res.get('adapter', 'qv-r8')}, {res['steps']} steps of 64 "
-             f"per fold, seed {res['seed']}, at most "
+    pairs = f", the twins' ranking loss x{res['pair_weight']:g}" if res.get("pair_weight") else ""
+    lines = [f"Leave-one-source-out, encoder adapted by {res.get('adapter', 'qv-r8')}{pairs}, {res['steps']} steps of "
+             f"64 per fold, seed {res['seed']}, at most "
              f"{res['per_group']} scored rows per group (data {res.get('data_key', res['data_sha256_16'])}).", "",
              "Each cell: held out (trained without the unit) / in-distribution at the same budget (the reference "
              "fold, the unit's test split) / the committed classifier (826 steps, every unit) on those same rows, "

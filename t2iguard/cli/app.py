@@ -737,6 +737,10 @@ def eval_prompt_loso(
         = "qv-r8",
     reference: Annotated[bool, typer.Option(help="Run the reference fold (every unit; the in-distribution and "
                                                  "committed-classifier columns).")] = True,
+    pair_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the twins' ranking loss in every fold, as "
+                                                             "`train prompt-classifier --pair-weight` adds it (a "
+                                                             "held-out unit's twins are never drawn; 0: "
+                                                             "cross-entropy only).")] = 0.0,
 ) -> None:
     """Leave-one-source-out for the served model (MiniLM + LoRA + head, windows): one training run per held-out
     unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
@@ -750,10 +754,10 @@ def eval_prompt_loso(
         with err.status(f"leave-one-source-out, {name}") as status:
             try:
                 res = study(seed, steps, per_group, only, say=lambda m: status.update(m), adapter=name,
-                            reference=reference)
+                            reference=reference, pair_weight=pair_weight)
             except UnknownUnit as e:
                 raise typer.BadParameter(str(e), param_hint="--only") from e
-        stem = "loso" if name == "qv-r8" else f"loso-{name}"
+        stem = ("loso" if name == "qv-r8" else f"loso-{name}") + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
         (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
         (out / f"{stem}.md").write_text(markdown(res))
         typer.echo(markdown(res))
