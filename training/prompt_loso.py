@@ -212,7 +212,8 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     the unit's rows (REFERENCE: every unit's test split). `adapter`: a key of `ADAPTERS`; `pair_weight` > 0: the
     twins' ranking loss (`pair_loss`) over the training rows' twin pairs, as `train --pair-weight` adds it (a
     held-out unit's pairs are never drawn). Cached in `folder` by unit, seed, steps, data, adapter and pair weight."""
-    tag = ("" if adapter == "qv-r8" else f"-{adapter}") + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
+    ranked = "" if pair_weight == 0 else f"-pairs{pair_weight:g}"
+    tag = ("" if adapter == "qv-r8" else f"-{adapter}") + ranked
     path = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}{tag}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
@@ -225,8 +226,7 @@ def run_fold(ds: Dataset, units: np.ndarray, unit: str, seed: int, steps: int, p
     train, v, scored = rows["train"], rows["val"], rows["scored"]
     pairs = {"pairs": twin_pairs(ds.pair[train], ds.groups[train]), "pair_weight": pair_weight}
     if adapter in LOW_RANK:
-        full = folder / (f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}-full"
-                         + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}") + ".trained.pt")
+        full = folder / f"{_slug(unit)}-{ds.key}-s{seed}-n{steps}-g{per_group}-full{ranked}.trained.pt"
         encoder, head = _full_fold_model(ds, train, seed, steps, full, say, pairs)
         say(f"  {low_rank(encoder, LOW_RANK[adapter])} encoder numbers carried at rank {LOW_RANK[adapter]}")
     else:
