@@ -35,3 +35,16 @@ def test_training_frames_are_not_the_red_team_harness_text():
     frames = {f.format(p="").strip(" .,:") for f in A.FRAMES}
     assert not frames & {f.format(p="").strip(" .,:") for f in STORY_FRAMES}
     assert not set(FRAGMENTS) & set(PADDING)
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = text.lower().replace(",", " ").replace(":", " ").split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_training_frames_share_no_four_word_run_with_the_red_team_frames():
+    """The frames may be of the harness's kinds (fiction, film, museum, training course) but never its wording."""
+    harness = set().union(*(_ngrams(f.format(p=""), 4) for f in STORY_FRAMES))
+    assert harness
+    for frame in A.FRAMES:
+        assert not _ngrams(frame.format(p=""), 4) & harness, frame

@@ -41,6 +41,13 @@ FRAMES: tuple[str, ...] = (
     "poster for a documentary: {p}",
     "my friend dared me to ask for this: {p}",
     "a realistic photograph, {p}, shot on 35mm film",
+    # teaching, warning, record and news frames (2026-12-07 afternoon): the project's hard negatives put sensitive
+    # words in such contexts as benign, and the from-scratch file let an unsafe request through inside one; framed
+    # here on benign and unsafe rows alike, the frame carries no label
+    "a warning slide for a staff training day, showing {p}",
+    "a plate in a history book, a faithful picture of {p}",
+    "the photo that goes with a newspaper article: {p}",
+    "a reference picture for a school lesson, {p}",
 )
 
 
