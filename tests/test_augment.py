@@ -3,6 +3,7 @@ frame, and nothing of the red-team harness's own text is used. (That the corpus 
 training rows: tests/test_prompt_loso.py, on its cached dataset.)"""
 
 import random
+import re
 
 from t2iguard.evaluation.redteam_seeds import PADDING, STORY_FRAMES
 from t2iguard.training.data import augment as A
@@ -38,7 +39,7 @@ def test_training_frames_are_not_the_red_team_harness_text():
 
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = text.lower().replace(",", " ").replace(":", " ").split()
+    words = re.findall(r"[\w']+", text.lower())  # punctuation never splits a run apart
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
