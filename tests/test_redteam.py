@@ -335,3 +335,35 @@ def test_hatecheck_functionalities_counts_each_kind_apart_and_names_a_bad_file(t
         with pytest.raises(SystemExit) as exit_:
             hc.main()
         assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_prompt_probe_names_the_category_that_flags_first_and_refuses_bad_input(tmp_path, monkeypatch, capsys):
+    """benchmarks/prompt_probe.py: the top category is the one with the highest score / threshold (not the highest
+    score), its risk that ratio; no phrase, or a file that is not a classifier, is named before anything is scored."""
+    import numpy as np
+
+    from t2iguard.contract.policy import DEFAULT_POLICY
+    from t2iguard.contract.taxonomy import CATEGORIES
+
+    probe = _benchmark("prompt_probe")
+    scores = np.zeros((2, len(CATEGORIES)), np.float32)
+    thresholds = np.full(len(CATEGORIES), 0.5, np.float32)
+    hate = CATEGORIES.index("hate")
+    thresholds[hate] = 0.9
+    scores[0, hate], scores[0, 0] = 0.8, 0.45  # hate scores higher (0.8 / 0.9), the other is nearer its threshold
+    scores[1, hate] = 0.95
+    (_, cat0, score0, risk0), (_, cat1, _, risk1) = probe.rows(["a", "b"], scores, thresholds)
+    assert (cat0, score0) == (CATEGORIES[0], np.float32(0.45)) and abs(risk0 - 0.9) < 1e-6
+    assert cat1 == "hate" and risk1 > 1
+    for argv, said in (([str(DEFAULT_POLICY)], "give WEIGHTS POLICY pairs"),
+                       ([], "give at least one phrase")):
+        monkeypatch.setattr("sys.argv", ["prompt_probe.py", *(argv or ["w", "p"])])
+        with pytest.raises(SystemExit) as exit_:
+            probe.main()
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a model")
+    monkeypatch.setattr("sys.argv", ["prompt_probe.py", str(bad), str(DEFAULT_POLICY), "--text", "a ballot box"])
+    with pytest.raises(SystemExit) as exit_:
+        probe.main()
+    assert exit_.value.code == 2 and f"{bad} is not a prompt-classifier file" in capsys.readouterr().err
