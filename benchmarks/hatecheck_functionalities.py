@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.contract.policy import load_policy
-from t2iguard.export.tiny import check_classifier_file
+from t2iguard.export.tiny import classifier_policy_pairs
 
 
 def by_functionality(functionality: np.ndarray, flagged: np.ndarray) -> dict[str, tuple[int, int]]:
@@ -46,15 +45,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="WEIGHTS POLICY pairs")
     args = ap.parse_args()
-    if len(args.files) % 2:
-        ap.error("give WEIGHTS POLICY pairs")
-    pairs = list(zip(args.files[::2], args.files[1::2], strict=True))
-    for weights, policy in pairs:
-        try:  # seconds, before the scoring
-            check_classifier_file(weights)
-            load_policy(policy)
-        except ValueError as e:
-            ap.error(str(e))
+    try:  # seconds, before the scoring
+        pairs = classifier_policy_pairs(args.files)
+    except ValueError as e:
+        ap.error(str(e))
 
     from prompt_guard_compare import thresholds_of  # a sibling script: benchmarks/ is on sys.path when run
 

@@ -172,16 +172,6 @@ def load_figures(path: Path) -> tuple[list[str], list[Figures]]:
     return names, figures
 
 
-def _check_pair(weights: Path, policy: Path) -> None:
-    """Raise ValueError naming the file unless `weights` is a classifier file and `policy` a policy this code
-    loads: seconds, before minutes of scoring (`main` runs it on every pair first)."""
-    from t2iguard.contract.policy import load_policy
-    from t2iguard.export.tiny import check_classifier_file
-
-    check_classifier_file(weights)
-    load_policy(policy)  # ValueError naming the file and the problem
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", type=Path, help="SHIPPED SHIPPED_POLICY, then CANDIDATE POLICY pairs")
@@ -205,12 +195,12 @@ def main() -> None:
             ap.error(f"--max-rows must be >= 0, not {args.max_rows}")
         if args.json and not args.json.parent.is_dir():
             ap.error(f"--json: {args.json.parent} is not a directory")
-        pairs = list(zip(args.files[::2], args.files[1::2], strict=True))
-        for weights, policy in pairs:
-            try:
-                _check_pair(weights, policy)
-            except ValueError as e:
-                ap.error(str(e))
+        from t2iguard.export.tiny import classifier_policy_pairs
+
+        try:  # seconds, before minutes of scoring
+            pairs = classifier_policy_pairs(args.files)
+        except ValueError as e:
+            ap.error(str(e))
         names = [f"{w.name} @ {p.name}" for w, p in pairs]
         figures = measure(pairs, args.max_rows, args.seed)
         if args.json:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.export.tiny import check_classifier_file
+from t2iguard.export.tiny import classifier_policy_pairs
 
 
 def rows(texts: list[str], scores: np.ndarray, thresholds: np.ndarray) -> list[tuple[str, str, float, float]]:
@@ -35,8 +34,6 @@ def main() -> None:
     ap.add_argument("--text", action="append", default=[], help="a phrase to score (repeatable)")
     ap.add_argument("--file", type=Path, help="phrases to score, one a line")
     args = ap.parse_args()
-    if len(args.files) % 2:
-        ap.error("give WEIGHTS POLICY pairs")
     texts = list(args.text)
     if args.file is not None:
         if not args.file.is_file():
@@ -44,13 +41,10 @@ def main() -> None:
         texts += [line.strip() for line in args.file.read_text().splitlines() if line.strip()]
     if not texts:
         ap.error("give at least one phrase (--text or --file)")
-    pairs = list(zip(args.files[::2], args.files[1::2], strict=True))
-    for weights, policy in pairs:
-        try:  # seconds, before the scoring
-            check_classifier_file(weights)
-            load_policy(policy)
-        except ValueError as e:
-            ap.error(str(e))
+    try:  # seconds, before the scoring
+        pairs = classifier_policy_pairs(args.files)
+    except ValueError as e:
+        ap.error(str(e))
 
     from prompt_guard_compare import thresholds_of  # a sibling script: benchmarks/ is on sys.path when run
 

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.contract.policy import load_policy
 from t2iguard.contract.taxonomy import CATEGORIES
-from t2iguard.export.tiny import check_classifier_file
+from t2iguard.export.tiny import classifier_policy_pairs
 from t2iguard.training.data.twins import EVAL_SEEDS, Twin, frames, twins
 
 
@@ -51,16 +50,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=EVAL_SEEDS.start, help="held-out twins' seed (in EVAL_SEEDS)")
     ap.add_argument("--top", type=int, default=12, help="frames listed per file")
     args = ap.parse_args()
-    if len(args.files) % 2:
-        ap.error("give WEIGHTS POLICY pairs")
     if args.seed not in EVAL_SEEDS:
         ap.error(f"--seed must lie in {EVAL_SEEDS} (the held-out twins' seeds), got {args.seed}")
-    for weights, policy in zip(args.files[::2], args.files[1::2], strict=True):
-        try:  # seconds, before the scoring
-            check_classifier_file(weights)
-            load_policy(policy)
-        except ValueError as e:
-            ap.error(str(e))
+    try:  # seconds, before the scoring
+        files = classifier_policy_pairs(args.files)
+    except ValueError as e:
+        ap.error(str(e))
 
     from prompt_guard_compare import thresholds_of  # a sibling script: benchmarks/ is on sys.path when run
 
@@ -69,7 +64,7 @@ def main() -> None:
 
     pairs = twins(args.seed, held_out=True)
     texts = [t.benign for t in pairs]
-    for weights, policy in zip(args.files[::2], args.files[1::2], strict=True):
+    for weights, policy in files:
         scaled = served_scores(texts, weights, window=PROMPT_WINDOW) / thresholds_of(policy)  # float32, as the rule
         risk = scaled.max(1)
         by_category = Counter(CATEGORIES[i] for i in scaled.argmax(1)[risk >= 1])

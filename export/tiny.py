@@ -241,6 +241,20 @@ def check_classifier_file(path: Path) -> None:
         raise ValueError(f"{path} is not a prompt-classifier file ({e})") from None
 
 
+def classifier_policy_pairs(files: list[Path]) -> list[tuple[Path, Path]]:
+    """[(weights, policy)] from WEIGHTS POLICY ... arguments, each checked (`check_classifier_file`; the policy loads):
+    ValueError naming an odd count or the first bad file, seconds before minutes of scoring."""
+    from t2iguard.contract.policy import load_policy
+
+    if len(files) % 2:
+        raise ValueError(f"give WEIGHTS POLICY pairs (got {len(files)} files)")
+    pairs = list(zip(files[::2], files[1::2], strict=True))
+    for weights, policy in pairs:
+        check_classifier_file(weights)
+        load_policy(policy)  # ValueError naming the file and the problem
+    return pairs
+
+
 def load_tagger(encoder: torch.nn.Module, path: Path = REWRITE_TAGGER_CHECKPOINT) -> RewriteTagger | None:
     """The trained tagger over `encoder` (float32, eval mode), or None when not trained."""
     if not path.exists():
