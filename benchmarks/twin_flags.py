@@ -53,7 +53,7 @@ def main() -> None:
     if args.seed not in EVAL_SEEDS:
         ap.error(f"--seed must lie in {EVAL_SEEDS} (the held-out twins' seeds), got {args.seed}")
     try:  # seconds, before the scoring
-        files = classifier_policy_pairs(args.files)
+        classifiers = classifier_policy_pairs(args.files)
     except ValueError as e:
         ap.error(str(e))
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     pairs = twins(args.seed, held_out=True)
     texts = [t.benign for t in pairs]
-    for weights, policy in files:
+    for weights, policy in classifiers:
         scaled = served_scores(texts, weights, window=PROMPT_WINDOW) / thresholds_of(policy)  # float32, as the rule
         risk = scaled.max(1)
         by_category = Counter(CATEGORIES[i] for i in scaled.argmax(1)[risk >= 1])

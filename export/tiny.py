@@ -247,7 +247,7 @@ def classifier_policy_pairs(files: list[Path]) -> list[tuple[Path, Path]]:
     from t2iguard.contract.policy import load_policy
 
     if len(files) % 2:
-        raise ValueError(f"give WEIGHTS POLICY pairs (got {len(files)} files)")
+        raise ValueError(f"give WEIGHTS POLICY pairs, not an odd number of files ({len(files)})")
     pairs = list(zip(files[::2], files[1::2], strict=True))
     for weights, policy in pairs:
         check_classifier_file(weights)

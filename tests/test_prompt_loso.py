@@ -103,6 +103,8 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
 
 
 def test_folds_with_the_ranking_loss_draw_no_held_out_twins_and_are_kept_apart(dataset, tmp_path):
+    """`--pair-weight`: a fold draws twin pairs only from its training units, is cached apart from the plain fold
+    and learns something else; the report names the loss."""
     ds, units = dataset
     train = L.fold_rows(ds, units, "own-stance", 0, 12)["train"]
     pairs = L.twin_pairs(ds.pair[train], ds.groups[train])

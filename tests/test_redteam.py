@@ -355,7 +355,8 @@ def test_prompt_probe_names_the_category_that_flags_first_and_refuses_bad_input(
     (_, cat0, score0, risk0), (_, cat1, _, risk1) = probe.rows(["a", "b"], scores, thresholds)
     assert (cat0, score0) == (CATEGORIES[0], np.float32(0.45)) and abs(risk0 - 0.9) < 1e-6
     assert cat1 == "hate" and risk1 > 1
-    for argv, said in (([str(DEFAULT_POLICY), "--text", "a ballot box"], "give WEIGHTS POLICY pairs (got 1 files)"),
+    odd = "give WEIGHTS POLICY pairs, not an odd number of files (1)"
+    for argv, said in (([str(DEFAULT_POLICY), "--text", "a ballot box"], odd),
                        (["w", "p"], "give at least one phrase")):
         monkeypatch.setattr("sys.argv", ["prompt_probe.py", *argv])
         with pytest.raises(SystemExit) as exit_:

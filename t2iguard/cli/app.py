@@ -458,7 +458,10 @@ def train_prompt_classifier(
     pair_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the twins' ranking loss: each step also "
                                                              "draws 8 twin pairs and pays softplus(benign logit - "
                                                              "unsafe logit) on the unsafe side's categories (0: "
-                                                             "cross-entropy only, the shipped recipe).")] = 0.0,
+                                                             "cross-entropy only, the shipped recipe). Measured at 1 "
+                                                             "by leave-one-source-out: it ranks tweets and comments "
+                                                             "from unseen sources worse (docs/2026-12-03-prompt-guard"
+                                                             "-real-data.md, 2026-12-07 afternoon).")] = 0.0,
     pair_sides: Annotated[str, typer.Option(help="Which side of a twin pair the ranking loss moves: both, or benign "
                                                  "(the unsafe side's logit a fixed target, left to cross-entropy).")]
     = "both",
