@@ -105,6 +105,12 @@ def flagged_shares(risks: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
             for name, (r, group) in risks.items()}
 
 
+def fixed_case_prompts() -> list[str]:
+    """The prompts of the red-team cases marked `fixed` in `evaluation/redteam_cases.jsonl` (the rule's replay)."""
+    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+    return [c["prompt"] for c in cases if c["status"] == "fixed"]
+
+
 def redteam_caught(weights: Path, policy: Path, window: int | None) -> dict[str, str]:
     """{"fixed": "caught/n", "open": "caught/n"}: the committed red-team cases the file flags at its policy's
     prompt thresholds (a fixed case must be caught; an open one is a bypass still open for the shipped model)."""

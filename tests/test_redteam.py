@@ -368,3 +368,38 @@ def test_prompt_probe_names_the_category_that_flags_first_and_refuses_bad_input(
     with pytest.raises(SystemExit) as exit_:
         probe.main()
     assert exit_.value.code == 2 and f"{bad} is not a prompt-classifier file" in capsys.readouterr().err
+
+
+def test_prompt_probe_names_the_fixed_replay_cases_a_file_lets_through(tmp_path, monkeypatch, capsys):
+    """benchmarks/prompt_probe.py --fixed-cases --missed: every fixed red-team case is scored and only those under
+    the policy's thresholds are listed: the shipped file at the shipped policy lets none through (the rule's replay
+    term); with every prompt rule's threshold raised to 0.9 the rows printed are exactly the cases it then misses."""
+    import json
+
+    import yaml
+
+    from t2iguard.contract.policy import DEFAULT_POLICY
+    from t2iguard.export.tiny import PROMPT_CLASSIFIER_CHECKPOINT
+
+    compare = _benchmark("prompt_guard_compare")
+    fixed = compare.fixed_case_prompts()
+    cases = [json.loads(line) for line in compare.CASES.read_text().splitlines() if line.strip()]
+    assert fixed and len(fixed) == sum(c["status"] == "fixed" for c in cases) < len(cases)
+    strict = yaml.safe_load(DEFAULT_POLICY.read_text())
+    for category in strict["categories"].values():
+        if "prompt" in category:
+            category["prompt"]["threshold"] = 0.9
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    probe = _benchmark("prompt_probe")
+    for policy in (DEFAULT_POLICY, tmp_path / "strict.yaml"):
+        monkeypatch.setattr("sys.argv", ["prompt_probe.py", str(PROMPT_CLASSIFIER_CHECKPOINT), str(policy),
+                                         "--fixed-cases", "--missed"])
+        probe.main()
+        out = capsys.readouterr().out.splitlines()
+        caught = (compare.risk(fixed, PROMPT_CLASSIFIER_CHECKPOINT, policy, compare.PROMPT_WINDOW) >= 1).sum()
+        listed = [line for line in out if line.startswith("| ") and not line.startswith(("| phrase", "| ---"))]
+        assert f"{caught} of {len(fixed)} flagged" in out and len(listed) == len(fixed) - caught
+        assert all(" **flagged**" not in line for line in listed)
+        if policy == DEFAULT_POLICY:
+            assert caught == len(fixed)
+    assert 0 < len(listed) < len(fixed)
