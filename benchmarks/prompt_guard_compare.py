@@ -105,16 +105,20 @@ def flagged_shares(risks: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
             for name, (r, group) in risks.items()}
 
 
+def redteam_cases() -> list[dict]:
+    """The committed red-team cases (`evaluation/redteam_cases.jsonl`), each with its `prompt` and `status`."""
+    return [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+
+
 def fixed_case_prompts() -> list[str]:
-    """The prompts of the red-team cases marked `fixed` in `evaluation/redteam_cases.jsonl` (the rule's replay)."""
-    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
-    return [c["prompt"] for c in cases if c["status"] == "fixed"]
+    """The prompts of the red-team cases marked `fixed` (the rule's replay: each must stay caught)."""
+    return [c["prompt"] for c in redteam_cases() if c["status"] == "fixed"]
 
 
 def redteam_caught(weights: Path, policy: Path, window: int | None) -> dict[str, str]:
     """{"fixed": "caught/n", "open": "caught/n"}: the committed red-team cases the file flags at its policy's
     prompt thresholds (a fixed case must be caught; an open one is a bypass still open for the shipped model)."""
-    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+    cases = redteam_cases()
     flagged = risk([c["prompt"] for c in cases], weights, policy, window) >= 1
     status = np.array([c["status"] for c in cases])
     return {s: f"{int(flagged[status == s].sum())}/{int((status == s).sum())}" for s in ("fixed", "open")}
