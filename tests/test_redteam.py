@@ -403,3 +403,25 @@ def test_prompt_probe_names_the_fixed_replay_cases_a_file_lets_through(tmp_path,
         if policy == DEFAULT_POLICY:
             assert caught == len(fixed)
     assert 0 < len(listed) < len(fixed)
+
+
+def test_one_sided_phrases_lists_what_the_own_rows_use_only_unsafely(monkeypatch, capsys):
+    """benchmarks/one_sided_phrases.py: a phrase is listed when the own rows use it unsafely at least --min times
+    and benignly at most the share allowed, whatever public text does; function words are never phrases, and
+    pairs are adjacent content words only; bad bounds are named."""
+    sided = _benchmark("one_sided_phrases")
+    assert sided.phrases("Stuffing the ballot boxes, at night") == {"stuffing", "ballot", "boxes", "night",
+                                                                     "ballot boxes"}
+    rows = ([("officials stuffing ballot boxes", True, True)] * 3 + [("a ballot boxes poster", True, False)]
+            + [("ballot boxes on a table", False, False)] * 5 + [("a pipe bomb", True, True)] * 3)
+    counts = sided.side_counts(rows)
+    listed = {r[0]: r for r in sided.one_sided(counts, least=3, max_benign_share=0.3)}
+    assert listed["ballot boxes"] == ("ballot boxes", 3, 1, 0, 5) and "pipe bomb" in listed
+    assert "ballot boxes" not in {r[0] for r in sided.one_sided(counts, least=3, max_benign_share=0.2)}
+    assert {r[0] for r in sided.one_sided(counts, least=3, max_benign_share=0.3, public_benign=1)} == {
+        "ballot", "boxes", "ballot boxes"}
+    for argv, said in ((["--min", "0"], "--min must be >= 1"), (["--max-benign-share", "1"], "must be in [0, 1)")):
+        monkeypatch.setattr("sys.argv", ["one_sided_phrases.py", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            sided.main()
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
