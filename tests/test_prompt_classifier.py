@@ -288,6 +288,26 @@ def test_training_reads_the_corpus_with_every_text_embedded(monkeypatch):
     assert asked == ["all", "all"]
 
 
+def test_the_corpus_without_the_templates_drops_only_their_training_rows(monkeypatch):
+    """`--data corpus-no-templates` leaves out the template generator's training rows and nothing else: its
+    validation and test rows stay (the same calibration split), and every other source's training rows stay."""
+    from t2iguard.training.data import corpus as C
+    from t2iguard.training.data.corpus import Example
+    from t2iguard.training.train_prompt_classifier import DATASETS
+
+    rows = [Example(f"{source} {split} {i}", ("violence",) if i % 2 else (), "unsafe" if i % 2 else "benign",
+                    source, split)
+            for source in ("own-templates", "own-twins", "coprov2-train") for split in ("train", "val", "test")
+            for i in range(4)]
+    monkeypatch.setattr(C, "load_corpus", lambda **kwargs: rows)
+    full = DATASETS["corpus"](0, augment=False)
+    kept = DATASETS["corpus-no-templates"](0, augment=False)
+    dropped = {t for t in full.original} - {t for t in kept.original}
+    assert dropped == {normalize(f"own-templates train {i}") for i in range(4)}
+    templates = np.array([t.startswith("own-templates") for t in kept.original])
+    assert len(kept.original) == len(rows) - 4 and set(kept.split[templates]) == {"val", "test"}
+
+
 def test_twin_pairs_keep_only_pairs_with_both_sides_and_the_pair_loss_pays_for_the_difference():
     """`twin_pairs` pairs a twin's benign side with its unsafe side (a side without its partner is left out);
     `pair_loss` is log 2 for tied logits, near 0 once the unsafe side is far above, and reads only the unsafe

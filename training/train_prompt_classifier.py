@@ -32,6 +32,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -430,12 +431,13 @@ def templates_dataset(seed: int) -> Dataset:
                    hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
-def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
+def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True, without: tuple[str, ...] = ()) -> Dataset:
     """The corpus (`training.data.corpus.load_corpus`: public sources in the cache, deduplicated against the
     evaluation sets, plus templates, twins and hard negatives); training rows capped per cell (`CAP`), weak rows
     weighted `WEAK_WEIGHT`; validation and test rows all kept. With `augment`, a seeded `augment.SHARE` of the
     public sources' training rows are replaced by an obfuscated, diluted or framed variant
-    (`training.data.augment`; the templates carry their own)."""
+    (`training.data.augment`; the templates carry their own). `without`: sources whose training rows are left
+    out (their validation and test rows stay, so a model is calibrated and judged on the same split)."""
     from t2iguard.training.data.corpus import OWN, load_corpus, source_of
     from t2iguard.training.data.sources import load_manifest
 
@@ -444,6 +446,8 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
     # "all": texts not yet embedded are embedded first (minutes on a fresh cache), so the near-duplicate check by
     # embedding covers every text; "cached" on a fresh cache would check none of them
     for e in load_corpus(seed=seed, embedding="all"):
+        if e.split == "train" and e.source in without:
+            continue
         cells.setdefault((e.source, e.group, e.weak, e.split), []).append(e)
     data = []
     for (_, _, _, split), rows in sorted(cells.items()):
@@ -472,7 +476,10 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True) -> Dataset:
                    np.array([e.pair for e in data]))
 
 
-DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset}
+DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset,
+            # the corpus without the template generator's training rows: its own writing puts ordinary words only
+            # into unsafe prompts (benchmarks/one_sided_phrases.py; the study's 2026-12-07 evening section)
+            "corpus-no-templates": partial(corpus_dataset, without=("own-templates",))}
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
