@@ -486,17 +486,17 @@ def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOI
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
           init: Path | None = None, pair_weight: float = 0.0, pair_sides: str = "both", swap_weight: float = 0.0,
           swap_categories: tuple[str, ...] | None = None, say=lambda msg: None) -> TrainResult:
-    """Fine-tune on `data` ("corpus" or "templates") with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or
-    the whole encoder fine-tuned and its change cut to a low rank, `LOW_RANK`), calibrate on its validation split,
-    write the weights to `out` and the thresholds into `policy` as a new version. `max_steps`: stop there (steps of
-    64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`, for a model comparable to the folds).
-    `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the frozen encoder first
-    (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its adapters, rank and
-    head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an interrupted run with
-    the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`). `pair_weight` > 0
-    adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`, moving
-    `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of counterfactual logit pairing over its
-    benign rows that name a group (`swap_loss`, `identity_swaps`), over `swap_categories` (None: every category)."""
+    """Fine-tune on `data` (a `DATASETS` key: "corpus", "corpus-no-templates" or "templates") with `adapter`
+    (`export.tiny.SHIPPABLE`: the shipped LoRA, or the whole encoder fine-tuned and its change cut to a low rank,
+    `LOW_RANK`), calibrate on its validation split, write the weights to `out` and the thresholds into `policy` as a new
+    version. `max_steps`: stop there (steps of 64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`,
+    for a model comparable to the folds). `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the
+    frozen encoder first (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its
+    adapters, rank and head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an
+    interrupted run with the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`).
+    `pair_weight` > 0 adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`,
+    moving `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of counterfactual logit pairing over
+    its benign rows that name a group (`swap_loss`, `identity_swaps`), over `swap_categories` (None: every category)."""
     if swap_categories is not None and (not swap_categories or set(swap_categories) - set(CATEGORIES)):
         raise ValueError(f"swap_categories must be policy categories, not {swap_categories!r}")
     if pair_sides not in PAIR_SIDES:
