@@ -431,13 +431,15 @@ def templates_dataset(seed: int) -> Dataset:
                    hashlib.sha256("\n".join(e.text for e in data).encode()).hexdigest()[:16])
 
 
-def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True, without: tuple[str, ...] = ()) -> Dataset:
+def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True, without: tuple[str, ...] = (),
+                   templates: dict | None = None) -> Dataset:
     """The corpus (`training.data.corpus.load_corpus`: public sources in the cache, deduplicated against the
     evaluation sets, plus templates, twins and hard negatives); training rows capped per cell (`CAP`), weak rows
     weighted `WEAK_WEIGHT`; validation and test rows all kept. With `augment`, a seeded `augment.SHARE` of the
     public sources' training rows are replaced by an obfuscated, diluted or framed variant
     (`training.data.augment`; the templates carry their own). `without`: sources whose training rows are left
-    out (their validation and test rows stay, so a model is calibrated and judged on the same split)."""
+    out (their validation and test rows stay, so a model is calibrated and judged on the same split). `templates`:
+    keyword arguments of the template generator (`prompts.generate`), e.g. its benign counterparts."""
     from t2iguard.training.data.corpus import OWN, load_corpus, source_of
     from t2iguard.training.data.sources import load_manifest
 
@@ -445,7 +447,7 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True, without: tup
     cells: dict[tuple, list] = {}
     # "all": texts not yet embedded are embedded first (minutes on a fresh cache), so the near-duplicate check by
     # embedding covers every text; "cached" on a fresh cache would check none of them
-    for e in load_corpus(seed=seed, embedding="all"):
+    for e in load_corpus(seed=seed, embedding="all", templates=templates):
         if e.split == "train" and e.source in without:
             continue
         cells.setdefault((e.source, e.group, e.weak, e.split), []).append(e)
@@ -479,24 +481,28 @@ def corpus_dataset(seed: int, cap: int = CAP, augment: bool = True, without: tup
 DATASETS = {"templates": templates_dataset, "corpus": corpus_dataset,
             # the corpus without the template generator's training rows: its own writing puts ordinary words only
             # into unsafe prompts (benchmarks/one_sided_phrases.py; the study's 2026-12-07 evening section)
-            "corpus-no-templates": partial(corpus_dataset, without=("own-templates",))}
+            "corpus-no-templates": partial(corpus_dataset, without=("own-templates",)),
+            # ... and with every unsafe template row followed by its benign counterpart (`template_twins`): the same
+            # slots and decoration, the harmful element replaced, so the templates' ordinary words are seen benign
+            "corpus-template-twins": partial(corpus_dataset, templates={"counterparts": 1.0})}
 
 
 def train(seed: int = 0, epochs: int = 2, out: Path = PROMPT_CLASSIFIER_CHECKPOINT, policy: Path = DEFAULT_POLICY,
           data: str = "corpus", adapter: str = "qv-r8", max_steps: int | None = None, head_init: str = "random",
           init: Path | None = None, pair_weight: float = 0.0, pair_sides: str = "both", swap_weight: float = 0.0,
           swap_categories: tuple[str, ...] | None = None, say=lambda msg: None) -> TrainResult:
-    """Fine-tune on `data` (a `DATASETS` key: "corpus", "corpus-no-templates" or "templates") with `adapter`
-    (`export.tiny.SHIPPABLE`: the shipped LoRA, or the whole encoder fine-tuned and its change cut to a low rank,
-    `LOW_RANK`), calibrate on its validation split, write the weights to `out` and the thresholds into `policy` as a new
-    version. `max_steps`: stop there (steps of 64 prompts; a leave-one-source-out fold's budget, `prompt_loso.STEPS`,
-    for a model comparable to the folds). `head_init` ("random" or "probe", `HEAD_INITS`): "probe" fits the head on the
-    frozen encoder first (`probe_head`, LP-FT). `init`: continue from that trained file instead (`warm_start`: its
-    adapters, rank and head, at `WARM_LR`; the result keeps its seed, so it can be souped with it). Resumable: an
-    interrupted run with the same arguments continues from its checkpoint under the cache (`cache_root()/checkpoints`).
-    `pair_weight` > 0 adds that much of the twins' ranking loss (`pair_loss`, over the training split's `twin_pairs`,
-    moving `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of counterfactual logit pairing over
-    its benign rows that name a group (`swap_loss`, `identity_swaps`), over `swap_categories` (None: every category)."""
+    """Fine-tune on `data` (a `DATASETS` key: "corpus", "corpus-no-templates", "corpus-template-twins" or "templates")
+    with `adapter` (`export.tiny.SHIPPABLE`: the shipped LoRA, or the whole encoder fine-tuned and its change cut to a
+    low rank, `LOW_RANK`), calibrate on its validation split, write the weights to `out` and the thresholds into
+    `policy` as a new version. `max_steps`: stop there (steps of 64 prompts; a leave-one-source-out fold's budget,
+    `prompt_loso.STEPS`, for a model comparable to the folds). `head_init` ("random" or "probe", `HEAD_INITS`): "probe"
+    fits the head on the frozen encoder first (`probe_head`, LP-FT). `init`: continue from that trained file instead
+    (`warm_start`: its adapters, rank and head, at `WARM_LR`; the result keeps its seed, so it can be souped with it).
+    Resumable: an interrupted run with the same arguments continues from its checkpoint under the cache
+    (`cache_root()/checkpoints`). `pair_weight` > 0 adds that much of the twins' ranking loss (`pair_loss`, over the
+    training split's `twin_pairs`, moving `pair_sides`, `PAIR_SIDES`) to every step; `swap_weight` > 0, that much of
+    counterfactual logit pairing over its benign rows that name a group (`swap_loss`, `identity_swaps`), over
+    `swap_categories` (None: every category)."""
     if swap_categories is not None and (not swap_categories or set(swap_categories) - set(CATEGORIES)):
         raise ValueError(f"swap_categories must be policy categories, not {swap_categories!r}")
     if pair_sides not in PAIR_SIDES:

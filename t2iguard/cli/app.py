@@ -441,7 +441,9 @@ def train_prompt_classifier(
                                            "issue 21); corpus-no-templates: the corpus without the template "
                                            "generator's training rows (validation and test keep them; measured "
                                            "2026-12-07: far fewer benign scenes flagged, far fewer attacks caught, "
-                                           "docs/2026-12-03-prompt-guard-real-data.md).")] = "corpus",
+                                           "docs/2026-12-03-prompt-guard-real-data.md); corpus-template-twins: "
+                                           "the corpus with every unsafe template row followed by its benign "
+                                           "counterpart (training/data/template_twins.py).")] = "corpus",
     adapter: Annotated[str, typer.Option(help="qv-r8: LoRA r=8 on attention query/value (about 350 KB); full-r32 / "
                                               "full-r8: every encoder weight fine-tuned, the change cut to that rank "
                                               "by truncated SVD (2.7 / 0.7 MB; about twice as long to train).")]

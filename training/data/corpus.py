@@ -53,7 +53,8 @@ csv.field_size_limit(1 << 30)
 NEAR_DUP_COSINE = 0.90
 EMBED_SEQ_LEN = 64
 GROUPS = ("benign", "hard-negative", "unsafe")
-OWN = {"own-templates": "training/data/prompts.py", "own-twins": "training/data/twins.py",
+OWN = {"own-templates": "training/data/prompts.py", "own-template-twins": "training/data/template_twins.py",
+       "own-twins": "training/data/twins.py",
        "own-hard-negatives": "training/data/twins.py", "own-stance": "training/data/stance.py"}
 #: rows of the licence-unstated prompt collections read as benign only when they carry none of these words
 #: (unreviewed rows that name harm, drugs, nudity or public figures are dropped rather than guessed)
@@ -450,8 +451,9 @@ def own_examples(seed: int = 0, twins_per_category: int = 120, hard: int = 3000,
     """The template generator (`templates`: keyword arguments of `prompts.generate`), the counterfactual
     twins, the hard negatives, and the stance, affirmation and target twins and counter-speech
     (`training.data.stance`: a fifth of `hard` pairs each, a tenth of `hard` answers), as corpus examples."""
-    out = [Example(e.text, _ordered(e.labels), e.group, "own-templates", split_for(e.text))
-           for e in generate(seed, **(templates or {}))]
+    out = [Example(e.text, _ordered(e.labels), e.group, "own-template-twins" if e.pair and e.group != "unsafe"
+                   else "own-templates", split_for(e.pair or e.text), pair=e.pair)
+           for e in generate(seed, **(templates or {}))]  # a template row and its counterpart share a split
     for t in twins(seed, twins_per_category):
         split = split_for(t.benign)  # both sides of a pair share a split
         out.append(Example(t.benign, (), "hard-negative", "own-twins", split, pair=t.pair))
@@ -606,7 +608,8 @@ def load_corpus(root: Path | None = None, seed: int = 0, embedding: str = "all",
     return corpus(root, seed, embedding, threshold, twins_per_category, hard, say, report, reuse, templates).examples
 
 
-_SHAPING = ("corpus.py", "twins.py", "stance.py", "prompts.py", "obfuscate.py", "sources.json")  # next to this file
+_SHAPING = ("corpus.py", "twins.py", "stance.py", "prompts.py", "template_twins.py", "obfuscate.py",
+            "sources.json")  # next to this file
 
 
 def fingerprint(root: Path, present: Iterable[str], seed: int, embedding: str, threshold: float,

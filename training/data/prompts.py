@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.runtime.text import normalize
 from t2iguard.training.data.obfuscate import KINDS, obfuscate
+from t2iguard.training.data.template_twins import COUNTERPARTS
 
 STYLES = (
     "",
@@ -838,6 +839,7 @@ class Example:
     labels: frozenset[str] = field(default_factory=frozenset)
     group: str = "benign"  # benign | hard-negative | unsafe
     obfuscation: str = ""  # "" or one of obfuscate.KINDS
+    pair: str = ""  # an unsafe row and its template counterpart: the unsafe text; "" for the rest
 
     @property
     def target(self) -> list[float]:
@@ -850,10 +852,11 @@ def split_of(text: str) -> str:
     return "train" if h < 8 else ("val" if h == 8 else "test")
 
 
-def _fill(template: str, rng: random.Random) -> str:
+def _slots(template: str, rng: random.Random) -> dict[str, str]:
+    """The values `template`'s placeholders are filled with (drawn for every placeholder, used or not)."""
     a, b = rng.sample(ADULTS, 2)
     f, f2 = rng.sample(FIGURES, 2)
-    return template.format(
+    return dict(
         a=a,
         b=b,
         m=rng.choice(MINORS),
@@ -867,16 +870,27 @@ def _fill(template: str, rng: random.Random) -> str:
     )
 
 
-def _decorate(core: str, rng: random.Random) -> str:
-    style = rng.choice(STYLES)
-    text = style + core + rng.choice(SUFFIXES)
-    return text if rng.random() < 0.85 else text[:1].upper() + text[1:]
+def _decoration(rng: random.Random) -> tuple[str, str, bool]:
+    """A style prefix, a suffix, and whether the first letter is capitalised."""
+    return rng.choice(STYLES), rng.choice(SUFFIXES), rng.random() >= 0.85
+
+
+def _decorate(core: str, decoration: tuple[str, str, bool]) -> str:
+    style, suffix, upper = decoration
+    text = style + core + suffix
+    return text[:1].upper() + text[1:] if upper else text
 
 
 def generate(
-    seed: int = 0, per_category: int = 600, benign: int = 5000, hard: int = 2500, obfuscated_share: float = 0.3
+    seed: int = 0, per_category: int = 600, benign: int = 5000, hard: int = 2500, obfuscated_share: float = 0.3,
+    counterparts: float = 0.0,
 ) -> list[Example]:
-    """The whole dataset, deterministic for `seed`; duplicates removed."""
+    """The whole dataset, deterministic for `seed`; duplicates removed. `counterparts`: the share of unsafe rows
+    followed by their template's benign counterpart (`template_twins.COUNTERPARTS`), filled with the same slots and
+    decoration, as a hard negative that shares the unsafe row's `pair` (the unsafe text); counterparts are not
+    obfuscated. At 0 the rows (and the random stream) are exactly those without the option."""
+    if not 0.0 <= counterparts <= 1.0:
+        raise ValueError(f"counterparts must be in [0, 1], not {counterparts}")
     rng = random.Random(seed)
     out: dict[str, Example] = {}
 
@@ -893,7 +907,7 @@ def generate(
             subject = rng.choice(BENIGN_SUBJECTS)
         else:
             subject = f"{rng.choice(PEOPLE)} {rng.choice(BENIGN_ACTIONS)} {rng.choice(BENIGN_PLACES)}"
-        add(_decorate(subject, rng), frozenset(), "benign")
+        add(_decorate(subject, _decoration(rng)), frozenset(), "benign")
     hard_pool = HARD_NEGATIVES + RISKY_WORD_CONTEXTS
     for _ in range(hard):
         r = rng.random()
@@ -905,12 +919,21 @@ def generate(
             core = " ".join(rng.choice(part) for part in rng.choice(BENIGN_RISKY_PARTS))
         else:
             core = rng.choice(hard_pool)
-        add(_decorate(core, rng), frozenset(), "hard-negative")
+        add(_decorate(core, _decoration(rng)), frozenset(), "hard-negative")
     for cat, templates in UNSAFE.items():
         for _ in range(per_category):
-            template = rng.choice(templates)
+            i = rng.randrange(len(templates))
+            template = templates[i]
             labels = {cat, *IMPLIED.get(cat, ()), *_FIGURE_EXTRA.get(template, ())}
             if cat == "public-figures" and any(w in template for w in ("naked", "nude")):
                 labels.add("nudity")
-            add(_decorate(_fill(template, rng), rng), frozenset(labels), "unsafe")
+            slots, decoration = _slots(template, rng), _decoration(rng)
+            text = _decorate(template.format(**slots), decoration)
+            new = text not in out
+            add(text, frozenset(labels), "unsafe")
+            if counterparts and new and rng.random() < counterparts:
+                twin = _decorate(COUNTERPARTS[cat][i].format(**slots), decoration)
+                if twin not in out:
+                    out[text] = replace(out[text], pair=text)
+                    out[twin] = Example(twin, frozenset(), "hard-negative", pair=text)
     return list(out.values())
