@@ -149,7 +149,7 @@ def test_split_matches_the_template_generators_split():
 def test_load_corpus_without_the_cache_is_the_projects_own_data(tmp_path, monkeypatch):
     monkeypatch.setenv("T2IGUARD_CACHE", str(tmp_path))
     rep = C.Report(cache="", cache_present=False)
-    small = {"per_category": 30, "benign": 300, "hard": 150}
+    small = {"per_category": 30, "benign": 300, "hard": 150, "counterparts": 0.5}
     examples = C.load_corpus(embedding="all", twins_per_category=10, hard=100, templates=small, report=rep)
     assert examples and not rep.cache_present
     assert {e.source for e in examples} == set(C.OWN)
@@ -157,7 +157,8 @@ def test_load_corpus_without_the_cache_is_the_projects_own_data(tmp_path, monkey
     assert {e.group for e in examples} == set(C.GROUPS)
     assert {c for e in examples for c in e.labels} == set(CATEGORIES)
     assert not (tmp_path / "embeddings").exists()  # no evaluation copies: nothing to embed
-    twins = [e for e in examples if e.source in ("own-twins", "own-stance") and e.pair]
+    twins = [e for e in examples if e.pair]  # twins, stance twins, and template rows with their counterparts
+    assert {e.source for e in twins} == {"own-twins", "own-stance", "own-templates", "own-template-twins"}
     by_pair: dict[str, set[str]] = {}
     for e in twins:
         by_pair.setdefault(e.pair, set()).add(e.split)

@@ -34,6 +34,42 @@ def test_dataset_is_deterministic_and_covers_every_category():
     assert any(e.obfuscation for e in a)
 
 
+def test_template_counterparts_follow_their_unsafe_rows_and_change_nothing_when_off():
+    """Every unsafe template has one benign counterpart using only its slots; `counterparts=0` is the old generator
+    (same rows, same random stream); with counterparts, each pair is one unsafe row and one hard negative with the same
+    style prefix and suffix, none of them explicit."""
+    import re
+
+    from t2iguard.training.data.corpus import EXPLICIT
+    from t2iguard.training.data.prompts import STYLES, SUFFIXES, UNSAFE
+    from t2iguard.training.data.template_twins import COUNTERPARTS
+
+    assert list(COUNTERPARTS) == list(UNSAFE)
+    for cat, templates in UNSAFE.items():
+        assert len(COUNTERPARTS[cat]) == len(templates), cat
+        for template, twin in zip(templates, COUNTERPARTS[cat], strict=True):
+            assert set(re.findall(r"{(\w+)}", twin)) <= set(re.findall(r"{(\w+)}", template)), twin
+            assert not EXPLICIT.search(twin), twin
+    kw = dict(per_category=40, benign=100, hard=50)
+    off = generate(5, **kw)
+    assert [(e.text, e.group) for e in off] == [(e.text, e.group) for e in generate(5, counterparts=0.0, **kw)]
+    assert not any(e.pair for e in off)
+    on = generate(5, counterparts=1.0, **kw)
+    pairs: dict[str, list] = {}
+    for e in on:
+        if e.pair:
+            pairs.setdefault(e.pair, []).append(e)
+    assert len(pairs) > 0.5 * 40 * len(UNSAFE)
+    for unsafe_text, (a, b) in pairs.items():
+        assert (a.group, b.group) == ("unsafe", "hard-negative") and a.text == unsafe_text and not b.labels
+        assert not b.obfuscation and a.text != b.text
+        style = next(s for s in sorted(STYLES, key=len, reverse=True) if a.text.lower().startswith(s.lower()))
+        suffix = next(s for s in sorted(SUFFIXES, key=len, reverse=True) if a.text.endswith(s))
+        assert b.text.lower().startswith(style.lower()) and b.text.endswith(suffix)
+    with pytest.raises(ValueError, match="counterparts must be in"):
+        generate(0, counterparts=1.5)
+
+
 def test_splits_follow_the_normalised_text():
     assert split_of("a naked woman") == split_of("a n@ked woman") == split_of("ａ ｎａｋｅｄ ｗｏｍａｎ")
     shares = np.mean([split_of(f"prompt number {i}") == "train" for i in range(2000)])
@@ -306,6 +342,27 @@ def test_the_corpus_without_the_templates_drops_only_their_training_rows(monkeyp
     assert dropped == {normalize(f"own-templates train {i}") for i in range(4)}
     templates = np.array([t.startswith("own-templates") for t in kept.original])
     assert len(kept.original) == len(rows) - 4 and set(kept.split[templates]) == {"val", "test"}
+
+
+def test_the_corpus_with_template_twins_asks_the_generator_for_every_counterpart(monkeypatch):
+    """`--data corpus-template-twins` reads the corpus built with `counterparts=1.0` and keeps its counterparts'
+    source; `--data corpus` asks for none."""
+    from t2iguard.training.data import corpus as C
+    from t2iguard.training.data.corpus import Example
+    from t2iguard.training.train_prompt_classifier import DATASETS
+
+    asked = []
+
+    def load(**kwargs):
+        asked.append(kwargs.get("templates"))
+        return [Example("a cake cut in half", (), "hard-negative", "own-template-twins", "train", pair="p"),
+                Example("a body cut in half", ("violence/graphic",), "unsafe", "own-templates", "train", pair="p")]
+
+    monkeypatch.setattr(C, "load_corpus", load)
+    ds = DATASETS["corpus-template-twins"](0, augment=False)
+    DATASETS["corpus"](0, augment=False)
+    assert asked == [{"counterparts": 1.0}, None]
+    assert set(ds.source) == {"own-template-twins", "own-templates"} and list(ds.pair) == ["p", "p"]
 
 
 def test_twin_pairs_keep_only_pairs_with_both_sides_and_the_pair_loss_pays_for_the_difference():
