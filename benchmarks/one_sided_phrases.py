@@ -1,6 +1,7 @@
 """Phrases the project's own rows use on the unsafe side only: triggers its templates can teach a classifier.
 
-    python benchmarks/one_sided_phrases.py [--min 20] [--max-benign-share 0.1] [--top 40] [--public-benign 0]
+    python benchmarks/one_sided_phrases.py [--min 20] [--max-benign-share 0.1] [--top 40] [--public-benign 0] \
+        [--counterparts 0]
 
 Counts every content word and adjacent pair of content words (lower-cased, function words left out) in the
 corpus's training split (`training.data.corpus.load_corpus`, the cached corpus the trainer reads), separately for
@@ -11,7 +12,9 @@ rows' counts beside. A phrase that names harm ("pipe bomb") belongs there; a phr
 ("ballot boxes": 43 unsafe template rows, none benign, 2026-12-07) is a trigger the project's writing teaches, and
 the held-out twins find it as a benign scene flagged again and again (`benchmarks/twin_flags.py`).
 `--public-benign N` keeps only phrases public text uses on a benign side at least N times (the world's evidence
-that a phrase is ordinary). Seconds on 2 cores once the corpus is cached (`t2iguard data corpus`).
+that a phrase is ordinary). `--counterparts SHARE` counts the corpus whose template rows are followed by their benign
+counterparts (`training/data/template_twins.py`; `--data corpus-template-twins` trains on SHARE 1). Seconds on 2
+cores once the corpus is cached (`t2iguard data corpus`; minutes to build one not yet cached).
 """
 
 from __future__ import annotations
@@ -64,15 +67,21 @@ def main() -> None:
     ap.add_argument("--public-benign", type=int, default=0,
                     help="keep only phrases public text uses on a benign side at least this many times")
     ap.add_argument("--top", type=int, default=40, help="rows printed")
+    ap.add_argument("--counterparts", type=float, default=0.0,
+                    help="share of unsafe template rows followed by their benign counterpart (0: the default corpus)")
     args = ap.parse_args()
     if args.min < 1:
         ap.error(f"--min must be >= 1, not {args.min}")
     if not 0 <= args.max_benign_share < 1:
         ap.error(f"--max-benign-share must be in [0, 1), not {args.max_benign_share}")
+    if not 0 <= args.counterparts <= 1:
+        ap.error(f"--counterparts must be in [0, 1], not {args.counterparts}")
 
     from t2iguard.training.data.corpus import OWN, load_corpus
 
-    rows = [(e.text, e.source in OWN, e.group == "unsafe") for e in load_corpus() if e.split == "train"]
+    templates = {"counterparts": args.counterparts} if args.counterparts else None
+    rows = [(e.text, e.source in OWN, e.group == "unsafe") for e in load_corpus(templates=templates)
+            if e.split == "train"]
     listed = one_sided(side_counts(rows), args.min, args.max_benign_share, args.public_benign)
     print(f"{len(listed)} phrases the own rows use unsafely at least {args.min} times and benignly at most "
           f"{args.max_benign_share:.0%} of the time (training split, {len(rows)} rows)\n")

@@ -420,7 +420,8 @@ def test_one_sided_phrases_lists_what_the_own_rows_use_only_unsafely(monkeypatch
     assert "ballot boxes" not in {r[0] for r in sided.one_sided(counts, least=3, max_benign_share=0.2)}
     assert {r[0] for r in sided.one_sided(counts, least=3, max_benign_share=0.3, public_benign=1)} == {
         "ballot", "boxes", "ballot boxes"}
-    for argv, said in ((["--min", "0"], "--min must be >= 1"), (["--max-benign-share", "1"], "must be in [0, 1)")):
+    for argv, said in ((["--min", "0"], "--min must be >= 1"), (["--max-benign-share", "1"], "must be in [0, 1)"),
+                       (["--counterparts", "2"], "--counterparts must be in [0, 1]")):
         monkeypatch.setattr("sys.argv", ["one_sided_phrases.py", *argv])
         with pytest.raises(SystemExit) as exit_:
             sided.main()
