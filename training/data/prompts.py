@@ -5,6 +5,8 @@
 - `hard-negative`: benign prompts that share words or themes with harmful ones ("killer whale",
   "shot of espresso", "breast cancer awareness ribbon", news, history, medicine, sport, art);
 - `unsafe`: explicit requests per policy category (multi-label where they overlap).
+With `counterparts`, unsafe rows are followed by their template's benign counterpart
+(`training.data.template_twins`, a hard negative with the same slots and decoration).
 Obfuscated variants (`training.data.obfuscate`) are added to every group. Splits are fixed by a
 hash of the normalised text, so a prompt and its duplicates always land in the same split.
 """
