@@ -443,7 +443,9 @@ def train_prompt_classifier(
                                            "2026-12-07: far fewer benign scenes flagged, far fewer attacks caught, "
                                            "docs/2026-12-03-prompt-guard-real-data.md); corpus-template-twins: "
                                            "the corpus with every unsafe template row followed by its benign "
-                                           "counterpart (training/data/template_twins.py).")] = "corpus",
+                                           "counterpart (training/data/template_twins.py; measured 2026-12-07: "
+                                           "far fewer benign scenes flagged, still some attacks missed; not "
+                                           "shipped).")] = "corpus",
     adapter: Annotated[str, typer.Option(help="qv-r8: LoRA r=8 on attention query/value (about 350 KB); full-r32 / "
                                               "full-r8: every encoder weight fine-tuned, the change cut to that rank "
                                               "by truncated SVD (2.7 / 0.7 MB; about twice as long to train).")]
