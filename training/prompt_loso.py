@@ -41,6 +41,7 @@ from t2iguard.export.tiny import (
 from t2iguard.training.data.corpus import digest
 from t2iguard.training.embed import score
 from t2iguard.training.train_prompt_classifier import (
+    DATASETS,
     HIDDEN,
     Dataset,
     _fit,
@@ -56,6 +57,9 @@ REFERENCE = "(none: every unit)"
 STEPS = 150
 PER_GROUP = 1500
 GROUPS = ("benign", "hard-negative", "unsafe")
+#: the training sets a fold can be cut from: the corpus variants of `train prompt-classifier --data` (every one has
+#: sources to hold out; "templates" has none)
+FOLD_DATA = tuple(k for k in DATASETS if k.startswith("corpus"))
 #: every category's threshold capped at each of these: what a lower operating point buys out of source
 CAPS = (0.8, 0.7, 0.6, 0.5)
 
@@ -343,13 +347,17 @@ class UnknownUnit(ValueError):
 
 
 def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: list[str] | None = None,
-          say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True, pair_weight: float = 0.0) -> dict:
+          say=lambda msg: None, adapter: str = "qv-r8", reference: bool = True, pair_weight: float = 0.0,
+          data: str = "corpus") -> dict:
     """Every fold (resumed from the cache where done), then per unit: held-out and reference rates at the fold's
     calibrated thresholds and at 0.5. `only`: a subset of units, run in that order (`UnknownUnit` names any that is
     not one); the reference runs first unless `reference` is False: then the reference and committed-classifier
     columns stay empty. `adapter`: how the encoder is adapted in every fold (a key of `ADAPTERS`); `pair_weight`:
-    the twins' ranking loss in every fold (`run_fold`)."""
-    ds = corpus_dataset(seed)
+    the twins' ranking loss in every fold (`run_fold`); `data`: the training set the folds are cut from (`FOLD_DATA`,
+    as `train prompt-classifier --data` names it; every fold is cached under that set's own key)."""
+    if data not in FOLD_DATA:  # before minutes of corpus reading
+        raise ValueError(f"data must be one of {', '.join(FOLD_DATA)}, not {data!r}")
+    ds = DATASETS[data](seed)
     units = unit_of(ds.source)
     unknown = sorted(set(only or ()) - set(units))
     if unknown:
@@ -357,7 +365,8 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
     names = sorted(set(units)) if only is None else list(only)
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
-    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data_sha256_16": ds.digest, "data_key": ds.key,
+    out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data": data, "data_sha256_16": ds.digest,
+                 "data_key": ds.key,
                  "adapter": adapter, "pair_weight": pair_weight, "units": {}}
     folds = [REFERENCE, *names] if reference else names
     ref = shipped = None
@@ -423,7 +432,8 @@ def markdown(res: dict) -> str:
     pairs = f", the twins' ranking loss x{res['pair_weight']:g}" if res.get("pair_weight") else ""
     lines = [f"Leave-one-source-out, encoder adapted by {res.get('adapter', 'qv-r8')}{pairs}, {res['steps']} steps of "
              f"64 per fold, seed {res['seed']}, at most "
-             f"{res['per_group']} scored rows per group (data {res.get('data_key', res['data_sha256_16'])}).", "",
+             f"{res['per_group']} scored rows per group (data {res.get('data', 'corpus')}, "
+             f"{res.get('data_key', res['data_sha256_16'])}).", "",
              "Each cell: held out (trained without the unit) / in-distribution at the same budget (the reference "
              "fold, the unit's test split) / the committed classifier (826 steps, every unit) on those same rows, "
              "at the bundled policy's thresholds.", "",

@@ -751,23 +751,29 @@ def eval_prompt_loso(
                                                              "`train prompt-classifier --pair-weight` adds it (a "
                                                              "held-out unit's twins are never drawn; 0: "
                                                              "cross-entropy only).")] = 0.0,
+    data: Annotated[str, typer.Option(help="The training set the folds are cut from, as `train prompt-classifier "
+                                           "--data` names it: corpus (as shipped), corpus-no-templates or "
+                                           "corpus-template-twins (its operating point for files trained on "
+                                           "that set).")] = "corpus",
 ) -> None:
     """Leave-one-source-out for the served model (MiniLM + LoRA + head, windows): one training run per held-out
     unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
     cached under the cache root, so an interrupted run resumes). Needs the data cache (`t2iguard data import`)."""
     from t2iguard.export.tiny import ADAPTERS
-    from t2iguard.training.prompt_loso import UnknownUnit, markdown, study
+    from t2iguard.training.prompt_loso import FOLD_DATA, UnknownUnit, markdown, study
 
     adapters = _choices(adapter, tuple(ADAPTERS), "--adapter")
+    _choices(data, FOLD_DATA, "--data")
     out.mkdir(parents=True, exist_ok=True)
     for name in adapters:
         with err.status(f"leave-one-source-out, {name}") as status:
             try:
                 res = study(seed, steps, per_group, only, say=lambda m: status.update(m), adapter=name,
-                            reference=reference, pair_weight=pair_weight)
+                            reference=reference, pair_weight=pair_weight, data=data)
             except UnknownUnit as e:
                 raise typer.BadParameter(str(e), param_hint="--only") from e
-        stem = ("loso" if name == "qv-r8" else f"loso-{name}") + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
+        stem = (("loso" if name == "qv-r8" else f"loso-{name}") + ("" if pair_weight == 0 else f"-pairs{pair_weight:g}")
+                + ("" if data == "corpus" else f"-{data}"))
         (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
         (out / f"{stem}.md").write_text(markdown(res))
         typer.echo(markdown(res))
