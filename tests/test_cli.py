@@ -89,6 +89,14 @@ def test_eval_regeneration_names_an_unknown_method(tmp_path):
     assert "Invalid value for --sets: 'edits,photos': choose from t2i, edits" in said
 
 
+def test_eval_prompt_loso_names_a_training_set_without_sources(tmp_path):
+    for data in ("templates", "corpus,corpus-template-twins"):
+        r = in_process("eval", "prompt-loso", "--data", data, "--out", str(tmp_path / "loso"))
+        said = " ".join(r.stderr.replace("│", " ").split())
+        assert r.returncode == BAD_INPUT.exit_code and not (tmp_path / "loso").exists()
+        assert f"Invalid value for --data: '{data}': choose from corpus, corpus-no-templates, " in said
+
+
 def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(tmp_path):
     """Checked before any data is read or any weight written: the whole encoder (`full`, 87 MB) is not a file
     the project commits, and a missing policy file is named."""

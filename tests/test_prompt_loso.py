@@ -102,6 +102,23 @@ def test_a_short_study_runs_and_resumes_from_its_cache(tmp_path, monkeypatch):
         L.study(seed=0, steps=2, per_group=12, only=["own-twins", "microsoft/toxigen"])  # a unit's name, miscased
 
 
+def test_folds_cut_from_another_training_set_hold_out_its_units_and_are_kept_apart(tmp_path, monkeypatch):
+    """`--data corpus-template-twins`: the folds are cut from that set (its own unit, the counterparts, can be held
+    out; the plain corpus has no such unit), cached under its key, and the report names the set; a set without
+    sources is refused before any corpus is read."""
+    monkeypatch.setattr(L, "cache_root", lambda: tmp_path)
+    with pytest.raises(ValueError, match="data must be one of corpus, corpus-no-templates, corpus-template-twins"):
+        L.study(data="templates")
+    res = L.study(seed=0, steps=2, per_group=12, only=["own-template-twins"], reference=False,
+                  data="corpus-template-twins")
+    r = res["units"]["own-template-twins"]
+    assert r["held_out"]["hard-negative"][1] == 12 and "unsafe" not in r["held_out"]  # counterparts: benign only
+    assert res["data"] == "corpus-template-twins" and "(data corpus-template-twins, " in L.markdown(res)
+    assert res["data_key"] in next((tmp_path / "loso-lora").glob("*.npz")).name
+    with pytest.raises(L.UnknownUnit, match="no such unit: own-template-twins"):
+        L.study(seed=0, steps=2, per_group=12, only=["own-template-twins"], reference=False)
+
+
 def test_folds_with_the_ranking_loss_draw_no_held_out_twins_and_are_kept_apart(dataset, tmp_path):
     """`--pair-weight`: a fold draws twin pairs only from its training units, is cached apart from the plain fold
     and learns something else; the report names the loss."""

@@ -763,7 +763,8 @@ def eval_prompt_loso(
     from t2iguard.training.prompt_loso import FOLD_DATA, UnknownUnit, markdown, study
 
     adapters = _choices(adapter, tuple(ADAPTERS), "--adapter")
-    _choices(data, FOLD_DATA, "--data")
+    if data not in FOLD_DATA:
+        raise typer.BadParameter(f"{data!r}: choose from {', '.join(FOLD_DATA)}", param_hint="--data")
     out.mkdir(parents=True, exist_ok=True)
     for name in adapters:
         with err.status(f"leave-one-source-out, {name}") as status:
