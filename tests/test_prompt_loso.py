@@ -410,5 +410,11 @@ def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_ne
     written = load_policy(policy)
     assert written.version != load_policy(DEFAULT_POLICY).version
     assert {c: written.prompt_thresholds()[c] for c in CATEGORIES} == loose
+    r = CliRunner().invoke(app, ["train", "prompt-thresholds", "--benign-fpr", "0.01", "--hard-fpr", "0.2", "--floor",
+                                 "0.1", "--per-group", "40", "--policy", str(policy),
+                                 "--data", "corpus-template-twins"])
+    assert r.exit_code == 0, r.output  # the counterparts' corpus: its own validation rows, scored and cached apart
+    twins_key = L.DATASETS["corpus-template-twins"](0).key
+    assert sorted(twins_key in p.name for p in (tmp_path / "loso-lora").iterdir()) == [False, True]
     r = CliRunner().invoke(app, ["train", "prompt-thresholds", str(tmp_path / "missing.safetensors")])
     assert r.exit_code == 2 and "no such file" in r.output

@@ -587,19 +587,25 @@ def train_prompt_thresholds(
                                                        "risky-looking benign, unsafe), as a leave-one-source-out "
                                                        "fold calibrates.")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed of the corpus and of the rows drawn.")] = 0,
+    data: Annotated[str, typer.Option(help="Whose validation split: the training set the point's folds were cut "
+                                           "from (`eval prompt-loso --data`): corpus, corpus-no-templates or "
+                                           "corpus-template-twins.")] = "corpus",
 ) -> None:
     """Calibrate a prompt classifier's thresholds at an operating point, stated as the shares of the corpus's
     validation rows (which no committed classifier trained on) it may flag, e.g. the point `t2iguard eval
     prompt-loso` found out of source; write them into the policy as a new version. The defaults are the point
     training calibrates at. About 3 minutes (needs the data cache). Rebuild the repository afterwards."""
-    from t2iguard.training.prompt_loso import OperatingPoint, served_thresholds
-    from t2iguard.training.train_prompt_classifier import DEFAULT_POLICY, write_thresholds
+    from t2iguard.training.prompt_loso import FOLD_DATA, OperatingPoint, served_thresholds
+    from t2iguard.training.train_prompt_classifier import DATASETS, DEFAULT_POLICY, write_thresholds
 
     _classifier_file(weights, "WEIGHTS")
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
+    if data not in FOLD_DATA:
+        raise typer.BadParameter(f"{data!r}: choose from {', '.join(FOLD_DATA)}", param_hint="--data")
     with err.status("scoring the validation split"):
-        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed, per_group)
+        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed, per_group,
+                                       ds=DATASETS[data](seed))
     version = write_thresholds(thresholds, policy or DEFAULT_POLICY)
     err.print(f"thresholds written to {policy or DEFAULT_POLICY} (version {version}): {json.dumps(thresholds)}")
 
