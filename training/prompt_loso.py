@@ -366,8 +366,7 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
     folder = cache_root() / "loso-lora"
     folder.mkdir(parents=True, exist_ok=True)
     out: dict = {"seed": seed, "steps": steps, "per_group": per_group, "data": data, "data_sha256_16": ds.digest,
-                 "data_key": ds.key,
-                 "adapter": adapter, "pair_weight": pair_weight, "units": {}}
+                 "data_key": ds.key, "adapter": adapter, "pair_weight": pair_weight, "units": {}}
     folds = [REFERENCE, *names] if reference else names
     ref = shipped = None
     done: dict[str, Fold] = {}

@@ -595,14 +595,13 @@ def train_prompt_thresholds(
     validation rows (which no committed classifier trained on) it may flag, e.g. the point `t2iguard eval
     prompt-loso` found out of source; write them into the policy as a new version. The defaults are the point
     training calibrates at. About 3 minutes (needs the data cache). Rebuild the repository afterwards."""
-    from t2iguard.training.prompt_loso import FOLD_DATA, OperatingPoint, served_thresholds
+    from t2iguard.training.prompt_loso import OperatingPoint, served_thresholds
     from t2iguard.training.train_prompt_classifier import DATASETS, DEFAULT_POLICY, write_thresholds
 
     _classifier_file(weights, "WEIGHTS")
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
-    if data not in FOLD_DATA:
-        raise typer.BadParameter(f"{data!r}: choose from {', '.join(FOLD_DATA)}", param_hint="--data")
+    _fold_data(data)
     with err.status("scoring the validation split"):
         thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed, per_group,
                                        ds=DATASETS[data](seed))
@@ -766,11 +765,10 @@ def eval_prompt_loso(
     unit plus a reference fold on every unit at the same budget (about 9 minutes a fold on 2 cores; each fold is
     cached under the cache root, so an interrupted run resumes). Needs the data cache (`t2iguard data import`)."""
     from t2iguard.export.tiny import ADAPTERS
-    from t2iguard.training.prompt_loso import FOLD_DATA, UnknownUnit, markdown, study
+    from t2iguard.training.prompt_loso import UnknownUnit, markdown, study
 
     adapters = _choices(adapter, tuple(ADAPTERS), "--adapter")
-    if data not in FOLD_DATA:
-        raise typer.BadParameter(f"{data!r}: choose from {', '.join(FOLD_DATA)}", param_hint="--data")
+    _fold_data(data)
     out.mkdir(parents=True, exist_ok=True)
     for name in adapters:
         with err.status(f"leave-one-source-out, {name}") as status:
@@ -805,6 +803,16 @@ def eval_rewriter(
     _evaluate(repository, out, lambda r, o, say: evaluate(r, o, seeds=seeds, say=say, no_op_prompts=no_op_prompts,
                                                           anonymisation_prompts=anonymisation_prompts,
                                                           public_names=public_names))
+
+
+def _fold_data(value: str) -> str:
+    """`--data` of the commands that cut folds or calibrate at their point: one of `prompt_loso.FOLD_DATA` (a
+    training set with sources to hold out); else a usage error naming the option, before any corpus is read."""
+    from t2iguard.training.prompt_loso import FOLD_DATA
+
+    if value not in FOLD_DATA:
+        raise typer.BadParameter(f"{value!r}: choose from {', '.join(FOLD_DATA)}", param_hint="--data")
+    return value
 
 
 def _choices(value: str, known: tuple[str, ...], hint: str) -> tuple[str, ...]:
