@@ -1,6 +1,7 @@
 """Leave-one-source-out for the served LoRA classifier (training/prompt_loso.py): the folds never train on the
 unit they score, and a short study runs end to end (real training steps, real scoring)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -418,3 +419,39 @@ def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_ne
     assert sorted(twins_key in p.name for p in (tmp_path / "loso-lora").iterdir()) == [False, True]
     r = CliRunner().invoke(app, ["train", "prompt-thresholds", str(tmp_path / "missing.safetensors")])
     assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_a_family_point_calibrates_hate_apart_where_one_point_cannot_serve_both():
+    """Hate's held-out rows allow at most 7% of its risky-looking calibration rows flagged; the other unit's unsafe
+    rows need 15%: one point catches one unit, a point per family both; each unit still meets the goals."""
+    def fold(unit, category, val, risky, unsafe):
+        col = CATEGORIES.index(category)
+        def rows(xs):
+            s = np.zeros((len(xs), len(CATEGORIES)), np.float32)
+            s[:, col] = xs
+            return s
+        groups = np.array(["hard-negative"] * len(risky) + ["unsafe"] * len(unsafe))
+        v = rows(val)
+        return L.Fold(unit, rows(risky + unsafe), np.zeros((len(groups), len(CATEGORIES)), np.float32), groups,
+                      {}, 0.0, v, np.zeros_like(v), np.array(["hard-negative"] * len(val)))
+
+    val = [i / 100 for i in range(100)]  # a point's threshold: 0.94 at 5% of these flagged, 0.84 at 15%
+    hate = fold("hate", "hate", val, [0.1] * 17 + [0.9] * 3, [0.95])  # 0.9 flagged breaks its goal (15% > 10%)
+    images = fold("images", "sexual", val, [0.1] * 20, [0.85])
+    single = L.out_of_source_point([hate, images])
+    caught = [L.rates(f.scores, f.y, f.groups, single.thresholds(f.val_scores, f.val_y, f.val_groups))["unsafe"][0]
+              for f in (hate, images)]
+    assert caught == [1.0, 0.0]  # one point: the hate unit's goal keeps every category strict
+    family, share = L.out_of_source_family_point([hate, images])
+    assert family == L.FamilyPoint(L.TEXT_HARM, L.OperatingPoint(0.001, 0.05, 0.5), L.OperatingPoint(0.001, 0.15, 0.5))
+    assert share == 1.0
+    for f in (hate, images):
+        t = family.thresholds(f.val_scores, f.val_y, f.val_groups)
+        assert L.meets_goals(f, t) and L.rates(f.scores, f.y, f.groups, t)["unsafe"][0] == 1.0
+    res = {"seed": 0, "steps": 2, "per_group": 12, "data_sha256_16": "d", "units": {},
+           "out_of_source_family_point": {**dataclasses.asdict(family), "caught": share}}
+    assert ("hate, harassment at 0.1% / 5%, floor 0.5, every other category at 0.1% / 15%, floor 0.5; every "
+            "held-out unit's rows meet the goals, each on its own, catching 100.0%") in L.markdown(res)
+    assert "No pair of points" in L.markdown(dict(res, out_of_source_family_point=None))
+    no_goal_rows = fold("u", "hate", val, [], [0.95])
+    assert L.out_of_source_family_point([no_goal_rows]) is None

@@ -182,6 +182,61 @@ def out_of_source_point(folds: list[Fold]) -> OperatingPoint | None:
     return best
 
 
+#: the categories a family point calibrates apart from the rest: the hate sets (tweets, comments, counter-speech)
+#: and the red team's image requests pull one shared point opposite ways (the study's 2026-12-07 night section)
+TEXT_HARM = ("hate", "harassment")
+
+
+@dataclass(frozen=True)
+class FamilyPoint:
+    """Two operating points: `family`'s categories calibrated at `inside`, every other category at `outside`."""
+    family: tuple[str, ...]
+    inside: OperatingPoint
+    outside: OperatingPoint
+
+    def thresholds(self, scores: np.ndarray, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+        """Per category threshold on calibration rows, as `OperatingPoint.thresholds`."""
+        inside, outside = (p.thresholds(scores, y, groups) for p in (self.inside, self.outside))
+        return {c: (inside if c in self.family else outside)[c] for c in CATEGORIES}
+
+
+def _flagged_by_point(fold: Fold, family: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bool [len(POINTS), n] twice: the fold's held-out rows flagged by `family`'s categories (bool [C]) and by the
+    others, at the thresholds each of `POINTS` gives the fold on its own calibration rows."""
+    t = np.array([[p.thresholds(fold.val_scores, fold.val_y, fold.val_groups)[c] for c in CATEGORIES]
+                  for p in POINTS])  # [P, C]
+    over = fold.scores[None] >= t[:, None]  # [P, n, C]
+    return over[:, :, family].any(2), over[:, :, ~family].any(2)
+
+
+def out_of_source_family_point(folds: list[Fold], family: tuple[str, ...] = TEXT_HARM
+                               ) -> tuple[FamilyPoint, float] | None:
+    """As `out_of_source_point`, with `family`'s categories and the rest each at their own point of `POINTS` (every
+    pair tried; ties go to the earlier inside point, then the earlier outside one): the pair that catches the most
+    (mean share of each unit's unsafe rows) while every held-out unit, each on its own, meets `OUT_OF_SOURCE_GOALS`.
+    Returns the pair and that mean share; None as `out_of_source_point`."""
+    if not has_goal_rows(folds):
+        return None
+    mask = np.array([c in family for c in CATEGORIES])
+    best, best_catch = None, -1.0
+    flagged = [_flagged_by_point(f, mask) for f in folds]
+    for i, inside in enumerate(POINTS):
+        ok = np.ones(len(POINTS), bool)
+        caught = []
+        for f, (fin, fout) in zip(folds, flagged, strict=True):
+            both = fin[i][None] | fout  # [P outside, n]
+            for g, goal in OUT_OF_SOURCE_GOALS.items():
+                if (f.groups == g).any():
+                    ok &= both[:, f.groups == g].mean(1) <= goal + 1e-9
+            if (f.groups == "unsafe").any():
+                caught.append(both[:, f.groups == "unsafe"].mean(1))
+        catch = np.mean(caught, 0) if caught else np.zeros(len(POINTS))
+        for j in np.flatnonzero(ok):
+            if catch[j] > best_catch + 1e-12:
+                best, best_catch = FamilyPoint(tuple(family), inside, POINTS[j]), float(catch[j])
+    return None if best is None else (best, best_catch)
+
+
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of at most `per_group` rows of each group among `mask`, sorted."""
     out = []
@@ -414,6 +469,8 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
         out["out_of_source_cap"] = out_of_source_cap(list(done.values()))
         point = out_of_source_point(list(done.values()))
         out["out_of_source_point"] = None if point is None else asdict(point)
+        family = out_of_source_family_point(list(done.values()))
+        out["out_of_source_family_point"] = None if family is None else {**asdict(family[0]), "caught": family[1]}
     return out
 
 
@@ -485,6 +542,13 @@ def markdown(res: dict) -> str:
         lines += ["", f"Every held-out unit's rows meet the goals, each on its own, at {_point(point)}: the point "
                   "for a model trained on all of them." if point else
                   "No operating point makes every held-out unit's rows meet the goals."]
+    if "out_of_source_family_point" in res:
+        fp = res["out_of_source_family_point"]
+        lines += ["", f"No pair of points (one for {', '.join(TEXT_HARM)}, one for the rest) makes every held-out "
+                  "unit's rows meet the goals." if fp is None else
+                  f"Each family at its own point: {', '.join(fp['family'])} at {_point(fp['inside'])}, every other "
+                  f"category at {_point(fp['outside'])}; every held-out unit's rows meet the goals, each on its own, "
+                  f"catching {100 * fp['caught']:.1f}% of a unit's unsafe rows on average."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
