@@ -156,7 +156,9 @@ POINTS = tuple(OperatingPoint(b, h, f) for f in (0.5, 0.3, 0.2, 0.1) for b in (0
 
 
 def meets_goals(fold: Fold, thresholds: dict[str, float]) -> bool:
-    """Whether the fold's held-out rows, flagged at `thresholds`, keep every group within `OUT_OF_SOURCE_GOALS`."""
+    """Whether the fold's held-out rows, flagged at `thresholds`, keep every group within `OUT_OF_SOURCE_GOALS`: one
+    calibration checked from its thresholds, as a caller holding a chosen point does (the searches below check every
+    candidate at once, `_most_caught`)."""
     return all(share <= OUT_OF_SOURCE_GOALS[g] + 1e-9
                for g, (share, _) in rates(fold.scores, fold.y, fold.groups, thresholds).items()
                if g in OUT_OF_SOURCE_GOALS)
@@ -169,17 +171,9 @@ def out_of_source_point(folds: list[Fold]) -> OperatingPoint | None:
     or risky-looking benign row, or no point meets the goals."""
     if not has_goal_rows(folds):
         return None
-    best, best_catch = None, -1.0
-    for point in POINTS:
-        ts = [point.thresholds(f.val_scores, f.val_y, f.val_groups) for f in folds]
-        if not all(meets_goals(f, t) for f, t in zip(folds, ts, strict=True)):
-            continue
-        caught = [rates(f.scores, f.y, f.groups, t)["unsafe"][0] for f, t in zip(folds, ts, strict=True)
-                  if (f.groups == "unsafe").any()]
-        catch = float(np.mean(caught)) if caught else 0.0
-        if catch > best_catch + 1e-12:
-            best, best_catch = point, catch
-    return best
+    flagged = [np.logical_or(*_flagged_by_point(f, np.zeros(len(CATEGORIES), bool))) for f in folds]
+    best = _most_caught(folds, flagged)
+    return None if best is None else POINTS[best[0]]
 
 
 #: the categories a family point calibrates apart from the rest: the hate sets (tweets, comments, counter-speech)
@@ -209,6 +203,26 @@ def _flagged_by_point(fold: Fold, family: np.ndarray) -> tuple[np.ndarray, np.nd
     return over[:, :, family].any(2), over[:, :, ~family].any(2)
 
 
+def _most_caught(folds: list[Fold], flagged: list[np.ndarray]) -> tuple[int, float] | None:
+    """Of K candidate calibrations (per fold, `flagged`: bool [K, n], its held-out rows flagged by each), the first
+    that catches the most (mean over the folds with unsafe rows of the share caught) while every fold, each on its
+    own, meets `OUT_OF_SOURCE_GOALS`: (its index, that mean share); None when none meets them."""
+    ok = np.ones(len(flagged[0]), bool)
+    caught = []
+    for f, rows in zip(folds, flagged, strict=True):
+        for g, goal in OUT_OF_SOURCE_GOALS.items():
+            if (f.groups == g).any():
+                ok &= rows[:, f.groups == g].mean(1) <= goal + 1e-9
+        if (f.groups == "unsafe").any():
+            caught.append(rows[:, f.groups == "unsafe"].mean(1))
+    catch = np.mean(caught, 0) if caught else np.zeros(len(ok))
+    best = None
+    for k in np.flatnonzero(ok):
+        if best is None or catch[k] > best[1] + 1e-12:
+            best = (int(k), float(catch[k]))
+    return best
+
+
 def out_of_source_family_point(folds: list[Fold], family: tuple[str, ...] = TEXT_HARM
                                ) -> tuple[FamilyPoint, float] | None:
     """As `out_of_source_point`, with `family`'s categories and the rest each at their own point of `POINTS` (every
@@ -217,24 +231,13 @@ def out_of_source_family_point(folds: list[Fold], family: tuple[str, ...] = TEXT
     Returns the pair and that mean share; None as `out_of_source_point`."""
     if not has_goal_rows(folds):
         return None
-    mask = np.array([c in family for c in CATEGORIES])
-    best, best_catch = None, -1.0
-    flagged = [_flagged_by_point(f, mask) for f in folds]
+    flagged = [_flagged_by_point(f, np.array([c in family for c in CATEGORIES])) for f in folds]
+    best = None
     for i, inside in enumerate(POINTS):
-        ok = np.ones(len(POINTS), bool)
-        caught = []
-        for f, (fin, fout) in zip(folds, flagged, strict=True):
-            both = fin[i][None] | fout  # [P outside, n]
-            for g, goal in OUT_OF_SOURCE_GOALS.items():
-                if (f.groups == g).any():
-                    ok &= both[:, f.groups == g].mean(1) <= goal + 1e-9
-            if (f.groups == "unsafe").any():
-                caught.append(both[:, f.groups == "unsafe"].mean(1))
-        catch = np.mean(caught, 0) if caught else np.zeros(len(POINTS))
-        for j in np.flatnonzero(ok):
-            if catch[j] > best_catch + 1e-12:
-                best, best_catch = FamilyPoint(tuple(family), inside, POINTS[j]), float(catch[j])
-    return None if best is None else (best, best_catch)
+        found = _most_caught(folds, [fin[i][None] | fout for fin, fout in flagged])
+        if found is not None and (best is None or found[1] > best[1] + 1e-12):
+            best = (FamilyPoint(tuple(family), inside, POINTS[found[0]]), found[1])
+    return best
 
 
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
