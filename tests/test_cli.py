@@ -115,7 +115,9 @@ def test_train_prompt_classifier_names_a_bad_adapter_head_init_start_or_policy(t
             (("prompt-classifier", "--head-init", "zeros", *out), ("--head-init must be one of random, probe",)),
             (("prompt-thresholds", "--hard-fpr", "0.9", "--policy", str(tmp_path / "none.yaml")),
              ("--hard-fpr", "less than or equal to 0.5")),
-            (("prompt-thresholds", "--data", "templates"), ("--data", "'templates': choose from corpus, "))):
+            (("prompt-thresholds", "--data", "templates"), ("--data", "'templates': choose from corpus, ")),
+            (("prompt-thresholds", "--family-floor", "0.3"), ("--family", "--family-floor needs the categories")),
+            (("prompt-thresholds", "--family", "hate,racism"), ("--family", "'hate,racism': choose from"))):
         r = in_process("train", *args)
         said = " ".join(r.stderr.replace("│", " ").split())
         assert r.returncode == BAD_INPUT.exit_code and all(p in said for p in phrases), (args, said)

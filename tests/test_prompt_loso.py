@@ -417,6 +417,14 @@ def test_prompt_thresholds_calibrates_the_committed_weights_at_a_point_into_a_ne
     assert r.exit_code == 0, r.output  # the counterparts' corpus: its own validation rows, scored and cached apart
     twins_key = L.DATASETS["corpus-template-twins"](0).key
     assert sorted(twins_key in p.name for p in (tmp_path / "loso-lora").iterdir()) == [False, True]
+    r = CliRunner().invoke(app, ["train", "prompt-thresholds", "--benign-fpr", "0.01", "--hard-fpr", "0.2", "--floor",
+                                 "0.1", "--family", "hate,harassment", "--family-benign-fpr", "0.001",
+                                 "--family-hard-fpr", "0.01", "--family-floor", "0.5", "--per-group", "40",
+                                 "--policy", str(policy)])
+    assert r.exit_code == 0, r.output  # a point per family: hate and harassment strict, the rest loose
+    family = {c: load_policy(policy).prompt_thresholds()[c] for c in CATEGORIES}
+    assert family == {c: (strict if c in ("hate", "harassment") else loose)[c] for c in CATEGORIES}
+    assert family != strict and family != loose
     r = CliRunner().invoke(app, ["train", "prompt-thresholds", str(tmp_path / "missing.safetensors")])
     assert r.exit_code == 2 and "no such file" in r.output
 
@@ -452,6 +460,9 @@ def test_a_family_point_calibrates_hate_apart_where_one_point_cannot_serve_both(
            "out_of_source_family_point": {**dataclasses.asdict(family), "caught": share}}
     assert ("hate, harassment at 0.1% / 5%, floor 0.5, every other category at 0.1% / 15%, floor 0.5; every "
             "held-out unit's rows meet the goals, each on its own, catching 100.0%") in L.markdown(res)
+    assert ("`t2iguard train prompt-thresholds WEIGHTS --benign-fpr 0.001 --hard-fpr 0.15 --floor 0.5 --family "
+            "hate,harassment --family-benign-fpr 0.001 --family-hard-fpr 0.05 --family-floor 0.5 --data corpus`"
+            ) in L.markdown(res)
     assert "No pair of points" in L.markdown(dict(res, out_of_source_family_point=None))
     no_goal_rows = fold("u", "hate", val, [], [0.95])
     assert L.out_of_source_family_point([no_goal_rows]) is None

@@ -385,13 +385,13 @@ def shipped_scores(ds: Dataset, units: np.ndarray, seed: int, per_group: int, fo
     return _served_cached(ds, rows, weights, "shipped", seed, per_group, folder)
 
 
-def served_thresholds(point: OperatingPoint, weights: Path = PROMPT_CLASSIFIER_CHECKPOINT, seed: int = 0,
-                      per_group: int = PER_GROUP, ds: Dataset | None = None) -> dict[str, float]:
-    """The thresholds `point` gives the classifier at `weights`, scored as served on the corpus's validation split
-    (every unit, at most `per_group` rows per group, drawn as a fold draws its calibration rows): rows no committed
-    classifier trained on, the split being fixed by each text's hash. The scores are cached under the cache root
-    (`loso-lora/val-*.npy`), so a second point takes seconds once the corpus is read. `ds`: the corpus of `seed`,
-    when already read."""
+def served_thresholds(point: OperatingPoint | FamilyPoint, weights: Path = PROMPT_CLASSIFIER_CHECKPOINT,
+                      seed: int = 0, per_group: int = PER_GROUP, ds: Dataset | None = None) -> dict[str, float]:
+    """The thresholds `point` (one for every category, or one per family) gives the classifier at `weights`, scored
+    as served on the corpus's validation split (every unit, at most `per_group` rows per group, drawn as a fold draws
+    its calibration rows): rows no committed classifier trained on, the split being fixed by each text's hash. The
+    scores are cached under the cache root (`loso-lora/val-*.npy`), so a second point takes seconds once the corpus
+    is read. `ds`: the corpus of `seed`, when already read."""
     ds = ds if ds is not None else corpus_dataset(seed)
     rows = _sample(ds.split == "val", ds.groups, per_group, np.random.default_rng(seed))
     folder = cache_root() / "loso-lora"
@@ -486,6 +486,15 @@ def _point(p: dict | None) -> str:
             f"{100 * p['benign_fpr']:.1f}% / {100 * p['hard_fpr']:.0f}%, floor {p['floor']:.1f}")
 
 
+def family_thresholds_command(fp: dict, data: str) -> str:
+    """The `t2iguard train prompt-thresholds` line that calibrates a file (WEIGHTS) at a family point (`asdict` of a
+    `FamilyPoint`) on the validation split of `data`, the training set its folds were cut from."""
+    def shares(p: dict, prefix: str) -> str:
+        return " ".join(f"--{prefix}{k.replace('_', '-')} {p[k]:g}" for k in ("benign_fpr", "hard_fpr", "floor"))
+    return (f"t2iguard train prompt-thresholds WEIGHTS {shares(fp['outside'], '')} --family {','.join(fp['family'])} "
+            f"{shares(fp['inside'], 'family-')} --data {data}")
+
+
 def markdown(res: dict) -> str:
     """The study as a markdown table: per unit, held-out vs reference, per group."""
     pairs = f", the twins' ranking loss x{res['pair_weight']:g}" if res.get("pair_weight") else ""
@@ -551,7 +560,8 @@ def markdown(res: dict) -> str:
                   "unit's rows meet the goals." if fp is None else
                   f"Each family at its own point: {', '.join(fp['family'])} at {_point(fp['inside'])}, every other "
                   f"category at {_point(fp['outside'])}; every held-out unit's rows meet the goals, each on its own, "
-                  f"catching {100 * fp['caught']:.1f}% of a unit's unsafe rows on average."]
+                  f"catching {100 * fp['caught']:.1f}% of a unit's unsafe rows on average. A file calibrated there: "
+                  f"`{family_thresholds_command(fp, res.get('data', 'corpus'))}`."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]

@@ -590,21 +590,45 @@ def train_prompt_thresholds(
     data: Annotated[str, typer.Option(help="Whose validation split: the training set the point's folds were cut "
                                            "from (`eval prompt-loso --data`): corpus, corpus-no-templates or "
                                            "corpus-template-twins.")] = "corpus",
+    family: Annotated[str | None, typer.Option(help="Comma-separated policy categories calibrated at their own "
+                                                    "point (the --family-* shares), every other one at --benign-fpr, "
+                                                    "--hard-fpr, --floor: a family point as `eval prompt-loso` "
+                                                    "reports it, e.g. hate,harassment.")] = None,
+    family_benign_fpr: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="--benign-fpr of the --family "
+                                                                                 "categories (default: the same).")
+                                 ] = None,
+    family_hard_fpr: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="--hard-fpr of the --family "
+                                                                               "categories (default: the same).")
+                               ] = None,
+    family_floor: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="--floor of the --family categories "
+                                                                            "(default: the same).")] = None,
 ) -> None:
     """Calibrate a prompt classifier's thresholds at an operating point, stated as the shares of the corpus's
     validation rows (which no committed classifier trained on) it may flag, e.g. the point `t2iguard eval
-    prompt-loso` found out of source; write them into the policy as a new version. The defaults are the point
-    training calibrates at. About 3 minutes (needs the data cache). Rebuild the repository afterwards."""
-    from t2iguard.training.prompt_loso import OperatingPoint, served_thresholds
+    prompt-loso` found out of source (with --family, its point per family of categories); write them into the
+    policy as a new version. The defaults are the point training calibrates at. About 3 minutes (needs the data
+    cache). Rebuild the repository afterwards."""
+    from t2iguard.contract.taxonomy import CATEGORIES
+    from t2iguard.training.prompt_loso import FamilyPoint, OperatingPoint, served_thresholds
     from t2iguard.training.train_prompt_classifier import DATASETS, DEFAULT_POLICY, write_thresholds
 
     _classifier_file(weights, "WEIGHTS")
     if policy is not None and not policy.is_file():
         raise typer.BadParameter(f"--policy {policy}: no such file")
     _fold_data(data)
+    point = OperatingPoint(benign_fpr, hard_fpr, floor)
+    shares = {"--family-benign-fpr": family_benign_fpr, "--family-hard-fpr": family_hard_fpr,
+              "--family-floor": family_floor}
+    if family is None and any(v is not None for v in shares.values()):
+        given = next(k for k, v in shares.items() if v is not None)
+        raise typer.BadParameter(f"{given} needs the categories it calibrates", param_hint="--family")
+    if family is not None:
+        inside = OperatingPoint(benign_fpr if family_benign_fpr is None else family_benign_fpr,
+                                hard_fpr if family_hard_fpr is None else family_hard_fpr,
+                                floor if family_floor is None else family_floor)
+        point = FamilyPoint(_choices(family, CATEGORIES, "--family"), inside, point)
     with err.status("scoring the validation split"):
-        thresholds = served_thresholds(OperatingPoint(benign_fpr, hard_fpr, floor), weights, seed, per_group,
-                                       ds=DATASETS[data](seed))
+        thresholds = served_thresholds(point, weights, seed, per_group, ds=DATASETS[data](seed))
     version = write_thresholds(thresholds, policy or DEFAULT_POLICY)
     err.print(f"thresholds written to {policy or DEFAULT_POLICY} (version {version}): {json.dumps(thresholds)}")
 
