@@ -466,3 +466,13 @@ def test_a_family_point_calibrates_hate_apart_where_one_point_cannot_serve_both(
     assert "No pair of points" in L.markdown(dict(res, out_of_source_family_point=None))
     no_goal_rows = fold("u", "hate", val, [], [0.95])
     assert L.out_of_source_family_point([no_goal_rows]) is None
+    assert L.family_point_bounds([hate, images], family) == (0, {})  # it catches every unsafe row: nothing more
+    hate = fold("hate", "hate", val, [0.1] * 17 + [0.9] * 3, [0.95, 0.87])  # 0.87 caught only where 0.9 breaks
+    family, share = L.out_of_source_family_point([hate, images])
+    assert share == 0.75  # half the hate unit's unsafe rows, all the other's
+    more, bounds = L.family_point_bounds([hate, images], family)
+    assert more > 0 and bounds == {"hate": more}  # every hate point that catches more is the hate unit's to rule out
+    res["out_of_source_family_point"] = {**dataclasses.asdict(family), "caught": share, "catching_more": more,
+                                         "ruled_out_by": bounds}
+    assert f"Of the {more} points that would catch more as hate, harassment's" in L.markdown(res)
+    assert f"rule them out (how many each): hate ({more})." in L.markdown(res)

@@ -240,6 +240,29 @@ def out_of_source_family_point(folds: list[Fold], family: tuple[str, ...] = TEXT
     return best
 
 
+def family_point_bounds(folds: list[Fold], point: FamilyPoint) -> tuple[int, dict[str, int]]:
+    """What keeps `point`'s family strict: with every other category at `point.outside`, the number of `POINTS` that
+    would catch more (mean share of each unit's unsafe rows) as the family's point, and per unit of `folds` how many
+    of them it rules out (its held-out rows break `OUT_OF_SOURCE_GOALS` there). Every such point is ruled out by at
+    least one unit, or the search (`out_of_source_family_point`) would have chosen it."""
+    family = np.array([c in point.family for c in CATEGORIES])
+    flagged = [_flagged_by_point(f, family) for f in folds]
+    k = POINTS.index(point.outside)
+    rows = [fin | fout[k] for fin, fout in flagged]  # [P, n] per fold: each inside point, the rest at the outside
+    caught = np.mean([r[:, f.groups == "unsafe"].mean(1) for f, r in zip(folds, rows, strict=True)
+                      if (f.groups == "unsafe").any()], 0)
+    more = caught > caught[POINTS.index(point.inside)] + 1e-12
+    bounds = {}
+    for f, r in zip(folds, rows, strict=True):
+        broken = np.zeros(len(POINTS), bool)
+        for g, goal in OUT_OF_SOURCE_GOALS.items():
+            if (f.groups == g).any():
+                broken |= r[:, f.groups == g].mean(1) > goal + 1e-9
+        if (broken & more).any():
+            bounds[f.unit] = int((broken & more).sum())
+    return int(more.sum()), bounds
+
+
 def _sample(mask: np.ndarray, groups: np.ndarray, per_group: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of at most `per_group` rows of each group among `mask`, sorted."""
     out = []
@@ -473,7 +496,11 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
         point = out_of_source_point(list(done.values()))
         out["out_of_source_point"] = None if point is None else asdict(point)
         family = out_of_source_family_point(list(done.values()))
-        out["out_of_source_family_point"] = None if family is None else {**asdict(family[0]), "caught": family[1]}
+        out["out_of_source_family_point"] = None
+        if family is not None:
+            more, bounds = family_point_bounds(list(done.values()), family[0])
+            out["out_of_source_family_point"] = {**asdict(family[0]), "caught": family[1], "catching_more": more,
+                                                 "ruled_out_by": bounds}
     return out
 
 
@@ -562,6 +589,11 @@ def markdown(res: dict) -> str:
                   f"category at {_point(fp['outside'])}; every held-out unit's rows meet the goals, each on its own, "
                   f"catching {100 * fp['caught']:.1f}% of a unit's unsafe rows on average. A file calibrated there: "
                   f"`{family_thresholds_command(fp, res.get('data', 'corpus'))}`."]
+    if (fp := res.get("out_of_source_family_point") or {}).get("catching_more"):
+        lines += ["", f"Of the {fp['catching_more']} points that would catch more as {', '.join(fp['family'])}'s "
+                  "(the rest where they are), the held-out units that rule them out (how many each): "
+                  + ", ".join(f"{u} ({n})" for u, n in sorted(fp["ruled_out_by"].items(), key=lambda x: -x[1]))
+                  + "."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
             ev = r["text_evident"]
