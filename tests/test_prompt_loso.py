@@ -344,19 +344,21 @@ def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_each_other_uni
     assert L.out_of_source_cap([fold("c", [0.1] * 20, []), fold("e", [0.3] * 5, [])]) == 0.31
 
 
-def test_a_changed_label_mapping_names_new_folds_and_checkpoints():
-    """The same texts with other weights or groups (a source's mapping changed) get another key, the same digest."""
+def test_a_changed_label_mapping_or_normaliser_names_new_folds_and_checkpoints():
+    """The same raw texts with other weights or groups (a source's mapping changed) or normalised otherwise (the
+    normaliser changed) get another key, the same digest."""
     from t2iguard.training.train_prompt_classifier import Dataset
 
-    def ds(w, groups):
+    def ds(w, groups, texts=("a", "b")):
         n = len(groups)
-        return Dataset(np.array(["a", "b"], dtype=object), np.zeros((n, len(CATEGORIES)), np.float32),
+        return Dataset(np.array(texts, dtype=object), np.zeros((n, len(CATEGORIES)), np.float32),
                        np.array(w, np.float32), np.array(["train"] * n), np.array(groups), np.array(["s"] * n), "d")
 
     base = ds([1, 1], ["unsafe", "benign"])
     assert base.key == ds([1, 1], ["unsafe", "benign"]).key and base.key.startswith("d-")
     assert ds([0.25, 1], ["unsafe", "benign"]).key != base.key  # a source's rows no longer weak
     assert ds([1, 1], ["unsafe", "hard-negative"]).key != base.key
+    assert ds([1, 1], ["unsafe", "benign"], ("a", "b!")).key != base.key  # "b!" was normalised "bi" before
 
 
 def test_the_out_of_source_point_catches_most_while_each_unit_meets_the_goals_on_its_own_calibration():

@@ -414,10 +414,12 @@ class Dataset:
 
     @property
     def key(self) -> str:
-        """`digest` plus 8 hex of the labels, weights, groups and units: what names a cached checkpoint or fold, so
-        that a changed label mapping (the same texts) never resumes or reuses one trained on the old labels."""
+        """`digest` plus 8 hex of the labels, weights, groups, units and the texts as normalised: what names a cached
+        checkpoint or fold, so that a changed label mapping or normaliser (the same raw texts) never resumes or
+        reuses one trained or scored on the old ones."""
         h = hashlib.sha256(self.y.tobytes() + self.w.tobytes() + "\n".join(self.groups).encode()
-                           + "\n".join(self.source).encode())
+                           + "\n".join(self.source).encode() + "\n".join(self.texts).encode()
+                           + "\n".join(self.original).encode())
         return f"{self.digest}-{h.hexdigest()[:8]}"
 
 
