@@ -249,8 +249,11 @@ def family_point_bounds(folds: list[Fold], point: FamilyPoint) -> tuple[int, dic
     flagged = [_flagged_by_point(f, family) for f in folds]
     k = POINTS.index(point.outside)
     rows = [fin | fout[k] for fin, fout in flagged]  # [P, n] per fold: each inside point, the rest at the outside
-    caught = np.mean([r[:, f.groups == "unsafe"].mean(1) for f, r in zip(folds, rows, strict=True)
-                      if (f.groups == "unsafe").any()], 0)
+    caught = [r[:, f.groups == "unsafe"].mean(1) for f, r in zip(folds, rows, strict=True)
+              if (f.groups == "unsafe").any()]
+    if not caught:  # no held-out unsafe row: no point catches more
+        return 0, {}
+    caught = np.mean(caught, 0)
     more = caught > caught[POINTS.index(point.inside)] + 1e-12
     bounds = {}
     for f, r in zip(folds, rows, strict=True):
