@@ -358,7 +358,7 @@ def test_a_changed_label_mapping_or_normaliser_names_new_folds_and_checkpoints()
     assert base.key == ds([1, 1], ["unsafe", "benign"]).key and base.key.startswith("d-")
     assert ds([0.25, 1], ["unsafe", "benign"]).key != base.key  # a source's rows no longer weak
     assert ds([1, 1], ["unsafe", "hard-negative"]).key != base.key
-    assert ds([1, 1], ["unsafe", "benign"], ("a", "b!")).key != base.key  # "b!" was normalised "bi" before
+    assert ds([1, 1], ["unsafe", "benign"], ("a", "b!")).key != base.key  # other normalised texts, the same digest
 
 
 def test_the_out_of_source_point_catches_most_while_each_unit_meets_the_goals_on_its_own_calibration():

@@ -203,21 +203,28 @@ def _flagged_by_point(fold: Fold, family: np.ndarray) -> tuple[np.ndarray, np.nd
     return over[:, :, family].any(2), over[:, :, ~family].any(2)
 
 
-def _most_caught(folds: list[Fold], flagged: list[np.ndarray]) -> tuple[int, float] | None:
-    """Of K candidate calibrations (per fold, `flagged`: bool [K, n], its held-out rows flagged by each), the first
-    that catches the most (mean over the folds with unsafe rows of the share caught) while every fold, each on its
-    own, meets `OUT_OF_SOURCE_GOALS`: (its index, that mean share); None when none meets them."""
-    ok = np.ones(len(flagged[0]), bool)
-    caught = []
+def _unit_figures(folds: list[Fold], flagged: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Of K candidate calibrations (per fold, `flagged`: bool [K, n], its held-out rows flagged by each): per fold,
+    bool [K] where it breaks `OUT_OF_SOURCE_GOALS`; and float [K], the mean over the folds with unsafe rows of the
+    share caught (zeros when none has any)."""
+    broken, caught = [], []
     for f, rows in zip(folds, flagged, strict=True):
+        b = np.zeros(len(rows), bool)
         for g, goal in OUT_OF_SOURCE_GOALS.items():
             if (f.groups == g).any():
-                ok &= rows[:, f.groups == g].mean(1) <= goal + 1e-9
+                b |= rows[:, f.groups == g].mean(1) > goal + 1e-9
+        broken.append(b)
         if (f.groups == "unsafe").any():
             caught.append(rows[:, f.groups == "unsafe"].mean(1))
-    catch = np.mean(caught, 0) if caught else np.zeros(len(ok))
+    return broken, np.mean(caught, 0) if caught else np.zeros(len(flagged[0]))
+
+
+def _most_caught(folds: list[Fold], flagged: list[np.ndarray]) -> tuple[int, float] | None:
+    """Of K candidate calibrations (`_unit_figures`), the first that catches the most while every fold, each on its
+    own, meets `OUT_OF_SOURCE_GOALS`: (its index, that mean share); None when none meets them."""
+    broken, catch = _unit_figures(folds, flagged)
     best = None
-    for k in np.flatnonzero(ok):
+    for k in np.flatnonzero(~np.any(broken, 0)):
         if best is None or catch[k] > best[1] + 1e-12:
             best = (int(k), float(catch[k]))
     return best
@@ -246,23 +253,11 @@ def family_point_bounds(folds: list[Fold], point: FamilyPoint) -> tuple[int, dic
     of them it rules out (its held-out rows break `OUT_OF_SOURCE_GOALS` there). Every such point is ruled out by at
     least one unit, or the search (`out_of_source_family_point`) would have chosen it."""
     family = np.array([c in point.family for c in CATEGORIES])
-    flagged = [_flagged_by_point(f, family) for f in folds]
     k = POINTS.index(point.outside)
-    rows = [fin | fout[k] for fin, fout in flagged]  # [P, n] per fold: each inside point, the rest at the outside
-    caught = [r[:, f.groups == "unsafe"].mean(1) for f, r in zip(folds, rows, strict=True)
-              if (f.groups == "unsafe").any()]
-    if not caught:  # no held-out unsafe row: no point catches more
-        return 0, {}
-    caught = np.mean(caught, 0)
+    rows = [fin | fout[k] for fin, fout in (_flagged_by_point(f, family) for f in folds)]  # [P, n]: the rest at k
+    broken, caught = _unit_figures(folds, rows)
     more = caught > caught[POINTS.index(point.inside)] + 1e-12
-    bounds = {}
-    for f, r in zip(folds, rows, strict=True):
-        broken = np.zeros(len(POINTS), bool)
-        for g, goal in OUT_OF_SOURCE_GOALS.items():
-            if (f.groups == g).any():
-                broken |= r[:, f.groups == g].mean(1) > goal + 1e-9
-        if (broken & more).any():
-            bounds[f.unit] = int((broken & more).sum())
+    bounds = {f.unit: int((b & more).sum()) for f, b in zip(folds, broken, strict=True) if (b & more).any()}
     return int(more.sum()), bounds
 
 
