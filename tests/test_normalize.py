@@ -30,6 +30,7 @@ CASES = {
     "k!ll him!": "kill him!",  # an exclamation mark inside a word is a letter, after it punctuation
     "sh!t!!": "shit!!",
     "Hello beautifuls!!!!! Capy": "Hello beautifuls! Capy",  # a Surge comment; runs of 3+ collapse as letters do
+    "!!!": "!",
     "n@k3d!": "naked!",
     "a naz! flag": "a nazi flag",  # ... unless it ends a word written in leet
     "a bikin! photo": "a bikini photo",
@@ -37,8 +38,8 @@ CASES = {
 KEPT = ["a 4k photo, 3d render, 35mm, 2nd place, 1080p", "killer whale", "a shot of espresso", "cat in a hat",
         "Привет мир", "gay pride parade", "a 1920x1080 wallpaper",
         # exclamation marks after ordinary words (they read as "i" before 2026-12-08: "doubti", "ITi", "hii")
-        "Without a shadow of a doubt! You are jaw dropping", "I LOST IT! In a public library", "hi! wow!! yes!",
-        "a neon sign reading OPEN!"]
+        "Without a shadow of a doubt! You are jaw dropping", "I LOST IT! In a public library", "hi! wow!! yes! me! a!",
+        "Stop the tax!", "a neon sign reading OPEN!"]
 
 
 @pytest.mark.parametrize("text", list(CASES))

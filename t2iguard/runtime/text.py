@@ -66,13 +66,18 @@ def _is_word(w: str) -> bool:
 
 def _deleet(tok: str) -> str:
     """`k1ll` -> `kill`, `n@k3d` -> `naked`; resolutions and ordinals (`4k`, `3d`, `2nd`) stay. Exclamation marks
-    after a word are punctuation (`wow!!`, `k!ll!` -> `kill!`) unless they end a leet word (`naz!` -> `nazi`)."""
+    after a word are punctuation (`me!`, `wow!!`, `k!ll!` -> `kill!`) unless only reading the first as `i` makes a
+    word (`naz!` -> `nazi`)."""
     core = tok.strip(".,;:?\"'()[]")
     if not core or not (set(core) & _LEET_CHARS) or _KEEP.match(core) or core.isdigit():
         return tok
     word = core.rstrip("!")
-    if word != core and not _is_word(core.translate(_LEET)):
-        return tok.replace(core, _deleet(word) + core[len(word):]) if word else tok
+    if word != core:
+        if not word:
+            return tok
+        read = _deleet(word)
+        if _is_word(read) or not _is_word(core.translate(_LEET)):
+            return tok.replace(core, read + core[len(word):])
     if not any(c.isalpha() for c in core) and len(core) < 3:
         return tok
     for table in (_LEET, _LEET_ALT):
