@@ -11,7 +11,7 @@ from t2iguard.contract.taxonomy import CATEGORIES
 from t2iguard.training import prompt_loso as L
 from t2iguard.training.data.augment import SHARE
 from t2iguard.training.data.corpus import OWN, digest
-from t2iguard.training.train_prompt_classifier import corpus_dataset
+from t2iguard.training.train_prompt_classifier import Dataset, corpus_dataset
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_a_warm_start_begins_at_the_file_it_continues(dataset, tmp_path, monkeyp
     from t2iguard.training import prompt_soup
     from t2iguard.training import train_prompt_classifier as T
     from t2iguard.training.embed import score
-    from t2iguard.training.train_prompt_classifier import Dataset, _fit, train, warm_start
+    from t2iguard.training.train_prompt_classifier import _fit, train, warm_start
 
     shipped = PROMPT_CLASSIFIER_CHECKPOINT
     start = warm_start(shipped)
@@ -323,7 +323,25 @@ def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(datase
         if unit not in set(units):
             pytest.skip(f"{unit} is not cached (run `t2iguard data import --mirror DIR`)")
         sample = L.text_label_sample(ds, units, unit)
-        assert [digest(t) for t in ds.original[sample]] == [r["digest"] for r in rows]
+        assert sorted(digest(t) for t in ds.original[sample]) == sorted(r["digest"] for r in rows)
+
+
+def test_the_reading_sample_follows_each_rows_own_text_not_its_place():
+    texts = [f"prompt {i}" for i in range(40)]
+
+    def dataset(order, split):
+        n = len(order)
+        return Dataset(np.array([texts[i] for i in order], dtype=object), np.zeros((n, len(CATEGORIES)), np.float32),
+                       np.ones(n, np.float32), np.array(split), np.full(n, "unsafe"), np.full(n, "a"), "d")
+
+    first = dataset(range(40), ["train"] * 40)
+    drawn = {first.original[i] for i in L.text_label_sample(first, first.source, "a", n=10)}
+    # the rows reordered, half moved to another split and one text not drawn dropped: the same ten texts
+    dropped = next(t for t in texts if t not in drawn)
+    order = [i for i in reversed(range(40)) if texts[i] != dropped]
+    moved = dataset(order, ["val", "train"] * 19 + ["val"])
+    assert {moved.original[i] for i in L.text_label_sample(moved, moved.source, "a", n=10)} == drawn
+    assert drawn != {first.original[i] for i in L.text_label_sample(first, first.source, "a", n=10, seed=22)}
 
 
 def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_each_other_unit():
@@ -347,7 +365,6 @@ def test_the_out_of_source_cap_is_the_lowest_meeting_the_goals_on_each_other_uni
 def test_a_changed_label_mapping_or_normaliser_names_new_folds_and_checkpoints():
     """The same raw texts with other weights or groups (a source's mapping changed) or normalised otherwise (the
     normaliser changed) get another key, the same digest."""
-    from t2iguard.training.train_prompt_classifier import Dataset
 
     def ds(w, groups, texts=("a", "b")):
         n = len(groups)

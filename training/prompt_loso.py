@@ -75,9 +75,13 @@ TEXT_EVIDENT = {"lzws/ErasureBenchmark": Path(__file__).parent / "data" / "erasu
 
 
 def text_label_sample(ds: Dataset, units: np.ndarray, unit: str, n: int = 150, seed: int = 21) -> np.ndarray:
-    """int [n] sorted indices into `ds`: the rows of `unit` drawn for labelling by reading (seed 21 drew the
-    committed ErasureBench sample; print `ds.original[i]` with `corpus.digest` to label a new one)."""
-    return np.sort(np.random.default_rng(seed).choice(np.flatnonzero(units == unit), n, replace=False))
+    """int [n] sorted indices into `ds`: the rows of `unit` drawn for labelling by reading, the `n` whose texts (as
+    normalised, `ds.original`) hash lowest under `seed`. Each row's place in the draw depends on its own text only, so
+    rows moving between splits or other sources' rows changing leave the sample as it is. (seed 21 drew the
+    committed ErasureBench sample; print `ds.original[i]` with `corpus.digest` to label a new one.)"""
+    rows = np.flatnonzero(units == unit)
+    rank = np.array([hashlib.sha256(f"{seed}\n{ds.original[i]}".encode()).hexdigest() for i in rows])
+    return np.sort(rows[np.argsort(rank)[:n]])
 
 
 def text_evident_rates(fold: Fold, texts: np.ndarray, labels_file: Path) -> dict:
