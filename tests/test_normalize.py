@@ -31,15 +31,24 @@ CASES = {
     "sh!t!!": "shit!!",
     "Hello beautifuls!!!!! Capy": "Hello beautifuls! Capy",  # a Surge comment; runs of 3+ collapse as letters do
     "!!!": "!",
+    "lmaooo 😂😂😂": "lmao 😂",  # ... but not runs of digits
     "n@k3d!": "naked!",
     "a naz! flag": "a nazi flag",  # ... unless it ends a word written in leet
     "a bikin! photo": "a bikini photo",
+    "h8 speech": "hate speech",  # an 8 after a letter reads "ate"
+    "see u l8r": "see u later",
+    "a55 and @ss": "ass and ass",  # a letters-digits token reads as a word of 3+ letters; `@` before no word is `a`
 }
 KEPT = ["a 4k photo, 3d render, 35mm, 2nd place, 1080p", "killer whale", "a shot of espresso", "cat in a hat",
         "Привет мир", "gay pride parade", "a 1920x1080 wallpaper",
         # exclamation marks after ordinary words (they read as "i" before 2026-12-08: "doubti", "ITi", "hii")
         "Without a shadow of a doubt! You are jaw dropping", "I LOST IT! In a public library", "hi! wow!! yes! me! a!",
-        "Stop the tax!", "a neon sign reading OPEN!"]
+        "Stop the tax!", "a neon sign reading OPEN!",
+        # what the audit of the corpus found misread before 2026-12-08 (morning): amounts, numbers and codes became
+        # letters ("sioo", "20", "akat", "achan"), a mention became a word ("auser"), a trailing plus a "t"
+        # ("lgbtqt") and laughter a sexual term ("loli")
+        "it costs $100 or $30", "in 2000, 1,000 people", "call 555-1234", "an ak47 and a b52", "covid19 in 2020",
+        "4chan and 5sos", "b4 the f1 race", "@user said lol! at 5am", "lgbtq+ rights", "c++ code", "over 30+ years"]
 
 
 @pytest.mark.parametrize("text", list(CASES))

@@ -26,8 +26,12 @@ ballot ballots election rigged fraud voting vote
 address phone email license
 """.split())
 
-#: tokens that look like leetspeak but are ordinary prompt vocabulary (resolutions, sizes, ordinals)
-KEEP_PATTERNS = r"^(?:\d+(?:k|d|p|mm|cm|m|s|th|st|nd|rd|x|fps|gb|mb|hz|px|ft|in|yo|min|h)|\d+x\d+|v\d+)$"
+#: chat words the vocabulary lacks as whole words: `lol!` is laughter, not a leet `loli`
+CHAT_WORDS: frozenset[str] = frozenset("lol lmao lmfao rofl omg wtf idk tbh smh imo imho irl fyi ikr btw brb".split())
+
+#: tokens that look like leetspeak but are ordinary prompt vocabulary (resolutions, sizes, ordinals, times, prices)
+KEEP_PATTERNS = (r"^(?:\d+(?:k|d|p|mm|cm|m|s|th|st|nd|rd|x|fps|gb|mb|hz|px|ft|in|yo|min|h|am|pm)|\d+x\d+|v\d+"
+                 r"|\$\d[\d,.]*(?:k|m|bn)?)$")
 
 
 def minilm_dir() -> Path:
@@ -39,6 +43,7 @@ def minilm_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def words() -> frozenset[str]:
-    """Whole alphabetic words the normaliser accepts: MiniLM's vocabulary plus SENSITIVE_TERMS."""
+    """Whole alphabetic words the normaliser accepts: MiniLM's vocabulary plus SENSITIVE_TERMS and CHAT_WORDS."""
     vocab = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split()
-    return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1) | SENSITIVE_TERMS | {"a", "i"}
+    whole = frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
+    return whole | SENSITIVE_TERMS | CHAT_WORDS | {"a", "i"}

@@ -23,10 +23,14 @@ _HOMOGLYPHS = str.maketrans("аеорсухкмтвніјѕԁɡαοερντκι�
 _LEET = str.maketrans("4@31!|05$7+89", "aaeiilossttbg")
 _LEET_ALT = str.maketrans("1|", "ll")  # "1" reads as "l" where "i" makes no word
 _LEET_CHARS = set("4@31!|05$7+89")
+_LEET_ATE = {**_LEET, ord("8"): "ate"}  # "h8" -> "hate", "sk8" -> "skate", "l8r" -> "later"
+_LETTER_8 = re.compile(r"[^\W\d_]8")
+#: letters then digits or digits then letters: a code or a name (`ak47`, `covid19`, `4chan`) more often than leet
+_CODE = re.compile(r"^(?:[^\W\d_]+\d+|\d+[^\W\d_]+)$")
 _KEEP = re.compile(KEEP_PATTERNS, re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 _SEPARATED = re.compile(r"^(?:[^\W_][.\-_*]){2,}[^\W_]$")
-_REPEATS = re.compile(r"(.)\1{2,}")
+_REPEATS = re.compile(r"(\D)\1{2,}")  # not digits: `2000`, `555-1234` stay
 _TOKEN = re.compile(r"(\s+)")
 _PUNCT = ".,;:?!\"'()[]"
 
@@ -65,27 +69,36 @@ def _is_word(w: str) -> bool:
 
 
 def _deleet(tok: str) -> str:
-    """`k1ll` -> `kill`, `n@k3d` -> `naked`; resolutions and ordinals (`4k`, `3d`, `2nd`) stay. Exclamation marks
-    after a word are punctuation (`me!`, `wow!!`, `k!ll!` -> `kill!`) unless only reading the first as `i` makes a
-    word (`naz!` -> `nazi`)."""
+    """`k1ll` -> `kill`, `n@k3d` -> `naked`, `h8` -> `hate`; resolutions, ordinals and times (`4k`, `3d`, `2nd`, `5am`)
+    stay. What only looks like leet stays as written: amounts and symbols that read as no word (`$100`, `$$$`), a
+    code or name that joins letters and digits (`ak47`, `covid19`, `4chan`, `b4`; read only as a word of 3+ letters,
+    `a55` -> `ass`), a mention (`@user`). Exclamation and plus marks after a word are punctuation (`lol!`, `me!`,
+    `lgbtq+`, `k!ll!` -> `kill!`) unless only reading the first as `i` makes a word (`naz!` -> `nazi`)."""
     core = tok.strip(".,;:?\"'()[]")
     if not core or not (set(core) & _LEET_CHARS) or _KEEP.match(core) or core.isdigit():
         return tok
-    word = core.rstrip("!")
+    if core[0] == "@" and len(core) > 4 and _is_word(core[1:]):  # a mention; `@ss`, `@nal`, `@rab` are leet
+        return tok
+    word = core.rstrip("!+")
     if word != core:
         if not word:
             return tok
         read = _deleet(word)
         if _is_word(read) or not _is_word(core.translate(_LEET)):
             return tok.replace(core, read + core[len(word):])
-    if not any(c.isalpha() for c in core) and len(core) < 3:
+    letters = sum(c.isalpha() for c in core)
+    if not letters and len(core) < 3:
         return tok
-    for table in (_LEET, _LEET_ALT):
+    code = bool(_CODE.match(core))
+    first = _LEET_ATE if _LETTER_8.search(core) else _LEET
+    for table in (first, _LEET, _LEET_ALT):
         cand = core.translate(table)
-        if cand.isalpha() and (_is_word(cand) or not any(c.isalpha() for c in core)):
+        if cand.isalpha() and _is_word(cand) and (len(cand) >= 3 or not code):
             return tok.replace(core, cand)
-    cand = core.translate(_LEET)
-    return tok.replace(core, cand) if cand.isalpha() and any(c.isalpha() for c in core) else tok
+    # no word: the letters reading still helps a word missing from the word list (`h0e`, `h8ers`, `decapitat3d`) or
+    # a run-together one `_segment` splits (`n@k3dw0m@n`)
+    cand = core.translate(first)
+    return tok.replace(core, cand) if cand.isalpha() and letters and not code else tok
 
 
 def _unrepeat(tok: str) -> str:
