@@ -48,7 +48,10 @@ KEPT = ["a 4k photo, 3d render, 35mm, 2nd place, 1080p", "killer whale", "a shot
         # letters ("sioo", "20", "akat", "achan"), a mention became a word ("auser"), a trailing plus a "t"
         # ("lgbtqt") and laughter a sexual term ("loli")
         "it costs $100 or $30", "in 2000, 1,000 people", "call 555-1234", "an ak47 and a b52", "covid19 in 2020",
-        "4chan and 5sos", "b4 the f1 race", "@user said lol! at 5am", "lgbtq+ rights", "c++ code", "over 30+ years"]
+        "4chan and 5sos", "b4 the f1 race", "@user said lol! at 5am", "lgbtq+ rights", "c++ code", "over 30+ years",
+        # English words the vocabulary lacks were cut into sensitive-looking parts ("sex ist", "he address")
+        "a screenshot of a sexist meme", "cockroaches near a feathered headdress", "an asexual pride flag",
+        "a megaphone and a cellphone", "a childlike preteen drawing style"]
 
 
 @pytest.mark.parametrize("text", list(CASES))

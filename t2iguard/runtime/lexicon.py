@@ -47,3 +47,13 @@ def words() -> frozenset[str]:
     vocab = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split()
     whole = frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
     return whole | SENSITIVE_TERMS | CHAT_WORDS | {"a", "i"}
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English words written often enough to be meant (wordfreq's list, Zipf frequency >= 2: once in 100 million
+    words or more; about 96,000): a run-together token among them is one word, not two glued to hide one
+    (`screenshot`, `sexist`, `cockroaches`, `headdress`; `nakedwoman`, `killthem` are not in it)."""
+    from wordfreq import top_n_list, zipf_frequency
+
+    return frozenset(w for w in top_n_list("en", 120_000) if w.isalpha() and zipf_frequency(w, "en") >= 2.0)

@@ -18,6 +18,7 @@ from t2iguard.contract.policy import Policy
 from t2iguard.contract.profiles import Profile
 from t2iguard.contract.report import PromptScreen
 from t2iguard.contract.taxonomy import CATEGORIES, REWRITE_TAGS
+from t2iguard.runtime.lexicon import english_words, words
 from t2iguard.runtime.rewrite import apply_rewrites
 from t2iguard.runtime.tensors import bytes_column
 from t2iguard.runtime.text import MAX_PROMPT_CHARS, normalize, tokenize, tokenize_with_offsets
@@ -55,6 +56,7 @@ class TextNormalize(Stage):
     def __init__(self, profile: Profile, policy: Policy):
         super().__init__(profile, policy)
         self.buckets = S.build_specs(profile)[S.TEXT_NORMALIZE].seq_buckets
+        words(), english_words()  # the word lists `normalize` consults, loaded here (1-2 s) and not by a request
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2iguard.runtime.lexicon import KEEP_PATTERNS, SENSITIVE_TERMS, minilm_dir, words
+from t2iguard.runtime.lexicon import KEEP_PATTERNS, SENSITIVE_TERMS, english_words, minilm_dir, words
 
 #: characters that render as nothing and are used to split words past filters
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u034f"), None)
@@ -117,9 +117,10 @@ def _unrepeat(tok: str) -> str:
 
 def _segment(tok: str) -> str:
     """`nakedwoman` -> `naked woman`: split an unknown run-together word into known words when one
-    of them is a sensitive term (so ordinary compounds and names are left alone)."""
+    of them is a sensitive term (so ordinary compounds and names are left alone). An English word the
+    vocabulary lacks stays whole (`screenshot`, `sexist`, `headdress`: `lexicon.english_words`)."""
     low = tok.lower()
-    if len(low) < 6 or not low.isalpha() or _is_word(low):
+    if len(low) < 6 or not low.isalpha() or _is_word(low) or low in english_words():
         return tok
     best: dict[int, list[str]] = {0: []}
     for end in range(1, len(low) + 1):
