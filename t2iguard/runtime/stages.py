@@ -56,7 +56,7 @@ class TextNormalize(Stage):
     def __init__(self, profile: Profile, policy: Policy):
         super().__init__(profile, policy)
         self.buckets = S.build_specs(profile)[S.TEXT_NORMALIZE].seq_buckets
-        words(), english_words()  # the word lists `normalize` consults, loaded here (1-2 s) and not by a request
+        words(), english_words()  # the word lists `normalize` consults, loaded here and not by a request
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prompts = [decode_text(x, S.PROMPT) for x in inputs[S.PROMPT].reshape(-1)]
