@@ -426,3 +426,16 @@ def test_one_sided_phrases_lists_what_the_own_rows_use_only_unsafely(monkeypatch
         with pytest.raises(SystemExit) as exit_:
             sided.main()
         assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_normaliser_audit_counts_misread_tokens_once_a_text_and_texts_read_differently():
+    """benchmarks/normaliser_audit.py: the tokens the normaliser reads differently, counted once per text holding
+    them (leet-ish tokens, or all-letter words of 6+ letters); the texts each set reads differently between two
+    runs, compared as multisets."""
+    audit = _benchmark("normaliser_audit")
+    texts = ["k1ll it, k1ll", "costs $100 in 2000", "a nakedwoman and a screenshot"]
+    assert audit.changed_tokens(texts, words=False) == {("k1ll", "kill"): 1}
+    assert audit.changed_tokens(texts, words=True) == {("nakedwoman", "naked woman"): 1}
+    before = {"s": ["a", "b", "b"], "t": ["x"]}
+    assert audit.read_differently(before, {"s": ["b", "a", "c"], "t": ["x"], "new": ["y"]}) == {"s": (1, 3),
+                                                                                                 "t": (0, 1)}
