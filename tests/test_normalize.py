@@ -75,3 +75,13 @@ def test_normalise_inverts_every_obfuscation(kind):
         assert o != p
         recovered += normalize(o).lower() == p
     assert recovered >= len(prompts) - 1  # run-together can merge into another real word
+
+
+def test_never_fails_on_symbol_soup():
+    """Seeded random tokens of leet symbols, digits, marks, letters, emoji and odd whitespace: a string back, never an
+    exception (the served path normalises every prompt before any model sees it)."""
+    rng = random.Random(0)
+    chars = "4@31!|05$7+89abcdehiklnoprstuxz.,;:?\"'()[]-_*/#~ \t\u200b😂ａк"
+    for _ in range(20_000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(1, 16)))
+        assert isinstance(normalize(text), str)
