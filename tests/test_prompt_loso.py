@@ -313,6 +313,12 @@ def test_text_evident_rates_split_the_labelled_rows_by_their_reading_label(tmp_p
     fold = L.Fold("u", scores, scores, np.array(["unsafe"] * 4), dict.fromkeys(CATEGORIES, 0.5), 0.0)
     assert L.text_evident_rates(fold, np.array(["a", "b", "c", "d"]), labels) == {
         "text-evident": (0.5, 2), "image-only": (1.0, 1)}
+    r = {"text_evident": {"text-evident": (0.5, 2), "image-only": (1.0, 1)},
+         "text_evident_at_0.5": {"text-evident": (1.0, 2), "image-only": (1.0, 1)}}
+    assert L.text_evident_line("u", r) == (
+        "u, held out, on the rows labelled by reading their text, at the calibration (at 0.5): unsafe caught where "
+        "the text itself asks for harm 50.0% (2) (100.0% (2)); flagged where only the image was harmful 100.0% (1) "
+        "(100.0% (1)).")
 
 
 def test_the_committed_reading_labels_are_the_seeded_sample_of_their_unit(dataset):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -480,6 +480,8 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
         if unit in TEXT_EVIDENT:
             rows = fold_rows(ds, units, unit, seed, per_group)["scored"]
             out["units"][unit]["text_evident"] = text_evident_rates(fold, ds.original[rows], TEXT_EVIDENT[unit])
+            out["units"][unit]["text_evident_at_0.5"] = text_evident_rates(
+                replace(fold, thresholds=dict.fromkeys(CATEGORIES, 0.5)), ds.original[rows], TEXT_EVIDENT[unit])
     for unit, fold in done.items():  # the cap each unit would get from the other units' held-out rows alone
         others = [f for u, f in done.items() if u != unit]
         if has_goal_rows(others):
@@ -504,6 +506,14 @@ def study(seed: int = 0, steps: int = STEPS, per_group: int = PER_GROUP, only: l
             out["out_of_source_family_point"] = {**asdict(family[0]), "caught": family[1], "catching_more": more,
                                                  "ruled_out_by": bounds}
     return out
+
+
+def text_evident_line(unit: str, r: dict) -> str:
+    """loso.md's sentence on a unit's rows labelled by reading (`text_evident`, `text_evident_at_0.5` of loso.json)."""
+    ev, half = r["text_evident"], r.get("text_evident_at_0.5", {})
+    return (f"{unit}, held out, on the rows labelled by reading their text, at the calibration (at 0.5): unsafe "
+            f"caught where the text itself asks for harm {_cell(ev, 'text-evident')} ({_cell(half, 'text-evident')}); "
+            f"flagged where only the image was harmful {_cell(ev, 'image-only')} ({_cell(half, 'image-only')}).")
 
 
 def _cell(r: dict, g: str) -> str:
@@ -598,8 +608,5 @@ def markdown(res: dict) -> str:
                   + "."]
     for unit, r in res["units"].items():
         if "text_evident" in r:
-            ev = r["text_evident"]
-            lines += ["", f"{unit}, held out, on the rows labelled by reading their text: unsafe caught where the "
-                      f"text itself asks for harm {_cell(ev, 'text-evident')}; flagged where only the image was "
-                      f"harmful {_cell(ev, 'image-only')}."]
+            lines += ["", text_evident_line(unit, r)]
     return "\n".join(lines) + "\n"
